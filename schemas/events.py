@@ -1,0 +1,167 @@
+"""The event contract in Python: CloudEvents 1.0 envelopes, one frozen struct per event type.
+
+The ``type`` attribute is the tag of a msgspec tagged union, so one prebuilt decoder turns bytes
+into the right struct and names the offending field on failure (``$.data.url``). The JSON Schema
+files beside this module say the same thing for emitters in other languages.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Final, Literal, TypeAlias
+
+import msgspec
+from msgspec import Meta, Struct
+
+SESSION_ID_PATTERN: Final = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+SessionId = Annotated[
+    str,
+    Meta(pattern=SESSION_ID_PATTERN, description="a session id: a lowercase canonical UUID"),
+]
+EventId = Annotated[str, Meta(min_length=1, max_length=128)]
+Source = Annotated[str, Meta(min_length=1, max_length=256)]
+EventTime = Annotated[datetime, Meta(tz=True)]
+Url = Annotated[str, Meta(min_length=1, max_length=4096)]
+ShortText = Annotated[str, Meta(max_length=1024)]
+SpecVersion = Literal["1.0"]
+
+
+class PageViewedData(Struct, frozen=True, forbid_unknown_fields=False):
+    url: Url
+    referrer: Url | None = None
+    title: ShortText | None = None
+
+
+class PageViewed(Struct, frozen=True, tag_field="type", tag="navigation.page_viewed"):
+    """A storefront page was shown; the url's query-string parameters land in ``public``."""
+
+    specversion: SpecVersion
+    id: EventId
+    source: Source
+    subject: SessionId
+    time: EventTime
+    data: PageViewedData
+    dataschema: str | None = None
+
+
+class CampaignClickedData(Struct, frozen=True):
+    utm_source: ShortText | None = None
+    utm_medium: ShortText | None = None
+    utm_campaign: ShortText | None = None
+    utmi_cp: ShortText | None = None
+    utmi_p: ShortText | None = None
+    utmi_pc: ShortText | None = None
+    url: Url | None = None
+
+
+class CampaignClicked(Struct, frozen=True, tag_field="type", tag="navigation.campaign_clicked"):
+    """A campaign link was followed; its utm values land in ``public``."""
+
+    specversion: SpecVersion
+    id: EventId
+    source: Source
+    subject: SessionId
+    time: EventTime
+    data: CampaignClickedData
+    dataschema: str | None = None
+
+
+PublicKey = Annotated[str, Meta(min_length=1, max_length=256)]
+
+
+class PublicValue(Struct, frozen=True):
+    value: Any
+
+
+class PublicSetData(Struct, frozen=True):
+    public: dict[PublicKey, PublicValue]
+
+
+class PublicSet(Struct, frozen=True, tag_field="type", tag="session.public_set"):
+    """The storefront wrote keys of the ``public`` namespace (merged; other keys are kept)."""
+
+    specversion: SpecVersion
+    id: EventId
+    source: Source
+    subject: SessionId
+    time: EventTime
+    data: PublicSetData
+    dataschema: str | None = None
+
+
+class SessionCreatedData(Struct, frozen=True):
+    account: ShortText | None = None
+
+
+class SessionCreated(Struct, frozen=True, tag_field="type", tag="session.created"):
+    """The API opened a session (the first event of a session it issued a token for)."""
+
+    specversion: SpecVersion
+    id: EventId
+    source: Source
+    subject: SessionId
+    time: EventTime
+    data: SessionCreatedData
+    dataschema: str | None = None
+
+
+# Grows with the contract; every member is a full envelope tagged by its ``type``.
+Event: TypeAlias = PageViewed | CampaignClicked | PublicSet | SessionCreated
+EVENT_TYPES: Final[tuple[type[Struct], ...]] = (PageViewed, CampaignClicked, PublicSet, SessionCreated)
+EVENT_TYPE_NAMES: Final[frozenset[str]] = frozenset(
+    str(cls.__struct_config__.tag) for cls in EVENT_TYPES
+)
+
+
+class EventDecodeError(ValueError):
+    """A record that is not a valid event; ``path`` names the field (``$.data.url``) when known."""
+
+    def __init__(self, message: str, path: str = "$") -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+
+_decoder: Final = msgspec.json.Decoder(Event)
+_encoder: Final = msgspec.json.Encoder()
+
+
+def _split_path(message: str) -> tuple[str, str]:
+    # msgspec appends " - at `$.data.url`" to validation messages.
+    head, sep, tail = message.rpartition(" - at `")
+    if sep and tail.endswith("`"):
+        return head, tail[:-1]
+    return message, "$"
+
+
+def _explain(exc: msgspec.ValidationError | msgspec.DecodeError) -> EventDecodeError:
+    message, path = _split_path(str(exc))
+    if "Invalid value" in message and path == "$.type":
+        message = f"unknown event type; known: {', '.join(sorted(EVENT_TYPE_NAMES))}"
+    elif "Object missing required field `type`" in message:
+        message, path = "missing required field `type`", "$.type"
+    elif message.startswith("Object missing required field"):
+        field = message.split("`")[1]
+        message, path = f"missing required field `{field}`", f"{path}.{field}"
+    return EventDecodeError(message, path)
+
+
+def decode_event(raw: bytes | str) -> Event:
+    """Bytes of one JSON event -> the typed event. Raises :class:`EventDecodeError`."""
+    try:
+        return _decoder.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise _explain(exc) from None
+
+
+def event_from_object(obj: Any) -> Event:
+    """An already-parsed JSON object -> the typed event. Raises :class:`EventDecodeError`."""
+    try:
+        return msgspec.convert(obj, Event, strict=True)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise _explain(exc) from None
+
+
+def encode_event(event: Event) -> bytes:
+    return _encoder.encode(event)

@@ -1,0 +1,42 @@
+"""The session document as it is stored in the table and served over HTTP.
+
+``{"id", "namespaces": {"<ns>": {"<key>": {"value": ...}}}, "meta": {...}}``: the VTEX shape plus a
+``meta`` object about the history that produced it. The stored bytes are exactly what
+``GET /api/v1/sessions/{id}`` returns, so a read never re-encodes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, TypeAlias
+
+import msgspec
+from msgspec import Struct
+
+# namespace -> key -> {"value": ...}; values keep their JSON type.
+Namespaces: TypeAlias = dict[str, dict[str, dict[str, Any]]]
+
+
+class SessionMeta(Struct, frozen=True, rename="camel"):
+    event_count: int
+    first_event_time: str
+    last_event_time: str
+
+
+class SessionState(Struct, frozen=True):
+    """Treated as immutable: a fold step returns a new state and new dicts for what it changed."""
+
+    id: str
+    namespaces: Namespaces
+    meta: SessionMeta
+
+
+_encoder: Final = msgspec.json.Encoder()
+_decoder: Final = msgspec.json.Decoder(SessionState)
+
+
+def encode_state(state: SessionState) -> bytes:
+    return _encoder.encode(state)
+
+
+def decode_state(raw: bytes) -> SessionState:
+    return _decoder.decode(raw)

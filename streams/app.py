@@ -1,0 +1,143 @@
+"""The worker: one faust app that folds ``session-events`` into the ``sessions`` table and serves HTTP.
+
+``create_engine(settings)`` builds everything without touching the network; the worker connects
+when faust starts it. Table writes happen only in the agent below, one session key at a time, in
+the partition the event arrived on, so the changelog partition always matches the key's partition.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.types import StreamT
+from mode import Service
+
+from projections.session import apply
+from schemas.events import EventDecodeError, decode_event
+from schemas.session import decode_state, encode_state
+from streams.kafka.producer import EventProducer
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TABLE_NAME = "sessions"
+
+
+class ProducerService(Service):
+    """Starts and stops the confluent-kafka event appender with the worker."""
+
+    def __init__(self, producer: EventProducer, **kwargs: Any) -> None:
+        self.producer = producer
+        super().__init__(**kwargs)
+
+    async def on_start(self) -> None:
+        self.producer.start()
+
+    async def on_stop(self) -> None:
+        self.producer.stop()
+
+
+@dataclass
+class Engine:
+    settings: Settings
+    app: faust.App
+    events: faust.TopicT
+    dead_letters: faust.TopicT
+    sessions: faust.Table
+    producer: EventProducer
+
+    def is_ready(self) -> bool:
+        """Partitions assigned and every active table partition recovered from its changelog."""
+        app = self.app
+        return bool(app.rebalancing is False and app.tables.recovery.completed.is_set())
+
+
+def create_engine(settings: Settings) -> Engine:
+    (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="rocksdb://",
+        datadir=str(settings.data_dir / "worker"),
+        autodiscover=False,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        table_standby_replicas=settings.standby_replicas,
+        # The HTTP layer is ours: no /table dumps of session data, no debug graph.
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        topic_allow_declare=True,
+    )
+    events = app.topic(
+        settings.events_topic,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    dead_letters = app.topic(
+        settings.dlq_topic, key_serializer="raw", value_serializer="raw", partitions=settings.partitions
+    )
+    sessions = app.Table(
+        TABLE_NAME,
+        default=None,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.partitions,
+        options={
+            "block_cache_size": settings.rocksdb_block_cache_bytes,
+            "write_buffer_size": settings.rocksdb_write_buffer_bytes,
+            "max_write_buffer_number": 2,
+        },
+    )
+    producer = EventProducer(settings.kafka_bootstrap, settings.events_topic, settings.produce_timeout_s)
+    app.add_dependency(ProducerService(producer))
+    engine = Engine(settings, app, events, dead_letters, sessions, producer)
+
+    @app.agent(events, name="fold-session-events")
+    async def fold_session_events(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            reason = None
+            try:
+                decoded = decode_event(message.value)
+            except EventDecodeError as exc:
+                reason = f"{exc.path}: {exc.message}"
+            else:
+                if message.key != decoded.subject.encode():
+                    reason = "record key does not equal the event's subject"
+            if reason is not None:
+                await _dead_letter(dead_letters, message, reason)
+                continue
+            key = message.key
+            previous = sessions.get(key)
+            state = decode_state(previous) if previous is not None else None
+            sessions[key] = encode_state(apply(state, decoded))
+
+    from streams.web.views import register_views  # the views need the engine built above
+
+    register_views(engine)
+    return engine
+
+
+async def _dead_letter(topic: faust.TopicT, message: Any, reason: str) -> None:
+    log.warning("dead letter %s[%s]@%s: %s", message.topic, message.partition, message.offset, reason)
+    await topic.send(
+        key=message.key,
+        value=message.value,
+        headers=[
+            ("dlq.reason", reason.encode()),
+            ("dlq.topic", str(message.topic).encode()),
+            ("dlq.partition", str(message.partition).encode()),
+            ("dlq.offset", str(message.offset).encode()),
+        ],
+    )

@@ -1,0 +1,94 @@
+"""``sessionctl``: run the worker, manage the local broker."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from streams.settings import Settings, SettingsError
+
+cli = typer.Typer(help="Session engine: an event-sourced Session Manager on Apache Kafka.", no_args_is_help=True)
+broker_cli = typer.Typer(help="The local single-node Kafka broker (ops/kafka).", no_args_is_help=True)
+cli.add_typer(broker_cli, name="broker")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@cli.command()
+def worker() -> None:
+    """Create the topics, then fold events and serve HTTP until SIGTERM/Ctrl-C."""
+    import faust
+
+    from streams.app import create_engine
+    from streams.kafka.admin import TopicMismatch, TopicSpec, ensure_topics
+
+    settings = _settings()
+    forever = {"retention.ms": "-1", "retention.bytes": "-1"}
+    try:
+        ensure_topics(
+            settings.kafka_bootstrap,
+            [
+                TopicSpec(settings.events_topic, settings.partitions, settings.replication_factor, forever),
+                TopicSpec(settings.dlq_topic, settings.partitions, settings.replication_factor, forever),
+            ],
+        )
+    except TopicMismatch as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except Exception as exc:  # noqa: BLE001 - the broker is unreachable or refuses
+        typer.echo(f"error: cannot set up topics on {settings.kafka_bootstrap}: {exc}", err=True)
+        raise typer.Exit(3) from None
+    engine = create_engine(settings)
+    faust.Worker(engine.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+
+
+def _broker():  # type: ignore[no-untyped-def]
+    sys.path.insert(0, str(REPO / "ops" / "kafka"))
+    import broker
+
+    return broker
+
+
+@broker_cli.command("start")
+def broker_start(data_dir: Path = Path("var/kafka"), port: int = 9092) -> None:
+    """Start the local broker (a no-op when it already runs) and print its bootstrap address."""
+    broker = _broker()
+    try:
+        typer.echo(broker.start(data_dir, port or broker.free_port()))
+    except broker.BrokerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@broker_cli.command("stop")
+def broker_stop(data_dir: Path = Path("var/kafka")) -> None:
+    """Stop the local broker of DATA_DIR."""
+    _broker().stop(data_dir)
+
+
+@broker_cli.command("status")
+def broker_status(data_dir: Path = Path("var/kafka")) -> None:
+    """Print the bootstrap address of the running broker; exit 1 when none runs."""
+    bootstrap = _broker().status(data_dir)
+    if bootstrap is None:
+        typer.echo("Kafka is not running", err=True)
+        raise typer.Exit(1)
+    typer.echo(bootstrap)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

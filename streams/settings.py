@@ -1,0 +1,87 @@
+"""Settings: environment variables prefixed ``SESSIONS_``, defaults in code, read once, frozen."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+PREFIX = "SESSIONS_"
+_APP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    web_host: str = "127.0.0.1"
+    web_port: int = 8080
+    data_dir: Path = Path("./var")
+    partitions: int = 12
+    # Names that tests vary to get a fresh topic, consumer group and changelog per test.
+    app_id: str = "session-engine"
+    events_topic: str = "session-events"
+    replication_factor: int = 1
+    standby_replicas: int = 0
+    # How long a write request waits for Kafka's acknowledgement before answering 503.
+    produce_timeout_s: float = 10.0
+    max_body_bytes: int = 1_048_576
+    max_batch_events: int = 500
+    # Per table partition: faust's default is a 2 GiB block cache for each of them.
+    rocksdb_block_cache_bytes: int = 8 * 1024 * 1024
+    rocksdb_write_buffer_bytes: int = 8 * 1024 * 1024
+    log_level: str = "info"
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"{self.events_topic}.dlq"
+
+    @property
+    def web_url(self) -> str:
+        return f"http://{self.web_host}:{self.web_port}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            name = PREFIX + field.name.upper()
+            raw = env.get(name)
+            if raw is None or raw == "":
+                continue
+            values[field.name] = _parse(name, raw, field.type)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.partitions < 1:
+            raise SettingsError(f"{PREFIX}PARTITIONS must be at least 1, got {self.partitions}")
+        if not 0 <= self.web_port <= 65535:
+            raise SettingsError(f"{PREFIX}WEB_PORT must be a TCP port, got {self.web_port}")
+        if not _APP_ID.match(self.app_id):
+            raise SettingsError(f"{PREFIX}APP_ID must match {_APP_ID.pattern}, got {self.app_id!r}")
+        if not _APP_ID.match(self.events_topic):
+            raise SettingsError(f"{PREFIX}EVENTS_TOPIC must match {_APP_ID.pattern}, got {self.events_topic!r}")
+        if self.produce_timeout_s <= 0:
+            raise SettingsError(f"{PREFIX}PRODUCE_TIMEOUT_S must be positive")
+
+
+def _parse(name: str, raw: str, kind: Any) -> Any:
+    kind = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "Path":
+            return Path(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a{'n integer' if kind == 'int' else ' number'}, got {raw!r}") from None
+    return raw

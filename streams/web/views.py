@@ -1,0 +1,136 @@
+"""HTTP views: the event intake, the service read of a session, health and readiness.
+
+A read for session S goes to the worker that owns S's partition (faust ``table_route``), so the
+answer comes from the table the agent writes.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+from faust.web import View
+from faust.web.exceptions import ServiceUnavailable
+
+from schemas.events import SESSION_ID_PATTERN, EventDecodeError, encode_event, event_from_object
+from streams.kafka.producer import ProduceFailed, Record
+from streams.web.errors import JSON, error_response, json_response, json_errors, unavailable
+
+if TYPE_CHECKING:
+    from streams.app import Engine
+
+_SESSION_ID = re.compile(SESSION_ID_PATTERN)
+_JSON_TYPES = {"application/json", "application/cloudevents+json", "application/cloudevents-batch+json"}
+DEFAULT_SOURCE = "/api/events"
+
+
+def _complete_envelope(item: dict[str, Any], now: str) -> dict[str, Any]:
+    """The API records what the emitter may leave out: an id, the time, the spec version, a source."""
+    if "id" not in item:
+        item["id"] = str(uuid.uuid4())
+    if "time" not in item:
+        item["time"] = now
+    item.setdefault("specversion", "1.0")
+    item.setdefault("source", DEFAULT_SOURCE)
+    return item
+
+
+async def read_json_body(request: web.Request, max_bytes: int) -> tuple[Any, web.Response | None]:
+    content_type = request.content_type
+    if content_type not in _JSON_TYPES:
+        return None, error_response(
+            415, "unsupported_media_type", f"send JSON (Content-Type: application/json), got {content_type!r}"
+        )
+    if request.content_length is not None and request.content_length > max_bytes:
+        return None, error_response(413, "payload_too_large", f"the body is over the limit of {max_bytes} bytes")
+    body = await request.content.read(max_bytes + 1)
+    if len(body) > max_bytes:
+        return None, error_response(413, "payload_too_large", f"the body is over the limit of {max_bytes} bytes")
+    try:
+        return orjson.loads(body), None
+    except orjson.JSONDecodeError as exc:
+        return None, error_response(400, "malformed_json", f"the body is not valid JSON: {exc}")
+
+
+def register_views(engine: Engine) -> None:
+    app = engine.app
+    settings = engine.settings
+    sessions = engine.sessions
+    app.web.web_app.middlewares.append(json_errors)
+
+    @app.page("/healthz")
+    class Health(View):
+        async def get(self, request: web.Request) -> web.Response:
+            return json_response({"status": "ok"})
+
+    @app.page("/readyz")
+    class Ready(View):
+        async def get(self, request: web.Request) -> web.Response:
+            if engine.is_ready():
+                return json_response({"status": "ready"})
+            return unavailable("partitions are being assigned or tables recovered")
+
+    @app.page("/api/events")
+    class Events(View):
+        async def post(self, request: web.Request) -> web.Response:
+            payload, problem = await read_json_body(request, settings.max_body_bytes)
+            if problem is not None:
+                return problem
+            items = payload if isinstance(payload, list) else [payload]
+            if not items:
+                return error_response(400, "empty_batch", "the array holds no events")
+            if len(items) > settings.max_batch_events:
+                return error_response(
+                    413, "batch_too_large",
+                    f"{len(items)} events in one request; the limit is {settings.max_batch_events}",
+                )
+            now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+            records: list[Record] = []
+            ids: list[str] = []
+            details: list[dict[str, Any]] = []
+            for index, item in enumerate(items):
+                if not isinstance(item, dict):
+                    details.append({"index": index, "path": "$", "message": "an event must be a JSON object"})
+                    continue
+                try:
+                    event = event_from_object(_complete_envelope(item, now))
+                except EventDecodeError as exc:
+                    details.append({"index": index, "path": exc.path, "message": exc.message})
+                    continue
+                records.append(Record(key=event.subject.encode(), value=encode_event(event)))
+                ids.append(event.id)
+            if details:
+                # All or nothing: a batch with one bad event appends none of them.
+                return error_response(
+                    400, "invalid_event", f"{len(details)} of {len(items)} events are invalid; none was accepted",
+                    details=details,
+                )
+            try:
+                await engine.producer.send(records)
+            except ProduceFailed as exc:
+                return unavailable(f"the event log is unavailable: {exc}", retry_after_s=2)
+            return json_response({"accepted": len(records), "ids": ids}, status=202)
+
+    @app.page("/api/v1/sessions/{session_id}")
+    class Session(View):
+        async def get(self, request: web.Request, session_id: str) -> web.Response:
+            if not _SESSION_ID.match(session_id):
+                return error_response(
+                    400, "invalid_session_id", "a session id is a lowercase canonical UUID",
+                    details=[{"path": "session_id", "message": f"not a session id: {session_id[:64]!r}"}],
+                )
+            try:
+                return await self.routed_get(request, session_id=session_id)
+            except ServiceUnavailable:
+                return unavailable("the partition owning this session is being reassigned")
+
+        @app.table_route(table=sessions, match_info="session_id")
+        async def routed_get(self, request: web.Request, session_id: str) -> web.Response:
+            raw = sessions.get(session_id.encode())
+            if raw is None:
+                return error_response(404, "session_not_found", f"no session {session_id}")
+            return web.Response(body=raw, content_type=JSON)
