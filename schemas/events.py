@@ -8,7 +8,7 @@ files beside this module say the same thing for emitters in other languages.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Final, Literal, TypeAlias
+from typing import Annotated, Any, Final, Literal, TypeAlias, cast
 
 import msgspec
 from msgspec import Meta, Struct
@@ -109,9 +109,7 @@ class SessionCreated(Struct, frozen=True, tag_field="type", tag="session.created
 # Grows with the contract; every member is a full envelope tagged by its ``type``.
 Event: TypeAlias = PageViewed | CampaignClicked | PublicSet | SessionCreated
 EVENT_TYPES: Final[tuple[type[Struct], ...]] = (PageViewed, CampaignClicked, PublicSet, SessionCreated)
-EVENT_TYPE_NAMES: Final[frozenset[str]] = frozenset(
-    str(cls.__struct_config__.tag) for cls in EVENT_TYPES
-)
+EVENT_TYPE_NAMES: Final[frozenset[str]] = frozenset(str(cls.__struct_config__.tag) for cls in EVENT_TYPES)
 
 
 class EventDecodeError(ValueError):
@@ -123,7 +121,7 @@ class EventDecodeError(ValueError):
         self.path = path
 
 
-_decoder: Final = msgspec.json.Decoder(Event)
+_decoder: Final[msgspec.json.Decoder[Event]] = msgspec.json.Decoder(Event)
 _encoder: Final = msgspec.json.Encoder()
 
 
@@ -158,7 +156,7 @@ def decode_event(raw: bytes | str) -> Event:
 def event_from_object(obj: Any) -> Event:
     """An already-parsed JSON object -> the typed event. Raises :class:`EventDecodeError`."""
     try:
-        return msgspec.convert(obj, Event, strict=True)
+        return cast(Event, msgspec.convert(obj, Event, strict=True))
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise _explain(exc) from None
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
-from faust.types import StreamT
+from faust.types import StreamT, TableT
 from mode import Service
 
 from projections.session import apply
@@ -46,13 +46,14 @@ class Engine:
     app: faust.App
     events: faust.TopicT
     dead_letters: faust.TopicT
-    sessions: faust.Table
+    sessions: TableT[bytes, bytes]
     producer: EventProducer
 
     def is_ready(self) -> bool:
         """Partitions assigned and every active table partition recovered from its changelog."""
         app = self.app
-        return bool(app.rebalancing is False and app.tables.recovery.completed.is_set())
+        recovery: Any = app.tables.recovery  # type: ignore[attr-defined]  # on TableManager, not its ABC
+        return bool(app.rebalancing is False and recovery.completed.is_set())
 
 
 def create_engine(settings: Settings) -> Engine:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import typer
 
@@ -52,11 +54,13 @@ def worker() -> None:
     faust.Worker(engine.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 
 
-def _broker():  # type: ignore[no-untyped-def]
+def _broker() -> ModuleType:
+    # ops/ is not an installed package: the broker helper lives with the repo checkout.
+    if not (REPO / "ops" / "kafka" / "broker.py").exists():
+        typer.echo("error: the broker commands need a checkout of the repository (ops/kafka)", err=True)
+        raise typer.Exit(2)
     sys.path.insert(0, str(REPO / "ops" / "kafka"))
-    import broker
-
-    return broker
+    return importlib.import_module("broker")
 
 
 @broker_cli.command("start")

@@ -88,16 +88,20 @@ def fetch_jars(quiet: bool = False) -> Path:
     partial = target.with_name("lib.partial")
     shutil.rmtree(partial, ignore_errors=True)
     cmd = [
-        mvn, "-B", "-q", "-f", str(POM), "dependency:copy-dependencies",
-        "-DincludeScope=runtime", f"-DoutputDirectory={partial}",
+        mvn,
+        "-B",
+        "-q",
+        "-f",
+        str(POM),
+        "dependency:copy-dependencies",
+        "-DincludeScope=runtime",
+        f"-DoutputDirectory={partial}",
     ]
     if not quiet:
         print(f"fetching Apache Kafka {kafka_version()} jars with Maven into {target}", file=sys.stderr)
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0 or not any(partial.glob("kafka_2.13-*.jar")):
-        raise BrokerError(
-            "Maven could not fetch the Kafka jars:\n" + (result.stdout + result.stderr)[-3000:]
-        )
+        raise BrokerError("Maven could not fetch the Kafka jars:\n" + (result.stdout + result.stderr)[-3000:])
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
     marker.touch()
@@ -280,17 +284,34 @@ def start(data_dir: Path, port: int = 9092, timeout: float = 90.0, quiet: bool =
 
     layout.properties.write_text(render_properties(layout, port, controller_port))
     classpath = f"{libs}/*"
-    jvm = [java, *os.environ.get("KAFKA_HEAP_OPTS", DEFAULT_HEAP).split(), "-XX:+UseG1GC",
-           "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={HERE / 'log4j2.yaml'}",
-           f"-Dkafka.logs.dir={layout.data_dir}", "-cp", classpath]
+    jvm = [
+        java,
+        *os.environ.get("KAFKA_HEAP_OPTS", DEFAULT_HEAP).split(),
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={HERE / 'log4j2.yaml'}",
+        f"-Dkafka.logs.dir={layout.data_dir}",
+        "-cp",
+        classpath,
+    ]
 
     if not (layout.log_dir / "meta.properties").exists():
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         layout.cluster_id_file.write_text(cluster_id)
         fmt = subprocess.run(
-            [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-             "-c", str(layout.properties), "--standalone", "--ignore-formatted"],
-            capture_output=True, text=True,
+            [
+                *jvm,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(layout.properties),
+                "--standalone",
+                "--ignore-formatted",
+            ],
+            capture_output=True,
+            text=True,
         )
         if fmt.returncode != 0:
             raise BrokerError("formatting the KRaft storage failed:\n" + (fmt.stdout + fmt.stderr)[-3000:])
@@ -298,7 +319,9 @@ def start(data_dir: Path, port: int = 9092, timeout: float = 90.0, quiet: bool =
     with open(layout.server_log, "ab") as log:
         proc = subprocess.Popen(
             [*jvm, "kafka.Kafka", str(layout.properties)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in a terminal reaches us, and we stop it in order
         )
     layout.pid_file.write_text(str(proc.pid))
@@ -312,13 +335,16 @@ def start(data_dir: Path, port: int = 9092, timeout: float = 90.0, quiet: bool =
             raise BrokerError(f"the broker exited with code {proc.returncode}; last log lines:\n{_log_tail(layout)}")
         if answers_metadata(bootstrap, timeout=1.0):
             if not quiet:
-                print(f"Kafka {kafka_version()} ready at {bootstrap} (pid {proc.pid}, data {layout.data_dir})",
-                      file=sys.stderr)
+                print(
+                    f"Kafka {kafka_version()} ready at {bootstrap} (pid {proc.pid}, data {layout.data_dir})",
+                    file=sys.stderr,
+                )
             return bootstrap
         time.sleep(0.2)
     stop(layout.data_dir, quiet=True)
-    raise BrokerError(f"the broker did not answer a metadata request within {timeout:.0f}s; "
-                      f"last log lines:\n{_log_tail(layout)}")
+    raise BrokerError(
+        f"the broker did not answer a metadata request within {timeout:.0f}s; last log lines:\n{_log_tail(layout)}"
+    )
 
 
 def stop(data_dir: Path, timeout: float = 30.0, quiet: bool = False) -> bool:

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,12 @@ def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout: float = 30.0)
         topic = existing.get(spec.name)
         if topic is None:
             missing.append(
-                NewTopic(spec.name, num_partitions=spec.partitions,
-                         replication_factor=spec.replication_factor, config=spec.config)
+                NewTopic(
+                    spec.name,
+                    num_partitions=spec.partitions,
+                    replication_factor=spec.replication_factor,
+                    config=spec.config,
+                )
             )
         elif len(topic.partitions) != spec.partitions:
             raise TopicMismatch(

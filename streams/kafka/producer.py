@@ -85,7 +85,7 @@ class EventProducer:
                 if err is not None:
                     outcome: Delivered | Exception = ProduceFailed(f"Kafka refused the record: {err.str()}")
                 else:
-                    outcome = Delivered(partition=msg.partition(), offset=msg.offset())
+                    outcome = Delivered(partition=msg.partition() or 0, offset=msg.offset() or 0)
                 loop.call_soon_threadsafe(_settle, future, outcome)
 
             return on_delivery

@@ -18,7 +18,7 @@ from faust.web.exceptions import ServiceUnavailable
 
 from schemas.events import SESSION_ID_PATTERN, EventDecodeError, encode_event, event_from_object
 from streams.kafka.producer import ProduceFailed, Record
-from streams.web.errors import JSON, error_response, json_response, json_errors, unavailable
+from streams.web.errors import JSON, error_response, json_errors, json_response, unavailable
 
 if TYPE_CHECKING:
     from streams.app import Engine
@@ -85,7 +85,8 @@ def register_views(engine: Engine) -> None:
                 return error_response(400, "empty_batch", "the array holds no events")
             if len(items) > settings.max_batch_events:
                 return error_response(
-                    413, "batch_too_large",
+                    413,
+                    "batch_too_large",
                     f"{len(items)} events in one request; the limit is {settings.max_batch_events}",
                 )
             now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
@@ -106,7 +107,9 @@ def register_views(engine: Engine) -> None:
             if details:
                 # All or nothing: a batch with one bad event appends none of them.
                 return error_response(
-                    400, "invalid_event", f"{len(details)} of {len(items)} events are invalid; none was accepted",
+                    400,
+                    "invalid_event",
+                    f"{len(details)} of {len(items)} events are invalid; none was accepted",
                     details=details,
                 )
             try:
@@ -120,7 +123,9 @@ def register_views(engine: Engine) -> None:
         async def get(self, request: web.Request, session_id: str) -> web.Response:
             if not _SESSION_ID.match(session_id):
                 return error_response(
-                    400, "invalid_session_id", "a session id is a lowercase canonical UUID",
+                    400,
+                    "invalid_session_id",
+                    "a session id is a lowercase canonical UUID",
                     details=[{"path": "session_id", "message": f"not a session id: {session_id[:64]!r}"}],
                 )
             try:

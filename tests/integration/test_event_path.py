@@ -1,0 +1,190 @@
+"""One event end to end: HTTP intake -> Kafka -> faust agent -> RocksDB table -> HTTP read."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource
+
+from tests.conftest import make_worker
+from tests.support.events import new_session_id, page_view
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for_session(client: httpx.Client, sid: str, event_count: int, timeout: float = 10.0) -> tuple[dict, float]:
+    """Poll until the session shows ``event_count`` events; returns the document and seconds waited."""
+    started = time.monotonic()
+    while True:
+        response = client.get(f"/api/v1/sessions/{sid}")
+        if response.status_code == 200 and response.json()["meta"]["eventCount"] >= event_count:
+            return response.json(), time.monotonic() - started
+        assert response.status_code in (200, 404), response.text
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"session {sid} not folded within {timeout}s: {response.text}")
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def worker(kafka_bootstrap, tmp_path_factory):
+    # One worker serves every test of this module: its start-up (group join, recovery) is the slow part.
+    run = uuid.uuid4().hex[:8]
+    data_dir = tmp_path_factory.mktemp("event-path")
+    process = make_worker(
+        kafka_bootstrap,
+        f"app-event-path-{run}",
+        f"events-event-path-{run}",
+        data_dir / "worker",
+        data_dir / "worker.log",
+        partitions=6,
+    ).start()
+    yield process
+    assert process.stop() == 0, process.log_tail()
+
+
+@pytest.fixture
+def client(worker):
+    with httpx.Client(base_url=worker.url, timeout=10.0) as c:
+        yield c
+
+
+def test_a_page_view_is_visible_within_one_second(client):
+    sid = new_session_id()
+    response = client.post("/api/events", json=page_view(sid, "https://shop.example/p?utm_source=google&cart=3"))
+    assert response.status_code == 202, response.text
+    assert response.json()["accepted"] == 1
+
+    document, waited = wait_for_session(client, sid, 1)
+    assert waited < 1.0, f"visible after {waited:.3f}s"
+    assert document["id"] == sid
+    assert document["namespaces"]["public"] == {"utm_source": {"value": "google"}, "cart": {"value": "3"}}
+    assert document["meta"]["eventCount"] == 1
+    assert document["meta"]["firstEventTime"] == document["meta"]["lastEventTime"] == "2026-11-26T12:00:00Z"
+
+
+def test_a_batch_folds_in_order_per_session(client):
+    a, b = new_session_id(), new_session_id()
+    batch = [
+        page_view(a, "https://s/?step=1", 0),
+        page_view(b, "https://s/?other=x", 1),
+        page_view(a, "https://s/?step=2&extra=y", 2),
+        page_view(a, "https://s/?step=3", 3),
+    ]
+    response = client.post("/api/events", json=batch)
+    assert response.status_code == 202
+    assert response.json()["accepted"] == 4
+    doc_a, _ = wait_for_session(client, a, 3)
+    doc_b, _ = wait_for_session(client, b, 1)
+    assert doc_a["namespaces"]["public"] == {"step": {"value": "3"}, "extra": {"value": "y"}}
+    assert doc_a["meta"]["lastEventTime"] == "2026-11-26T12:00:03Z"
+    assert doc_b["namespaces"]["public"] == {"other": {"value": "x"}}
+
+
+def test_the_api_fills_id_and_time_when_the_emitter_leaves_them_out(client):
+    sid = new_session_id()
+    minimal = {"type": "navigation.page_viewed", "subject": sid, "data": {"url": "https://s/?m=1"}}
+    response = client.post("/api/events", json=minimal)
+    assert response.status_code == 202
+    [event_id] = response.json()["ids"]
+    assert len(event_id) == 36
+    document, _ = wait_for_session(client, sid, 1)
+    assert document["namespaces"]["public"] == {"m": {"value": "1"}}
+
+
+def test_unknown_session_is_a_json_404(client):
+    response = client.get(f"/api/v1/sessions/{new_session_id()}")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "session_not_found"
+
+
+def test_a_malformed_session_id_is_a_400_naming_it(client):
+    response = client.get("/api/v1/sessions/not-a-session")
+    assert response.status_code == 400
+    assert response.json()["error"]["details"][0]["path"] == "session_id"
+
+
+def test_an_invalid_event_is_a_400_naming_the_field_and_nothing_is_appended(client):
+    sid = new_session_id()
+    good = page_view(sid, "https://s/?ok=1")
+    bad = page_view(sid, "https://s/")
+    del bad["data"]["url"]
+    response = client.post("/api/events", json=[good, bad])
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_event"
+    assert error["details"] == [{"index": 1, "path": "$.data.url", "message": "missing required field `url`"}]
+    # All or nothing: the good event of the rejected batch was not appended either. A later event
+    # for the same session is the first one folded.
+    assert client.post("/api/events", json=page_view(sid, "https://s/?later=1")).status_code == 202
+    document, _ = wait_for_session(client, sid, 1)
+    assert document["meta"]["eventCount"] == 1
+    assert document["namespaces"]["public"] == {"later": {"value": "1"}}
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "status", "code"),
+    [
+        (b"{not json", {"content-type": "application/json"}, 400, "malformed_json"),
+        (b"url=x", {"content-type": "application/x-www-form-urlencoded"}, 415, "unsupported_media_type"),
+        (b"[]", {"content-type": "application/json"}, 400, "empty_batch"),
+        (b"x" * 1_048_577, {"content-type": "application/json"}, 413, "payload_too_large"),
+    ],
+)
+def test_bad_bodies_get_json_4xx(client, content, headers, status, code):
+    response = client.post("/api/events", content=content, headers=headers)
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+
+
+def test_unknown_routes_and_methods_are_json(client):
+    assert client.get("/nowhere").json()["error"]["code"] == "not_found"
+    response = client.delete("/api/events")
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ready"}
+
+
+def test_events_are_on_kafka_keyed_by_session_in_the_partition_faust_reads(client, worker, kafka_bootstrap):
+    sid = new_session_id()
+    assert client.post("/api/events", json=page_view(sid, "https://s/?k=1")).status_code == 202
+    wait_for_session(client, sid, 1)
+    topic = worker.env["SESSIONS_EVENTS_TOPIC"]
+
+    from aiokafka.partitioner import DefaultPartitioner
+
+    expected_partition = DefaultPartitioner()(sid.encode(), list(range(6)), list(range(6)))
+    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"probe-{sid}", "enable.auto.commit": False})
+    try:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, expected_partition), timeout=10)
+        consumer.assign([TopicPartition(topic, expected_partition, low)])
+        keys = set()
+        while len(keys) < high - low:
+            message = consumer.poll(5)
+            assert message is not None and message.error() is None
+            keys.add((message.key(), message.offset()))
+        assert sid.encode() in {key for key, _ in keys}
+    finally:
+        consumer.close()
+
+
+def test_topics_are_created_with_the_configured_partitions_and_kept_forever(worker, kafka_bootstrap):
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    topic = worker.env["SESSIONS_EVENTS_TOPIC"]
+    metadata = admin.list_topics(timeout=10).topics
+    assert len(metadata[topic].partitions) == 6
+    assert len(metadata[f"{topic}.dlq"].partitions) == 6
+    changelog = f"{worker.env['SESSIONS_APP_ID']}-sessions-changelog"
+    assert len(metadata[changelog].partitions) == 6
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    config = admin.describe_configs([resource])[resource].result(timeout=10)
+    assert config["retention.ms"].value == "-1"
+    resource = ConfigResource(ConfigResource.Type.TOPIC, changelog)
+    assert admin.describe_configs([resource])[resource].result(timeout=10)["cleanup.policy"].value == "compact"

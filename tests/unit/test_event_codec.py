@@ -1,0 +1,65 @@
+import orjson
+import pytest
+
+from schemas.events import EventDecodeError, PageViewed, decode_event, encode_event, event_from_object
+from tests.support.events import new_session_id, page_view
+
+pytestmark = pytest.mark.unit
+
+
+def raw(obj) -> bytes:
+    return orjson.dumps(obj)
+
+
+def test_a_valid_page_view_decodes_to_its_type_and_round_trips():
+    obj = page_view(new_session_id(), "https://s/?a=1", referrer="https://google.com/", title="Home")
+    event = decode_event(raw(obj))
+    assert isinstance(event, PageViewed)
+    assert event.data.url == "https://s/?a=1"
+    assert decode_event(encode_event(event)) == event
+    assert event_from_object(obj) == event
+
+
+def mutate(path, value):
+    obj = page_view(new_session_id(), "https://s/")
+    target = obj
+    *parents, last = path
+    for key in parents:
+        target = target[key]
+    if value is KeyError:
+        del target[last]
+    else:
+        target[last] = value
+    return obj
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "error_path", "words"),
+    [
+        (("type",), "navigation.unknown", "$.type", "unknown event type"),
+        (("type",), KeyError, "$.type", "missing required field `type`"),
+        (("data", "url"), KeyError, "$.data.url", "missing required field `url`"),
+        (("data", "url"), 42, "$.data.url", "Expected `str`, got `int`"),
+        (("data", "url"), "", "$.data.url", "length >= 1"),
+        (("data", "url"), "x" * 5000, "$.data.url", "length <= 4096"),
+        (("time",), "yesterday", "$.time", "datetime"),
+        (("time",), "2026-11-26T10:00:00", "$.time", "timezone"),
+        (("subject",), "not-a-uuid", "$.subject", "regex"),
+        (("subject",), "0F8FAD5B-D9CB-469F-A165-70867728950E", "$.subject", "regex"),
+        (("specversion",), "0.3", "$.specversion", "Invalid enum value"),
+        (("data",), KeyError, "$.data", "missing required field `data`"),
+    ],
+)
+def test_invalid_events_name_the_field(path, value, error_path, words):
+    obj = mutate(path, value)
+    for decode in (lambda: decode_event(raw(obj)), lambda: event_from_object(obj)):
+        with pytest.raises(EventDecodeError) as caught:
+            decode()
+        assert caught.value.path == error_path
+        assert words in caught.value.message
+
+
+@pytest.mark.parametrize("garbage", [b"", b"{", b"\xff\xfe", b"[]", b"null", b'"text"'])
+def test_garbage_bytes_are_decode_errors_not_crashes(garbage):
+    with pytest.raises(EventDecodeError):
+        decode_event(garbage)

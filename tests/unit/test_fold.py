@@ -1,0 +1,98 @@
+import pytest
+
+from projections.session import apply, fold, query_parameters
+from schemas.events import event_from_object
+from schemas.session import decode_state, encode_state
+from tests.support.events import campaign_click, new_session_id, page_view, public_set
+
+pytestmark = pytest.mark.unit
+
+
+def events(*objects):
+    return [event_from_object(o) for o in objects]
+
+
+def test_page_view_copies_query_parameters_into_public():
+    sid = new_session_id()
+    state = fold(events(page_view(sid, "https://shop.example/p?utm_source=google&utm_campaign=bf&empty=")))
+    assert state.id == sid
+    assert state.namespaces == {
+        "public": {"utm_source": {"value": "google"}, "utm_campaign": {"value": "bf"}, "empty": {"value": ""}}
+    }
+
+
+def test_later_events_merge_and_keep_untouched_keys():
+    sid = new_session_id()
+    state = fold(
+        events(
+            page_view(sid, "https://s/?a=1&b=2", seconds=0),
+            page_view(sid, "https://s/?b=3&c=4", seconds=5),
+        )
+    )
+    assert {k: v["value"] for k, v in state.namespaces["public"].items()} == {"a": "1", "b": "3", "c": "4"}
+
+
+def test_meta_counts_events_and_records_first_and_last_time():
+    sid = new_session_id()
+    state = fold(
+        events(page_view(sid, "https://s/", 0), page_view(sid, "https://s/", 30), page_view(sid, "https://s/", 90))
+    )
+    assert state.meta.event_count == 3
+    assert state.meta.first_event_time == "2026-11-26T12:00:00Z"
+    assert state.meta.last_event_time == "2026-11-26T12:01:30Z"
+
+
+def test_page_without_query_string_changes_only_meta():
+    sid = new_session_id()
+    state = fold(events(page_view(sid, "https://s/a?x=1"), page_view(sid, "https://s/b")))
+    assert state.namespaces == {"public": {"x": {"value": "1"}}}
+    assert state.meta.event_count == 2
+
+
+def test_apply_does_not_mutate_the_previous_state():
+    sid = new_session_id()
+    first = fold(events(page_view(sid, "https://s/?a=1")))
+    snapshot = encode_state(first)
+    apply(first, events(page_view(sid, "https://s/?a=2&b=1"))[0])
+    assert encode_state(first) == snapshot
+
+
+def test_campaign_click_sets_only_the_given_utm_keys():
+    sid = new_session_id()
+    state = fold(events(campaign_click(sid, utm_source="news", utm_campaign="blackfriday")))
+    assert state.namespaces["public"] == {"utm_source": {"value": "news"}, "utm_campaign": {"value": "blackfriday"}}
+
+
+def test_public_set_keeps_json_types():
+    sid = new_session_id()
+    state = fold(events(public_set(sid, {"n": 3, "flag": True, "obj": {"x": [1, 2]}, "s": "t"})))
+    assert state.namespaces["public"]["n"] == {"value": 3}
+    assert state.namespaces["public"]["flag"] == {"value": True}
+    assert state.namespaces["public"]["obj"] == {"value": {"x": [1, 2]}}
+
+
+def test_state_round_trips_through_its_codec():
+    sid = new_session_id()
+    state = fold(events(page_view(sid, "https://s/?a=1"), public_set(sid, {"n": 1.5})))
+    assert decode_state(encode_state(state)) == state
+
+
+def test_replay_is_deterministic():
+    sid = new_session_id()
+    stream = events(
+        page_view(sid, "https://s/?a=1"), campaign_click(sid, 3, utm_source="x"), public_set(sid, {"k": [1]}, 4)
+    )
+    assert encode_state(fold(stream)) == encode_state(fold(list(stream)))
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://s/p?a=1&a=2", {"a": "2"}),
+        ("https://s/p?q=t%C3%AAnis+azul", {"q": "tênis azul"}),
+        ("https://s/p#frag?x=1", {}),
+        ("/relative?x=1", {"x": "1"}),
+    ],
+)
+def test_query_parameters(url, expected):
+    assert query_parameters(url) == expected

@@ -1,0 +1,46 @@
+from pathlib import Path
+
+import pytest
+
+from streams.settings import Settings, SettingsError
+
+pytestmark = pytest.mark.unit
+
+
+def test_defaults_match_the_documented_ones():
+    s = Settings.from_env({})
+    assert (s.kafka_bootstrap, s.web_host, s.web_port, s.data_dir, s.partitions) == (
+        "127.0.0.1:9092",
+        "127.0.0.1",
+        8080,
+        Path("./var"),
+        12,
+    )
+    assert s.events_topic == "session-events"
+    assert s.dlq_topic == "session-events.dlq"
+
+
+def test_environment_overrides_are_typed():
+    s = Settings.from_env(
+        {"SESSIONS_WEB_PORT": "9000", "SESSIONS_DATA_DIR": "/tmp/x", "SESSIONS_PRODUCE_TIMEOUT_S": "2.5"}
+    )
+    assert s.web_port == 9000 and s.data_dir == Path("/tmp/x") and s.produce_timeout_s == 2.5
+
+
+def test_settings_are_frozen():
+    with pytest.raises(AttributeError):
+        Settings().web_port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"SESSIONS_WEB_PORT": "eighty"}, "SESSIONS_WEB_PORT"),
+        ({"SESSIONS_PARTITIONS": "0"}, "SESSIONS_PARTITIONS"),
+        ({"SESSIONS_APP_ID": "has spaces"}, "SESSIONS_APP_ID"),
+        ({"SESSIONS_WEB_PORT": "70000"}, "SESSIONS_WEB_PORT"),
+    ],
+)
+def test_bad_values_name_the_variable(env, named):
+    with pytest.raises(SettingsError, match=named):
+        Settings.from_env(env)
