@@ -1,0 +1,70 @@
+"""Records that are not valid events never stop the stream: they go to the dead-letter topic."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import orjson
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from tests.integration.test_event_path import wait_for_session
+from tests.support.events import new_session_id, page_view
+
+pytestmark = pytest.mark.integration
+
+
+def test_garbage_between_good_events_goes_to_the_dlq_and_the_good_ones_fold(worker_factory, kafka_bootstrap):
+    worker = worker_factory(partitions=2).start()
+    topic = worker.env["SESSIONS_EVENTS_TOPIC"]
+    sid = new_session_id()
+    other = new_session_id()
+    bad_records = [
+        (sid.encode(), b"\xff\x00 not json"),
+        (sid.encode(), orjson.dumps({**page_view(sid, "https://s/"), "type": "navigation.teleported"})),
+        (sid.encode(), orjson.dumps(page_view(other, "https://s/?wrong=key"))),  # key != subject
+    ]
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "partitioner": "murmur2_random"})
+    producer.produce(topic, key=sid.encode(), value=orjson.dumps(page_view(sid, "https://s/?first=1", 0)))
+    for key, value in bad_records:
+        producer.produce(topic, key=key, value=value)
+    producer.produce(topic, key=sid.encode(), value=orjson.dumps(page_view(sid, "https://s/?second=2", 1)))
+    assert producer.flush(10) == 0
+
+    with httpx.Client(base_url=worker.url, timeout=10) as client:
+        document, _ = wait_for_session(client, sid, 2)
+        assert document["meta"]["eventCount"] == 2
+        assert document["namespaces"]["public"] == {"first": {"value": "1"}, "second": {"value": "2"}}
+        assert client.get(f"/api/v1/sessions/{other}").status_code == 404
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka_bootstrap,
+            "group.id": f"dlq-probe-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([f"{topic}.dlq"])
+    dead = []
+    try:
+        for _ in range(100):
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                dead.append(message)
+            if len(dead) == len(bad_records):
+                break
+    finally:
+        consumer.close()
+    assert sorted(m.value() for m in dead) == sorted(v for _, v in bad_records)
+    for message in dead:
+        headers = {k: v.decode() for k, v in message.headers()}
+        assert headers["dlq.topic"] == topic
+        assert int(headers["dlq.offset"]) >= 1
+        assert headers["dlq.partition"].isdigit()
+        assert headers["dlq.reason"]
+    reasons = sorted(dict(m.headers())["dlq.reason"].decode() for m in dead)
+    assert any("unknown event type" in r for r in reasons)
+    assert any("subject" in r for r in reasons)
+    assert worker.stop() == 0

@@ -1,0 +1,84 @@
+"""The state outlives the worker: kept in local RocksDB across restarts, rebuilt from the changelog."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from rocksdict import Options, Rdict
+
+from schemas.session import decode_state
+from tests.conftest import wipe
+from tests.integration.test_event_path import wait_for_session
+from tests.support.events import new_session_id, page_view
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 4
+
+
+def seed(worker, sessions: int = 20) -> dict[str, bytes]:
+    """Posts a few page views per session and returns every session's served document."""
+    ids = [new_session_id() for _ in range(sessions)]
+    with httpx.Client(base_url=worker.url, timeout=10) as client:
+        batch = [page_view(sid, f"https://s/?n={n}&sid={sid[:8]}", n) for sid in ids for n in range(3)]
+        assert client.post("/api/events", json=batch).json()["accepted"] == len(batch)
+        for sid in ids:
+            wait_for_session(client, sid, 3)
+        return {sid: client.get(f"/api/v1/sessions/{sid}").content for sid in ids}
+
+
+def served(worker, ids) -> dict[str, bytes]:
+    with httpx.Client(base_url=worker.url, timeout=10) as client:
+        return {sid: client.get(f"/api/v1/sessions/{sid}").content for sid in ids}
+
+
+def rocksdb_partitions(data_dir):
+    return sorted(data_dir.glob("worker/**/sessions-*.db"))
+
+
+def test_state_survives_a_restart_from_local_rocksdb(worker_factory):
+    worker = worker_factory(partitions=PARTITIONS).start()
+    before = seed(worker)
+    assert worker.stop() == 0
+
+    # The table is on disk in real RocksDB files, readable without the worker or the broker.
+    files = rocksdb_partitions(worker.data_dir)
+    assert files, "no RocksDB partition folders under the data dir"
+    on_disk = {}
+    for path in files:
+        db = Rdict(str(path), options=Options(raw_mode=True))
+        try:
+            for sid in before:
+                value = db.get(sid.encode())
+                if value is not None:
+                    on_disk[sid] = value
+        finally:
+            db.close()
+    assert on_disk == before
+
+    worker.start()
+    assert served(worker, before) == before
+    # A new event after the restart folds onto the kept state, not onto an empty one.
+    sid = next(iter(before))
+    with httpx.Client(base_url=worker.url, timeout=10) as client:
+        assert client.post("/api/events", json=page_view(sid, "https://s/?after=restart", 60)).status_code == 202
+        document, _ = wait_for_session(client, sid, 4)
+    assert document["namespaces"]["public"]["after"] == {"value": "restart"}
+    assert document["namespaces"]["public"]["n"] == {"value": "2"}
+    assert worker.stop() == 0
+
+
+def test_state_is_rebuilt_from_the_changelog_when_the_data_folder_is_lost(worker_factory):
+    worker = worker_factory(partitions=PARTITIONS).start()
+    before = seed(worker)
+    assert worker.stop() == 0
+
+    wipe(worker.data_dir)
+    assert rocksdb_partitions(worker.data_dir) == []
+
+    worker.start()
+    after = served(worker, before)
+    assert after == before
+    assert all(decode_state(doc).meta.event_count == 3 for doc in after.values())
+    assert rocksdb_partitions(worker.data_dir), "recovery did not write the table back to RocksDB"
+    assert worker.stop() == 0
