@@ -63,7 +63,7 @@ class Settings:
     def validate(self) -> None:
         if self.partitions < 1:
             raise SettingsError(f"{PREFIX}PARTITIONS must be at least 1, got {self.partitions}")
-        if not 0 <= self.web_port <= 65535:
+        if not 1 <= self.web_port <= 65535:
             raise SettingsError(f"{PREFIX}WEB_PORT must be a TCP port, got {self.web_port}")
         if not _APP_ID.match(self.app_id):
             raise SettingsError(f"{PREFIX}APP_ID must match {_APP_ID.pattern}, got {self.app_id!r}")

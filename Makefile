@@ -1,0 +1,43 @@
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+PY := .venv/bin/python
+KAFKA_DATA ?= var/kafka
+KAFKA_PORT ?= 9092
+
+.PHONY: help install run test test-unit lint format kafka-fetch kafka-start kafka-stop kafka-status clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
+
+install: ## create .venv and install the project with its dev tools (no-op when up to date)
+	@ops/install.sh
+
+run: ## the main job: local Kafka + one worker on 127.0.0.1:8080, data under ./var (Ctrl-C stops both)
+	@exec ops/run.sh
+
+test: ## every test tier against a throw-away local broker (pass ARGS=... to pytest)
+	@exec ops/test.sh $(ARGS)
+
+test-unit: install ## the pure tests only (no broker)
+	@$(PY) -m pytest -m unit -q
+
+lint: install ## ruff and mypy (strict on schemas/ and projections/)
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy schemas projections streams
+
+format: install ## apply ruff's fixes and formatting
+	@.venv/bin/ruff check --fix . && .venv/bin/ruff format .
+
+kafka-fetch: install ## fetch the pinned Kafka jars with Maven into ops/kafka/.cache
+	@$(PY) ops/kafka/broker.py fetch
+
+kafka-start: install ## start the local broker (KAFKA_PORT, KAFKA_DATA); a no-op when it runs
+	@$(PY) ops/kafka/broker.py start --data-dir $(KAFKA_DATA) --port $(KAFKA_PORT)
+
+kafka-stop: ## stop the local broker of KAFKA_DATA
+	@$(PY) ops/kafka/broker.py stop --data-dir $(KAFKA_DATA)
+
+kafka-status: ## print the local broker's bootstrap address (exit 1 when not running)
+	@$(PY) ops/kafka/broker.py status --data-dir $(KAFKA_DATA)
+
+clean: ## remove ./var (local broker data and worker state); stop the broker first
+	rm -rf var
