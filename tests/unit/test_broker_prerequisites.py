@@ -2,8 +2,9 @@
 
 import socket
 
-import broker  # ops/kafka/broker.py, put on sys.path by conftest
 import pytest
+
+import broker  # ops/kafka/broker.py, put on sys.path by conftest
 
 pytestmark = pytest.mark.unit
 

@@ -4,8 +4,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import broker
 import pytest
+
+import broker
 
 pytestmark = pytest.mark.unit
 
