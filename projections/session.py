@@ -7,14 +7,21 @@ was appended and is recorded in it, so replaying the same events always rebuilds
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from functools import singledispatch
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import msgspec
+
+from projections.rules import EMPTY_RULES, Rules
+from projections.transformers import run_transformers
 from schemas.events import (
     CampaignClicked,
     Event,
+    LoggedIn,
+    LoggedOut,
     PageViewed,
     PublicSet,
     SessionCreated,
@@ -41,18 +48,31 @@ def _with_public(namespaces: Namespaces, values: dict[str, Any]) -> Namespaces:
     return {**namespaces, "public": public}
 
 
+@dataclass(frozen=True)
+class Change:
+    """What one event does before the transformers run: inputs written, facts recorded."""
+
+    namespaces: Namespaces
+    facts: dict[str, Any]
+    changed: frozenset[str]
+
+
+def _public_change(namespaces: Namespaces, facts: dict[str, Any], values: dict[str, Any]) -> Change:
+    return Change(_with_public(namespaces, values), facts, frozenset(f"public.{key}" for key in values))
+
+
 @singledispatch
-def _changes(event: Event, namespaces: Namespaces) -> Namespaces:
+def _change(event: Event, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
     raise TypeError(f"no fold rule for {type(event).__name__}")  # a contract member without a rule
 
 
-@_changes.register
-def _(event: PageViewed, namespaces: Namespaces) -> Namespaces:
-    return _with_public(namespaces, query_parameters(event.data.url))
+@_change.register
+def _(event: PageViewed, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
+    return _public_change(namespaces, facts, query_parameters(event.data.url))
 
 
-@_changes.register
-def _(event: CampaignClicked, namespaces: Namespaces) -> Namespaces:
+@_change.register
+def _(event: CampaignClicked, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
     data = event.data
     utm = {
         "utm_source": data.utm_source,
@@ -62,37 +82,54 @@ def _(event: CampaignClicked, namespaces: Namespaces) -> Namespaces:
         "utmi_p": data.utmi_p,
         "utmi_pc": data.utmi_pc,
     }
-    return _with_public(namespaces, {k: v for k, v in utm.items() if v is not None})
+    return _public_change(namespaces, facts, {k: v for k, v in utm.items() if v is not None})
 
 
-@_changes.register
-def _(event: PublicSet, namespaces: Namespaces) -> Namespaces:
-    return _with_public(namespaces, {k: v.value for k, v in event.data.public.items()})
+@_change.register
+def _(event: PublicSet, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
+    return _public_change(namespaces, facts, {k: v.value for k, v in event.data.public.items()})
 
 
-@_changes.register
-def _(event: SessionCreated, namespaces: Namespaces) -> Namespaces:
-    return namespaces
+@_change.register
+def _(event: SessionCreated, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
+    if event.data.account is None:
+        return Change(namespaces, facts, frozenset())
+    return Change(namespaces, {**facts, "account": event.data.account}, frozenset({"@account"}))
 
 
-def apply(state: SessionState | None, event: Event) -> SessionState:
+@_change.register
+def _(event: LoggedIn, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
+    login = {k: v for k, v in msgspec.structs.asdict(event.data).items() if v is not None and v != []}
+    return Change(namespaces, {**facts, "login": login}, frozenset({"@login"}))
+
+
+@_change.register
+def _(event: LoggedOut, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
+    remaining = {k: v for k, v in facts.items() if k != "login"}
+    return Change(namespaces, remaining, frozenset({"@login"}))
+
+
+def apply(state: SessionState | None, event: Event, rules: Rules = EMPTY_RULES) -> SessionState:
     """Fold one event into the session it belongs to (``None`` = no session yet)."""
     when = rfc3339(event.time)
     if state is None:
         namespaces: Namespaces = {}
+        facts: dict[str, Any] = {}
         meta = SessionMeta(event_count=1, first_event_time=when, last_event_time=when)
     else:
-        namespaces = state.namespaces
+        namespaces, facts = state.namespaces, state.facts
         meta = SessionMeta(
             event_count=state.meta.event_count + 1,
             first_event_time=state.meta.first_event_time,
             last_event_time=when,
         )
-    return SessionState(id=event.subject, namespaces=_changes(event, namespaces), meta=meta)
+    change = _change(event, namespaces, facts)
+    derived = run_transformers(change.namespaces, change.facts, rules, change.changed, created=state is None)
+    return SessionState(id=event.subject, namespaces=derived, meta=meta, facts=change.facts)
 
 
-def fold(events: Iterable[Event], state: SessionState | None = None) -> SessionState | None:
+def fold(events: Iterable[Event], state: SessionState | None = None, rules: Rules = EMPTY_RULES) -> SessionState | None:
     """Apply events in order; the reference every faster path must agree with."""
     for event in events:
-        state = apply(state, event)
+        state = apply(state, event, rules)
     return state

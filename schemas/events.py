@@ -106,9 +106,62 @@ class SessionCreated(Struct, frozen=True, tag_field="type", tag="session.created
     dataschema: str | None = None
 
 
+Email = Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+PriceTable = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[^,]+$")]
+
+
+class LoggedInData(Struct, frozen=True):
+    """What the identity provider knows of the shopper, recorded when they log in."""
+
+    userId: Annotated[str, Meta(min_length=1, max_length=128)]
+    email: Email
+    firstName: ShortText | None = None
+    lastName: ShortText | None = None
+    phone: ShortText | None = None
+    document: ShortText | None = None
+    priceTables: list[PriceTable] = []
+
+
+class LoggedIn(Struct, frozen=True, tag_field="type", tag="auth.logged_in"):
+    """A trusted service vouches that the shopper of this session logged in."""
+
+    specversion: SpecVersion
+    id: EventId
+    source: Source
+    subject: SessionId
+    time: EventTime
+    data: LoggedInData
+    dataschema: str | None = None
+
+
+class Empty(Struct, frozen=True, forbid_unknown_fields=True):
+    pass
+
+
+class LoggedOut(Struct, frozen=True, tag_field="type", tag="auth.logged_out"):
+    """A trusted service reports the logout; the session (and its id) stays, anonymous again."""
+
+    specversion: SpecVersion
+    id: EventId
+    source: Source
+    subject: SessionId
+    time: EventTime
+    data: Empty = Empty()
+    dataschema: str | None = None
+
+
 # Grows with the contract; every member is a full envelope tagged by its ``type``.
-Event: TypeAlias = PageViewed | CampaignClicked | PublicSet | SessionCreated
-EVENT_TYPES: Final[tuple[type[Struct], ...]] = (PageViewed, CampaignClicked, PublicSet, SessionCreated)
+Event: TypeAlias = PageViewed | CampaignClicked | PublicSet | SessionCreated | LoggedIn | LoggedOut
+EVENT_TYPES: Final[tuple[type[Struct], ...]] = (
+    PageViewed,
+    CampaignClicked,
+    PublicSet,
+    SessionCreated,
+    LoggedIn,
+    LoggedOut,
+)
+# Types a storefront may emit through POST /api/events; the others need a trusted service key.
+STOREFRONT_EVENT_TYPES: Final[frozenset[str]] = frozenset({"navigation.page_viewed", "navigation.campaign_clicked"})
 EVENT_TYPE_NAMES: Final[frozenset[str]] = frozenset(str(cls.__struct_config__.tag) for cls in EVENT_TYPES)
 
 

@@ -1,8 +1,9 @@
 """The session document as it is stored in the table and served over HTTP.
 
 ``{"id", "namespaces": {"<ns>": {"<key>": {"value": ...}}}, "meta": {...}}``: the VTEX shape plus a
-``meta`` object about the history that produced it. The stored bytes are exactly what
-``GET /api/v1/sessions/{id}`` returns, so a read never re-encodes.
+``meta`` object about the history that produced it. ``facts`` holds what events recorded outside
+the namespaces (the login's identity data, the account) for the transformers to read; it is stored
+but never served.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ class SessionMeta(Struct, frozen=True, rename="camel"):
     last_event_time: str
 
 
-class SessionState(Struct, frozen=True):
+class SessionState(Struct, frozen=True, omit_defaults=True):
     """Treated as immutable: a fold step returns a new state and new dicts for what it changed."""
 
     id: str
     namespaces: Namespaces
     meta: SessionMeta
+    facts: dict[str, Any] = {}
 
 
 _encoder: Final = msgspec.json.Encoder()
@@ -40,3 +42,8 @@ def encode_state(state: SessionState) -> bytes:
 
 def decode_state(raw: bytes) -> SessionState:
     return _decoder.decode(raw)
+
+
+def encode_view(state: SessionState) -> bytes:
+    """The document services read: the state without its private ``facts``."""
+    return _encoder.encode(msgspec.structs.replace(state, facts={}) if state.facts else state)

@@ -51,3 +51,39 @@ def public_set(subject: str, values: dict[str, Any], seconds: float = 0) -> dict
         "time": at(seconds),
         "data": {"public": {k: {"value": v} for k, v in values.items()}},
     }
+
+
+def logged_in(subject: str, user_id: str, email: str, seconds: float = 0, **profile: Any) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": "/tests/identity",
+        "type": "auth.logged_in",
+        "subject": subject,
+        "time": at(seconds),
+        "data": {"userId": user_id, "email": email, **profile},
+    }
+
+
+def logged_out(subject: str, seconds: float = 0) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": "/tests/identity",
+        "type": "auth.logged_out",
+        "subject": subject,
+        "time": at(seconds),
+        "data": {},
+    }
+
+
+def session_created(subject: str, account: str | None = None, seconds: float = 0) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": "/tests",
+        "type": "session.created",
+        "subject": subject,
+        "time": at(seconds),
+        "data": {"account": account} if account else {},
+    }

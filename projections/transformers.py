@@ -1,0 +1,268 @@
+"""Transformers: pure rules that derive namespaces from other namespaces, run to a fixpoint.
+
+Each declares what it reads (``inputs``) and the only keys it may write (``outputs``); keys are
+``"namespace.key"``, or ``"@fact"`` for what events recorded outside the namespaces (the login, the
+account). A transformer returns the value of every output it has (absent = no value), so the
+outputs are a function of the inputs and the rules alone. After an event, the transformers whose
+inputs changed run, then those whose inputs *they* changed, until nothing changes or the round
+cap is reached (a cycle: logged, never a hang).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from projections.rules import Rules, normalize_postal_code
+from schemas.session import Namespaces
+
+log = logging.getLogger(__name__)
+
+MAX_ROUNDS: Final = 8
+
+
+class TransformerContractError(RuntimeError):
+    """A transformer read an input or wrote an output it did not declare."""
+
+
+class Inputs:
+    """The declared inputs of one transformer, and nothing else."""
+
+    __slots__ = ("_allowed", "_facts", "_name", "_namespaces")
+
+    def __init__(self, name: str, namespaces: Namespaces, facts: Mapping[str, Any], allowed: frozenset[str]) -> None:
+        self._name = name
+        self._namespaces = namespaces
+        self._facts = facts
+        self._allowed = allowed
+
+    def get(self, key: str) -> Any:
+        """The input's value; ``None`` when absent or the empty string (VTEX's "cleared")."""
+        if key not in self._allowed:
+            raise TransformerContractError(f"transformer {self._name!r} read undeclared input {key!r}")
+        value = read_value(self._namespaces, self._facts, key)
+        return None if value == "" else value
+
+
+def read_value(namespaces: Namespaces, facts: Mapping[str, Any], key: str) -> Any:
+    if key.startswith("@"):
+        return facts.get(key[1:])
+    namespace, _, name = key.partition(".")
+    entry = namespaces.get(namespace, {}).get(name)
+    return None if entry is None else entry.get("value")
+
+
+Compute = Callable[[Inputs, Rules], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Transformer:
+    name: str
+    inputs: frozenset[str]
+    outputs: frozenset[str]
+    compute: Compute
+    run_on_create: bool = False
+
+
+def _csv(values: Iterable[str]) -> str | None:
+    unique = list(dict.fromkeys(v for v in values if v))
+    return ",".join(unique) if unique else None
+
+
+def _split_csv(value: Any) -> list[str]:
+    return [part for part in str(value).split(",") if part] if value else []
+
+
+# --- built-in transformers ---------------------------------------------------------------------
+
+
+def _account(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
+    name = inputs.get("@account") or rules.default_account
+    return {"account.accountName": name, "account.id": rules.store_for(name).account_id}
+
+
+def _store(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
+    store = rules.store_for(inputs.get("@account"))
+    culture = inputs.get("public.locale") or inputs.get("public.cultureInfo") or store.culture_info
+    return {
+        "store.channel": store.channel,
+        "store.countryCode": store.country_code,
+        "store.cultureInfo": culture,
+        "store.currencyCode": store.currency_code,
+        "store.currencySymbol": store.currency_symbol,
+        "store.channelPrivacy": store.channel_privacy,
+        "store.admin_cultureInfo": inputs.get("public.admin_cultureInfo"),
+    }
+
+
+def _campaigns(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
+    present = {key: str(inputs.get(f"public.{key}") or "").lower() for key in ("utm_source", "utm_campaign", "utmi_cp")}
+    matched = [rule for rule in rules.campaigns if all(present.get(key) == value for key, value in rule.when)]
+    return {
+        "rnb.campaigns": _csv(rule.name for rule in matched),
+        "rnb.priceTables": _csv(table for rule in matched for table in rule.price_tables),
+    }
+
+
+def _region(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
+    explicit = inputs.get("public.regionId")
+    if explicit:
+        return {"checkout.regionId": explicit}
+    country, postal = inputs.get("public.country"), inputs.get("public.postalCode")
+    if not country or not postal:
+        return {"checkout.regionId": None}
+    country, postal = str(country).upper(), normalize_postal_code(str(postal))
+    for rule in rules.regions:
+        if rule.country != country:
+            continue
+        if rule.postal_code == postal or (rule.postal_code_prefix and postal.startswith(rule.postal_code_prefix)):
+            return {"checkout.regionId": rule.region_id}
+    return {"checkout.regionId": None}
+
+
+def _authentication(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
+    login = inputs.get("@login") or {}
+    return {"authentication.storeUserId": login.get("userId"), "authentication.storeUserEmail": login.get("email")}
+
+
+def _profile(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
+    campaign_tables = _split_csv(inputs.get("rnb.priceTables"))
+    user_id = inputs.get("authentication.storeUserId")
+    if user_id:
+        login = inputs.get("@login") or {}
+        email = str(inputs.get("authentication.storeUserEmail") or login.get("email") or "")
+        tables = [*rules.customer_price_tables.get(email.lower(), ()), *login.get("priceTables", ()), *campaign_tables]
+        return {
+            "profile.id": user_id,
+            "profile.email": email or None,
+            "profile.firstName": login.get("firstName"),
+            "profile.lastName": login.get("lastName"),
+            "profile.phone": login.get("phone"),
+            "profile.document": login.get("document"),
+            "profile.priceTables": _csv(tables),
+            "profile.isAuthenticated": "true",
+        }
+    # Identified without a login: only the customer's price tables, never their personal data.
+    identified = str(inputs.get("public.storeUserEmail") or "").lower()
+    tables = [*rules.customer_price_tables.get(identified, ()), *campaign_tables]
+    return {"profile.priceTables": _csv(tables), "profile.isAuthenticated": "false"}
+
+
+def _keys(*keys: str) -> frozenset[str]:
+    return frozenset(keys)
+
+
+_PROFILE_OUTPUTS = _keys(
+    "profile.id",
+    "profile.email",
+    "profile.firstName",
+    "profile.lastName",
+    "profile.phone",
+    "profile.document",
+    "profile.priceTables",
+    "profile.isAuthenticated",
+)
+
+BUILT_IN: Final[tuple[Transformer, ...]] = (
+    Transformer("account", _keys("@account"), _keys("account.accountName", "account.id"), _account, run_on_create=True),
+    Transformer(
+        "store",
+        _keys("@account", "public.locale", "public.cultureInfo", "public.admin_cultureInfo"),
+        _keys(
+            "store.channel",
+            "store.countryCode",
+            "store.cultureInfo",
+            "store.currencyCode",
+            "store.currencySymbol",
+            "store.channelPrivacy",
+            "store.admin_cultureInfo",
+        ),
+        _store,
+        run_on_create=True,
+    ),
+    Transformer(
+        "authentication",
+        _keys("@login"),
+        _keys("authentication.storeUserId", "authentication.storeUserEmail"),
+        _authentication,
+    ),
+    Transformer(
+        "campaigns",
+        _keys("public.utm_source", "public.utm_campaign", "public.utmi_cp"),
+        _keys("rnb.campaigns", "rnb.priceTables"),
+        _campaigns,
+    ),
+    Transformer(
+        "region",
+        _keys("public.country", "public.postalCode", "public.regionId"),
+        _keys("checkout.regionId"),
+        _region,
+    ),
+    Transformer(
+        "profile",
+        _keys(
+            "authentication.storeUserId",
+            "authentication.storeUserEmail",
+            "public.storeUserEmail",
+            "rnb.priceTables",
+            "@login",
+        ),
+        _PROFILE_OUTPUTS,
+        _profile,
+        run_on_create=True,
+    ),
+)
+
+
+def _write(namespaces: Namespaces, key: str, value: Any) -> Namespaces:
+    namespace, _, name = key.partition(".")
+    current = dict(namespaces.get(namespace, {}))
+    if value is None:
+        current.pop(name, None)
+    else:
+        current[name] = {"value": value}
+    updated = dict(namespaces)
+    if current:
+        updated[namespace] = current
+    else:
+        updated.pop(namespace, None)
+    return updated
+
+
+def run_transformers(
+    namespaces: Namespaces,
+    facts: Mapping[str, Any],
+    rules: Rules,
+    changed: Iterable[str],
+    created: bool = False,
+    transformers: tuple[Transformer, ...] = BUILT_IN,
+) -> Namespaces:
+    """Re-run the transformers affected by ``changed`` keys until nothing changes (or the cap)."""
+    dirty = set(changed)
+    pending = [t for t in transformers if (created and t.run_on_create) or not t.inputs.isdisjoint(dirty)]
+    for _ in range(MAX_ROUNDS):
+        if not pending:
+            return namespaces
+        dirty = set()
+        for transformer in pending:
+            result = transformer.compute(Inputs(transformer.name, namespaces, facts, transformer.inputs), rules)
+            undeclared = set(result) - transformer.outputs
+            if undeclared:
+                raise TransformerContractError(
+                    f"transformer {transformer.name!r} wrote undeclared outputs {sorted(undeclared)}"
+                )
+            for key in sorted(transformer.outputs):
+                value = result.get(key)
+                if value != read_value(namespaces, facts, key):
+                    namespaces = _write(namespaces, key, value)
+                    dirty.add(key)
+        pending = [t for t in transformers if not t.inputs.isdisjoint(dirty)]
+    if pending:
+        log.warning(
+            "transformers still changing after %d rounds (a cycle?): %s; keeping the state as it is",
+            MAX_ROUNDS,
+            ", ".join(t.name for t in pending),
+        )
+    return namespaces
