@@ -5,9 +5,11 @@ COPY pyproject.toml README.md ./
 COPY schemas ./schemas
 COPY projections ./projections
 COPY streams ./streams
+COPY ops/rules.sample.toml ./rules.toml
 RUN pip install --no-cache-dir .
 ENV SESSIONS_WEB_HOST=0.0.0.0 \
-    SESSIONS_DATA_DIR=/data
+    SESSIONS_DATA_DIR=/data \
+    SESSIONS_RULES_FILE=/app/rules.toml
 VOLUME ["/data"]
 EXPOSE 8080
 ENTRYPOINT ["sessionctl"]

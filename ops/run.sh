@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 ops/install.sh
 
 export SESSIONS_DATA_DIR="${SESSIONS_DATA_DIR:-./var}"
+export SESSIONS_RULES_FILE="${SESSIONS_RULES_FILE:-ops/rules.sample.toml}"
 kafka_dir="$SESSIONS_DATA_DIR/kafka"
 broker() { .venv/bin/python ops/kafka/broker.py "$@"; }
 

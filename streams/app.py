@@ -8,6 +8,7 @@ the partition the event arrived on, so the changelog partition always matches th
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,11 +16,16 @@ import faust
 from faust.types import StreamT, TableT
 from mode import Service
 
+from projections.rules import Rules
 from projections.session import apply
 from schemas.events import EventDecodeError, decode_event
 from schemas.session import decode_state, encode_state
+from streams.fold_waiters import FoldWaiters
 from streams.kafka.producer import EventProducer
+from streams.rules_file import load_rules
 from streams.settings import Settings
+from streams.web.service_auth import parse_service_keys
+from streams.web.tokens import SessionTokens, signing_key
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,10 @@ class Engine:
     dead_letters: faust.TopicT
     sessions: TableT[bytes, bytes]
     producer: EventProducer
+    rules: Rules
+    waiters: FoldWaiters
+    tokens: SessionTokens
+    service_keys: Mapping[str, frozenset[str]]
 
     def is_ready(self) -> bool:
         """Partitions assigned and every active table partition recovered from its changelog."""
@@ -57,7 +67,11 @@ class Engine:
 
 
 def create_engine(settings: Settings) -> Engine:
+    """Raises RulesError or SettingsError for a bad rules file or service key list."""
+    rules = load_rules(settings.rules_file)
+    service_keys = parse_service_keys(settings.service_keys)
     (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)
+    tokens = SessionTokens(signing_key(settings.session_signing_key, settings.data_dir), settings.session_ttl_s)
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -102,7 +116,8 @@ def create_engine(settings: Settings) -> Engine:
     )
     producer = EventProducer(settings.kafka_bootstrap, settings.events_topic, settings.produce_timeout_s)
     app.add_dependency(ProducerService(producer))
-    engine = Engine(settings, app, events, dead_letters, sessions, producer)
+    waiters = FoldWaiters()
+    engine = Engine(settings, app, events, dead_letters, sessions, producer, rules, waiters, tokens, service_keys)
 
     @app.agent(events, name="fold-session-events")
     async def fold_session_events(stream: StreamT[bytes]) -> None:
@@ -121,12 +136,21 @@ def create_engine(settings: Settings) -> Engine:
                 continue
             key = message.key
             previous = sessions.get(key)
-            state = decode_state(previous) if previous is not None else None
-            sessions[key] = encode_state(apply(state, decoded))
+            try:
+                state = apply(decode_state(previous) if previous is not None else None, decoded, rules)
+            except Exception as exc:  # a bug in one rule must not stop every session's stream
+                log.exception("fold failed for event %s", decoded.id)
+                await _dead_letter(dead_letters, message, f"fold failed: {exc!r}")
+                continue
+            encoded = encode_state(state)
+            sessions[key] = encoded
+            waiters.folded(decoded.id, encoded)
 
+    from streams.web.storefront import register_storefront_views
     from streams.web.views import register_views  # the views need the engine built above
 
     register_views(engine)
+    register_storefront_views(engine)
     return engine
 
 

@@ -31,6 +31,7 @@ def worker() -> None:
     """Create the topics, then fold events and serve HTTP until SIGTERM/Ctrl-C."""
     import faust
 
+    from projections.rules import RulesError
     from streams.app import create_engine
     from streams.kafka.admin import TopicMismatch, TopicSpec, ensure_topics
 
@@ -50,7 +51,11 @@ def worker() -> None:
     except Exception as exc:  # noqa: BLE001 - the broker is unreachable or refuses
         typer.echo(f"error: cannot set up topics on {settings.kafka_bootstrap}: {exc}", err=True)
         raise typer.Exit(3) from None
-    engine = create_engine(settings)
+    try:
+        engine = create_engine(settings)
+    except (RulesError, SettingsError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     faust.Worker(engine.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 
 

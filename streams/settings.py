@@ -37,6 +37,18 @@ class Settings:
     rocksdb_block_cache_bytes: int = 8 * 1024 * 1024
     rocksdb_write_buffer_bytes: int = 8 * 1024 * 1024
     log_level: str = "info"
+    # The transformers' rules (TOML, see ops/rules.sample.toml); empty = no rules.
+    rules_file: str = ""
+    # Storefront API: token lifetime, signing key (generated under data_dir when empty), cookies.
+    session_ttl_s: int = 5 * 24 * 3600
+    session_signing_key: str = ""
+    session_cookie: str = "vtex_session"
+    segment_cookie: str = "vtex_segment"
+    # How long a write waits for the owning agent to fold its event before answering 503.
+    write_wait_s: float = 5.0
+    # Service API keys: "<key>=<scope> <scope>;<key2>=<scope>" (scopes: sessions:read,
+    # sessions:history, sessions:erase, events:trusted).
+    service_keys: str = ""
 
     @property
     def dlq_topic(self) -> str:
@@ -71,6 +83,12 @@ class Settings:
             raise SettingsError(f"{PREFIX}EVENTS_TOPIC must match {_APP_ID.pattern}, got {self.events_topic!r}")
         if self.produce_timeout_s <= 0:
             raise SettingsError(f"{PREFIX}PRODUCE_TIMEOUT_S must be positive")
+        if self.write_wait_s <= 0:
+            raise SettingsError(f"{PREFIX}WRITE_WAIT_S must be positive")
+        if self.session_ttl_s < 60:
+            raise SettingsError(f"{PREFIX}SESSION_TTL_S must be at least 60 seconds")
+        if self.session_signing_key and len(self.session_signing_key) < 32:
+            raise SettingsError(f"{PREFIX}SESSION_SIGNING_KEY must be at least 32 characters")
 
 
 def _parse(name: str, raw: str, kind: Any) -> Any:

@@ -16,9 +16,17 @@ from aiohttp import web
 from faust.web import View
 from faust.web.exceptions import ServiceUnavailable
 
-from schemas.events import SESSION_ID_PATTERN, EventDecodeError, encode_event, event_from_object
+from schemas.events import (
+    SESSION_ID_PATTERN,
+    STOREFRONT_EVENT_TYPES,
+    EventDecodeError,
+    encode_event,
+    event_from_object,
+)
+from schemas.session import decode_state, encode_view
 from streams.kafka.producer import ProduceFailed, Record
 from streams.web.errors import JSON, error_response, json_errors, json_response, unavailable
+from streams.web.service_auth import scopes_of
 
 if TYPE_CHECKING:
     from streams.app import Engine
@@ -39,21 +47,34 @@ def _complete_envelope(item: dict[str, Any], now: str) -> dict[str, Any]:
     return item
 
 
-async def read_json_body(request: web.Request, max_bytes: int) -> tuple[Any, web.Response | None]:
-    content_type = request.content_type
+def parse_json_body(content_type: str, body: bytes) -> tuple[Any, web.Response | None]:
+    """The JSON document of a body already read (and size-checked), or the 4xx that explains why not."""
     if content_type not in _JSON_TYPES:
         return None, error_response(
             415, "unsupported_media_type", f"send JSON (Content-Type: application/json), got {content_type!r}"
         )
-    if request.content_length is not None and request.content_length > max_bytes:
-        return None, error_response(413, "payload_too_large", f"the body is over the limit of {max_bytes} bytes")
-    body = await request.content.read(max_bytes + 1)
-    if len(body) > max_bytes:
-        return None, error_response(413, "payload_too_large", f"the body is over the limit of {max_bytes} bytes")
     try:
         return orjson.loads(body), None
     except orjson.JSONDecodeError as exc:
         return None, error_response(400, "malformed_json", f"the body is not valid JSON: {exc}")
+
+
+async def read_body(request: web.Request, max_bytes: int) -> tuple[bytes, web.Response | None]:
+    """The raw body, or a 413 when it is over ``max_bytes`` (read no further than that)."""
+    too_large = error_response(413, "payload_too_large", f"the body is over the limit of {max_bytes} bytes")
+    if request.content_length is not None and request.content_length > max_bytes:
+        return b"", too_large
+    body = await request.content.read(max_bytes + 1)
+    return (b"", too_large) if len(body) > max_bytes else (body, None)
+
+
+async def read_json_body(request: web.Request, max_bytes: int) -> tuple[Any, web.Response | None]:
+    if request.content_type not in _JSON_TYPES:
+        return parse_json_body(request.content_type, b"")
+    body, problem = await read_body(request, max_bytes)
+    if problem is not None:
+        return None, problem
+    return parse_json_body(request.content_type, body)
 
 
 def register_views(engine: Engine) -> None:
@@ -90,21 +111,40 @@ def register_views(engine: Engine) -> None:
                     f"{len(items)} events in one request; the limit is {settings.max_batch_events}",
                 )
             now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+            trusted = "events:trusted" in scopes_of(request, engine.service_keys)
+            cookie_session = engine.tokens.session_id(request.cookies.get(settings.session_cookie))
             records: list[Record] = []
             ids: list[str] = []
             details: list[dict[str, Any]] = []
+            forbidden: list[dict[str, Any]] = []
             for index, item in enumerate(items):
                 if not isinstance(item, dict):
                     details.append({"index": index, "path": "$", "message": "an event must be a JSON object"})
                     continue
+                if "subject" not in item and cookie_session is not None:
+                    item["subject"] = cookie_session  # a storefront posting for its own session
                 try:
                     event = event_from_object(_complete_envelope(item, now))
                 except EventDecodeError as exc:
                     details.append({"index": index, "path": exc.path, "message": exc.message})
                     continue
+                event_type = item["type"]
+                if event_type not in STOREFRONT_EVENT_TYPES and not trusted:
+                    forbidden.append(
+                        {"index": index, "path": "$.type", "message": f"{event_type} needs a trusted service key"}
+                    )
+                    continue
                 records.append(Record(key=event.subject.encode(), value=encode_event(event)))
                 ids.append(event.id)
-            if details:
+            if forbidden and not details:
+                return error_response(
+                    403,
+                    "forbidden_event_type",
+                    "storefronts may send navigation.* events; other types need a bearer key with events:trusted",
+                    details=forbidden,
+                )
+            if details or forbidden:
+                details = sorted(details + forbidden, key=lambda d: d["index"])
                 # All or nothing: a batch with one bad event appends none of them.
                 return error_response(
                     400,
@@ -138,4 +178,4 @@ def register_views(engine: Engine) -> None:
             raw = sessions.get(session_id.encode())
             if raw is None:
                 return error_response(404, "session_not_found", f"no session {session_id}")
-            return web.Response(body=raw, content_type=JSON)
+            return web.Response(body=encode_view(decode_state(raw)), content_type=JSON)

@@ -13,13 +13,16 @@ from schemas.session import decode_state, encode_state
 from streams.app import create_engine
 from streams.settings import Settings
 from tests.support.events import new_session_id, page_view, public_set
+from tests.support.rules import SAMPLE_RULES_FILE, sample_rules
 
 pytestmark = pytest.mark.agent
 
 
 @pytest.fixture
 def engine(tmp_path):
-    settings = Settings(data_dir=tmp_path, app_id="agent-test", partitions=1, web_port=1)
+    settings = Settings(
+        data_dir=tmp_path, app_id="agent-test", partitions=1, web_port=1, rules_file=str(SAMPLE_RULES_FILE)
+    )
     return create_engine(settings)
 
 
@@ -40,9 +43,10 @@ def test_the_agent_stores_the_pure_fold_in_rocksdb(engine, tmp_path):
     sid = new_session_id()
     objects = [page_view(sid, "https://s/?a=1", 0), public_set(sid, {"n": 2}, 1), page_view(sid, "https://s/?a=3", 2)]
     stored = run(engine, [(sid.encode(), orjson.dumps(o)) for o in objects])
-    expected = fold(event_from_object(o) for o in objects)
+    expected = fold((event_from_object(o) for o in objects), rules=sample_rules())
     assert stored[sid.encode()] == encode_state(expected)
     assert decode_state(stored[sid.encode()]).meta.event_count == 3
+    assert decode_state(stored[sid.encode()]).namespaces["store"]["currencyCode"] == {"value": "BRL"}
     assert list(tmp_path.glob("worker/**/sessions-0.db")), "the table is not in a RocksDB folder"
 
 
@@ -61,7 +65,7 @@ def test_bad_records_are_dead_lettered_and_the_stream_goes_on(engine, monkeypatc
         (b"someone-else", orjson.dumps(page_view(sid, "https://s/?mismatch=1"))),
     ]
     stored = run(engine, records)
-    assert decode_state(stored[sid.encode()]).namespaces == {"public": {"ok": {"value": "1"}}}
+    assert decode_state(stored[sid.encode()]).namespaces["public"] == {"ok": {"value": "1"}}
     assert stored[b"someone-else"] is None
     assert [d["value"] for d in dead] == [records[0][1], records[2][1]]
     reasons = [dict(d["headers"])["dlq.reason"].decode() for d in dead]

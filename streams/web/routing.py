@@ -1,0 +1,57 @@
+"""Send a request about session S to the worker that owns S's partition.
+
+faust's ``table_route`` forwards neither the body nor the response headers (cookies), so the
+storefront writes route here: the owner answers, this worker relays the answer as it is.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import ClientError, web
+from yarl import URL
+
+from streams.web.errors import unavailable
+
+if TYPE_CHECKING:
+    from streams.app import Engine
+
+FORWARDED = "X-Session-Engine-Forwarded"
+_HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
+
+
+class NotOwner(Exception):
+    """Raised with the owner's response when another worker answered for the session."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__("answered by the owning worker")
+        self.response = response
+
+
+def _ident(url: URL) -> tuple[str, int]:
+    return (url.host or "", url.port or 80)
+
+
+async def ensure_owner(engine: Engine, session_id: str, request: web.Request, body: bytes) -> None:
+    """Return when this worker owns the session; else raise :class:`NotOwner` with the owner's answer."""
+    app = engine.app
+    try:
+        owner = app.router.key_store(engine.sessions.name, session_id.encode())
+    except KeyError:
+        raise NotOwner(unavailable("partitions are being assigned")) from None
+    if _ident(owner) == _ident(URL(str(app.conf.canonical_url))):
+        return
+    if request.headers.get(FORWARDED):  # ownership moved while the request was in flight
+        raise NotOwner(unavailable("the session's partition is moving between workers"))
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+    headers[FORWARDED] = "1"
+    target = owner.with_path(request.path).with_query(request.query)
+    try:
+        async with app.http_client.request(request.method, target, headers=headers, data=body) as answer:
+            relayed = web.Response(body=await answer.read(), status=answer.status)
+            for name, value in answer.headers.items():
+                if name.lower() not in _HOP_HEADERS | {"content-encoding", "date", "server"}:
+                    relayed.headers.add(name, value)
+    except ClientError:
+        raise NotOwner(unavailable("the worker owning this session does not answer")) from None
+    raise NotOwner(relayed)

@@ -1,0 +1,307 @@
+"""The storefront API, compatible with the VTEX Session Manager: sessions by cookie, segments.
+
+Every change is an event appended to the log; a write answers only once the owning agent has
+folded it (read-your-writes), so the tokens and documents it returns reflect the write.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from faust.web import View
+from yarl import URL
+
+from projections.items import Items, ItemsError, parse_items, select
+from projections.segment import (
+    OVERRIDABLE,
+    Segment,
+    SegmentTokenError,
+    decode_segment_token,
+    encode_segment_token,
+    segment_of,
+    with_overrides,
+)
+from schemas.events import Event, EventDecodeError, encode_event, event_from_object
+from schemas.session import SessionState, decode_state
+from streams.kafka.producer import ProduceFailed, Record
+from streams.web.errors import error_response, json_response, unavailable
+from streams.web.routing import NotOwner, ensure_owner
+from streams.web.views import parse_json_body, read_body
+
+if TYPE_CHECKING:
+    from streams.app import Engine
+
+SOURCE = "/api/sessions"
+MAX_PUBLIC_KEY = 256
+
+
+class Problem(Exception):
+    """Ends a request early with a ready response (a 4xx or a 503)."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _event(type_: str, subject: str, data: dict[str, Any]) -> Event:
+    envelope = {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": SOURCE,
+        "type": type_,
+        "subject": subject,
+        "time": _now(),
+        "data": data,
+    }
+    try:
+        return event_from_object(envelope)
+    except EventDecodeError as exc:  # the inputs were checked; this names what slipped through
+        raise Problem(error_response(400, "invalid_session_change", exc.message, [{"path": exc.path}])) from None
+
+
+async def _public_from_body(request: web.Request, max_bytes: int) -> tuple[dict[str, Any], bytes]:
+    """The body's ``public`` values (other namespaces are ignored, as VTEX does) and the raw body."""
+    body, problem = await read_body(request, max_bytes)
+    if problem is not None:
+        raise Problem(problem)
+    if not body.strip():
+        return {}, body
+    document, problem = parse_json_body(request.content_type, body)
+    if problem is not None:
+        raise Problem(problem)
+    if not isinstance(document, dict):
+        raise Problem(error_response(400, "invalid_body", "the body must be a JSON object", [{"path": "$"}]))
+    public = document.get("public")
+    if public is None:
+        public = {}
+    if not isinstance(public, dict):
+        raise Problem(error_response(400, "invalid_body", "`public` must be an object", [{"path": "$.public"}]))
+    values: dict[str, Any] = {}
+    details = []
+    for key, entry in public.items():
+        path = f"$.public.{key}"
+        if not 1 <= len(key) <= MAX_PUBLIC_KEY:
+            details.append({"path": path, "message": f"a key has 1 to {MAX_PUBLIC_KEY} characters"})
+        elif not isinstance(entry, dict) or "value" not in entry:
+            details.append({"path": path, "message": 'expected {"value": <any JSON>}'})
+        else:
+            values[key] = entry["value"]
+    if details:
+        raise Problem(error_response(400, "invalid_body", "invalid entries in `public`", details))
+    return values, body
+
+
+def _public_from_query(request: web.Request) -> dict[str, Any]:
+    # Every query parameter but ``items`` lands in ``public``; a repeated one keeps its last value.
+    return {key: value for key, value in request.query.items() if key != "items"}
+
+
+def _items(request: web.Request, required: bool) -> Items | None:
+    text = request.query.get("items")
+    if text is None:
+        if required:
+            raise Problem(
+                error_response(
+                    400,
+                    "missing_items",
+                    "name the keys to read: items=namespace.key,... (or namespace.*, or *)",
+                    [{"path": "items"}],
+                )
+            )
+        return None
+    try:
+        return parse_items(text)
+    except ItemsError as exc:
+        raise Problem(error_response(400, "invalid_items", str(exc), [{"path": "items"}])) from None
+
+
+class SessionService:
+    """The storefront operations on one worker: find, create and change sessions."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.settings = engine.settings
+
+    def _owner_is_local(self, session_id: str) -> bool:
+        app = self.engine.app
+        try:
+            owner = app.router.key_store(self.engine.sessions.name, session_id.encode())
+        except KeyError:
+            raise Problem(unavailable("partitions are being assigned")) from None
+        local = URL(str(app.conf.canonical_url))
+        return (owner.host, owner.port) == (local.host, local.port)
+
+    def new_session_id(self) -> str:
+        # A new session may take any id: draw one this worker owns, so its writes need no hop.
+        for _ in range(256):
+            candidate = str(uuid.uuid4())
+            if self._owner_is_local(candidate):
+                return candidate
+        raise Problem(unavailable("this worker owns no partition right now"))
+
+    async def current(self, token: str | None, request: web.Request, body: bytes) -> SessionState | None:
+        """The token's session, read on its owner; None when the token is not valid or it is gone."""
+        session_id = self.engine.tokens.session_id(token)
+        if session_id is None:
+            return None
+        await ensure_owner(self.engine, session_id, request, body)
+        raw = self.engine.sessions.get(session_id.encode())
+        return decode_state(raw) if raw is not None else None
+
+    async def append_and_wait(self, events: list[Event]) -> SessionState:
+        waiters = self.engine.waiters
+        last = events[-1].id
+        future = waiters.expect(last)
+        try:
+            await self.engine.producer.send([Record(e.subject.encode(), encode_event(e)) for e in events])
+        except ProduceFailed as exc:
+            waiters.forget(last)
+            raise Problem(unavailable(f"the event log is unavailable: {exc}", retry_after_s=2)) from None
+        folded = await waiters.wait(last, future, self.settings.write_wait_s)
+        if folded is None:
+            raise Problem(
+                unavailable(
+                    "the change is accepted but not yet applied; it will be, once: retry the read shortly",
+                    retry_after_s=1,
+                )
+            )
+        return decode_state(folded)
+
+    async def write(self, current: SessionState | None, public: dict[str, Any]) -> SessionState:
+        """Create a session (when ``current`` is None) and/or set public values, then wait for the fold."""
+        events: list[Event] = []
+        if current is None:
+            session_id = self.new_session_id()
+            events.append(_event("session.created", session_id, {}))
+        else:
+            session_id = current.id
+        if public:
+            events.append(
+                _event("session.public_set", session_id, {"public": {k: {"value": v} for k, v in public.items()}})
+            )
+        if not events:
+            assert current is not None
+            return current
+        return await self.append_and_wait(events)
+
+    def respond(self, state: SessionState, items: Items | None, status: int, set_cookies: bool = True) -> web.Response:
+        segment_token = encode_segment_token(segment_of(state.namespaces))
+        session_token = self.engine.tokens.issue(state.id, state.meta.event_count)
+        if items is not None:
+            body: Any = {"id": state.id, "namespaces": select(state.namespaces, items)}
+        else:
+            body = {"sessionToken": session_token, "segmentToken": segment_token}
+        response = json_response(body, status=status)
+        if set_cookies:
+            self.set_cookies(response, session_token, segment_token)
+        return response
+
+    def set_cookies(self, response: web.Response, session_token: str, segment_token: str) -> None:
+        # Written by hand: http.cookies would wrap base64's "=", "/" and "+" in quotes, which
+        # browsers keep as part of the value (RFC 6265 allows these characters unquoted).
+        ttl = self.settings.session_ttl_s
+        attributes = f"Path=/; Max-Age={ttl}; SameSite=Lax"
+        response.headers.add("Set-Cookie", f"{self.settings.session_cookie}={session_token}; {attributes}; HttpOnly")
+        # Not HttpOnly: storefront scripts read the segment (it holds no personal data).
+        response.headers.add("Set-Cookie", f"{self.settings.segment_cookie}={segment_token}; {attributes}")
+
+
+def _segment_overrides(request: web.Request, segment: Segment) -> Segment:
+    overrides = {k: v for k, v in request.query.items() if k in OVERRIDABLE}
+    return with_overrides(segment, overrides) if overrides else segment
+
+
+def register_storefront_views(engine: Engine) -> None:
+    app = engine.app
+    service = SessionService(engine)
+    settings = engine.settings
+
+    async def handle(operation: Any) -> web.Response:
+        try:
+            response: web.Response = await operation()
+            return response
+        except Problem as problem:
+            return problem.response
+        except NotOwner as routed:
+            return routed.response
+
+    async def write_session(request: web.Request, token: str | None, status: int) -> web.Response:
+        async def operation() -> web.Response:
+            items = _items(request, required=False)
+            public, body = await _public_from_body(request, settings.max_body_bytes)
+            public.update(_public_from_query(request))
+            current = await service.current(token, request, body)
+            state = await service.write(current, public)
+            return service.respond(state, items, status)
+
+        return await handle(operation)
+
+    async def read_session(request: web.Request, token: str | None) -> web.Response:
+        async def operation() -> web.Response:
+            items = _items(request, required=True)
+            current = await service.current(token, request, b"")
+            if current is not None:
+                return service.respond(current, items, 200, set_cookies=False)
+            # No usable session: mint a fresh one, as VTEX does for an unusable token.
+            return service.respond(await service.write(None, {}), items, 200)
+
+        return await handle(operation)
+
+    @app.page("/api/sessions")
+    class Sessions(View):
+        async def post(self, request: web.Request) -> web.Response:
+            return await write_session(request, request.cookies.get(settings.session_cookie), 201)
+
+        async def patch(self, request: web.Request) -> web.Response:
+            return await write_session(request, request.cookies.get(settings.session_cookie), 200)
+
+        async def get(self, request: web.Request) -> web.Response:
+            return await read_session(request, request.cookies.get(settings.session_cookie))
+
+    @app.page("/api/sessions/{session_token}")
+    class SessionByToken(View):
+        async def post(self, request: web.Request, session_token: str) -> web.Response:
+            return await write_session(request, session_token, 201)
+
+        async def get(self, request: web.Request, session_token: str) -> web.Response:
+            return await read_session(request, session_token)
+
+    @app.page("/api/segments")
+    class Segments(View):
+        async def get(self, request: web.Request) -> web.Response:
+            async def operation() -> web.Response:
+                current = await service.current(request.cookies.get(settings.session_cookie), request, b"")
+                if current is not None:
+                    return json_response(_segment_overrides(request, segment_of(current.namespaces)))
+                cookie = request.cookies.get(settings.segment_cookie)
+                if cookie:
+                    try:
+                        return json_response(_segment_overrides(request, decode_segment_token(cookie)))
+                    except SegmentTokenError:
+                        pass  # a broken cookie is no segment: make a new one
+                state = await service.write(None, {})
+                response = json_response(_segment_overrides(request, segment_of(state.namespaces)))
+                service.set_cookies(
+                    response,
+                    engine.tokens.issue(state.id, state.meta.event_count),
+                    encode_segment_token(segment_of(state.namespaces)),
+                )
+                return response
+
+            return await handle(operation)
+
+    @app.page("/api/segments/{segment_token}")
+    class SegmentByToken(View):
+        async def get(self, request: web.Request, segment_token: str) -> web.Response:
+            try:
+                segment = decode_segment_token(segment_token)
+            except SegmentTokenError as exc:
+                return error_response(400, "invalid_segment_token", str(exc), [{"path": "segment_token"}])
+            return json_response(_segment_overrides(request, segment))
