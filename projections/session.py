@@ -109,8 +109,22 @@ def _(event: LoggedOut, namespaces: Namespaces, facts: dict[str, Any]) -> Change
     return Change(namespaces, remaining, frozenset({"@login"}))
 
 
+# How many event ids a session remembers to skip duplicates: redeliveries after a crash come from
+# the uncommitted tail (seconds of traffic), client retries within a short time.
+RECENT_IDS = 64
+
+
+def is_duplicate(state: SessionState | None, event: Event) -> bool:
+    return state is not None and event.id in state.recent_ids
+
+
 def apply(state: SessionState | None, event: Event, rules: Rules = EMPTY_RULES) -> SessionState:
-    """Fold one event into the session it belongs to (``None`` = no session yet)."""
+    """Fold one event into the session it belongs to (``None`` = no session yet).
+
+    An event whose id the session remembers was applied already: the state comes back unchanged.
+    """
+    if state is not None and event.id in state.recent_ids:
+        return state
     when = rfc3339(event.time)
     if state is None:
         namespaces: Namespaces = {}
@@ -125,7 +139,8 @@ def apply(state: SessionState | None, event: Event, rules: Rules = EMPTY_RULES) 
         )
     change = _change(event, namespaces, facts)
     derived = run_transformers(change.namespaces, change.facts, rules, change.changed, created=state is None)
-    return SessionState(id=event.subject, namespaces=derived, meta=meta, facts=change.facts)
+    recent = [*(state.recent_ids[-(RECENT_IDS - 1) :] if state is not None else ()), event.id]
+    return SessionState(id=event.subject, namespaces=derived, meta=meta, facts=change.facts, recent_ids=recent)
 
 
 def fold(events: Iterable[Event], state: SessionState | None = None, rules: Rules = EMPTY_RULES) -> SessionState | None:

@@ -2,8 +2,8 @@
 
 ``{"id", "namespaces": {"<ns>": {"<key>": {"value": ...}}}, "meta": {...}}``: the VTEX shape plus a
 ``meta`` object about the history that produced it. ``facts`` holds what events recorded outside
-the namespaces (the login's identity data, the account) for the transformers to read; it is stored
-but never served.
+the namespaces (the login's identity data, the account) for the transformers to read, and
+``recent_ids`` the ids of the last events applied; both are stored but never served.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ class SessionState(Struct, frozen=True, omit_defaults=True):
     namespaces: Namespaces
     meta: SessionMeta
     facts: dict[str, Any] = {}
+    # The ids of the latest events applied (oldest first, bounded): a redelivered or retried event
+    # whose id is here is not applied twice.
+    recent_ids: list[str] = []
 
 
 _encoder: Final = msgspec.json.Encoder()
@@ -45,5 +48,5 @@ def decode_state(raw: bytes) -> SessionState:
 
 
 def encode_view(state: SessionState) -> bytes:
-    """The document services read: the state without its private ``facts``."""
-    return _encoder.encode(msgspec.structs.replace(state, facts={}) if state.facts else state)
+    """The document services read: the state without its private ``facts`` and ``recent_ids``."""
+    return _encoder.encode(msgspec.structs.replace(state, facts={}, recent_ids=[]))

@@ -98,3 +98,24 @@ def test_replay_is_deterministic():
 )
 def test_query_parameters(url, expected):
     assert query_parameters(url) == expected
+
+
+def test_an_event_applied_again_is_skipped():
+    sid = new_session_id()
+    first = page_view(sid, "https://s/?a=1")
+    state = fold(events(first, page_view(sid, "https://s/?a=2", 1), first, first))
+    assert state.meta.event_count == 2
+    assert state.namespaces["public"]["a"] == {"value": "2"}  # the repeat did not re-apply a=1
+
+
+def test_the_memory_of_applied_ids_is_bounded_and_never_served():
+    from projections.session import RECENT_IDS
+    from schemas.session import encode_view
+
+    sid = new_session_id()
+    stream = events(*(page_view(sid, f"https://s/?n={n}", n) for n in range(RECENT_IDS + 10)))
+    state = fold(stream)
+    assert len(state.recent_ids) == RECENT_IDS
+    assert state.recent_ids == [e.id for e in stream[-RECENT_IDS:]]
+    assert b"recent_ids" not in encode_view(state)
+    assert b"facts" not in encode_view(state)
