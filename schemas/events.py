@@ -13,6 +13,8 @@ from typing import Annotated, Any, Final, Literal, TypeAlias, cast
 import msgspec
 from msgspec import Meta, Struct
 
+from schemas import upcasters
+
 SESSION_ID_PATTERN: Final = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 SessionId = Annotated[
@@ -27,10 +29,16 @@ ShortText = Annotated[str, Meta(max_length=1024)]
 SpecVersion = Literal["1.0"]
 
 
+PageType = Literal["home", "category", "product", "search", "cart", "checkout", "other"]
+
+
 class PageViewedData(Struct, frozen=True, forbid_unknown_fields=False):
+    """Version 2 (v1 had ``referrer`` for ``referrerUrl`` and no ``pageType``; see upcasters.py)."""
+
     url: Url
-    referrer: Url | None = None
+    referrerUrl: Url | None = None  # noqa: N815 - the wire name
     title: ShortText | None = None
+    pageType: PageType = "other"  # noqa: N815
 
 
 class PageViewed(Struct, frozen=True, tag_field="type", tag="navigation.page_viewed"):
@@ -174,7 +182,15 @@ class EventDecodeError(ValueError):
         self.path = path
 
 
+class _Head(Struct):
+    """What decides how to decode the rest: the type and the schema version."""
+
+    type: str = ""
+    dataschema: str | None = None
+
+
 _decoder: Final[msgspec.json.Decoder[Event]] = msgspec.json.Decoder(Event)
+_head_decoder: Final = msgspec.json.Decoder(_Head)
 _encoder: Final = msgspec.json.Encoder()
 
 
@@ -198,17 +214,53 @@ def _explain(exc: msgspec.ValidationError | msgspec.DecodeError) -> EventDecodeE
     return EventDecodeError(message, path)
 
 
+def _version(event_type: str, dataschema: Any) -> int:
+    if dataschema is not None and not isinstance(dataschema, str):
+        raise EventDecodeError("Expected `str`", "$.dataschema")
+    version = upcasters.version_of(event_type, dataschema)
+    current = upcasters.current_version(event_type)
+    if version is None or not 1 <= version <= current:
+        raise EventDecodeError(
+            f"unknown schema version for {event_type}; known: "
+            + ", ".join(upcasters.schema_uri(event_type, v) for v in range(1, current + 1)),
+            "$.dataschema",
+        )
+    return version
+
+
 def decode_event(raw: bytes | str) -> Event:
-    """Bytes of one JSON event -> the typed event. Raises :class:`EventDecodeError`."""
+    """Bytes of one JSON event (a log record) -> the typed event, upcast to the current version.
+
+    A record without ``dataschema`` is version 1. Raises :class:`EventDecodeError`.
+    """
     try:
-        return _decoder.decode(raw)
+        head = _head_decoder.decode(raw)
+        if head.type not in EVENT_TYPE_NAMES:
+            return _decoder.decode(raw)  # raises the decoder's own error for the type
+        version = _version(head.type, head.dataschema)
+        if version == upcasters.current_version(head.type):
+            return _decoder.decode(raw)
+        record = msgspec.json.decode(raw)
+        return cast(Event, msgspec.convert(upcasters.upcast(record, head.type, version), Event, strict=True))
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise _explain(exc) from None
 
 
 def event_from_object(obj: Any) -> Event:
-    """An already-parsed JSON object -> the typed event. Raises :class:`EventDecodeError`."""
+    """An event an emitter sent (parsed JSON) -> the typed event, stamped with its schema version.
+
+    Without ``dataschema`` the emitter means the current version. Raises :class:`EventDecodeError`.
+    """
     try:
+        event_type = obj.get("type") if isinstance(obj, dict) else None
+        if isinstance(event_type, str) and event_type in EVENT_TYPE_NAMES:
+            current = upcasters.current_version(event_type)
+            dataschema = obj.get("dataschema")
+            version = current if dataschema is None else _version(event_type, dataschema)
+            if version < current:
+                obj = upcasters.upcast(obj, event_type, version)
+            else:
+                obj = {**obj, "dataschema": upcasters.schema_uri(event_type, current)}
         return cast(Event, msgspec.convert(obj, Event, strict=True))
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise _explain(exc) from None

@@ -12,7 +12,7 @@ def raw(obj) -> bytes:
 
 
 def test_a_valid_page_view_decodes_to_its_type_and_round_trips():
-    obj = page_view(new_session_id(), "https://s/?a=1", referrer="https://google.com/", title="Home")
+    obj = page_view(new_session_id(), "https://s/?a=1", referrerUrl="https://google.com/", title="Home")
     event = decode_event(raw(obj))
     assert isinstance(event, PageViewed)
     assert event.data.url == "https://s/?a=1"
@@ -63,3 +63,45 @@ def test_invalid_events_name_the_field(path, value, error_path, words):
 def test_garbage_bytes_are_decode_errors_not_crashes(garbage):
     with pytest.raises(EventDecodeError):
         decode_event(garbage)
+
+
+def test_the_api_stamps_the_current_schema_version():
+    event = event_from_object(page_view(new_session_id(), "https://s/"))
+    assert event.dataschema == "urn:session-engine:schema:navigation.page_viewed:v2"
+    assert b'"dataschema":"urn:session-engine:schema:navigation.page_viewed:v2"' in encode_event(event)
+
+
+def test_a_v1_record_from_the_log_is_upcast_to_v2():
+    v1 = page_view(new_session_id(), "https://s/?a=1", referrer="https://google.com/", title="Home")
+    event = decode_event(raw(v1))  # no dataschema: appended before versions were stamped
+    assert event.data.referrerUrl == "https://google.com/"
+    assert event.data.pageType == "other"
+    assert event.dataschema == "urn:session-engine:schema:navigation.page_viewed:v2"
+    stamped_v1 = {**v1, "dataschema": "urn:session-engine:schema:navigation.page_viewed:v1"}
+    assert decode_event(raw(stamped_v1)) == event
+    assert event_from_object(stamped_v1) == event
+
+
+def test_old_records_fold_identically_to_their_upcast_form():
+    from projections.session import fold
+
+    sid = new_session_id()
+    v1 = [page_view(sid, f"https://s/?n={n}&utm_source=x", n, referrer="https://r/") for n in range(3)]
+    v2 = [{**e, "data": {"url": e["data"]["url"], "referrerUrl": "https://r/"}} for e in v1]
+    from_log = fold(decode_event(raw(e)) for e in v1)
+    from_api = fold(event_from_object(e) for e in v2)
+    assert from_log == from_api
+
+
+@pytest.mark.parametrize(
+    "dataschema",
+    ["urn:session-engine:schema:navigation.page_viewed:v3", "urn:session-engine:schema:navigation.page_viewed:v0",
+     "https://elsewhere/schema.json", "urn:session-engine:schema:session.created:v1"],
+)  # fmt: skip
+def test_a_version_with_no_upcaster_is_a_decode_error(dataschema):
+    obj = {**page_view(new_session_id(), "https://s/"), "dataschema": dataschema}
+    for decode in (lambda: decode_event(raw(obj)), lambda: event_from_object(obj)):
+        with pytest.raises(EventDecodeError) as caught:
+            decode()
+        assert caught.value.path == "$.dataschema"
+        assert "unknown schema version" in caught.value.message
