@@ -36,9 +36,9 @@ class PageViewedData(Struct, frozen=True, forbid_unknown_fields=False):
     """Version 2 (v1 had ``referrer`` for ``referrerUrl`` and no ``pageType``; see upcasters.py)."""
 
     url: Url
-    referrerUrl: Url | None = None  # noqa: N815 - the wire name
+    referrerUrl: Url | None = None
     title: ShortText | None = None
-    pageType: PageType = "other"  # noqa: N815
+    pageType: PageType = "other"
 
 
 class PageViewed(Struct, frozen=True, tag_field="type", tag="navigation.page_viewed"):
