@@ -14,6 +14,8 @@ from streams.settings import Settings, SettingsError
 cli = typer.Typer(help="Session engine: an event-sourced Session Manager on Apache Kafka.", no_args_is_help=True)
 broker_cli = typer.Typer(help="The local single-node Kafka broker (ops/kafka).", no_args_is_help=True)
 cli.add_typer(broker_cli, name="broker")
+dlq_cli = typer.Typer(help="The dead-letter topic: records the worker could not fold.", no_args_is_help=True)
+cli.add_typer(dlq_cli, name="dlq")
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -57,6 +59,35 @@ def worker() -> None:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     faust.Worker(engine.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+
+
+@dlq_cli.command("list")
+def dlq_list(limit: int = 100, values: bool = False) -> None:
+    """Print dead letters (oldest first): where they came from and why they failed."""
+    from streams.kafka.dead_letters import list_letters
+
+    settings = _settings()
+    letters = list_letters(settings.kafka_bootstrap, settings.dlq_topic, limit)
+    for letter in letters:
+        key = (letter.key or b"").decode(errors="replace")
+        typer.echo(f"{settings.dlq_topic}[{letter.partition}]@{letter.offset}  from {letter.origin}  key={key}")
+        typer.echo(f"    reason: {letter.reason}")
+        if values:
+            typer.echo(f"    value: {(letter.value or b'')[:500].decode(errors='replace')}")
+    typer.echo(f"{len(letters)} dead letter(s) in {settings.dlq_topic}", err=True)
+
+
+@dlq_cli.command("redrive")
+def dlq_redrive(dry_run: bool = False) -> None:
+    """Append the dead letters not re-driven yet to the event topic again (after a fix)."""
+    from streams.kafka.dead_letters import redrive
+
+    settings = _settings()
+    letters = redrive(
+        settings.kafka_bootstrap, settings.dlq_topic, settings.events_topic, f"{settings.app_id}-dlq-redrive", dry_run
+    )
+    verb = "would re-drive" if dry_run else "re-drove"
+    typer.echo(f"{verb} {len(letters)} dead letter(s) from {settings.dlq_topic} to {settings.events_topic}")
 
 
 def _broker() -> ModuleType:

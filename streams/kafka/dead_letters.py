@@ -1,0 +1,120 @@
+"""The dead-letter topic, read by people: list what is there, re-drive it after a fix.
+
+Re-driving appends each letter's original key and value to the event topic again; a letter that
+still cannot be folded comes back to the dead-letter topic with its reason. A consumer group per
+app remembers how far re-driving got, so a letter is re-driven once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+
+POLL_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, str]
+
+    @property
+    def reason(self) -> str:
+        return self.headers.get("dlq.reason", "?")
+
+    @property
+    def origin(self) -> str:
+        h = self.headers
+        return f"{h.get('dlq.topic', '?')}[{h.get('dlq.partition', '?')}]@{h.get('dlq.offset', '?')}"
+
+
+def _letter(message: Message) -> DeadLetter:
+    raw_headers: list[tuple[str, bytes | None]] = list(message.headers() or [])  # type: ignore[arg-type]
+    headers = {name: (value or b"").decode(errors="replace") for name, value in raw_headers}
+    return DeadLetter(message.partition() or 0, message.offset() or 0, message.key(), message.value(), headers)
+
+
+def _read_until_end(consumer: Consumer, ends: dict[int, int], starts: dict[int, int]) -> Iterator[Message]:
+    """Messages from ``starts`` to the high watermarks ``ends`` seen when reading began."""
+    remaining = {p for p in ends if starts.get(p, 0) < ends[p]}
+    while remaining:
+        message = consumer.poll(POLL_TIMEOUT_S)
+        if message is None:
+            raise TimeoutError(f"no record within {POLL_TIMEOUT_S:.0f}s while partitions {sorted(remaining)} have more")
+        if message.error():
+            raise KafkaException(message.error())
+        partition, offset = message.partition() or 0, message.offset() or 0
+        if partition in remaining and offset < ends[partition]:
+            yield message
+        if offset + 1 >= ends.get(partition, 0):
+            remaining.discard(partition)
+
+
+def _partitions(consumer: Consumer, topic: str) -> list[int]:
+    metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+    if metadata is None or metadata.error is not None:
+        raise KafkaException(f"topic {topic} does not exist")
+    return sorted(metadata.partitions)
+
+
+def list_letters(bootstrap: str, dlq_topic: str, limit: int = 100) -> list[DeadLetter]:
+    """The first ``limit`` dead letters, oldest first per partition."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "dlq-reader", "enable.auto.commit": False})
+    try:
+        partitions = _partitions(consumer, dlq_topic)
+        starts, ends = {}, {}
+        for p in partitions:
+            starts[p], ends[p] = consumer.get_watermark_offsets(TopicPartition(dlq_topic, p), timeout=10)
+        consumer.assign([TopicPartition(dlq_topic, p, starts[p]) for p in partitions])
+        letters = []
+        for message in _read_until_end(consumer, ends, starts):
+            letters.append(_letter(message))
+            if len(letters) >= limit:
+                break
+        return letters
+    finally:
+        consumer.close()
+
+
+def redrive(bootstrap: str, dlq_topic: str, events_topic: str, group: str, dry_run: bool = False) -> list[DeadLetter]:
+    """Append every not yet re-driven letter to ``events_topic``; returns the letters re-driven."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "partitioner": "murmur2_random"}
+    )
+    try:
+        partitions = _partitions(consumer, dlq_topic)
+        committed = consumer.committed([TopicPartition(dlq_topic, p) for p in partitions], timeout=10)
+        starts, ends = {}, {}
+        for tp in committed:
+            low, high = consumer.get_watermark_offsets(TopicPartition(dlq_topic, tp.partition), timeout=10)
+            starts[tp.partition] = tp.offset if tp.offset >= 0 else low
+            ends[tp.partition] = high
+        consumer.assign([TopicPartition(dlq_topic, p, starts[p]) for p in partitions])
+        letters = [_letter(m) for m in _read_until_end(consumer, ends, starts)]
+        if dry_run or not letters:
+            return letters
+        for letter in letters:
+            headers: list[tuple[str, str | bytes | None]] = [
+                ("dlq.redriven-from", f"{dlq_topic}[{letter.partition}]@{letter.offset}")
+            ]
+            producer.produce(events_topic, key=letter.key, value=letter.value, headers=headers)
+        if producer.flush(30) != 0:
+            raise KafkaException("the event topic did not acknowledge every re-driven letter; nothing committed")
+        # Only after every letter is acknowledged: a crash before this re-drives them again, never loses one.
+        consumer.commit(offsets=[TopicPartition(dlq_topic, p, ends[p]) for p in partitions], asynchronous=False)
+        return letters
+    finally:
+        consumer.close()
