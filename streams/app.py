@@ -90,6 +90,9 @@ def create_engine(settings: Settings) -> Engine:
         web_graph_enabled=False,
         web_stats_enabled=False,
         consumer_auto_offset_reset="earliest",
+        consumer_group_instance_id=settings.group_instance_id,
+        broker_session_timeout=settings.kafka_session_timeout_s,
+        broker_heartbeat_interval=max(1.0, settings.kafka_session_timeout_s / 4),
         producer_acks=-1,
         topic_allow_declare=True,
     )

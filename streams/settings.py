@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -37,6 +38,12 @@ class Settings:
     rocksdb_block_cache_bytes: int = 8 * 1024 * 1024
     rocksdb_write_buffer_bytes: int = 8 * 1024 * 1024
     log_level: str = "info"
+    # Static group membership: a worker restarted with the same id takes its partitions back at
+    # once instead of waiting for the group to time the old member out. Empty = derived from the
+    # app id and the data folder (a worker's identity is its state).
+    instance_id: str = ""
+    # How long the group waits for a silent worker before giving its partitions to others.
+    kafka_session_timeout_s: float = 10.0
     # The transformers' rules (TOML, see ops/rules.sample.toml); empty = no rules.
     rules_file: str = ""
     # Storefront API: token lifetime, signing key (generated under data_dir when empty), cookies.
@@ -53,6 +60,13 @@ class Settings:
     @property
     def dlq_topic(self) -> str:
         return f"{self.events_topic}.dlq"
+
+    @property
+    def group_instance_id(self) -> str:
+        if self.instance_id:
+            return self.instance_id
+        digest = hashlib.sha1(str(self.data_dir.resolve()).encode(), usedforsecurity=False).hexdigest()[:12]
+        return f"{self.app_id}-{digest}"
 
     @property
     def web_url(self) -> str:
