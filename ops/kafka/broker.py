@@ -176,6 +176,20 @@ def render_properties(layout: BrokerLayout, port: int, controller_port: int) -> 
     )
 
 
+def _previous_controller_port(layout: BrokerLayout) -> int | None:
+    try:
+        text = layout.properties.read_text()
+    except OSError:
+        return None
+    match = re.search(r"^controller\.quorum\.bootstrap\.servers=127\.0\.0\.1:(\d+)$", text, re.MULTILINE)
+    if not match:
+        return None
+    port = int(match.group(1))
+    if not port_is_free(port):
+        raise BrokerError(f"the controller port 127.0.0.1:{port} of this broker's data is taken by another process")
+    return port
+
+
 def port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -280,7 +294,8 @@ def start(data_dir: Path, port: int = 9092, timeout: float = 90.0, quiet: bool =
     libs = fetch_jars(quiet=quiet)
     if not port_is_free(port):
         raise BrokerError(f"port 127.0.0.1:{port} is taken; pick another with --port (or stop what holds it)")
-    controller_port = free_port()
+    # A restart keeps its controller port: the KRaft voter set recorded at format time names it.
+    controller_port = _previous_controller_port(layout) or free_port()
 
     layout.properties.write_text(render_properties(layout, port, controller_port))
     classpath = f"{libs}/*"
