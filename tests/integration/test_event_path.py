@@ -188,3 +188,48 @@ def test_topics_are_created_with_the_configured_partitions_and_kept_forever(work
     assert config["retention.ms"].value == "-1"
     resource = ConfigResource(ConfigResource.Type.TOPIC, changelog)
     assert admin.describe_configs([resource])[resource].result(timeout=10)["cleanup.policy"].value == "compact"
+
+
+def _bad(mutation):
+    event = page_view(new_session_id(), "https://s/?x=1")
+    mutation(event)
+    return event
+
+
+@pytest.mark.parametrize(
+    ("event", "path", "words"),
+    [
+        (_bad(lambda e: e.update(type="navigation.teleported")), "$.type", "unknown event type"),
+        (_bad(lambda e: e["data"].update(url=["not", "a", "string"])), "$.data.url", "Expected `str`, got `array`"),
+        (_bad(lambda e: e["data"].update(title="t" * 2000)), "$.data.title", "length <= 1024"),
+        (_bad(lambda e: e.update(time="26/11/2026 10:00")), "$.time", "datetime"),
+        (_bad(lambda e: e.update(time="2026-11-26T10:00:00")), "$.time", "timezone"),
+        (_bad(lambda e: e.update(subject="session-42")), "$.subject", "regex"),
+        (_bad(lambda e: e.pop("subject")), "$.subject", "missing required field `subject`"),
+        (_bad(lambda e: e.update(dataschema="urn:session-engine:schema:navigation.page_viewed:v9")), "$.dataschema",
+         "unknown schema version"),
+    ],
+)  # fmt: skip
+def test_each_bad_event_gets_a_400_with_index_path_and_message(client, event, path, words):
+    good = page_view(new_session_id(), "https://s/?fine=1")
+    response = client.post("/api/events", json=[good, event])
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_event"
+    [detail] = error["details"]
+    assert (detail["index"], detail["path"]) == (1, path)
+    assert words in detail["message"]
+    # The worker keeps serving, and the good event of the refused batch was not appended: a later
+    # event of that session is its first.
+    assert client.post("/api/events", json=page_view(good["subject"], "https://s/?later=1", 5)).status_code == 202
+    document, _ = wait_for_session(client, good["subject"], 1)
+    assert document["meta"]["eventCount"] == 1
+
+
+def test_too_many_events_in_one_batch_is_a_413(client):
+    sid = new_session_id()
+    response = client.post("/api/events", json=[page_view(sid, f"https://s/?n={n}") for n in range(501)])
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "batch_too_large"
+    assert client.post("/api/events", json=page_view(sid, "https://s/?later=1", 5)).status_code == 202
+    assert wait_for_session(client, sid, 1)[0]["meta"]["eventCount"] == 1
