@@ -6,7 +6,7 @@ import httpx
 import pytest
 from rocksdict import Options, Rdict
 
-from schemas.session import decode_state
+from schemas.session import decode_state, encode_view
 from tests.conftest import wipe
 from tests.integration.test_event_path import wait_for_session
 from tests.support.events import new_session_id, page_view
@@ -51,7 +51,7 @@ def test_state_survives_a_restart_from_local_rocksdb(worker_factory):
             for sid in before:
                 value = db.get(sid.encode())
                 if value is not None:
-                    on_disk[sid] = value
+                    on_disk[sid] = encode_view(decode_state(value))
         finally:
             db.close()
     assert on_disk == before
