@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import singledispatch
+from functools import lru_cache, singledispatch
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -34,18 +34,40 @@ def rfc3339(moment: datetime) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+@lru_cache(maxsize=8192)
+def _parse_query(query: str) -> dict[str, str]:
+    # Shared between calls (pages repeat across sessions): callers must not mutate the result.
+    return dict(parse_qsl(query, keep_blank_values=True))
+
+
 def query_parameters(url: str) -> dict[str, str]:
     """The url's query-string parameters; a repeated name keeps its last value, as VTEX does."""
-    return dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+    if "?" not in url:
+        return {}
+    return _parse_query(urlsplit(url).query)
 
 
-def _with_public(namespaces: Namespaces, values: dict[str, Any]) -> Namespaces:
-    if not values:
-        return namespaces
-    public = dict(namespaces.get("public", {}))
-    for key, value in values.items():
-        public[key] = {"value": value}
-    return {**namespaces, "public": public}
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _unchanged(entry: dict[str, Any] | None, value: Any) -> bool:
+    # Only same-typed scalars count as equal: 1 == True in Python, yet JSON keeps them apart.
+    if entry is None or not isinstance(value, _SCALARS):
+        return False
+    current = entry.get("value")
+    return type(current) is type(value) and current == value
+
+
+def _public_change(namespaces: Namespaces, facts: dict[str, Any], values: dict[str, Any]) -> Change:
+    """Write the values into ``public``; only keys whose value really changes wake transformers."""
+    old = namespaces.get("public", {})
+    changed = [key for key, value in values.items() if not _unchanged(old.get(key), value)]
+    if not changed:
+        return Change(namespaces, facts, frozenset())
+    public = dict(old)
+    for key in changed:
+        public[key] = {"value": values[key]}
+    return Change({**namespaces, "public": public}, facts, frozenset(f"public.{key}" for key in changed))
 
 
 @dataclass(frozen=True)
@@ -55,10 +77,6 @@ class Change:
     namespaces: Namespaces
     facts: dict[str, Any]
     changed: frozenset[str]
-
-
-def _public_change(namespaces: Namespaces, facts: dict[str, Any], values: dict[str, Any]) -> Change:
-    return Change(_with_public(namespaces, values), facts, frozenset(f"public.{key}" for key in values))
 
 
 @singledispatch
