@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from aiohttp import web
 from faust.web import View
 from yarl import URL
@@ -213,6 +214,18 @@ class SessionService:
         response.headers.add("Set-Cookie", f"{self.settings.segment_cookie}={segment_token}; {attributes}")
 
 
+def _segment_of_token(token: str) -> Segment:
+    """The segment a token encodes, when this API can answer it as JSON: msgspec also reads integers
+    beyond 64 bits and deeper nesting than orjson writes (or than the stack allows), and a token
+    holding them was not made here. Such a token is not a segment token, rather than a 500."""
+    try:
+        segment = decode_segment_token(token)
+        orjson.dumps(segment)
+    except (RecursionError, orjson.JSONEncodeError) as exc:
+        raise SegmentTokenError(f"not a segment token: {exc}") from None
+    return segment
+
+
 def _segment_overrides(request: web.Request, segment: Segment) -> Segment:
     overrides = {k: v for k, v in request.query.items() if k in OVERRIDABLE}
     return with_overrides(segment, overrides) if overrides else segment
@@ -283,7 +296,7 @@ def register_storefront_views(engine: Engine) -> None:
                 cookie = request.cookies.get(settings.segment_cookie)
                 if cookie:
                     try:
-                        return json_response(_segment_overrides(request, decode_segment_token(cookie)))
+                        return json_response(_segment_overrides(request, _segment_of_token(cookie)))
                     except SegmentTokenError:
                         pass  # a broken cookie is no segment: make a new one
                 state = await service.write(None, {})
@@ -301,7 +314,7 @@ def register_storefront_views(engine: Engine) -> None:
     class SegmentByToken(View):
         async def get(self, request: web.Request, segment_token: str) -> web.Response:
             try:
-                segment = decode_segment_token(segment_token)
+                segment = _segment_of_token(segment_token)
             except SegmentTokenError as exc:
                 return error_response(400, "invalid_segment_token", str(exc), [{"path": "segment_token"}])
             return json_response(_segment_overrides(request, segment))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
 _JSON_TYPES = {"application/json", "application/cloudevents+json", "application/cloudevents-batch+json"}
 DEFAULT_SOURCE = "/api/events"
+# orjson reads 1024 levels but writes only 255, and msgspec stops encoding near the recursion
+# limit: a value nested deeper was stored, then failed every response (a 500). Refuse it up front.
+MAX_JSON_DEPTH = 128
 
 
 def _complete_envelope(item: dict[str, Any], now: str) -> dict[str, Any]:
@@ -54,9 +58,24 @@ def parse_json_body(content_type: str, body: bytes) -> tuple[Any, web.Response |
             415, "unsupported_media_type", f"send JSON (Content-Type: application/json), got {content_type!r}"
         )
     try:
-        return orjson.loads(body), None
+        document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         return None, error_response(400, "malformed_json", f"the body is not valid JSON: {exc}")
+    if _nesting(document) > MAX_JSON_DEPTH:
+        return None, error_response(400, "too_deep", f"the JSON nests arrays and objects over {MAX_JSON_DEPTH} levels")
+    return document, None
+
+
+def _nesting(document: Any) -> int:
+    """How many arrays and objects deep the document goes (stops counting past the limit)."""
+    deepest, pending = 0, [(document, 1)]
+    while pending and deepest <= MAX_JSON_DEPTH:
+        value, level = pending.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is not None:
+            deepest = max(deepest, level)
+            pending.extend((child, level + 1) for child in children)
+    return deepest
 
 
 async def read_body(request: web.Request, max_bytes: int) -> tuple[bytes, web.Response | None]:
@@ -64,8 +83,15 @@ async def read_body(request: web.Request, max_bytes: int) -> tuple[bytes, web.Re
     too_large = error_response(413, "payload_too_large", f"the body is over the limit of {max_bytes} bytes")
     if request.content_length is not None and request.content_length > max_bytes:
         return b"", too_large
-    body = await request.content.read(max_bytes + 1)
-    return (b"", too_large) if len(body) > max_bytes else (body, None)
+    # ``read(n)`` answers with what has arrived so far (up to n bytes), not n bytes: a body larger
+    # than one network read came back cut short and failed as malformed JSON. Read to the end.
+    body = bytearray()
+    while len(body) <= max_bytes:
+        chunk = await request.content.read(max_bytes + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return (b"", too_large) if len(body) > max_bytes else (bytes(body), None)
 
 
 async def read_json_body(request: web.Request, max_bytes: int) -> tuple[Any, web.Response | None]:
@@ -82,6 +108,15 @@ def register_views(engine: Engine) -> None:
     settings = engine.settings
     sessions = engine.sessions
     app.web.web_app.middlewares.append(json_errors)
+
+    # The API's OpenAPI document, kept beside this module: parsed once here (a broken file stops
+    # the worker at start, not a request), served as compact bytes.
+    openapi_document = orjson.dumps(orjson.loads(Path(__file__).with_name("openapi.json").read_bytes()))
+
+    @app.page("/openapi.json")
+    class OpenAPI(View):
+        async def get(self, request: web.Request) -> web.Response:
+            return web.Response(body=openapi_document, content_type=JSON)
 
     @app.page("/healthz")
     class Health(View):
