@@ -8,6 +8,7 @@ was appended before versions were stamped).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -17,6 +18,7 @@ SCHEMA_PREFIX: Final = "urn:session-engine:schema:"
 CURRENT: Final[dict[str, int]] = {"navigation.page_viewed": 2}
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+_VERSION_NUMBER: Final = re.compile(r"[0-9]{1,6}")
 
 
 def schema_uri(event_type: str, version: int) -> str:
@@ -32,9 +34,11 @@ def version_of(event_type: str, dataschema: str | None) -> int | None:
     if dataschema is None:
         return 1
     prefix = f"{SCHEMA_PREFIX}{event_type}:v"
-    if not dataschema.startswith(prefix) or not dataschema[len(prefix) :].isdigit():
+    number = dataschema[len(prefix) :] if dataschema.startswith(prefix) else ""
+    # ASCII digits only, and few: str.isdigit() also takes "²", which int() refuses.
+    if not _VERSION_NUMBER.fullmatch(number):
         return None
-    return int(dataschema[len(prefix) :])
+    return int(number)
 
 
 def _page_viewed_v1_to_v2(event: dict[str, Any]) -> dict[str, Any]:

@@ -146,6 +146,13 @@ def create_engine(settings: Settings) -> Engine:
                 await _dead_letter(dead_letters, message, f"fold failed: {exc!r}")
                 continue
             encoded = encode_state(state)
+            if len(encoded) > settings.max_session_bytes:
+                # Kept below Kafka's message limit: a changelog write that fails would stop the worker,
+                # and it would fail again on every restart.
+                await _dead_letter(
+                    dead_letters, message, f"the session would grow over {settings.max_session_bytes} bytes"
+                )
+                continue
             sessions[key] = encoded
             waiters.folded(decoded.id, encoded)
 

@@ -34,6 +34,10 @@ class Settings:
     produce_timeout_s: float = 10.0
     max_body_bytes: int = 1_048_576
     max_batch_events: int = 500
+    # One event as appended, and one session as stored: both stay far below Kafka's 1 MB message
+    # limit, so the log and the changelog always take them.
+    max_event_bytes: int = 64 * 1024
+    max_session_bytes: int = 256 * 1024
     # Per table partition: faust's default is a 2 GiB block cache for each of them.
     rocksdb_block_cache_bytes: int = 8 * 1024 * 1024
     rocksdb_write_buffer_bytes: int = 8 * 1024 * 1024

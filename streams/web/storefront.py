@@ -25,8 +25,9 @@ from projections.segment import (
     segment_of,
     with_overrides,
 )
+from projections.session import apply
 from schemas.events import Event, EventDecodeError, encode_event, event_from_object
-from schemas.session import SessionState, decode_state
+from schemas.session import SessionState, decode_state, encode_state
 from streams.kafka.producer import ProduceFailed, Record
 from streams.web.errors import error_response, json_response, unavailable
 from streams.web.routing import NotOwner, ensure_owner
@@ -190,7 +191,20 @@ class SessionService:
         if not events:
             assert current is not None
             return current
+        self._check_sizes(current, events)
         return await self.append_and_wait(events)
+
+    def _check_sizes(self, current: SessionState | None, events: list[Event]) -> None:
+        """Refuse a change the log or the table could not take, before appending anything."""
+        limit = self.settings.max_event_bytes
+        if any(len(encode_event(e)) > limit for e in events):
+            raise Problem(error_response(413, "event_too_large", f"the change is over {limit} bytes"))
+        predicted = current
+        for event in events:
+            predicted = apply(predicted, event, self.engine.rules)
+        limit = self.settings.max_session_bytes
+        if predicted is not None and len(encode_state(predicted)) > limit:
+            raise Problem(error_response(413, "session_too_large", f"the session would grow over {limit} bytes"))
 
     def respond(self, state: SessionState, items: Items | None, status: int, set_cookies: bool = True) -> web.Response:
         segment_token = encode_segment_token(segment_of(state.namespaces))

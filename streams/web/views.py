@@ -152,6 +152,7 @@ def register_views(engine: Engine) -> None:
             ids: list[str] = []
             details: list[dict[str, Any]] = []
             forbidden: list[dict[str, Any]] = []
+            oversized: list[dict[str, Any]] = []
             for index, item in enumerate(items):
                 if not isinstance(item, dict):
                     details.append({"index": index, "path": "$", "message": "an event must be a JSON object"})
@@ -169,8 +170,19 @@ def register_views(engine: Engine) -> None:
                         {"index": index, "path": "$.type", "message": f"{event_type} needs a trusted service key"}
                     )
                     continue
-                records.append(Record(key=event.subject.encode(), value=encode_event(event)))
+                encoded = encode_event(event)
+                if len(encoded) > settings.max_event_bytes:
+                    oversized.append(
+                        {"index": index, "path": "$", "message": f"the event is over {settings.max_event_bytes} bytes"}
+                    )
+                    continue
+                records.append(Record(key=event.subject.encode(), value=encoded))
                 ids.append(event.id)
+            if oversized and not details and not forbidden:
+                return error_response(
+                    413, "event_too_large", "an event is over the size limit; none was accepted", details=oversized
+                )
+            details += oversized
             if forbidden and not details:
                 return error_response(
                     403,

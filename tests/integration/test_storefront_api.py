@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import make_worker
 from tests.integration.test_event_path import wait_for_session
-from tests.support.events import logged_in, logged_out, page_view
+from tests.support.events import logged_in, logged_out, page_view, public_set
 from tests.support.rules import SAMPLE_RULES_FILE
 
 pytestmark = pytest.mark.integration
@@ -349,3 +349,34 @@ def test_bad_requests_get_json_4xx(browser, method, url, kwargs, status, code):
     response = browser.request(method, url, **kwargs)
     assert response.status_code == status, response.text
     assert response.json()["error"]["code"] == code
+
+
+def test_changes_too_large_for_the_log_or_the_table_are_413s_and_nothing_is_appended(browser):
+    browser.post("/api/sessions", json={"public": {"kept": {"value": "yes"}}})
+    response = browser.patch("/api/sessions", json={"public": {"big": {"value": "x" * 70_000}}})
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "event_too_large"
+    for n in range(5):  # each 60 KB change fits the event limit; the fifth overgrows the 256 KiB session
+        response = browser.patch("/api/sessions", json={"public": {f"chunk{n}": {"value": "y" * 60_000}}})
+        if response.status_code == 413:
+            break
+        assert response.status_code == 200
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "session_too_large"
+    document = browser.get("/api/sessions", params={"items": "public.*"}).json()
+    assert set(public_values(document)) == {"kept", "chunk0", "chunk1", "chunk2", "chunk3"}
+
+
+def test_an_event_that_would_overgrow_a_session_is_dead_lettered_and_the_worker_goes_on(identity_service, browser):
+    browser.post("/api/sessions", json={})
+    sid = session_id_of(browser.cookies["vtex_session"])
+    big = [public_set(sid, {f"chunk{n}": "z" * 60_000}, n) for n in range(5)]
+    for event in big:
+        assert identity_service.post("/api/events", json=event).status_code == 202
+    marker = public_set(sid, {"after": "the refused one"}, 10)
+    assert identity_service.post("/api/events", json=marker).status_code == 202
+    deadline = time.monotonic() + 15
+    while "after" not in (values := public_values(browser.get("/api/sessions", params={"items": "public.*"}).json())):
+        assert time.monotonic() < deadline, "the stream stopped after the oversized event"
+        time.sleep(0.05)
+    assert set(values) == {"chunk0", "chunk1", "chunk2", "chunk3", "after"}

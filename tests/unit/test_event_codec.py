@@ -105,3 +105,15 @@ def test_a_version_with_no_upcaster_is_a_decode_error(dataschema):
             decode()
         assert caught.value.path == "$.dataschema"
         assert "unknown schema version" in caught.value.message
+
+
+@pytest.mark.parametrize("suffix", ["v\u00b2", "v" + "9" * 5000, "v", "v-1", "v1.0"])
+def test_odd_version_numbers_are_decode_errors(suffix):
+    obj = {
+        **page_view(new_session_id(), "https://s/"),
+        "dataschema": f"urn:session-engine:schema:navigation.page_viewed:{suffix}",
+    }
+    with pytest.raises(EventDecodeError):
+        event_from_object(obj)
+    with pytest.raises(EventDecodeError):
+        decode_event(raw(obj))
