@@ -4,7 +4,7 @@ PY := .venv/bin/python
 KAFKA_DATA ?= var/kafka
 KAFKA_PORT ?= 9092
 
-.PHONY: help install run test test-unit lint format kafka-fetch kafka-start kafka-stop kafka-status clean
+.PHONY: help install run test test-unit lint format bench kafka-fetch kafka-start kafka-stop kafka-status clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ lint: install ## ruff and mypy (strict on schemas/ and projections/)
 
 format: install ## apply ruff's fixes and formatting
 	@.venv/bin/ruff check --fix . && .venv/bin/ruff format .
+
+bench: install ## benchmark one worker vs Quix Streams and plain faust, ~4-5 min (ARGS="--quick" ~1 min): table + var/bench.json
+	@$(PY) ops/bench/run.py $(ARGS)
 
 kafka-fetch: install ## fetch the pinned Kafka jars with Maven into ops/kafka/.cache
 	@$(PY) ops/kafka/broker.py fetch

@@ -1,0 +1,92 @@
+"""Reading a py-spy raw profile (collapsed stacks: ``frame;frame;frame count`` per line).
+
+The file itself loads in https://www.speedscope.app or flamegraph.pl; here we only rank functions:
+"self" = samples where the function was running, "total" = samples where it was on the stack.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+_FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>.*?)(?::(?P<line>\d+))?\)$")
+
+
+def _short(frame: str) -> str:
+    match = _FRAME.match(frame)
+    if not match:
+        return frame
+    path = match.group("file")
+    for marker in ("site-packages/", "lib/python3.11/", f"{REPO}/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    return f"{match.group('func')} ({path})"
+
+
+def top_functions(path: Path, limit: int = 10) -> dict[str, Any]:
+    own: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    samples = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [_short(f) for f in stack.split(";") if f]
+        if not frames:
+            continue
+        samples += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            total[frame] += count
+    if samples == 0:
+        return {"samples": 0, "self": [], "total": [], "areas": []}
+
+    def rank(counter: Counter[str]) -> list[dict[str, Any]]:
+        return [
+            {"function": name, "samples": n, "share": round(n / samples, 4)} for name, n in counter.most_common(limit)
+        ]
+
+    return {"samples": samples, "self": rank(own), "total": rank(total), "areas": areas(path)}
+
+
+# Where a sample's time goes, judged from the innermost frame that says something (leaf to root).
+_AREAS = (
+    ("fold: decode, apply, encode (schemas/, projections/)", ("schemas/", "projections/", "msgspec")),
+    ("table: RocksDB store (faust stores, rocksdict)", ("faust/stores/", "rocksdict")),
+    ("Kafka produce: changelog/DLQ (aiokafka producer)", ("aiokafka/producer/", "faust/transport/producer")),
+    ("Kafka consume (aiokafka consumer, faust transport)", ("aiokafka/consumer/", "faust/transport/")),
+    ("faust tables (changelog bookkeeping)", ("faust/tables/",)),
+    ("faust streams and agents", ("faust/streams", "faust/agents/", "faust/events")),
+    ("the API appender's poll thread (streams/kafka/producer.py)", ("streams/kafka/producer.py",)),
+    # Not streams/cli.py: it is the root of every main-thread stack.
+    ("the worker's agent and views (streams/app.py, web/)", ("streams/app.py", "streams/web/", "streams/fold")),
+)
+
+
+def areas(path: Path) -> list[dict[str, Any]]:
+    """Samples per area of the worker; the rest (event loop, selectors, mode) is 'other'."""
+    counts: Counter[str] = Counter()
+    samples = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        samples += count
+        area = "other: event loop, selectors, mode, logging"
+        for frame in reversed(stack.split(";")):
+            file = _short(frame)
+            found = next((name for name, markers in _AREAS if any(m in file for m in markers)), None)
+            if found:
+                area = found
+                break
+        counts[area] += count
+    return [
+        {"area": name, "samples": n, "share": round(n / samples, 4) if samples else 0.0}
+        for name, n in counts.most_common()
+    ]
