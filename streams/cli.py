@@ -31,11 +31,10 @@ def _settings() -> Settings:
 @cli.command()
 def worker() -> None:
     """Create the topics, then fold events and serve HTTP until SIGTERM/Ctrl-C."""
-    import faust
-
     from projections.rules import RulesError
     from streams.app import create_engine
     from streams.kafka.admin import TopicMismatch, TopicSpec, ensure_topics
+    from streams.worker import QuietWorker
 
     settings = _settings()
     forever = {"retention.ms": "-1", "retention.bytes": "-1"}
@@ -58,7 +57,7 @@ def worker() -> None:
     except (RulesError, SettingsError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    faust.Worker(engine.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+    QuietWorker(engine.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 
 
 @dlq_cli.command("list")

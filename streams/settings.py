@@ -44,7 +44,7 @@ class Settings:
     log_level: str = "info"
     # Static group membership: a worker restarted with the same id takes its partitions back at
     # once instead of waiting for the group to time the old member out. Empty = derived from the
-    # app id and the data folder (a worker's identity is its state).
+    # app id, the data folder (a worker's identity is its state) and the web address.
     instance_id: str = ""
     # How long the group waits for a silent worker before giving its partitions to others.
     kafka_session_timeout_s: float = 10.0
@@ -69,7 +69,10 @@ class Settings:
     def group_instance_id(self) -> str:
         if self.instance_id:
             return self.instance_id
-        digest = hashlib.sha1(str(self.data_dir.resolve()).encode(), usedforsecurity=False).hexdigest()[:12]
+        # The address is part of the identity: faust's assignor refuses a static member that comes
+        # back announcing another URL (a pod with a new IP and the same volume would never join).
+        identity = f"{self.data_dir.resolve()}|{self.web_url}"
+        digest = hashlib.sha1(identity.encode(), usedforsecurity=False).hexdigest()[:12]
         return f"{self.app_id}-{digest}"
 
     @property

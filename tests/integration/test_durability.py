@@ -82,3 +82,17 @@ def test_state_is_rebuilt_from_the_changelog_when_the_data_folder_is_lost(worker
     assert all(decode_state(doc).meta.event_count == 3 for doc in after.values())
     assert rocksdb_partitions(worker.data_dir), "recovery did not write the table back to RocksDB"
     assert worker.stop() == 0
+
+
+def test_a_worker_restarted_at_another_address_with_the_same_data_comes_back(worker_factory):
+    # A pod that returns with a new IP and the same volume: static membership must not lock it out.
+    import broker
+
+    worker = worker_factory(partitions=PARTITIONS).start()
+    before = seed(worker, sessions=5)
+    assert worker.stop() == 0
+    worker.port = broker.free_port()
+    worker.env["SESSIONS_WEB_PORT"] = str(worker.port)
+    worker.start(ready_timeout=60)
+    assert served(worker, before) == before
+    assert worker.stop() == 0
