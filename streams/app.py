@@ -94,6 +94,7 @@ def create_engine(settings: Settings) -> Engine:
         broker_session_timeout=settings.kafka_session_timeout_s,
         broker_heartbeat_interval=max(1.0, settings.kafka_session_timeout_s / 4),
         producer_acks=-1,
+        producer_linger=settings.changelog_linger_ms / 1000.0,
         topic_allow_declare=True,
     )
     events = app.topic(

@@ -41,6 +41,8 @@ class Settings:
     # Per table partition: faust's default is a 2 GiB block cache for each of them.
     rocksdb_block_cache_bytes: int = 8 * 1024 * 1024
     rocksdb_write_buffer_bytes: int = 8 * 1024 * 1024
+    # How long the changelog producer waits to fill a batch: 0 sends one request per table write.
+    changelog_linger_ms: float = 5.0
     log_level: str = "info"
     # Static group membership: a worker restarted with the same id takes its partitions back at
     # once instead of waiting for the group to time the old member out. Empty = derived from the
