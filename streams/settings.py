@@ -50,6 +50,8 @@ class Settings:
     instance_id: str = ""
     # How long the group waits for a silent worker before giving its partitions to others.
     kafka_session_timeout_s: float = 10.0
+    # The longest a fetch waits at the broker for data (faust's own: 1,500 ms, which delays events).
+    kafka_fetch_wait_ms: int = 50
     # The transformers' rules (TOML, see ops/rules.sample.toml); empty = no rules.
     rules_file: str = ""
     # Storefront API: token lifetime, signing key (generated under data_dir when empty), cookies.
