@@ -190,6 +190,15 @@ def _previous_controller_port(layout: BrokerLayout) -> int | None:
     return port
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id: URL-safe base64 of a random UUID that, like Kafka's own, never starts
+    with "-" (the storage tool would read it as an option: 1 start in 64 failed)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -311,7 +320,7 @@ def start(data_dir: Path, port: int = 9092, timeout: float = 90.0, quiet: bool =
     ]
 
     if not (layout.log_dir / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         layout.cluster_id_file.write_text(cluster_id)
         fmt = subprocess.run(
             [

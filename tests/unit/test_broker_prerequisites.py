@@ -42,3 +42,9 @@ def test_rendered_config_is_single_node_kraft(tmp_path):
     assert props["group.initial.rebalance.delay.ms"] == "0"
     assert props["offsets.topic.replication.factor"] == "1"
     assert props["log.dirs"].startswith(str(tmp_path))
+
+
+def test_cluster_ids_never_look_like_options():
+    ids = [broker.new_cluster_id() for _ in range(5000)]
+    assert not any(i.startswith("-") for i in ids)
+    assert all(len(i) == 22 for i in ids)
