@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,6 +159,25 @@ def make_worker(
         **extra_env,
     }
     return WorkerProcess(env=env, data_dir=data_dir, port=port, log_path=log_path)
+
+
+@contextmanager
+def shared_worker(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory, name: str, partitions: int = 4, **env: str
+) -> Iterator[WorkerProcess]:
+    """A started worker with its own topic, group and data folder, for a module-scoped fixture (one
+    start-up, the slow part, serves every test of the module); it must stop cleanly at the end."""
+    run = uuid.uuid4().hex[:8]
+    data_dir = tmp_path_factory.mktemp(name)
+    worker = make_worker(
+        kafka_bootstrap, f"app-{name}-{run}", f"events-{name}-{run}", data_dir / "worker", data_dir / "worker.log",
+        partitions, **env,
+    ).start()  # fmt: skip
+    try:
+        yield worker
+        assert worker.stop() == 0, worker.log_tail()
+    finally:
+        worker.kill()
 
 
 @pytest.fixture

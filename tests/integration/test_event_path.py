@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 import httpx
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from tests.conftest import make_worker
+from tests.conftest import shared_worker
 from tests.support.events import new_session_id, page_view
 
 pytestmark = pytest.mark.integration
@@ -31,19 +30,8 @@ def wait_for_session(client: httpx.Client, sid: str, event_count: int, timeout: 
 
 @pytest.fixture(scope="module")
 def worker(kafka_bootstrap, tmp_path_factory):
-    # One worker serves every test of this module: its start-up (group join, recovery) is the slow part.
-    run = uuid.uuid4().hex[:8]
-    data_dir = tmp_path_factory.mktemp("event-path")
-    process = make_worker(
-        kafka_bootstrap,
-        f"app-event-path-{run}",
-        f"events-event-path-{run}",
-        data_dir / "worker",
-        data_dir / "worker.log",
-        partitions=6,
-    ).start()
-    yield process
-    assert process.stop() == 0, process.log_tail()
+    with shared_worker(kafka_bootstrap, tmp_path_factory, "event-path", partitions=6) as process:
+        yield process
 
 
 @pytest.fixture

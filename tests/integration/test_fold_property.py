@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from projections.session import fold
 from schemas.events import event_from_object
 from schemas.session import encode_view
-from tests.conftest import make_worker
+from tests.conftest import shared_worker
 from tests.integration.test_event_path import wait_for_session
 from tests.support.rules import SAMPLE_RULES_FILE, sample_rules
 from tests.support.strategies import event_sequences
@@ -25,21 +25,15 @@ RULES = sample_rules()
 
 @pytest.fixture(scope="module")
 def service(kafka_bootstrap, tmp_path_factory):
-    run = uuid.uuid4().hex[:8]
-    data_dir = tmp_path_factory.mktemp("property")
-    worker = make_worker(
-        kafka_bootstrap,
-        f"app-property-{run}",
-        f"events-property-{run}",
-        data_dir / "worker",
-        data_dir / "worker.log",
-        partitions=3,
-        SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE),
-        SESSIONS_SERVICE_KEYS=f"{KEY}=events:trusted sessions:read",
-    ).start()
-    with httpx.Client(base_url=worker.url, timeout=15.0, headers={"Authorization": f"Bearer {KEY}"}) as client:
+    with (
+        shared_worker(
+            kafka_bootstrap, tmp_path_factory, "property", partitions=3,
+            SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE),
+            SESSIONS_SERVICE_KEYS=f"{KEY}=events:trusted sessions:read",
+        ) as worker,
+        httpx.Client(base_url=worker.url, timeout=15.0, headers={"Authorization": f"Bearer {KEY}"}) as client,
+    ):  # fmt: skip
         yield client
-    assert worker.stop() == 0, worker.log_tail()
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -33,7 +33,7 @@ from schemas import upcasters
 from schemas.jsonschema import VERSIONS
 from streams.app import create_engine
 from streams.settings import Settings
-from tests.conftest import make_worker
+from tests.conftest import shared_worker
 from tests.support.rules import SAMPLE_RULES_FILE
 
 pytestmark = pytest.mark.integration
@@ -59,20 +59,12 @@ METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 @pytest.fixture(scope="module")
 def worker(kafka_bootstrap, tmp_path_factory):
-    run = uuid.uuid4().hex[:8]
-    data_dir = tmp_path_factory.mktemp("openapi")
-    process = make_worker(
-        kafka_bootstrap,
-        f"app-openapi-{run}",
-        f"events-openapi-{run}",
-        data_dir / "worker",
-        data_dir / "worker.log",
-        partitions=4,
+    with shared_worker(
+        kafka_bootstrap, tmp_path_factory, "openapi", partitions=4,
         SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE),
         SESSIONS_SERVICE_KEYS=f"{TRUSTED_KEY}=events:trusted",
-    ).start()
-    yield process
-    assert process.stop() == 0, process.log_tail()
+    ) as process:  # fmt: skip
+        yield process
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import jwt
 import orjson
 import pytest
 
-from tests.conftest import make_worker
+from tests.conftest import shared_worker
 from tests.integration.test_event_path import wait_for_session
 from tests.support.events import logged_in, logged_out, page_view, public_set
 from tests.support.rules import SAMPLE_RULES_FILE
@@ -28,20 +28,12 @@ FIVE_DAYS = 5 * 24 * 3600
 
 @pytest.fixture(scope="module")
 def worker(kafka_bootstrap, tmp_path_factory):
-    run = uuid.uuid4().hex[:8]
-    data_dir = tmp_path_factory.mktemp("storefront")
-    process = make_worker(
-        kafka_bootstrap,
-        f"app-storefront-{run}",
-        f"events-storefront-{run}",
-        data_dir / "worker",
-        data_dir / "worker.log",
-        partitions=4,
+    with shared_worker(
+        kafka_bootstrap, tmp_path_factory, "storefront", partitions=4,
         SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE),
         SESSIONS_SERVICE_KEYS=f"{TRUSTED_KEY}=events:trusted sessions:read",
-    ).start()
-    yield process
-    assert process.stop() == 0, process.log_tail()
+    ) as process:  # fmt: skip
+        yield process
 
 
 @pytest.fixture

@@ -17,73 +17,38 @@ def at(seconds: float) -> str:
     return (BASE_TIME + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
 
 
-def page_view(subject: str, url: str, seconds: float = 0, **extra: Any) -> dict[str, Any]:
+def envelope(type_: str, subject: str, seconds: float, data: dict[str, Any], source: str = "/tests") -> dict[str, Any]:
     return {
         "specversion": "1.0",
         "id": str(uuid.uuid4()),
-        "source": "/tests",
-        "type": "navigation.page_viewed",
+        "source": source,
+        "type": type_,
         "subject": subject,
         "time": at(seconds),
-        "data": {"url": url, **extra},
+        "data": data,
     }
+
+
+def page_view(subject: str, url: str, seconds: float = 0, **extra: Any) -> dict[str, Any]:
+    return envelope("navigation.page_viewed", subject, seconds, {"url": url, **extra})
 
 
 def campaign_click(subject: str, seconds: float = 0, **utm: str) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": str(uuid.uuid4()),
-        "source": "/tests",
-        "type": "navigation.campaign_clicked",
-        "subject": subject,
-        "time": at(seconds),
-        "data": utm,
-    }
+    return envelope("navigation.campaign_clicked", subject, seconds, utm)
 
 
 def public_set(subject: str, values: dict[str, Any], seconds: float = 0) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": str(uuid.uuid4()),
-        "source": "/tests",
-        "type": "session.public_set",
-        "subject": subject,
-        "time": at(seconds),
-        "data": {"public": {k: {"value": v} for k, v in values.items()}},
-    }
+    return envelope("session.public_set", subject, seconds, {"public": {k: {"value": v} for k, v in values.items()}})
 
 
 def logged_in(subject: str, user_id: str, email: str, seconds: float = 0, **profile: Any) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": str(uuid.uuid4()),
-        "source": "/tests/identity",
-        "type": "auth.logged_in",
-        "subject": subject,
-        "time": at(seconds),
-        "data": {"userId": user_id, "email": email, **profile},
-    }
+    data = {"userId": user_id, "email": email, **profile}
+    return envelope("auth.logged_in", subject, seconds, data, source="/tests/identity")
 
 
 def logged_out(subject: str, seconds: float = 0) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": str(uuid.uuid4()),
-        "source": "/tests/identity",
-        "type": "auth.logged_out",
-        "subject": subject,
-        "time": at(seconds),
-        "data": {},
-    }
+    return envelope("auth.logged_out", subject, seconds, {}, source="/tests/identity")
 
 
 def session_created(subject: str, account: str | None = None, seconds: float = 0) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": str(uuid.uuid4()),
-        "source": "/tests",
-        "type": "session.created",
-        "subject": subject,
-        "time": at(seconds),
-        "data": {"account": account} if account else {},
-    }
+    return envelope("session.created", subject, seconds, {"account": account} if account else {})
