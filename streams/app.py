@@ -10,17 +10,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.types import StreamT, TableT
 from mode import Service
 
 from projections.rules import Rules
-from projections.session import apply
-from schemas.events import EventDecodeError, decode_event
-from schemas.session import decode_state, encode_state
 from streams.fold_waiters import FoldWaiters
+from streams.folding import as_current, fold_batch
 from streams.kafka.faust_transport import broker_url
 from streams.kafka.producer import EventProducer
 from streams.rules_file import load_rules
@@ -133,37 +131,18 @@ def create_engine(settings: Settings) -> Engine:
 
     @app.agent(events, name="fold-session-events")
     async def fold_session_events(stream: StreamT[bytes]) -> None:
-        async for event in stream.events():
-            message = event.message
-            reason = None
-            try:
-                decoded = decode_event(message.value)
-            except EventDecodeError as exc:
-                reason = f"{exc.path}: {exc.message}"
-            else:
-                if message.key != decoded.subject.encode():
-                    reason = "record key does not equal the event's subject"
-            if reason is not None:
+        # Acked after the body: a batch's table writes happen before its offsets can be committed.
+        async for batch in cast(Any, stream).take_events(
+            settings.fold_batch_max, within=settings.fold_batch_wait_ms / 1000
+        ):
+            outcome = fold_batch(batch, sessions.get, rules, settings.max_session_bytes)
+            for key, (encoded, event) in outcome.writes.items():
+                with as_current(event):
+                    sessions[key] = encoded
+            for message, reason in outcome.dead:
                 await _dead_letter(dead_letters, message, reason)
-                continue
-            key = message.key
-            previous = sessions.get(key)
-            try:
-                state = apply(decode_state(previous) if previous is not None else None, decoded, rules)
-            except Exception as exc:  # a bug in one rule must not stop every session's stream
-                log.exception("fold failed for event %s", decoded.id)
-                await _dead_letter(dead_letters, message, f"fold failed: {exc!r}")
-                continue
-            encoded = encode_state(state)
-            if len(encoded) > settings.max_session_bytes:
-                # Kept below Kafka's message limit: a changelog write that fails would stop the worker,
-                # and it would fail again on every restart.
-                await _dead_letter(
-                    dead_letters, message, f"the session would grow over {settings.max_session_bytes} bytes"
-                )
-                continue
-            sessions[key] = encoded
-            waiters.folded(decoded.id, encoded)
+            for event_id, key in outcome.folded_ids:
+                waiters.folded(event_id, outcome.writes[key][0])
 
     from streams.web.storefront import register_storefront_views
     from streams.web.views import register_views  # the views need the engine built above

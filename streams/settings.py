@@ -41,6 +41,9 @@ class Settings:
     # Per table partition: faust's default is a 2 GiB block cache for each of them.
     rocksdb_block_cache_bytes: int = 8 * 1024 * 1024
     rocksdb_write_buffer_bytes: int = 8 * 1024 * 1024
+    # The agent folds up to this many events at once, waiting at most this long to gather them.
+    fold_batch_max: int = 1000
+    fold_batch_wait_ms: float = 1.0
     # How long the changelog producer waits to fill a batch: 0 sends one request per table write.
     changelog_linger_ms: float = 5.0
     log_level: str = "info"

@@ -30,10 +30,16 @@ def run(engine, records):
     """Feed (key, value) records through the agent; return the table's values for the given keys."""
     agent = engine.app.agents["fold-session-events"]
 
+    # The agent folds in batches: a last, valid event signals (through the same waiter the HTTP
+    # writes use) that everything before it in the partition has been folded.
+    sentinel = page_view(new_session_id(), "https://s/?sentinel=1")
+
     async def scenario():
+        folded = engine.waiters.expect(sentinel["id"])
         async with agent.test_context() as context:
-            for key, value in records:
+            for key, value in [*records, (sentinel["subject"].encode(), orjson.dumps(sentinel))]:
                 await context.put(value, key=key)
+            await asyncio.wait_for(folded, timeout=10)
             return {key: engine.sessions.get(key) for key, _ in records}
 
     return asyncio.run(scenario())
