@@ -96,6 +96,13 @@ def _price_tables(value: Any, path: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _array(root: Mapping[str, Any], name: str) -> list[Any]:
+    value = root.get(name, [])
+    if not isinstance(value, list):
+        raise RulesError(f"$.{name}: expected an array of tables ([[{name}]])")
+    return value
+
+
 def _unknown(table: Mapping[str, Any], allowed: set[str], path: str) -> None:
     extra = sorted(set(table) - allowed)
     if extra:
@@ -121,10 +128,7 @@ def parse_rules(document: Mapping[str, Any]) -> Rules:
             raise RulesError(f"$.default_account: {default_account!r} is not under [accounts]")
 
     campaigns = []
-    raw_campaigns = root.get("campaigns", [])
-    if not isinstance(raw_campaigns, list):
-        raise RulesError("$.campaigns: expected an array of tables ([[campaigns]])")
-    for index, raw in enumerate(raw_campaigns):
+    for index, raw in enumerate(_array(root, "campaigns")):
         path = f"$.campaigns[{index}]"
         entry = _table(raw, path)
         _unknown(entry, {"name", "when", "price_tables"}, path)
@@ -141,10 +145,7 @@ def parse_rules(document: Mapping[str, Any]) -> Rules:
         )
 
     regions = []
-    raw_regions = root.get("regions", [])
-    if not isinstance(raw_regions, list):
-        raise RulesError("$.regions: expected an array of tables ([[regions]])")
-    for index, raw in enumerate(raw_regions):
+    for index, raw in enumerate(_array(root, "regions")):
         path = f"$.regions[{index}]"
         entry = _table(raw, path)
         _unknown(entry, {"country", "postal_code", "postal_code_prefix", "region_id"}, path)

@@ -29,6 +29,17 @@ ShortText = Annotated[str, Meta(max_length=1024)]
 SpecVersion = Literal["1.0"]
 
 
+class Envelope(Struct, frozen=True, tag_field="type"):
+    """What every event carries (CloudEvents 1.0); each type adds its ``data`` and ``dataschema``
+    and is told apart by ``type``, the tag."""
+
+    specversion: SpecVersion
+    id: EventId
+    source: Source
+    subject: SessionId
+    time: EventTime
+
+
 PageType = Literal["home", "category", "product", "search", "cart", "checkout", "other"]
 
 
@@ -41,14 +52,9 @@ class PageViewedData(Struct, frozen=True, forbid_unknown_fields=False):
     pageType: PageType = "other"
 
 
-class PageViewed(Struct, frozen=True, tag_field="type", tag="navigation.page_viewed"):
+class PageViewed(Envelope, frozen=True, tag="navigation.page_viewed"):
     """A storefront page was shown; the url's query-string parameters land in ``public``."""
 
-    specversion: SpecVersion
-    id: EventId
-    source: Source
-    subject: SessionId
-    time: EventTime
     data: PageViewedData
     dataschema: str | None = None
 
@@ -63,14 +69,9 @@ class CampaignClickedData(Struct, frozen=True):
     url: Url | None = None
 
 
-class CampaignClicked(Struct, frozen=True, tag_field="type", tag="navigation.campaign_clicked"):
+class CampaignClicked(Envelope, frozen=True, tag="navigation.campaign_clicked"):
     """A campaign link was followed; its utm values land in ``public``."""
 
-    specversion: SpecVersion
-    id: EventId
-    source: Source
-    subject: SessionId
-    time: EventTime
     data: CampaignClickedData
     dataschema: str | None = None
 
@@ -86,14 +87,9 @@ class PublicSetData(Struct, frozen=True):
     public: dict[PublicKey, PublicValue]
 
 
-class PublicSet(Struct, frozen=True, tag_field="type", tag="session.public_set"):
+class PublicSet(Envelope, frozen=True, tag="session.public_set"):
     """The storefront wrote keys of the ``public`` namespace (merged; other keys are kept)."""
 
-    specversion: SpecVersion
-    id: EventId
-    source: Source
-    subject: SessionId
-    time: EventTime
     data: PublicSetData
     dataschema: str | None = None
 
@@ -102,14 +98,9 @@ class SessionCreatedData(Struct, frozen=True):
     account: ShortText | None = None
 
 
-class SessionCreated(Struct, frozen=True, tag_field="type", tag="session.created"):
+class SessionCreated(Envelope, frozen=True, tag="session.created"):
     """The API opened a session (the first event of a session it issued a token for)."""
 
-    specversion: SpecVersion
-    id: EventId
-    source: Source
-    subject: SessionId
-    time: EventTime
     data: SessionCreatedData
     dataschema: str | None = None
 
@@ -130,14 +121,9 @@ class LoggedInData(Struct, frozen=True):
     priceTables: list[PriceTable] = []
 
 
-class LoggedIn(Struct, frozen=True, tag_field="type", tag="auth.logged_in"):
+class LoggedIn(Envelope, frozen=True, tag="auth.logged_in"):
     """A trusted service vouches that the shopper of this session logged in."""
 
-    specversion: SpecVersion
-    id: EventId
-    source: Source
-    subject: SessionId
-    time: EventTime
     data: LoggedInData
     dataschema: str | None = None
 
@@ -146,14 +132,9 @@ class Empty(Struct, frozen=True, forbid_unknown_fields=True):
     pass
 
 
-class LoggedOut(Struct, frozen=True, tag_field="type", tag="auth.logged_out"):
+class LoggedOut(Envelope, frozen=True, tag="auth.logged_out"):
     """A trusted service reports the logout; the session (and its id) stays, anonymous again."""
 
-    specversion: SpecVersion
-    id: EventId
-    source: Source
-    subject: SessionId
-    time: EventTime
     data: Empty = Empty()
     dataschema: str | None = None
 

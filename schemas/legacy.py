@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from msgspec import Struct
 
-from schemas.events import EventId, EventTime, SessionId, ShortText, Source, SpecVersion, Url
+from schemas.events import Envelope, ShortText, Url
 
 
 class PageViewedDataV1(Struct, frozen=True):
@@ -16,13 +16,8 @@ class PageViewedDataV1(Struct, frozen=True):
     title: ShortText | None = None
 
 
-class PageViewedV1(Struct, frozen=True, tag_field="type", tag="navigation.page_viewed"):
+class PageViewedV1(Envelope, frozen=True, tag="navigation.page_viewed"):
     """Version 1 of navigation.page_viewed (superseded by v2: ``referrer`` became ``referrerUrl``)."""
 
-    specversion: SpecVersion
-    id: EventId
-    source: Source
-    subject: SessionId
-    time: EventTime
     data: PageViewedDataV1
     dataschema: str | None = None

@@ -48,7 +48,7 @@ def fold_batch(
     events: Sequence[Any], read: Callable[[bytes], bytes | None], rules: Rules, max_session_bytes: int
 ) -> BatchOutcome:
     outcome = BatchOutcome()
-    states: dict[bytes, tuple[SessionState | None, bytes | None, Any]] = {}
+    states: dict[bytes, SessionState | None] = {}  # each touched session as the batch left it so far
     for event in events:
         message = event.message
         try:
@@ -61,11 +61,11 @@ def fold_batch(
             outcome.dead.append((message, "record key does not equal the event's subject"))
             continue
         if key in states:
-            state, encoded, _ = states[key]
+            state = states[key]
         else:
             with as_current(event):
                 raw = read(key)
-            state, encoded = (decode_state(raw) if raw is not None else None), raw
+            state = states[key] = decode_state(raw) if raw is not None else None
         try:
             new_state = apply(state, decoded, rules)
         except Exception as exc:  # a bug in one rule must not stop every session's stream
@@ -77,11 +77,10 @@ def fold_batch(
             # Kept below Kafka's message limit: a changelog write that fails would stop the worker,
             # and it would fail again on every restart.
             outcome.dead.append((message, f"the session would grow over {max_session_bytes} bytes"))
-            states[key] = (state, encoded, event)
             continue
         # Written even when a duplicate left it unchanged: that re-emits a changelog record a crash
         # may have lost (docs/exactly-once.md).
-        states[key] = (new_state, new_encoded, event)
+        states[key] = new_state
         outcome.writes[key] = (new_encoded, event)
         outcome.folded_ids.append((decoded.id, key))
     return outcome

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -79,7 +79,6 @@ class WorkerProcess:
     port: int
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
-    logs: list[Path] = field(default_factory=list)
 
     @property
     def url(self) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +28,20 @@ def _short(frame: str) -> str:
     return f"{match.group('func')} ({path})"
 
 
+def _stacks(path: Path) -> Iterator[tuple[list[str], int]]:
+    """(raw frames root to leaf, sample count) of each line of a collapsed-stack profile."""
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if stack and count_text.isdigit():
+            yield stack.split(";"), int(count_text)
+
+
 def top_functions(path: Path, limit: int = 10) -> dict[str, Any]:
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
     samples = 0
-    for line in path.read_text(errors="replace").splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
-        frames = [_short(f) for f in stack.split(";") if f]
+    for stack, count in _stacks(path):
+        frames = [_short(f) for f in stack if f]
         if not frames:
             continue
         samples += count
@@ -72,14 +77,10 @@ def areas(path: Path) -> list[dict[str, Any]]:
     """Samples per area of the worker; the rest (event loop, selectors, mode) is 'other'."""
     counts: Counter[str] = Counter()
     samples = 0
-    for line in path.read_text(errors="replace").splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
+    for stack, count in _stacks(path):
         samples += count
         area = "other: event loop, selectors, mode, logging"
-        for frame in reversed(stack.split(";")):
+        for frame in reversed(stack):
             file = _short(frame)
             found = next((name for name, markers in _AREAS if any(m in file for m in markers)), None)
             if found:

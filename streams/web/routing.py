@@ -32,14 +32,20 @@ def _ident(url: URL) -> tuple[str, int]:
     return (url.host or "", url.port or 80)
 
 
-async def ensure_owner(engine: Engine, session_id: str, request: web.Request, body: bytes) -> None:
-    """Return when this worker owns the session; else raise :class:`NotOwner` with the owner's answer."""
+def owner_of(engine: Engine, session_id: str) -> URL | None:
+    """The URL of the worker owning the session's partition; None when it is this one."""
     app = engine.app
     try:
         owner = app.router.key_store(engine.sessions.name, session_id.encode())
     except KeyError:
         raise NotOwner(unavailable("partitions are being assigned")) from None
-    if _ident(owner) == _ident(URL(str(app.conf.canonical_url))):
+    return None if _ident(owner) == _ident(URL(str(app.conf.canonical_url))) else owner
+
+
+async def ensure_owner(engine: Engine, session_id: str, request: web.Request, body: bytes) -> None:
+    """Return when this worker owns the session; else raise :class:`NotOwner` with the owner's answer."""
+    owner = owner_of(engine, session_id)
+    if owner is None:
         return
     if request.headers.get(FORWARDED):  # ownership moved while the request was in flight
         raise NotOwner(unavailable("the session's partition is moving between workers"))
@@ -47,7 +53,7 @@ async def ensure_owner(engine: Engine, session_id: str, request: web.Request, bo
     headers[FORWARDED] = "1"
     target = owner.with_path(request.path).with_query(request.query)
     try:
-        async with app.http_client.request(request.method, target, headers=headers, data=body) as answer:
+        async with engine.app.http_client.request(request.method, target, headers=headers, data=body) as answer:
             relayed = web.Response(body=await answer.read(), status=answer.status)
             for name, value in answer.headers.items():
                 if name.lower() not in _HOP_HEADERS | {"content-encoding", "date", "server"}:

@@ -10,10 +10,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from aiohttp import web
 from faust.web import View
-from yarl import URL
 
 from projections.items import Items, ItemsError, parse_items, select
 from projections.segment import (
@@ -30,7 +28,7 @@ from schemas.events import Event, EventDecodeError, encode_event, event_from_obj
 from schemas.session import SessionState, decode_state, encode_state
 from streams.kafka.producer import ProduceFailed, Record
 from streams.web.errors import error_response, json_response, unavailable
-from streams.web.routing import NotOwner, ensure_owner
+from streams.web.routing import NotOwner, ensure_owner, owner_of
 from streams.web.views import parse_json_body, read_body
 
 if TYPE_CHECKING:
@@ -131,20 +129,11 @@ class SessionService:
         self.engine = engine
         self.settings = engine.settings
 
-    def _owner_is_local(self, session_id: str) -> bool:
-        app = self.engine.app
-        try:
-            owner = app.router.key_store(self.engine.sessions.name, session_id.encode())
-        except KeyError:
-            raise Problem(unavailable("partitions are being assigned")) from None
-        local = URL(str(app.conf.canonical_url))
-        return (owner.host, owner.port) == (local.host, local.port)
-
     def new_session_id(self) -> str:
         # A new session may take any id: draw one this worker owns, so its writes need no hop.
         for _ in range(256):
             candidate = str(uuid.uuid4())
-            if self._owner_is_local(candidate):
+            if owner_of(self.engine, candidate) is None:
                 return candidate
         raise Problem(unavailable("this worker owns no partition right now"))
 
@@ -157,16 +146,15 @@ class SessionService:
         raw = self.engine.sessions.get(session_id.encode())
         return decode_state(raw) if raw is not None else None
 
-    async def append_and_wait(self, events: list[Event]) -> SessionState:
+    async def append_and_wait(self, records: list[Record], last_event_id: str) -> SessionState:
         waiters = self.engine.waiters
-        last = events[-1].id
-        future = waiters.expect(last)
+        future = waiters.expect(last_event_id)
         try:
-            await self.engine.producer.send([Record(e.subject.encode(), encode_event(e)) for e in events])
+            await self.engine.producer.send(records)
         except ProduceFailed as exc:
-            waiters.forget(last)
+            waiters.forget(last_event_id)
             raise Problem(unavailable(f"the event log is unavailable: {exc}", retry_after_s=2)) from None
-        folded = await waiters.wait(last, future, self.settings.write_wait_s)
+        folded = await waiters.wait(last_event_id, future, self.settings.write_wait_s)
         if folded is None:
             raise Problem(
                 unavailable(
@@ -191,13 +179,14 @@ class SessionService:
         if not events:
             assert current is not None
             return current
-        self._check_sizes(current, events)
-        return await self.append_and_wait(events)
+        records = [Record(e.subject.encode(), encode_event(e)) for e in events]
+        self._check_sizes(current, events, records)
+        return await self.append_and_wait(records, events[-1].id)
 
-    def _check_sizes(self, current: SessionState | None, events: list[Event]) -> None:
+    def _check_sizes(self, current: SessionState | None, events: list[Event], records: list[Record]) -> None:
         """Refuse a change the log or the table could not take, before appending anything."""
         limit = self.settings.max_event_bytes
-        if any(len(encode_event(e)) > limit for e in events):
+        if any(len(record.value) > limit for record in records):
             raise Problem(error_response(413, "event_too_large", f"the change is over {limit} bytes"))
         predicted = current
         for event in events:
@@ -226,18 +215,6 @@ class SessionService:
         response.headers.add("Set-Cookie", f"{self.settings.session_cookie}={session_token}; {attributes}; HttpOnly")
         # Not HttpOnly: storefront scripts read the segment (it holds no personal data).
         response.headers.add("Set-Cookie", f"{self.settings.segment_cookie}={segment_token}; {attributes}")
-
-
-def _segment_of_token(token: str) -> Segment:
-    """The segment a token encodes, when this API can answer it as JSON: msgspec also reads integers
-    beyond 64 bits and deeper nesting than orjson writes (or than the stack allows), and a token
-    holding them was not made here. Such a token is not a segment token, rather than a 500."""
-    try:
-        segment = decode_segment_token(token)
-        orjson.dumps(segment)
-    except (RecursionError, orjson.JSONEncodeError) as exc:
-        raise SegmentTokenError(f"not a segment token: {exc}") from None
-    return segment
 
 
 def _segment_overrides(request: web.Request, segment: Segment) -> Segment:
@@ -310,7 +287,7 @@ def register_storefront_views(engine: Engine) -> None:
                 cookie = request.cookies.get(settings.segment_cookie)
                 if cookie:
                     try:
-                        return json_response(_segment_overrides(request, _segment_of_token(cookie)))
+                        return json_response(_segment_overrides(request, decode_segment_token(cookie)))
                     except SegmentTokenError:
                         pass  # a broken cookie is no segment: make a new one
                 state = await service.write(None, {})
@@ -328,7 +305,7 @@ def register_storefront_views(engine: Engine) -> None:
     class SegmentByToken(View):
         async def get(self, request: web.Request, segment_token: str) -> web.Response:
             try:
-                segment = _segment_of_token(segment_token)
+                segment = decode_segment_token(segment_token)
             except SegmentTokenError as exc:
                 return error_response(400, "invalid_segment_token", str(exc), [{"path": "segment_token"}])
             return json_response(_segment_overrides(request, segment))

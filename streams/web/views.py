@@ -1,6 +1,6 @@
 """HTTP views: the event intake, the service read of a session, health and readiness.
 
-A read for session S goes to the worker that owns S's partition (faust ``table_route``), so the
+A read for session S goes to the worker that owns S's partition (``routing.ensure_owner``), so the
 answer comes from the table the agent writes.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 from faust.web import View
-from faust.web.exceptions import ServiceUnavailable
 
 from schemas.events import (
     SESSION_ID_PATTERN,
@@ -27,6 +27,7 @@ from schemas.events import (
 from schemas.session import decode_state, encode_view
 from streams.kafka.producer import ProduceFailed, Record
 from streams.web.errors import JSON, error_response, json_errors, json_response, unavailable
+from streams.web.routing import NotOwner, ensure_owner
 from streams.web.service_auth import scopes_of
 
 if TYPE_CHECKING:
@@ -103,6 +104,63 @@ async def read_json_body(request: web.Request, max_bytes: int) -> tuple[Any, web
     return parse_json_body(request.content_type, body)
 
 
+@dataclass
+class _Batch:
+    """The events of one POST /api/events, checked: what to append, or every reason not to."""
+
+    records: list[Record] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    # (kind, detail): kind "invalid", "forbidden" (needs a trusted key) or "oversized".
+    problems: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def refusal(self, count: int) -> web.Response:
+        kinds = {kind for kind, _ in self.problems}
+        details = [detail for _, detail in sorted(self.problems, key=lambda p: p[1]["index"])]
+        if kinds == {"oversized"}:
+            return error_response(
+                413, "event_too_large", "an event is over the size limit; none was accepted", details=details
+            )
+        if kinds == {"forbidden"}:
+            return error_response(
+                403,
+                "forbidden_event_type",
+                "storefronts may send navigation.* events; other types need a bearer key with events:trusted",
+                details=details,
+            )
+        return error_response(
+            400, "invalid_event", f"{len(details)} of {count} events are invalid; none was accepted", details=details
+        )
+
+
+def _check_batch(items: list[Any], now: str, trusted: bool, cookie_session: str | None, max_event_bytes: int) -> _Batch:
+    batch = _Batch()
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            batch.problems.append(
+                ("invalid", {"index": index, "path": "$", "message": "an event must be a JSON object"})
+            )
+            continue
+        if "subject" not in item and cookie_session is not None:
+            item["subject"] = cookie_session  # a storefront posting for its own session
+        try:
+            event = event_from_object(_complete_envelope(item, now))
+        except EventDecodeError as exc:
+            batch.problems.append(("invalid", {"index": index, "path": exc.path, "message": exc.message}))
+            continue
+        if item["type"] not in STOREFRONT_EVENT_TYPES and not trusted:
+            message = f"{item['type']} needs a trusted service key"
+            batch.problems.append(("forbidden", {"index": index, "path": "$.type", "message": message}))
+            continue
+        encoded = encode_event(event)
+        if len(encoded) > max_event_bytes:
+            message = f"the event is over {max_event_bytes} bytes"
+            batch.problems.append(("oversized", {"index": index, "path": "$", "message": message}))
+            continue
+        batch.records.append(Record(key=event.subject.encode(), value=encoded))
+        batch.ids.append(event.id)
+    return batch
+
+
 def register_views(engine: Engine) -> None:
     app = engine.app
     settings = engine.settings
@@ -145,65 +203,21 @@ def register_views(engine: Engine) -> None:
                     "batch_too_large",
                     f"{len(items)} events in one request; the limit is {settings.max_batch_events}",
                 )
-            now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-            trusted = "events:trusted" in scopes_of(request, engine.service_keys)
-            cookie_session = engine.tokens.session_id(request.cookies.get(settings.session_cookie))
-            records: list[Record] = []
-            ids: list[str] = []
-            details: list[dict[str, Any]] = []
-            forbidden: list[dict[str, Any]] = []
-            oversized: list[dict[str, Any]] = []
-            for index, item in enumerate(items):
-                if not isinstance(item, dict):
-                    details.append({"index": index, "path": "$", "message": "an event must be a JSON object"})
-                    continue
-                if "subject" not in item and cookie_session is not None:
-                    item["subject"] = cookie_session  # a storefront posting for its own session
-                try:
-                    event = event_from_object(_complete_envelope(item, now))
-                except EventDecodeError as exc:
-                    details.append({"index": index, "path": exc.path, "message": exc.message})
-                    continue
-                event_type = item["type"]
-                if event_type not in STOREFRONT_EVENT_TYPES and not trusted:
-                    forbidden.append(
-                        {"index": index, "path": "$.type", "message": f"{event_type} needs a trusted service key"}
-                    )
-                    continue
-                encoded = encode_event(event)
-                if len(encoded) > settings.max_event_bytes:
-                    oversized.append(
-                        {"index": index, "path": "$", "message": f"the event is over {settings.max_event_bytes} bytes"}
-                    )
-                    continue
-                records.append(Record(key=event.subject.encode(), value=encoded))
-                ids.append(event.id)
-            if oversized and not details and not forbidden:
-                return error_response(
-                    413, "event_too_large", "an event is over the size limit; none was accepted", details=oversized
-                )
-            details += oversized
-            if forbidden and not details:
-                return error_response(
-                    403,
-                    "forbidden_event_type",
-                    "storefronts may send navigation.* events; other types need a bearer key with events:trusted",
-                    details=forbidden,
-                )
-            if details or forbidden:
-                details = sorted(details + forbidden, key=lambda d: d["index"])
+            batch = _check_batch(
+                items,
+                now=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                trusted="events:trusted" in scopes_of(request, engine.service_keys),
+                cookie_session=engine.tokens.session_id(request.cookies.get(settings.session_cookie)),
+                max_event_bytes=settings.max_event_bytes,
+            )
+            if batch.problems:
                 # All or nothing: a batch with one bad event appends none of them.
-                return error_response(
-                    400,
-                    "invalid_event",
-                    f"{len(details)} of {len(items)} events are invalid; none was accepted",
-                    details=details,
-                )
+                return batch.refusal(len(items))
             try:
-                await engine.producer.send(records)
+                await engine.producer.send(batch.records)
             except ProduceFailed as exc:
                 return unavailable(f"the event log is unavailable: {exc}", retry_after_s=2)
-            return json_response({"accepted": len(records), "ids": ids}, status=202)
+            return json_response({"accepted": len(batch.records), "ids": batch.ids}, status=202)
 
     @app.page("/api/v1/sessions/{session_id}")
     class Session(View):
@@ -216,12 +230,9 @@ def register_views(engine: Engine) -> None:
                     details=[{"path": "session_id", "message": f"not a session id: {session_id[:64]!r}"}],
                 )
             try:
-                return await self.routed_get(request, session_id=session_id)
-            except ServiceUnavailable:
-                return unavailable("the partition owning this session is being reassigned")
-
-        @app.table_route(table=sessions, match_info="session_id")
-        async def routed_get(self, request: web.Request, session_id: str) -> web.Response:
+                await ensure_owner(engine, session_id, request, b"")
+            except NotOwner as routed:
+                return routed.response
             raw = sessions.get(session_id.encode())
             if raw is None:
                 return error_response(404, "session_not_found", f"no session {session_id}")
