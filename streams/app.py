@@ -58,6 +58,11 @@ class Engine:
     tokens: SessionTokens
     service_keys: Mapping[str, frozenset[str]]
 
+    def read_session(self, session_id: str) -> bytes | None:
+        """The stored state of a session this worker owns (callers route to the owner first)."""
+        value: bytes | None = self.sessions.get(session_id.encode())
+        return value
+
     def is_ready(self) -> bool:
         """Partitions assigned and every active table partition recovered from its changelog."""
         app = self.app

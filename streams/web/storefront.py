@@ -143,7 +143,7 @@ class SessionService:
         if session_id is None:
             return None
         await ensure_owner(self.engine, session_id, request, body)
-        raw = self.engine.sessions.get(session_id.encode())
+        raw = self.engine.read_session(session_id)
         return decode_state(raw) if raw is not None else None
 
     async def append_and_wait(self, records: list[Record], last_event_id: str) -> SessionState:

@@ -164,7 +164,6 @@ def _check_batch(items: list[Any], now: str, trusted: bool, cookie_session: str 
 def register_views(engine: Engine) -> None:
     app = engine.app
     settings = engine.settings
-    sessions = engine.sessions
     app.web.web_app.middlewares.append(json_errors)
 
     # The API's OpenAPI document, kept beside this module: parsed once here (a broken file stops
@@ -233,7 +232,7 @@ def register_views(engine: Engine) -> None:
                 await ensure_owner(engine, session_id, request, b"")
             except NotOwner as routed:
                 return routed.response
-            raw = sessions.get(session_id.encode())
+            raw = engine.read_session(session_id)
             if raw is None:
                 return error_response(404, "session_not_found", f"no session {session_id}")
             return web.Response(body=encode_view(decode_state(raw)), content_type=JSON)
