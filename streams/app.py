@@ -1,34 +1,36 @@
-"""The worker: one faust app that folds ``session-events`` into the ``sessions`` table and serves HTTP.
+"""Wiring: the faust control plane, the fold loop (data plane), the appender and the web views.
 
 ``create_engine(settings)`` builds everything without touching the network; the worker connects
-when faust starts it. Table writes happen only in the agent below, one session key at a time, in
-the partition the event arrived on, so the changelog partition always matches the key's partition.
+when faust starts it. faust joins the group with the event topic subscribed (so its assignor places
+the partitions and its router knows every key's owner) but never reads it: on each assignment the
+fold loop restores the assigned partitions and folds them; on each revocation faust waits until the
+loop has flushed and written what it folded (``docs/engine.md``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, cast
+from pathlib import Path
+from typing import Any
 
 import faust
-from faust.types import StreamT, TableT
 from mode import Service
 
-from projections.rules import Rules
+from streams.engine import Engine
+from streams.fold.loop import FoldConfig, FoldLoop
+from streams.fold.store import StoreMemory
 from streams.fold_waiters import FoldWaiters
-from streams.folding import as_current, fold_batch
-from streams.kafka.faust_transport import broker_url
+from streams.kafka.faust_private import broker_url, group_generation, hold
 from streams.kafka.producer import EventProducer
 from streams.rules_file import load_rules
 from streams.settings import Settings
 from streams.web.service_auth import parse_service_keys
+from streams.web.storefront import register_storefront_views
 from streams.web.tokens import SessionTokens, signing_key
+from streams.web.views import register_views
 
 log = logging.getLogger(__name__)
-
-TABLE_NAME = "sessions"
 
 
 class ProducerService(Service):
@@ -45,46 +47,64 @@ class ProducerService(Service):
         self.producer.stop()
 
 
-@dataclass
-class Engine:
-    settings: Settings
-    app: faust.App
-    events: faust.TopicT
-    dead_letters: faust.TopicT
-    sessions: TableT[bytes, bytes]
-    producer: EventProducer
-    rules: Rules
-    waiters: FoldWaiters
-    tokens: SessionTokens
-    service_keys: Mapping[str, frozenset[str]]
+class FoldService(Service):
+    """Runs the fold loop's thread for as long as the worker runs."""
 
-    def read_session(self, session_id: str) -> bytes | None:
-        """The stored state of a session this worker owns (callers route to the owner first)."""
-        value: bytes | None = self.sessions.get(session_id.encode())
-        return value
+    def __init__(self, fold: FoldLoop, **kwargs: Any) -> None:
+        self.fold = fold
+        super().__init__(**kwargs)
 
-    def is_ready(self) -> bool:
-        """Partitions assigned and every active table partition recovered from its changelog."""
-        app = self.app
-        recovery: Any = app.tables.recovery  # type: ignore[attr-defined]  # on TableManager, not its ABC
-        return bool(app.rebalancing is False and recovery.completed.is_set())
+    async def on_start(self) -> None:
+        self.fold.start(asyncio.get_running_loop())
+
+    async def on_stop(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.fold.stop)
+
+
+def fold_config(settings: Settings) -> FoldConfig:
+    return FoldConfig(
+        bootstrap=settings.kafka_bootstrap,
+        events_topic=settings.events_topic,
+        changelog_topic=settings.changelog_topic,
+        dlq_topic=settings.dlq_topic,
+        partitions=settings.partitions,
+        stores_dir=stores_dir(settings.data_dir),
+        group_id=settings.fold_group_id,
+        writer_id=settings.group_instance_id,
+        batch_max=settings.fold_batch_max,
+        batch_wait_s=settings.fold_batch_wait_ms / 1000,
+        fetch_wait_ms=settings.kafka_fetch_wait_ms,
+        cache_sessions=settings.state_cache_sessions,
+        memory=StoreMemory(
+            settings.rocksdb_block_cache_bytes, settings.rocksdb_write_buffer_bytes, settings.rocksdb_memtables_bytes
+        ),
+        max_session_bytes=settings.max_session_bytes,
+        fault_point=settings.fault_point,
+    )
+
+
+def stores_dir(data_dir: Path) -> Path:
+    return data_dir / "store"
 
 
 def create_engine(settings: Settings) -> Engine:
     """Raises RulesError or SettingsError for a bad rules file or service key list."""
     rules = load_rules(settings.rules_file)
     service_keys = parse_service_keys(settings.service_keys)
-    (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)
+    _note_upgrade(settings.data_dir)
+    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     tokens = SessionTokens(signing_key(settings.session_signing_key, settings.data_dir), settings.session_ttl_s)
     app = faust.App(
         settings.app_id,
-        broker=broker_url(settings.kafka_bootstrap, settings.kafka_fetch_wait_ms),
-        store="rocksdb://",
-        datadir=str(settings.data_dir / "worker"),
+        broker=broker_url(settings.kafka_bootstrap, frozenset({settings.events_topic})),
+        store="memory://",
+        datadir=str(settings.data_dir / "faust"),
         autodiscover=False,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
-        table_standby_replicas=settings.standby_replicas,
+        # At least 1: without a table, faust uses its own assignor (the one that publishes worker
+        # URLs for the router, and places standbys) only when standby replicas are asked for.
+        table_standby_replicas=max(1, settings.standby_replicas),
         # The HTTP layer is ours: no /table dumps of session data, no debug graph.
         web_enabled=True,
         web_bind=settings.web_host,
@@ -97,75 +117,51 @@ def create_engine(settings: Settings) -> Engine:
         consumer_group_instance_id=settings.group_instance_id,
         broker_session_timeout=settings.kafka_session_timeout_s,
         broker_heartbeat_interval=max(1.0, settings.kafka_session_timeout_s / 4),
-        producer_acks=-1,
-        producer_linger=settings.changelog_linger_ms / 1000.0,
         topic_allow_declare=True,
     )
+    # Subscribed, never consumed by faust; acks=False keeps its livelock detector quiet about it.
     events = app.topic(
         settings.events_topic,
         key_serializer="raw",
         value_serializer="raw",
         partitions=settings.partitions,
+        acks=False,
     )
-    dead_letters = app.topic(
-        settings.dlq_topic, key_serializer="raw", value_serializer="raw", partitions=settings.partitions
-    )
-    sessions = app.Table(
-        TABLE_NAME,
-        default=None,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=settings.partitions,
-        options={
-            "block_cache_size": settings.rocksdb_block_cache_bytes,
-            "write_buffer_size": settings.rocksdb_write_buffer_bytes,
-            "max_write_buffer_number": 2,
-        },
-    )
+    app.topics.add(events)
     producer = EventProducer(settings.kafka_bootstrap, settings.events_topic, settings.produce_timeout_s)
     app.add_dependency(ProducerService(producer))
     waiters = FoldWaiters()
-    engine = Engine(settings, app, events, dead_letters, sessions, producer, rules, waiters, tokens, service_keys)
+    fold = FoldLoop(fold_config(settings), rules, waiters, fence=lambda: group_generation(app))
+    app.add_dependency(FoldService(fold))
+    engine = Engine(settings, app, events, producer, rules, waiters, tokens, service_keys, fold)
 
-    @app.task  # type: ignore[untyped-decorator]
-    async def _drop_per_event_monitor() -> None:
-        # faust's Monitor sensor records every message and event in Python dicts and deques
-        # (about a tenth of the fold's CPU); nothing here reads it, so it stops receiving them.
-        if app.monitor in set(app.sensors):
-            app.sensors.remove(app.monitor)
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def _revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        # faust awaits this before the rebalance goes on: the loop lets go only after its last
+        # batch of these partitions is flushed and written, so two workers never write one.
+        partitions = {tp.partition for tp in revoked if tp.topic == settings.events_topic}
+        if partitions:
+            await asyncio.wrap_future(fold.revoke(partitions))
 
-    @app.agent(events, name="fold-session-events")
-    async def fold_session_events(stream: StreamT[bytes]) -> None:
-        # Acked after the body: a batch's table writes happen before its offsets can be committed.
-        async for batch in cast(Any, stream).take_events(
-            settings.fold_batch_max, within=settings.fold_batch_wait_ms / 1000
-        ):
-            outcome = fold_batch(batch, sessions.get, rules, settings.max_session_bytes)
-            for key, (encoded, event) in outcome.writes.items():
-                with as_current(event):
-                    sessions[key] = encoded
-            for message, reason in outcome.dead:
-                await _dead_letter(dead_letters, message, reason)
-            for event_id, key in outcome.folded_ids:
-                waiters.folded(event_id, outcome.writes[key][0])
-
-    from streams.web.storefront import register_storefront_views
-    from streams.web.views import register_views  # the views need the engine built above
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def _assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        hold(app, assigned)
+        partitions = {tp.partition for tp in assigned if tp.topic == settings.events_topic}
+        # Not awaited: restoring may take long, and /readyz says when it is done.
+        fold.assign(partitions, group_generation(app))
 
     register_views(engine)
     register_storefront_views(engine)
     return engine
 
 
-async def _dead_letter(topic: faust.TopicT, message: Any, reason: str) -> None:
-    log.warning("dead letter %s[%s]@%s: %s", message.topic, message.partition, message.offset, reason)
-    await topic.send(
-        key=message.key,
-        value=message.value,
-        headers=[
-            ("dlq.reason", reason.encode()),
-            ("dlq.topic", str(message.topic).encode()),
-            ("dlq.partition", str(message.partition).encode()),
-            ("dlq.offset", str(message.offset).encode()),
-        ],
-    )
+def _note_upgrade(data_dir: Path) -> None:
+    """A data folder of the faust-table engine: say what happens to it (its tables are not read)."""
+    old_tables = sorted((data_dir / "worker").glob("**/sessions-*.db"))
+    if old_tables and not stores_dir(data_dir).exists():
+        log.warning(
+            "upgrade: %s holds tables of the faust-table engine; they are not migrated. This worker "
+            "rebuilds its store from the changelog %s and then the event log (kept forever), which "
+            "gives the same sessions. Delete %s once it is ready.",
+            data_dir / "worker", "<app id>-sessions-state-changelog", data_dir / "worker",
+        )  # fmt: skip

@@ -44,6 +44,14 @@ def worker() -> None:
             [
                 TopicSpec(settings.events_topic, settings.partitions, settings.replication_factor, forever),
                 TopicSpec(settings.dlq_topic, settings.partitions, settings.replication_factor, forever),
+                # Partition for partition with the event topic: the fold loop writes partition p of
+                # both. Compacted: only each session's latest state (and the latest marker) matter.
+                TopicSpec(
+                    settings.changelog_topic,
+                    settings.partitions,
+                    settings.replication_factor,
+                    {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+                ),
             ],
         )
     except TopicMismatch as exc:

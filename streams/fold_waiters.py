@@ -1,7 +1,7 @@
-"""Read-your-writes over an asynchronous log: a write waits until the agent has folded its event.
+"""Read-your-writes over an asynchronous log: a write waits until the fold loop has folded its event.
 
-The HTTP handler registers the id of the event it is about to append; the agent, in the same
-process and event loop, resolves it with the session's new state right after the table write.
+The HTTP handler registers the id of the event it is about to append; the fold loop, in the same
+process, resolves it (through the event loop) with the session's new state right after the store write.
 """
 
 from __future__ import annotations
@@ -23,6 +23,14 @@ class FoldWaiters:
         future = self._waiting.pop(event_id, None)
         if future is not None and not future.done():
             future.set_result(state)
+
+    def folded_many(self, folded: list[tuple[str, bytes]]) -> None:
+        for event_id, state in folded:
+            self.folded(event_id, state)
+
+    def __contains__(self, event_id: object) -> bool:
+        # Asked from the fold loop's thread: a dict lookup, no asyncio object touched.
+        return event_id in self._waiting
 
     def forget(self, event_id: str) -> None:
         future = self._waiting.pop(event_id, None)

@@ -38,14 +38,18 @@ class Settings:
     # limit, so the log and the changelog always take them.
     max_event_bytes: int = 64 * 1024
     max_session_bytes: int = 256 * 1024
-    # Per table partition: faust's default is a 2 GiB block cache for each of them.
-    rocksdb_block_cache_bytes: int = 8 * 1024 * 1024
-    rocksdb_write_buffer_bytes: int = 8 * 1024 * 1024
-    # The agent folds up to this many events at once, waiting at most this long to gather them.
-    fold_batch_max: int = 1000
-    fold_batch_wait_ms: float = 1.0
-    # How long the changelog producer waits to fill a batch: 0 sends one request per table write.
-    changelog_linger_ms: float = 5.0
+    # The fold loop's RocksDB: one block cache shared by every partition's store, a memtable per
+    # partition, and a ceiling on all memtables together (the worker's RSS budget rests on these).
+    rocksdb_block_cache_bytes: int = 64 * 1024 * 1024
+    rocksdb_write_buffer_bytes: int = 4 * 1024 * 1024
+    rocksdb_memtables_bytes: int = 128 * 1024 * 1024
+    # The fold loop takes up to this many records a call, waiting at most this long for them.
+    fold_batch_max: int = 5000
+    fold_batch_wait_ms: float = 5.0
+    # Sessions kept decoded between batches (all partitions together); hot sessions skip a decode.
+    state_cache_sessions: int = 20_000
+    # Testing only: "<point>:<n>" makes the fold loop SIGKILL its process (streams/fold/loop.py).
+    fault_point: str = ""
     log_level: str = "info"
     # Static group membership: a worker restarted with the same id takes its partitions back at
     # once instead of waiting for the group to time the old member out. Empty = derived from the
@@ -53,7 +57,7 @@ class Settings:
     instance_id: str = ""
     # How long the group waits for a silent worker before giving its partitions to others.
     kafka_session_timeout_s: float = 10.0
-    # The longest a fetch waits at the broker for data (faust's own: 1,500 ms, which delays events).
+    # The longest the fold loop's fetch waits at the broker for data.
     kafka_fetch_wait_ms: int = 50
     # The transformers' rules (TOML, see ops/rules.sample.toml); empty = no rules.
     rules_file: str = ""
@@ -71,6 +75,17 @@ class Settings:
     @property
     def dlq_topic(self) -> str:
         return f"{self.events_topic}.dlq"
+
+    @property
+    def changelog_topic(self) -> str:
+        # Not faust's "<app>-sessions-changelog": this one's records carry source offsets and batch
+        # markers, so a worker upgraded from the faust-table engine never reads the old records.
+        return f"{self.app_id}-sessions-state-changelog"
+
+    @property
+    def fold_group_id(self) -> str:
+        """The fold loop commits its offsets under this id (for lag tools); it never joins it."""
+        return f"{self.app_id}-fold"
 
     @property
     def group_instance_id(self) -> str:

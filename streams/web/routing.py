@@ -14,7 +14,7 @@ from yarl import URL
 from streams.web.errors import unavailable
 
 if TYPE_CHECKING:
-    from streams.app import Engine
+    from streams.engine import Engine
 
 FORWARDED = "X-Session-Engine-Forwarded"
 _HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
@@ -35,11 +35,17 @@ def _ident(url: URL) -> tuple[str, int]:
 def owner_of(engine: Engine, session_id: str) -> URL | None:
     """The URL of the worker owning the session's partition; None when it is this one."""
     app = engine.app
-    try:
-        owner = app.router.key_store(engine.sessions.name, session_id.encode())
-    except KeyError:
-        raise NotOwner(unavailable("partitions are being assigned")) from None
-    return None if _ident(owner) == _ident(URL(str(app.conf.canonical_url))) else owner
+    # The partition as every producer computes it (murmur2); the owner from the URL-to-partitions
+    # map faust's assignor hands every member (faust's own key lookup needs its producer to have
+    # seen the topic, and it never produces to it).
+    partition = engine.fold.partition_of(session_id.encode())
+    topic = engine.settings.events_topic
+    distribution = app.assignor.external_topic_distribution  # type: ignore[attr-defined]
+    for url, topics in distribution.items():
+        if partition in topics.get(topic, ()):
+            owner = URL(url)
+            return None if _ident(owner) == _ident(URL(str(app.conf.canonical_url))) else owner
+    raise NotOwner(unavailable("partitions are being assigned"))
 
 
 async def ensure_owner(engine: Engine, session_id: str, request: web.Request, body: bytes) -> None:

@@ -1,6 +1,6 @@
 """The storefront API, compatible with the VTEX Session Manager: sessions by cookie, segments.
 
-Every change is an event appended to the log; a write answers only once the owning agent has
+Every change is an event appended to the log; a write answers only once the owning fold loop has
 folded it (read-your-writes), so the tokens and documents it returns reflect the write.
 """
 
@@ -26,13 +26,14 @@ from projections.segment import (
 from projections.session import apply
 from schemas.events import Event, EventDecodeError, encode_event, event_from_object
 from schemas.session import SessionState, decode_state, encode_state
+from streams.fold.store import StoreClosed
 from streams.kafka.producer import ProduceFailed, Record
 from streams.web.errors import error_response, json_response, unavailable
 from streams.web.routing import NotOwner, ensure_owner, owner_of
 from streams.web.views import parse_json_body, read_body
 
 if TYPE_CHECKING:
-    from streams.app import Engine
+    from streams.engine import Engine
 
 SOURCE = "/api/sessions"
 MAX_PUBLIC_KEY = 256
@@ -143,7 +144,10 @@ class SessionService:
         if session_id is None:
             return None
         await ensure_owner(self.engine, session_id, request, body)
-        raw = self.engine.read_session(session_id)
+        try:
+            raw = self.engine.read_session(session_id)
+        except StoreClosed:
+            raise Problem(unavailable("the session's partition is being restored or moving between workers")) from None
         return decode_state(raw) if raw is not None else None
 
     async def append_and_wait(self, records: list[Record], last_event_id: str) -> SessionState:

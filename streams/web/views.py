@@ -1,7 +1,7 @@
 """HTTP views: the event intake, the service read of a session, health and readiness.
 
 A read for session S goes to the worker that owns S's partition (``routing.ensure_owner``), so the
-answer comes from the table the agent writes.
+answer comes from the store the fold loop writes.
 """
 
 from __future__ import annotations
@@ -25,13 +25,14 @@ from schemas.events import (
     event_from_object,
 )
 from schemas.session import decode_state, encode_view
+from streams.fold.store import StoreClosed
 from streams.kafka.producer import ProduceFailed, Record
 from streams.web.errors import JSON, error_response, json_errors, json_response, unavailable
 from streams.web.routing import NotOwner, ensure_owner
 from streams.web.service_auth import scopes_of
 
 if TYPE_CHECKING:
-    from streams.app import Engine
+    from streams.engine import Engine
 
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
 _JSON_TYPES = {"application/json", "application/cloudevents+json", "application/cloudevents-batch+json"}
@@ -232,7 +233,10 @@ def register_views(engine: Engine) -> None:
                 await ensure_owner(engine, session_id, request, b"")
             except NotOwner as routed:
                 return routed.response
-            raw = engine.read_session(session_id)
+            try:
+                raw = engine.read_session(session_id)
+            except StoreClosed:
+                return unavailable("the session's partition is being restored or moving between workers")
             if raw is None:
                 return error_response(404, "session_not_found", f"no session {session_id}")
             return web.Response(body=encode_view(decode_state(raw)), content_type=JSON)

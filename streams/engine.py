@@ -1,0 +1,42 @@
+"""What the web layer needs of a running worker: settings, the appender, the fold's store and
+waiters, tokens, keys. Built by ``streams.app``; imports no web code (the views import this)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import faust
+
+from projections.rules import Rules
+from streams.fold.loop import FoldLoop
+from streams.fold_waiters import FoldWaiters
+from streams.kafka.producer import EventProducer
+from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from streams.web.tokens import SessionTokens
+
+
+@dataclass
+class Engine:
+    settings: Settings
+    app: faust.App
+    events: faust.TopicT  # subscribed by faust's group (for placement and routing), read by the fold loop
+    producer: EventProducer
+    rules: Rules
+    waiters: FoldWaiters
+    tokens: SessionTokens
+    service_keys: Mapping[str, frozenset[str]]
+    fold: FoldLoop
+
+    def read_session(self, session_id: str) -> bytes | None:
+        """The stored state of a session this worker owns (callers route to the owner first).
+
+        Raises ``streams.fold.store.StoreClosed`` while its partition is not served here."""
+        return self.fold.read(session_id.encode())
+
+    def is_ready(self) -> bool:
+        """Partitions assigned, and every one of them restored and folded by the running loop."""
+        return bool(self.app.rebalancing is False and self.fold.ready)

@@ -1,0 +1,158 @@
+"""One batch of one partition's records through the fold, with no I/O: the data plane's pure step.
+
+Records are grouped by session in log order; each touched session is read once (through ``read``,
+which the loop backs with its decoded cache and the store), folded over its events of the batch,
+and encoded once. The outcome equals folding the records one at a time: each session sees its
+events in order, and a record that cannot be folded is set aside with its reason.
+
+Every stored session remembers the offset of the last record folded into it, so a record at or
+below it is a redelivery after a crash and is skipped exactly, whatever the batch size. The
+``recent_ids`` memory inside the state stays as the guard against clients that retry an event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from projections.rules import Rules
+from projections.session import apply
+from schemas.events import Event, EventDecodeError, decode_event
+from schemas.session import SessionState, encode_state
+
+log = logging.getLogger(__name__)
+
+
+class Stored(NamedTuple):
+    """A session as the store holds it: the offset of the last record folded into it, the state."""
+
+    offset: int
+    state: SessionState
+
+
+class Written(NamedTuple):
+    offset: int  # of the last record folded into the session
+    encoded: bytes  # the state, encoded once
+    state: SessionState
+
+
+class DeadRecord(NamedTuple):
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    reason: str
+
+
+@dataclass
+class BatchOutcome:
+    writes: dict[bytes, Written] = field(default_factory=dict)  # changed sessions only
+    dead: list[DeadRecord] = field(default_factory=list)
+    folded: list[tuple[str, bytes]] = field(default_factory=list)  # (event id, its session key)
+    skipped: int = 0  # records at or below their session's folded offset (redeliveries)
+
+
+Reader = Callable[[bytes], Stored | None]
+# (key, value, offset) of one partition, in offset order.
+SourceRecord = tuple[bytes | None, bytes | None, int]
+
+
+def fold_batch(records: Iterable[SourceRecord], read: Reader, rules: Rules, max_session_bytes: int) -> BatchOutcome:
+    outcome = BatchOutcome()
+    by_session: dict[bytes, list[tuple[int, Event, bytes]]] = {}
+    for key, value, offset in records:
+        if value is None:
+            outcome.dead.append(DeadRecord(offset, key, value, "the record has no value"))
+            continue
+        try:
+            event = decode_event(value)
+        except EventDecodeError as exc:
+            outcome.dead.append(DeadRecord(offset, key, value, f"{exc.path}: {exc.message}"))
+            continue
+        if key is None or key != event.subject.encode():
+            outcome.dead.append(DeadRecord(offset, key, value, "record key does not equal the event's subject"))
+            continue
+        pending = by_session.get(key)
+        if pending is None:
+            by_session[key] = [(offset, event, value)]
+        else:
+            pending.append((offset, event, value))
+    for key, events in by_session.items():
+        _fold_session(key, events, read(key), rules, max_session_bytes, outcome)
+    return outcome
+
+
+def _fold_session(
+    key: bytes,
+    events: list[tuple[int, Event, bytes]],
+    stored: Stored | None,
+    rules: Rules,
+    max_session_bytes: int,
+    outcome: BatchOutcome,
+) -> None:
+    folded_offset = stored.offset if stored is not None else -1
+    state = stored.state if stored is not None else None
+    last_offset = folded_offset
+    applied: list[str] = []
+    for offset, event, value in events:
+        if offset <= folded_offset:
+            outcome.skipped += 1
+            continue
+        try:
+            state = apply(state, event, rules)
+        except Exception as exc:  # a bug in one rule must not stop every session's stream
+            log.exception("fold failed for event %s", event.id)
+            outcome.dead.append(DeadRecord(offset, key, value, rejection_reason(exc)))
+            continue
+        last_offset = offset
+        applied.append(event.id)
+    if state is None or last_offset == folded_offset:
+        return
+    encoded = encode_state(state)
+    if len(encoded) > max_session_bytes:
+        # Rare: fold again one event at a time to set aside exactly the events that overgrow it.
+        _fold_session_checked(key, events, stored, rules, max_session_bytes, outcome)
+        return
+    outcome.writes[key] = Written(last_offset, encoded, state)
+    outcome.folded.extend((event_id, key) for event_id in applied)
+
+
+def _fold_session_checked(
+    key: bytes,
+    events: list[tuple[int, Event, bytes]],
+    stored: Stored | None,
+    rules: Rules,
+    max_session_bytes: int,
+    outcome: BatchOutcome,
+) -> None:
+    folded_offset = stored.offset if stored is not None else -1
+    state = stored.state if stored is not None else None
+    written: Written | None = None
+    applied: list[str] = []
+    for offset, event, value in events:
+        if offset <= folded_offset:
+            continue
+        try:
+            candidate = apply(state, event, rules)
+        except Exception:  # noqa: BLE001 - dead-lettered on the first pass already
+            continue
+        encoded = encode_state(candidate)
+        if len(encoded) > max_session_bytes:
+            # Kept below Kafka's message limit: a changelog write that fails would stop the loop,
+            # and it would fail again on every restart.
+            reason = f"the session would grow over {max_session_bytes} bytes"
+            outcome.dead.append(DeadRecord(offset, key, value, reason))
+            continue
+        state, written = candidate, Written(offset, encoded, candidate)
+        applied.append(event.id)
+    if written is not None:
+        outcome.writes[key] = written
+        outcome.folded.extend((event_id, key) for event_id in applied)
+
+
+def rejection_reason(exc: Exception) -> str:
+    """A dead letter's reason: a rule's own refusal as it words it, anything else as a failure."""
+    if getattr(exc, "dead_letter_reason", False):
+        return str(exc)
+    return f"fold failed: {exc!r}"

@@ -1,0 +1,119 @@
+"""The changelog: a compacted topic, partition for partition with the event topic, that can rebuild
+every store.
+
+Per fold batch and partition the loop appends one record per changed session (key = session id,
+value = the encoded state, header ``source.offset`` = the offset of the last event folded into it)
+and then a marker (key = ``store.SOURCE_OFFSET``, value = the next event offset to fold, 8 bytes).
+The producer is idempotent, so within a partition the records land in order and without gaps: a
+marker in the changelog means every state before it is there too.
+
+Restoring is a copy of raw bytes into the store, no state decoded: a session's header and value
+become its stored value, a marker becomes the store's source offset.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+
+from streams.fold.store import SOURCE_OFFSET, PartitionStore, pack_offset, pack_session
+
+log = logging.getLogger(__name__)
+
+SOURCE_OFFSET_HEADER = "source.offset"
+RESTORE_BATCH = 20_000
+
+
+@dataclass
+class Restored:
+    records: int = 0
+    seconds: float = 0.0
+
+
+def record_value(message: Message) -> tuple[bytes, bytes | None]:
+    """A changelog record as the store keeps it."""
+    key: bytes = message.key() or b""
+    value: bytes | None = message.value()
+    if value is None or key.startswith(b"\x00"):
+        return key, value
+    offset = -1
+    headers: list[tuple[str, bytes]] = message.headers() or []  # type: ignore[assignment]
+    for name, header in headers:
+        if name == SOURCE_OFFSET_HEADER:
+            offset = int(header)
+    return key, pack_session(offset, value)
+
+
+def catch_up(
+    consumer: Consumer,
+    topic: str,
+    partition: int,
+    store: PartitionStore,
+    should_stop: Callable[[], bool],
+    poll_timeout_s: float = 1.0,
+) -> Restored:
+    """Copy the changelog from where the store stands to its end (the end seen when starting).
+
+    A store that claims more than the changelog holds (the topic was recreated) is wiped and rebuilt.
+    """
+    started = time.monotonic()
+    tp = TopicPartition(topic, partition)
+    low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+    start = store.changelog_offset
+    if start is not None and start > high:
+        log.warning(
+            "store of partition %d stands at changelog offset %d but %s[%d] ends at %d: rebuilding it",
+            partition, start, topic, partition, high,
+        )  # fmt: skip
+        store.wipe()
+        start = None
+    start = max(start if start is not None else low, low)
+    restored = Restored()
+    if start >= high:
+        return restored
+    consumer.assign([TopicPartition(topic, partition, start)])
+    try:
+        position = start
+        while position < high:
+            if should_stop():
+                break
+            messages = consumer.consume(RESTORE_BATCH, poll_timeout_s)
+            records = []
+            for message in messages:
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise RuntimeError(f"reading {topic}[{partition}]: {error.str()}")
+                offset = message.offset() or 0
+                if offset >= high:
+                    continue
+                records.append(record_value(message))
+                position = offset + 1
+            if records:
+                store.restore(records, position)
+                restored.records += len(records)
+            elif not messages:
+                # Compaction may leave no record at the very end: the consumer's position says.
+                position = max(position, _position(consumer, tp))
+                if position < high:
+                    log.info("catching up %s[%d]: at %d of %d", topic, partition, position, high)
+        if position >= high and store.changelog_offset != high:
+            store.restore((), high)
+    finally:
+        consumer.unassign()
+    restored.seconds = time.monotonic() - started
+    return restored
+
+
+def _position(consumer: Consumer, tp: TopicPartition) -> int:
+    (current,) = consumer.position([tp])
+    return int(current.offset) if current.offset >= 0 else -1
+
+
+def marker(next_source_offset: int) -> tuple[bytes, bytes]:
+    return SOURCE_OFFSET, pack_offset(next_source_offset)

@@ -1,0 +1,547 @@
+"""The fold loop: the data plane, on its own thread, for exactly the partitions the control plane assigns.
+
+Per call it takes thousands of records (confluent-kafka ``consume``), folds each partition's share
+with :func:`streams.fold.batch.fold_batch`, and then, in this order:
+
+1. produces the changelog (one record per changed session, then the partition's marker) and the
+   dead letters, and flushes: nothing reaches the store that the changelog could not rebuild;
+2. checks the fence (the control plane's group generation is still the one it assigned under);
+3. writes, per partition, one ``WriteBatch`` with the new states and the next source offset;
+4. answers the HTTP writes waiting for their events, and now and then commits the source offsets
+   under the fold's own group id, for lag tools only (the store is the truth).
+
+A crash between any two steps loses nothing: before 3 the store still stands at the last batch and
+catching up from the changelog (records past the store's changelog offset) moves it forward; any
+event folded twice is recognised by its offset, which every stored session keeps. ``docs/engine.md``
+walks through each case.
+
+Commands from the control plane (assign, revoke, stop) run between batches, so a revocation
+returns only once the last batch of those partitions is flushed and written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka.partitioner import murmur2
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
+
+from projections.rules import Rules
+from schemas.session import decode_state
+from streams.fold.batch import BatchOutcome, Stored, fold_batch
+from streams.fold.changelog import SOURCE_OFFSET_HEADER, catch_up, marker
+from streams.fold.store import PartitionStore, StoreClosed, StoreMemory, pack_session, unpack_session
+from streams.fold_waiters import FoldWaiters
+
+log = logging.getLogger(__name__)
+
+Fence = Callable[[], int | None]  # the control plane's group generation; None while it must rejoin
+
+
+@dataclass(frozen=True)
+class FoldConfig:
+    bootstrap: str
+    events_topic: str
+    changelog_topic: str
+    dlq_topic: str
+    partitions: int
+    stores_dir: Path
+    group_id: str  # the fold's own group id, for offset commits only (it never joins a group)
+    writer_id: str  # names this worker on the changelog markers
+    batch_max: int = 5000
+    batch_wait_s: float = 0.005
+    fetch_wait_ms: int = 50
+    cache_sessions: int = 20_000
+    memory: StoreMemory = field(default_factory=lambda: StoreMemory(64 << 20, 4 << 20, 128 << 20))
+    max_session_bytes: int = 256 * 1024
+    commit_every_s: float = 1.0
+    # Testing only: "<point>:<n>" kills the process with SIGKILL at that point of the n-th batch
+    # (points: before_flush, after_flush, after_write).
+    fault_point: str = ""
+
+
+@dataclass
+class _Partition:
+    store: PartitionStore
+    cache: dict[bytes, Stored] = field(default_factory=dict)
+    next_offset: int = 0
+    committed: int = -1
+
+
+@dataclass
+class _Command:
+    kind: str  # "assign", "revoke", "stop"
+    partitions: frozenset[int]
+    generation: int | None
+    done: concurrent.futures.Future[None]
+
+
+@dataclass
+class FoldStats:
+    events_folded: int = 0
+    records_skipped: int = 0
+    dead_letters: int = 0
+    batches: int = 0
+    changelog_restored: int = 0
+
+
+class FoldLoop:
+    """No network or disk I/O until :meth:`start`."""
+
+    def __init__(self, config: FoldConfig, rules: Rules, waiters: FoldWaiters, fence: Fence) -> None:
+        self.config = config
+        self.rules = rules
+        self.waiters = waiters
+        self.fence = fence
+        self.stats = FoldStats()
+        self._commands: queue.SimpleQueue[_Command] = queue.SimpleQueue()
+        self._partitions: dict[int, _Partition] = {}  # open stores, serving or not
+        self._serving: frozenset[int] = frozenset()  # restored and folded by this worker now
+        self._generation: int | None = None
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._consumer: Consumer | None = None
+        self._restorer: Consumer | None = None
+        self._producer: Producer | None = None
+        self._options: Any = None
+        self._stopping = False
+        self._batches_seen = 0
+        self._last_commit = 0.0
+        self._failed: Exception | None = None
+
+    # -- the control plane's side (any thread) ---------------------------------------------------
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        c = self.config
+        self._loop = loop
+        self._options = c.memory.options()
+        common = {
+            "bootstrap.servers": c.bootstrap,
+            "group.id": c.group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": False,
+            "queued.max.messages.kbytes": 32768,
+        }
+        self._consumer = Consumer({**common, "fetch.wait.max.ms": c.fetch_wait_ms, "client.id": f"{c.writer_id}-fold"})
+        self._restorer = Consumer({**common, "fetch.wait.max.ms": 100, "client.id": f"{c.writer_id}-restore"})
+        self._producer = Producer(
+            {
+                "bootstrap.servers": c.bootstrap,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 2,
+                "compression.type": "lz4",
+                # Infinite: a record waits out a broker outage instead of failing the batch.
+                "message.timeout.ms": 0,
+                "queue.buffering.max.messages": 1_000_000,
+                "client.id": f"{c.writer_id}-changelog",
+            }
+        )
+        self._thread = threading.Thread(target=self._run, name="fold-loop", daemon=True)
+        self._thread.start()
+
+    def assign(self, partitions: Iterable[int], generation: int | None) -> concurrent.futures.Future[None]:
+        return self._command("assign", partitions, generation)
+
+    def revoke(self, partitions: Iterable[int]) -> concurrent.futures.Future[None]:
+        return self._command("revoke", partitions, None)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        if self._thread is None:
+            return
+        self._command("stop", (), None)
+        self._thread.join(timeout_s)
+        self._thread = None
+
+    def _command(self, kind: str, partitions: Iterable[int], generation: int | None) -> concurrent.futures.Future[None]:
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        if kind != "stop":
+            self._ready.clear()
+        self._commands.put(_Command(kind, frozenset(partitions), generation, done))
+        return done
+
+    @property
+    def ready(self) -> bool:
+        """Every partition assigned to this worker is restored and the loop runs."""
+        return self._ready.is_set() and self._failed is None and self._thread is not None
+
+    @property
+    def serving(self) -> frozenset[int]:
+        return self._serving
+
+    def partition_of(self, key: bytes) -> int:
+        # Kafka's default partitioner (murmur2), as every producer of the event topic uses.
+        partition: int = (murmur2(key) & 0x7FFFFFFF) % self.config.partitions
+        return partition
+
+    def read(self, key: bytes) -> bytes | None:
+        """The stored, encoded state of a session whose partition this worker serves.
+
+        Raises :class:`StoreClosed` when it does not serve that partition (moving or restoring)."""
+        partition = self.partition_of(key)
+        state = self._partitions.get(partition)
+        if partition not in self._serving or state is None:
+            raise StoreClosed(f"partition {partition}")
+        raw = state.store.get(key)
+        return None if raw is None else unpack_session(raw)[1]
+
+    def lag(self) -> dict[int, int]:
+        """Events not folded yet, per served partition (from the consumer's cached high watermarks)."""
+        consumer = self._consumer
+        if consumer is None:
+            return {}
+        lags = {}
+        for partition in self._serving:
+            state = self._partitions.get(partition)
+            if state is None:
+                continue
+            try:
+                _, high = consumer.get_watermark_offsets(
+                    TopicPartition(self.config.events_topic, partition), cached=True
+                )
+            except Exception:  # noqa: BLE001 - no figure yet
+                continue
+            if high >= 0:
+                lags[partition] = max(0, high - state.next_offset)
+        return lags
+
+    # -- the loop's own thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping:
+                self._run_commands(block=not self._serving)
+                if self._serving and not self._stopping:
+                    self._fold_once()
+        except Exception as exc:  # the worker reports not ready; the log says why
+            log.exception("the fold loop stopped")
+            self._failed = exc
+        finally:
+            self._shutdown()
+
+    def _run_commands(self, block: bool) -> None:
+        while True:
+            try:
+                command = self._commands.get(timeout=0.2) if block else self._commands.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                if command.kind == "assign":
+                    self._assign(command.partitions, command.generation)
+                elif command.kind == "revoke":
+                    self._revoke(command.partitions)
+                else:
+                    self._stopping = True
+                command.done.set_result(None)
+            except Exception as exc:
+                command.done.set_exception(exc)
+                raise
+            if self._stopping:
+                return
+            block = False
+            if self._commands.empty() and command.kind == "assign":
+                self._ready.set()
+
+    def _assign(self, partitions: frozenset[int], generation: int | None) -> None:
+        assert self._consumer is not None and self._restorer is not None
+        self._revoke(self._serving - partitions)
+        c = self.config
+        self._generation = generation
+        adding = sorted(partitions - self._serving)
+        assigned = []
+        for partition in adding:
+            state = self._partitions.get(partition)
+            if state is None:
+                store = PartitionStore(c.stores_dir / f"sessions-{partition}", self._options)
+                store.open()
+                state = self._partitions[partition] = _Partition(store)
+            restored = catch_up(self._restorer, c.changelog_topic, partition, state.store, lambda: self._stopping)
+            if restored.records:
+                # Another worker may have folded this partition meanwhile: what was cached is old.
+                state.cache.clear()
+                self.stats.changelog_restored += restored.records
+                rate = restored.records / restored.seconds if restored.seconds else 0.0
+                log.info(
+                    "partition %d: %d changelog records restored in %.2fs (%.0f/s)",
+                    partition, restored.records, restored.seconds, rate,
+                )  # fmt: skip
+            source_offset = state.store.source_offset
+            state.next_offset = source_offset if source_offset is not None else 0
+            state.committed = -1
+            start = source_offset if source_offset is not None else OFFSET_BEGINNING
+            assigned.append(TopicPartition(c.events_topic, partition, start))
+        if assigned:
+            self._consumer.incremental_assign(assigned)
+        self._serving = frozenset(partitions)
+        # Partitions kept open but no longer ours: close them (their files stay for a comeback).
+        for partition in set(self._partitions) - partitions:
+            self._partitions.pop(partition).store.close()
+
+    def _revoke(self, partitions: frozenset[int]) -> None:
+        """Called between batches: everything folded so far is flushed and written already."""
+        assert self._consumer is not None
+        leaving = partitions & self._serving
+        if not leaving:
+            return
+        self._serving = self._serving - leaving
+        self._commit(force=True)
+        self._consumer.incremental_unassign([TopicPartition(self.config.events_topic, p) for p in sorted(leaving)])
+        for partition in leaving:
+            # The store stays open in case the partition comes back; the cache may not survive it.
+            self._partitions[partition].cache.clear()
+
+    def _fold_once(self) -> None:
+        assert self._consumer is not None
+        c = self.config
+        messages = self._consumer.consume(c.batch_max, c.batch_wait_s)
+        if messages:
+            by_partition = self._split(messages)
+            if by_partition:
+                self._fold(by_partition)
+        self._commit(force=False)
+
+    def _split(self, messages: list[Message]) -> dict[int, list[tuple[bytes | None, bytes | None, int]]]:
+        by_partition: dict[int, list[tuple[bytes | None, bytes | None, int]]] = {}
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.fatal():
+                    raise RuntimeError(f"consumer: {error.str()}")
+                log.warning("consumer: %s", error.str())
+                continue
+            partition = message.partition() or 0
+            if partition not in self._serving:
+                continue  # fetched just before a revocation
+            records = by_partition.get(partition)
+            if records is None:
+                records = by_partition[partition] = []
+            records.append((message.key(), message.value(), message.offset() or 0))
+        return by_partition
+
+    def _fold(self, by_partition: dict[int, list[tuple[bytes | None, bytes | None, int]]]) -> None:
+        c = self.config
+        self._batches_seen += 1
+        outcomes: dict[int, BatchOutcome] = {}
+        for partition, records in by_partition.items():
+            state = self._partitions[partition]
+            outcomes[partition] = fold_batch(records, self._reader(state), self.rules, c.max_session_bytes)
+        generation = self._generation
+        if not self._fence_holds(generation):
+            self._rewind(by_partition)
+            return
+        self._fault("before_flush")
+        markers = self._produce(by_partition, outcomes, generation)
+        if markers is None or not self._fence_holds(generation):
+            self._rewind(by_partition)
+            return
+        self._fault("after_flush")
+        folded: list[tuple[str, bytes]] = []
+        for partition, outcome in outcomes.items():
+            state = self._partitions[partition]
+            next_offset = by_partition[partition][-1][2] + 1
+            state.store.write_batch(
+                {key: pack_session(w.offset, w.encoded) for key, w in outcome.writes.items()},
+                next_offset,
+                markers[partition] + 1,
+            )
+            state.next_offset = next_offset
+            self._remember(state, outcome)
+            if outcome.folded:
+                folded.extend((event_id, outcome.writes[key].encoded) for event_id, key in outcome.folded)
+            self.stats.events_folded += len(outcome.folded)
+            self.stats.records_skipped += outcome.skipped
+            self.stats.dead_letters += len(outcome.dead)
+        self.stats.batches += 1
+        self._fault("after_write")
+        if folded and len(self.waiters):
+            awaited = [(event_id, encoded) for event_id, encoded in folded if event_id in self.waiters]
+            if awaited and self._loop is not None:
+                self._loop.call_soon_threadsafe(self.waiters.folded_many, awaited)
+
+    def _reader(self, state: _Partition) -> Callable[[bytes], Stored | None]:
+        cache, store = state.cache, state.store
+
+        def read(key: bytes) -> Stored | None:
+            hit = cache.get(key)
+            if hit is not None:
+                return hit
+            raw = store.get(key)
+            if raw is None:
+                return None
+            offset, encoded = unpack_session(raw)
+            return Stored(offset, decode_state(encoded))
+
+        return read
+
+    def _remember(self, state: _Partition, outcome: BatchOutcome) -> None:
+        """Keep the batch's sessions decoded for the next batches, within the cache's bound."""
+        cache = state.cache
+        for key, written in outcome.writes.items():
+            cache.pop(key, None)
+            cache[key] = Stored(written.offset, written.state)
+        bound = max(1, self.config.cache_sessions // max(1, len(self._serving)))
+        if len(cache) > bound:
+            for key in list(cache)[: len(cache) - bound // 2]:  # the least recently written half goes
+                del cache[key]
+
+    def _produce(
+        self,
+        by_partition: dict[int, list[tuple[bytes | None, bytes | None, int]]],
+        outcomes: dict[int, BatchOutcome],
+        generation: int | None,
+    ) -> dict[int, int] | None:
+        """Append the changelog and the dead letters, flush; the changelog offset of each marker,
+        or None when Kafka refused a record (the batch is then folded again)."""
+        assert self._producer is not None
+        c = self.config
+        markers: dict[int, int] = {}
+        failures: list[str] = []
+
+        def on_marker(err: KafkaError | None, message: Message) -> None:
+            if err is not None:
+                failures.append(err.str())
+            else:
+                markers[message.partition() or 0] = message.offset() or 0
+
+        def on_letter(err: KafkaError | None, message: Message) -> None:
+            if err is not None:
+                failures.append(err.str())
+
+        marker_headers: list[tuple[str, str | bytes | None]] = [
+            ("writer", c.writer_id.encode()),
+            ("generation", str(generation).encode()),
+        ]
+        for partition, outcome in outcomes.items():
+            for key, written in outcome.writes.items():
+                self._send(
+                    c.changelog_topic, key, written.encoded, partition,
+                    [(SOURCE_OFFSET_HEADER, str(written.offset).encode())], None,
+                )  # fmt: skip
+            for dead in outcome.dead:
+                log.warning("dead letter %s[%d]@%d: %s", c.events_topic, partition, dead.offset, dead.reason)
+                headers: list[tuple[str, str | bytes | None]] = [
+                    ("dlq.reason", dead.reason.encode()),
+                    ("dlq.topic", c.events_topic.encode()),
+                    ("dlq.partition", str(partition).encode()),
+                    ("dlq.offset", str(dead.offset).encode()),
+                ]
+                self._send(c.dlq_topic, dead.key, dead.value, partition, headers, on_letter)
+            key, value = marker(by_partition[partition][-1][2] + 1)
+            self._send(c.changelog_topic, key, value, partition, marker_headers, on_marker)
+        waited = 0.0
+        while self._producer.flush(1.0) > 0:
+            waited += 1.0
+            if self._stopping or (not self._commands.empty() and waited >= 5):
+                log.warning("the changelog is not acknowledged after %.0fs: this batch is not written", waited)
+                return None
+            if waited % 10 == 0:
+                log.warning("waiting %.0fs for Kafka to acknowledge the changelog", waited)
+        if failures or set(markers) != set(outcomes):
+            log.warning("Kafka refused changelog records (%s): folding the batch again", "; ".join(failures[:3]))
+            time.sleep(1.0)  # a pause before the retry, not a wait for a condition
+            return None
+        return markers
+
+    def _send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int,
+        headers: list[tuple[str, str | bytes | None]],
+        on_delivery: Callable[[KafkaError | None, Message], None] | None,
+    ) -> None:
+        assert self._producer is not None
+        while True:
+            try:
+                self._producer.produce(
+                    topic, value=value, key=key, partition=partition, headers=headers, on_delivery=on_delivery
+                )
+                return
+            except BufferError:
+                self._producer.poll(0.1)
+
+    def _fence_holds(self, generation: int | None) -> bool:
+        """False once the group moved on without us (a session timeout): stop writing at once."""
+        current = self.fence()
+        if current is not None and current == generation:
+            return True
+        log.warning("group generation %s, assigned under %s: not writing this batch", current, generation)
+        return False
+
+    def _rewind(self, by_partition: dict[int, list[tuple[bytes | None, bytes | None, int]]]) -> None:
+        """Forget a batch that was not written: read its partitions again from the store's offset.
+        Nothing was cached or answered for it (both happen after the write)."""
+        assert self._consumer is not None
+        for partition in by_partition:
+            if partition in self._serving:
+                offset = self._partitions[partition].next_offset
+                self._consumer.seek(TopicPartition(self.config.events_topic, partition, offset))
+        if not self._stopping:
+            self._run_commands(block=True)  # a revocation is likely on its way
+
+    def _commit(self, force: bool) -> None:
+        consumer = self._consumer
+        now = time.monotonic()
+        if consumer is None or (not force and now - self._last_commit < self.config.commit_every_s):
+            return
+        self._last_commit = now
+        offsets = [
+            TopicPartition(self.config.events_topic, p, self._partitions[p].next_offset)
+            for p in sorted(self._serving)
+            if self._partitions[p].next_offset != self._partitions[p].committed
+        ]
+        if not offsets:
+            return
+        try:
+            if force:
+                consumer.commit(offsets=offsets, asynchronous=False)
+            else:
+                consumer.commit(offsets=offsets, asynchronous=True)
+        except Exception as exc:  # noqa: BLE001 - lag figures only; the store is the truth
+            log.info("offset commit for lag tools failed: %s", exc)
+            return
+        for tp in offsets:
+            self._partitions[tp.partition].committed = tp.offset
+
+    def _fault(self, point: str) -> None:
+        spec = self.config.fault_point
+        if spec and spec.split(":")[0] == point and self._batches_seen >= int(spec.split(":")[1]):
+            log.warning("fault point %s reached: SIGKILL", spec)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def _shutdown(self) -> None:
+        self._ready.clear()
+        try:
+            self._commit(force=True)
+        except Exception:
+            log.debug("final commit failed", exc_info=True)
+        self._serving = frozenset()
+        if self._producer is not None:
+            self._producer.flush(5.0)
+        for consumer in (self._consumer, self._restorer):
+            if consumer is not None:
+                consumer.close()
+        for state in self._partitions.values():
+            state.store.close()
+        self._partitions.clear()
+        while True:  # nobody waits forever on a command the loop will not run
+            try:
+                command = self._commands.get_nowait()
+            except queue.Empty:
+                break
+            command.done.set_result(None)

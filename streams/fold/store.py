@@ -1,0 +1,144 @@
+"""The partition store: one rocksdict (RocksDB, raw mode) per partition of the event topic.
+
+A session's value is the offset of the last record folded into it (8 bytes, big-endian) followed
+by its encoded state. Two reserved keys, below every session id (they start with a NUL byte):
+
+- ``SOURCE_OFFSET``: the next offset of the event partition to fold. The loop's changelog carries
+  the same key as its batch marker, so a rebuild that copies the changelog raw restores it too.
+- ``CHANGELOG_OFFSET``: the next changelog offset not yet in this store (where catching up starts).
+
+Each fold batch is one ``WriteBatch``: the new states and both offsets land together or not at all.
+"""
+
+from __future__ import annotations
+
+import shutil
+import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from rocksdict import BlockBasedOptions, Cache, DbClosedError, Options, Rdict, WriteBatch, WriteBufferManager
+
+SOURCE_OFFSET = b"\x00source-offset"
+CHANGELOG_OFFSET = b"\x00changelog-offset"
+_OFFSET = struct.Struct(">q")
+
+
+def pack_offset(offset: int) -> bytes:
+    return _OFFSET.pack(offset)
+
+
+def unpack_offset(raw: bytes) -> int:
+    offset: int = _OFFSET.unpack_from(raw)[0]
+    return offset
+
+
+def pack_session(offset: int, encoded: bytes) -> bytes:
+    return _OFFSET.pack(offset) + encoded
+
+
+def unpack_session(raw: bytes) -> tuple[int, bytes]:
+    """(offset of the last record folded into it, the encoded state)."""
+    return _OFFSET.unpack_from(raw)[0], raw[_OFFSET.size :]
+
+
+class StoreClosed(RuntimeError):
+    """The partition is not (or no longer) open on this worker."""
+
+
+@dataclass(frozen=True)
+class StoreMemory:
+    """Bounds shared by every partition's store of one worker (one cache, one memtable budget)."""
+
+    block_cache_bytes: int
+    write_buffer_bytes: int  # per partition memtable
+    memtables_bytes: int  # all partitions together
+
+    def options(self) -> Options:
+        # Built once per worker: the cache and the write buffer manager are shared on purpose.
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        table = BlockBasedOptions()
+        table.set_block_cache(Cache(self.block_cache_bytes))
+        table.set_bloom_filter(10, False)
+        options.set_block_based_table_factory(table)
+        options.set_write_buffer_size(self.write_buffer_bytes)
+        options.set_max_write_buffer_number(2)
+        options.set_write_buffer_manager(WriteBufferManager(self.memtables_bytes, False))
+        options.set_max_open_files(256)
+        options.set_keep_log_file_num(2)
+        return options
+
+
+class PartitionStore:
+    """No I/O until :meth:`open`. Writes come from the fold loop's thread only; reads from any."""
+
+    def __init__(self, path: Path, options: Options) -> None:
+        self.path = path
+        self._options = options
+        self._db: Rdict | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._db is not None
+
+    def open(self) -> None:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = Rdict(str(self.path), self._options)
+
+    def close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()
+
+    def wipe(self) -> None:
+        self.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+        self.open()
+
+    def _require(self) -> Rdict:
+        if self._db is None:
+            raise StoreClosed(str(self.path))
+        return self._db
+
+    def get(self, key: bytes) -> bytes | None:
+        try:
+            value: bytes | None = self._require().get(key)
+        except DbClosedError:
+            raise StoreClosed(str(self.path)) from None
+        return value
+
+    def offset(self, key: bytes) -> int | None:
+        raw = self.get(key)
+        return unpack_offset(raw) if raw is not None else None
+
+    @property
+    def source_offset(self) -> int | None:
+        """The next event offset to fold; None for a store that never folded or restored a batch."""
+        return self.offset(SOURCE_OFFSET)
+
+    @property
+    def changelog_offset(self) -> int | None:
+        return self.offset(CHANGELOG_OFFSET)
+
+    def write_batch(self, sessions: Mapping[bytes, bytes], source_offset: int, changelog_offset: int) -> None:
+        """One atomic write: ``sessions`` (already packed), the next source and changelog offsets."""
+        batch = WriteBatch(raw_mode=True)
+        for key, value in sessions.items():
+            batch.put(key, value)
+        batch.put(SOURCE_OFFSET, pack_offset(source_offset))
+        batch.put(CHANGELOG_OFFSET, pack_offset(changelog_offset))
+        self._require().write(batch)
+
+    def restore(self, records: Iterable[tuple[bytes, bytes | None]], changelog_offset: int) -> None:
+        """Raw changelog records (a None value deletes), with the next changelog offset, at once."""
+        batch = WriteBatch(raw_mode=True)
+        for key, value in records:
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        batch.put(CHANGELOG_OFFSET, pack_offset(changelog_offset))
+        self._require().write(batch)
