@@ -67,7 +67,7 @@ class FoldConfig:
     max_session_bytes: int = 256 * 1024
     commit_every_s: float = 1.0
     # Testing only: "<point>:<n>" kills the process with SIGKILL at that point of the n-th batch
-    # (points: before_flush, after_flush, after_write).
+    # (points: before_produce, before_flush, after_flush, after_write).
     fault_point: str = ""
 
 
@@ -151,6 +151,11 @@ class FoldLoop:
                 "client.id": f"{c.writer_id}-changelog",
             }
         )
+        # Metadata now, not on the first batch: the first event folded is not slower than the rest.
+        try:
+            self._producer.list_topics(c.changelog_topic, timeout=5)
+        except Exception as exc:  # noqa: BLE001 - the loop waits for the broker anyway
+            log.info("changelog metadata not available yet: %s", exc)
         self._thread = threading.Thread(target=self._run, name="fold-loop", daemon=True)
         self._thread.start()
 
@@ -343,7 +348,7 @@ class FoldLoop:
         if not self._fence_holds(generation):
             self._rewind(by_partition)
             return
-        self._fault("before_flush")
+        self._fault("before_produce")
         markers = self._produce(by_partition, outcomes, generation)
         if markers is None or not self._fence_holds(generation):
             self._rewind(by_partition)
@@ -442,6 +447,7 @@ class FoldLoop:
                 self._send(c.dlq_topic, dead.key, dead.value, partition, headers, on_letter)
             key, value = marker(by_partition[partition][-1][2] + 1)
             self._send(c.changelog_topic, key, value, partition, marker_headers, on_marker)
+        self._fault("before_flush")  # some records may be on their way, none acknowledged for sure
         waited = 0.0
         while self._producer.flush(1.0) > 0:
             waited += 1.0

@@ -1,0 +1,164 @@
+"""The fold loop under faults: SIGKILL at each step of a batch, rebuild from the changelog alone, and
+a handoff between workers in which the worker that lets go never writes the partition again."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import time
+from collections import defaultdict
+
+import httpx
+import orjson
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from projections.session import fold
+from schemas.events import event_from_object
+from schemas.session import encode_view
+from streams.fold.store import SOURCE_OFFSET
+from tests.conftest import wipe
+from tests.integration.test_event_path import wait_for_session
+from tests.support.events import campaign_click, new_session_id, page_view
+from tests.support.rules import SAMPLE_RULES_FILE, sample_rules
+
+pytestmark = pytest.mark.integration
+
+RULES = sample_rules()
+
+
+def stream_of_events(seed: int, sessions: int, events: int) -> tuple[list[dict], dict[str, list[dict]]]:
+    """A shuffled stream over a few sessions, with ~5% of events sent again (same id) soon after."""
+    rng = random.Random(seed)
+    ids = [new_session_id() for _ in range(sessions)]
+    stream: list[dict] = []
+    distinct: dict[str, list[dict]] = {sid: [] for sid in ids}
+    for n in range(events):
+        sid = rng.choice(ids)
+        if rng.random() < 0.1:
+            event = campaign_click(sid, n, utm_campaign=rng.choice(["blackfriday", "summer"]))
+        else:
+            event = page_view(sid, f"https://s/p?n={n}&color={rng.choice('rgb')}", n)
+        stream.append(event)
+        distinct[sid].append(event)
+        if rng.random() < 0.05:
+            stream.append(event)
+    return stream, {sid: events for sid, events in distinct.items() if events}
+
+
+def expected_views(distinct: dict[str, list[dict]]) -> dict[str, dict]:
+    return {
+        sid: orjson.loads(encode_view(fold((event_from_object(e) for e in events), rules=RULES)))
+        for sid, events in distinct.items()
+    }
+
+
+def produce(bootstrap: str, topic: str, stream: list[dict]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                         "partitioner": "murmur2_random", "linger.ms": 5})  # fmt: skip
+    for event in stream:
+        producer.produce(topic, key=event["subject"].encode(), value=orjson.dumps(event))
+    assert producer.flush(30) == 0
+
+
+def served_views(url: str, expected: dict[str, dict], timeout: float = 120.0) -> dict[str, dict]:
+    """Each session once it shows its final event count (then its exact document is compared)."""
+    with httpx.Client(base_url=url, timeout=10) as client:
+        return {
+            sid: wait_for_session(client, sid, view["meta"]["eventCount"], timeout)[0] for sid, view in expected.items()
+        }
+
+
+def wait_for_exit(process: subprocess.Popen, timeout: float) -> int:
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the worker did not reach its fault point within {timeout}s") from None
+
+
+@pytest.mark.parametrize("point", ["before_produce", "before_flush", "after_flush", "after_write"])
+def test_sigkill_at_each_step_of_a_batch_loses_nothing_and_applies_nothing_twice(
+    worker_factory, kafka_bootstrap, point
+):
+    # Small batches, so the 4th one falls in the middle of the stream.
+    worker = worker_factory(
+        partitions=3,
+        SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE),
+        SESSIONS_FOLD_BATCH_MAX="150",
+        SESSIONS_FAULT_POINT=f"{point}:4",
+    ).start()
+    topic = worker.env["SESSIONS_EVENTS_TOPIC"]
+    stream, distinct = stream_of_events(seed=hash(point) % 1000, sessions=30, events=2500)
+    expected = expected_views(distinct)
+    produce(kafka_bootstrap, topic, stream)
+    assert worker.process is not None
+    assert wait_for_exit(worker.process, 60) == -9, worker.log_tail()
+    assert f"fault point {point}:4 reached" in worker.log_tail()
+
+    del worker.env["SESSIONS_FAULT_POINT"]
+    worker.start()
+    assert served_views(worker.url, expected) == expected
+
+    # The changelog alone rebuilds the same states.
+    assert worker.stop() == 0
+    wipe(worker.data_dir)
+    worker.start()
+    assert served_views(worker.url, expected) == expected
+    assert worker.stop() == 0
+
+
+def changelog_markers(bootstrap: str, topic: str, partitions: int) -> dict[int, list[tuple[int, str, int]]]:
+    """Per changelog partition, its batch markers in order: (offset, writer, generation)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "marker-reader", "enable.auto.commit": False})
+    found: dict[int, list[tuple[int, str, int]]] = defaultdict(list)
+    try:
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)}
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions) if ends[p] > 0])
+        remaining = {p for p in ends if ends[p] > 0}
+        while remaining:
+            message = consumer.poll(10)
+            assert message is not None and not message.error(), "the changelog could not be read"
+            p = message.partition()
+            if message.key() == SOURCE_OFFSET:
+                headers = {k: v.decode() for k, v in message.headers() or []}
+                found[p].append((message.offset(), headers["writer"], int(headers["generation"])))
+            if message.offset() + 1 >= ends[p]:
+                remaining.discard(p)
+    finally:
+        consumer.close()
+    return found
+
+
+def test_a_worker_revoked_while_folding_never_writes_the_partition_afterwards(worker_factory, kafka_bootstrap):
+    partitions = 4
+    env = {"SESSIONS_RULES_FILE": str(SAMPLE_RULES_FILE), "SESSIONS_FOLD_BATCH_MAX": "100"}
+    first = worker_factory("w1", partitions=partitions, **env).start()
+    topic = first.env["SESSIONS_EVENTS_TOPIC"]
+    stream, distinct = stream_of_events(seed=11, sessions=200, events=20000)
+    expected = expected_views(distinct)
+    produce(kafka_bootstrap, topic, stream)
+    # The first worker is folding the backlog (in batches of 100) when the second joins the group.
+    with httpx.Client(base_url=first.url, timeout=10) as client:
+        deadline = time.monotonic() + 60
+        while not any(
+            client.get(f"/api/v1/sessions/{sid}").status_code == 200 for sid in list(expected)[:20]
+        ):  # fmt: skip
+            assert time.monotonic() < deadline, "nothing folded within 60 s"
+    second = worker_factory("w2", partitions=partitions, **env).start()
+
+    assert served_views(second.url, expected) == expected
+    assert served_views(first.url, expected) == expected
+
+    markers = changelog_markers(kafka_bootstrap, f"{first.env['SESSIONS_APP_ID']}-sessions-state-changelog", partitions)
+    writers = {writer for batches in markers.values() for _, writer, _ in batches}
+    assert len(writers) == 2, f"both workers should have folded: {writers}"
+    for partition, batches in markers.items():
+        generations = [generation for _, _, generation in batches]
+        # Once a newer generation wrote the partition, nothing of an older one comes after it.
+        assert generations == sorted(generations), f"partition {partition}: {batches}"
+        owners: dict[int, set[str]] = defaultdict(set)
+        for _, writer, generation in batches:
+            owners[generation].add(writer)
+        assert all(len(w) == 1 for w in owners.values()), f"partition {partition}: two writers in one generation"
+    assert first.stop() == 0
+    assert second.stop() == 0
