@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import subprocess
+import threading
 import time
 from collections import defaultdict
 
@@ -134,17 +135,38 @@ def test_a_worker_revoked_while_folding_never_writes_the_partition_afterwards(wo
     env = {"SESSIONS_RULES_FILE": str(SAMPLE_RULES_FILE), "SESSIONS_FOLD_BATCH_MAX": "100"}
     first = worker_factory("w1", partitions=partitions, **env).start()
     topic = first.env["SESSIONS_EVENTS_TOPIC"]
-    stream, distinct = stream_of_events(seed=11, sessions=200, events=20000)
-    expected = expected_views(distinct)
-    produce(kafka_bootstrap, topic, stream)
-    # The first worker is folding the backlog (in batches of 100) when the second joins the group.
-    with httpx.Client(base_url=first.url, timeout=10) as client:
-        deadline = time.monotonic() + 60
-        while not any(
-            client.get(f"/api/v1/sessions/{sid}").status_code == 200 for sid in list(expected)[:20]
-        ):  # fmt: skip
-            assert time.monotonic() < deadline, "nothing folded within 60 s"
+    rng = random.Random(11)
+    ids = [new_session_id() for _ in range(200)]
+    distinct: dict[str, list[dict]] = defaultdict(list)
+    second_ready = threading.Event()
+    done = threading.Event()
+
+    def emit() -> None:
+        # A steady stream that goes on through the second worker's join and a while after it,
+        # so the first one is folding when its partitions are taken away and both fold afterwards.
+        producer = Producer({"bootstrap.servers": kafka_bootstrap, "acks": "all", "enable.idempotence": True,
+                             "partitioner": "murmur2_random", "linger.ms": 5})  # fmt: skip
+        n, after_join = 0, 0
+        while after_join < 4000:
+            for _ in range(100):
+                sid = rng.choice(ids)
+                event = page_view(sid, f"https://s/p?n={n}&color={rng.choice('rgb')}", n)
+                distinct[sid].append(event)
+                producer.produce(topic, key=sid.encode(), value=orjson.dumps(event))
+                n += 1
+                after_join += second_ready.is_set()
+            producer.flush(10)
+            time.sleep(0.02)  # pacing the emitter, not waiting for a condition
+        assert producer.flush(30) == 0
+        done.set()
+
+    emitter = threading.Thread(target=emit, daemon=True)
+    emitter.start()
     second = worker_factory("w2", partitions=partitions, **env).start()
+    second_ready.set()
+    emitter.join(120)
+    assert done.is_set(), "the emitter did not finish"
+    expected = expected_views(distinct)
 
     assert served_views(second.url, expected) == expected
     assert served_views(first.url, expected) == expected
