@@ -375,8 +375,9 @@ def register_storefront_views(engine: Engine) -> None:
 
             return await handle(operation)
 
-    # ``.+``: node-vtex-api puts the token in the path as it is, and standard base64 may hold "/".
-    @app.page("/api/segments/{segment_token:.+}")
+    # Any characters, "/" too: node-vtex-api puts the token in the path as it is, and standard
+    # base64 may hold "/" (and a bad token, a newline, is a 400 like any other, not a 404).
+    @app.page(r"/api/segments/{segment_token:[\s\S]+}")
     class SegmentByToken(View):
         async def get(self, request: web.Request, segment_token: str) -> web.Response:
             async def operation() -> web.Response:

@@ -346,6 +346,14 @@ def test_node_vtex_api_get_or_create_segment_of_an_account(janus):
     assert decode_segment(first_set_cookie(response, "vtex_segment") or "")["countryCode"] == "USA"
 
 
+def test_a_path_token_that_is_not_base64_is_a_400_whatever_its_characters(janus):
+    """Segment.ts ``getSegmentByToken`` passes whatever token it holds into the path unencoded."""
+    for bad in ("not/base64+at/all", "line%0Abreak", "%F0%9F%8D%AA"):
+        response = janus.get(f"/api/segments/{bad}")
+        assert response.status_code == 400, (bad, response.text)
+        assert response.json()["error"]["details"] == [{"path": "segment_token"}]
+
+
 def test_segment_answers_put_vtex_segment_first_whatever_the_cookies(browser):
     """Segment.ts (v6.45.4) reads only the first Set-Cookie of a segment answer, also when the
     request carries a session: the browser's own GET /api/segments."""
