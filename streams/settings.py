@@ -66,6 +66,10 @@ class Settings:
     session_signing_key: str = ""
     session_cookie: str = "vtex_session"
     segment_cookie: str = "vtex_segment"
+    # Storefront API: the account of a new session by the request's Host, for one deployment that
+    # serves several stores: "<host>=<account>;<host2>=<account2>" (a host may carry its port).
+    # An `an=<account>` query parameter wins over it; a host not listed gets the rules' default.
+    host_accounts: str = ""
     # How long a write waits for the owning agent to fold its event before answering 503.
     write_wait_s: float = 5.0
     # Service API keys: "<key>=<scope> <scope>;<key2>=<scope>" (scopes: sessions:read,
@@ -96,6 +100,23 @@ class Settings:
         identity = f"{self.data_dir.resolve()}|{self.web_url}"
         digest = hashlib.sha1(identity.encode(), usedforsecurity=False).hexdigest()[:12]
         return f"{self.app_id}-{digest}"
+
+    @property
+    def host_account_map(self) -> dict[str, str]:
+        """``host_accounts`` parsed: lowercased host (with its port when given) -> account name."""
+        mapped: dict[str, str] = {}
+        for index, entry in enumerate(self.host_accounts.split(";")):
+            if not entry.strip():
+                continue
+            host, equals, account = (part.strip() for part in entry.partition("="))
+            if not equals or not host or not account or any(c.isspace() for c in host + account):
+                raise SettingsError(
+                    f"{PREFIX}HOST_ACCOUNTS entry {index}: expected '<host>=<account>', got {entry.strip()!r}"
+                )
+            if host.lower() in mapped:
+                raise SettingsError(f"{PREFIX}HOST_ACCOUNTS entry {index}: host {host!r} is listed twice")
+            mapped[host.lower()] = account
+        return mapped
 
     @property
     def web_url(self) -> str:
@@ -132,6 +153,7 @@ class Settings:
             raise SettingsError(f"{PREFIX}SESSION_TTL_S must be at least 60 seconds")
         if self.session_signing_key and len(self.session_signing_key) < 32:
             raise SettingsError(f"{PREFIX}SESSION_SIGNING_KEY must be at least 32 characters")
+        self.host_account_map  # noqa: B018 - parsed once here so a bad entry stops the start
 
 
 def _parse(name: str, raw: str, kind: Any) -> Any:

@@ -6,6 +6,7 @@ folded it (read-your-writes), so the tokens and documents it returns reflect the
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from schemas.events import Event, EventDecodeError, encode_event, event_from_obj
 from schemas.session import SessionState, decode_state, encode_state
 from streams.fold.store import StoreClosed
 from streams.kafka.producer import ProduceFailed, Record
+from streams.settings import SettingsError
 from streams.web.errors import error_response, json_response, unavailable
 from streams.web.routing import NotOwner, ensure_owner, owner_of
 from streams.web.views import parse_json_body, read_body
@@ -37,6 +39,13 @@ if TYPE_CHECKING:
 
 SOURCE = "/api/sessions"
 MAX_PUBLIC_KEY = 256
+# The account selector node-vtex-api's JanusClient adds to every call (the VTEX gateway routes by
+# it): it picks the account of a new session and, like ``items``, never lands in ``public``.
+ACCOUNT_PARAM = "an"
+RESERVED_QUERY = frozenset({"items", ACCOUNT_PARAM})
+_ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+# The subject of the throw-away fold that derives a default segment (no session is stored).
+_NO_SESSION = "00000000-0000-0000-0000-000000000000"
 
 
 class Problem(Exception):
@@ -100,8 +109,9 @@ async def _public_from_body(request: web.Request, max_bytes: int) -> tuple[dict[
 
 
 def _public_from_query(request: web.Request) -> dict[str, Any]:
-    # Every query parameter but ``items`` lands in ``public``; a repeated one keeps its last value.
-    return {key: value for key, value in request.query.items() if key != "items"}
+    # Every query parameter but ``items`` and ``an`` lands in ``public``; a repeated one keeps its
+    # last value.
+    return {key: value for key, value in request.query.items() if key not in RESERVED_QUERY}
 
 
 def _items(request: web.Request, required: bool) -> Items | None:
@@ -129,6 +139,48 @@ class SessionService:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.settings = engine.settings
+        self.host_accounts = engine.settings.host_account_map
+        self.accounts = frozenset(engine.rules.accounts)
+        for host, account in self.host_accounts.items():
+            if self.accounts and account not in self.accounts:
+                raise SettingsError(
+                    f"SESSIONS_HOST_ACCOUNTS: host {host!r} maps to account {account!r}, "
+                    "which the rules file does not define under [accounts]"
+                )
+
+    def account(self, request: web.Request) -> str | None:
+        """The account a new session of this request belongs to: ``an=<account>``, else the
+        request's Host in ``host_accounts``, else None (the rules' ``default_account``)."""
+        given = request.query.get(ACCOUNT_PARAM)
+        if given is not None:
+            if not _ACCOUNT_NAME.match(given):
+                raise Problem(
+                    error_response(
+                        400,
+                        "invalid_account",
+                        f"`{ACCOUNT_PARAM}` must be an account name: 1 to 100 letters, digits, '.', '_' or '-'",
+                        [{"path": ACCOUNT_PARAM}],
+                    )
+                )
+            if self.accounts and given not in self.accounts:
+                raise Problem(
+                    error_response(
+                        400,
+                        "unknown_account",
+                        f"`{ACCOUNT_PARAM}` names account {given!r}, which this deployment does not serve",
+                        [{"path": ACCOUNT_PARAM}],
+                    )
+                )
+            return given
+        if self.host_accounts:
+            host = (request.host or "").lower()
+            return self.host_accounts.get(host) or self.host_accounts.get(host.rsplit(":", 1)[0])
+        return None
+
+    def default_segment(self, account: str | None) -> Segment:
+        """The segment a new session of ``account`` would have, derived without storing anything."""
+        created = _event("session.created", _NO_SESSION, {"account": account} if account else {})
+        return segment_of(apply(None, created, self.engine.rules).namespaces)
 
     def new_session_id(self) -> str:
         # A new session may take any id: draw one this worker owns, so its writes need no hop.
@@ -168,12 +220,15 @@ class SessionService:
             )
         return decode_state(folded)
 
-    async def write(self, current: SessionState | None, public: dict[str, Any]) -> SessionState:
-        """Create a session (when ``current`` is None) and/or set public values, then wait for the fold."""
+    async def write(
+        self, current: SessionState | None, public: dict[str, Any], account: str | None = None
+    ) -> SessionState:
+        """Create a session of ``account`` (when ``current`` is None) and/or set public values, then
+        wait for the fold."""
         events: list[Event] = []
         if current is None:
             session_id = self.new_session_id()
-            events.append(_event("session.created", session_id, {}))
+            events.append(_event("session.created", session_id, {"account": account} if account else {}))
         else:
             session_id = current.id
         if public:
@@ -199,7 +254,7 @@ class SessionService:
         if predicted is not None and len(encode_state(predicted)) > limit:
             raise Problem(error_response(413, "session_too_large", f"the session would grow over {limit} bytes"))
 
-    def respond(self, state: SessionState, items: Items | None, status: int, set_cookies: bool = True) -> web.Response:
+    def respond(self, state: SessionState, items: Items | None, status: int) -> web.Response:
         segment_token = encode_segment_token(segment_of(state.namespaces))
         session_token = self.engine.tokens.issue(state.id, state.meta.event_count)
         if items is not None:
@@ -207,18 +262,33 @@ class SessionService:
         else:
             body = {"sessionToken": session_token, "segmentToken": segment_token}
         response = json_response(body, status=status)
-        if set_cookies:
-            self.set_cookies(response, session_token, segment_token)
+        self.set_cookies(response, session_token, segment_token)
         return response
 
     def set_cookies(self, response: web.Response, session_token: str, segment_token: str) -> None:
+        # The session cookie comes first: node-vtex-api up to 6.45.4 reads only the first
+        # Set-Cookie header of a session answer (and of a segment answer, see segment_response).
         # Written by hand: http.cookies would wrap base64's "=", "/" and "+" in quotes, which
         # browsers keep as part of the value (RFC 6265 allows these characters unquoted).
-        ttl = self.settings.session_ttl_s
-        attributes = f"Path=/; Max-Age={ttl}; SameSite=Lax"
+        attributes = self._cookie_attributes()
         response.headers.add("Set-Cookie", f"{self.settings.session_cookie}={session_token}; {attributes}; HttpOnly")
+        self.set_segment_cookie(response, segment_token)
+
+    def set_segment_cookie(self, response: web.Response, segment_token: str) -> None:
         # Not HttpOnly: storefront scripts read the segment (it holds no personal data).
-        response.headers.add("Set-Cookie", f"{self.settings.segment_cookie}={segment_token}; {attributes}")
+        cookie = f"{self.settings.segment_cookie}={segment_token}; {self._cookie_attributes()}"
+        response.headers.add("Set-Cookie", cookie)
+
+    def segment_response(self, segment: Segment) -> web.Response:
+        """A segment answer: its token is the first (and only) Set-Cookie, so a client that keeps
+        the cookie as the segment's token (node-vtex-api ``getOrCreateSegment``) holds this very
+        segment."""
+        response = json_response(segment)
+        self.set_segment_cookie(response, encode_segment_token(segment))
+        return response
+
+    def _cookie_attributes(self) -> str:
+        return f"Path=/; Max-Age={self.settings.session_ttl_s}; SameSite=Lax"
 
 
 def _segment_overrides(request: web.Request, segment: Segment) -> Segment:
@@ -243,10 +313,11 @@ def register_storefront_views(engine: Engine) -> None:
     async def write_session(request: web.Request, token: str | None, status: int) -> web.Response:
         async def operation() -> web.Response:
             items = _items(request, required=False)
+            account = service.account(request)
             public, body = await _public_from_body(request, settings.max_body_bytes)
             public.update(_public_from_query(request))
             current = await service.current(token, request, body)
-            state = await service.write(current, public)
+            state = await service.write(current, public, account)
             return service.respond(state, items, status)
 
         return await handle(operation)
@@ -254,11 +325,14 @@ def register_storefront_views(engine: Engine) -> None:
     async def read_session(request: web.Request, token: str | None) -> web.Response:
         async def operation() -> web.Response:
             items = _items(request, required=True)
+            account = service.account(request)
             current = await service.current(token, request, b"")
             if current is not None:
-                return service.respond(current, items, 200, set_cookies=False)
+                # A refreshed token for the same session, signed with the current key, as the
+                # first Set-Cookie: node-vtex-api's Session.getSession takes it from there.
+                return service.respond(current, items, 200)
             # No usable session: mint a fresh one, as VTEX does for an unusable token.
-            return service.respond(await service.write(None, {}), items, 200)
+            return service.respond(await service.write(None, {}, account), items, 200)
 
         return await handle(operation)
 
@@ -285,31 +359,35 @@ def register_storefront_views(engine: Engine) -> None:
     class Segments(View):
         async def get(self, request: web.Request) -> web.Response:
             async def operation() -> web.Response:
+                account = service.account(request)
                 current = await service.current(request.cookies.get(settings.session_cookie), request, b"")
                 if current is not None:
-                    return json_response(_segment_overrides(request, segment_of(current.namespaces)))
+                    return service.segment_response(_segment_overrides(request, segment_of(current.namespaces)))
                 cookie = request.cookies.get(settings.segment_cookie)
                 if cookie:
                     try:
-                        return json_response(_segment_overrides(request, decode_segment_token(cookie)))
+                        return service.segment_response(_segment_overrides(request, decode_segment_token(cookie)))
                     except SegmentTokenError:
-                        pass  # a broken cookie is no segment: make a new one
-                state = await service.write(None, {})
-                response = json_response(_segment_overrides(request, segment_of(state.namespaces)))
-                service.set_cookies(
-                    response,
-                    engine.tokens.issue(state.id, state.meta.event_count),
-                    encode_segment_token(segment_of(state.namespaces)),
-                )
-                return response
+                        pass  # a broken cookie is no segment: the default one
+                # No session and no segment: the default segment of the account, and no session is
+                # made (node-vtex-api's getOrCreateSegment calls this cookieless on every render).
+                return service.segment_response(_segment_overrides(request, service.default_segment(account)))
 
             return await handle(operation)
 
-    @app.page("/api/segments/{segment_token}")
+    # Any characters, "/" too: node-vtex-api puts the token in the path as it is, and standard
+    # base64 may hold "/" (and a bad token, a newline, is a 400 like any other, not a 404).
+    @app.page(r"/api/segments/{segment_token:[\s\S]+}")
     class SegmentByToken(View):
         async def get(self, request: web.Request, segment_token: str) -> web.Response:
-            try:
-                segment = decode_segment_token(segment_token)
-            except SegmentTokenError as exc:
-                return error_response(400, "invalid_segment_token", str(exc), [{"path": "segment_token"}])
-            return json_response(_segment_overrides(request, segment))
+            async def operation() -> web.Response:
+                service.account(request)  # checked like everywhere, though a token names no account
+                try:
+                    segment = decode_segment_token(segment_token)
+                except SegmentTokenError as exc:
+                    raise Problem(
+                        error_response(400, "invalid_segment_token", str(exc), [{"path": "segment_token"}])
+                    ) from None
+                return service.segment_response(_segment_overrides(request, segment))
+
+            return await handle(operation)

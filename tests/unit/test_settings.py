@@ -44,3 +44,15 @@ def test_settings_are_frozen():
 def test_bad_values_name_the_variable(env, named):
     with pytest.raises(SettingsError, match=named):
         Settings.from_env(env)
+
+
+def test_host_accounts_map_hosts_to_accounts():
+    s = Settings.from_env({"SESSIONS_HOST_ACCOUNTS": " Shop.Example=demo ; other.example:8443=second;"})
+    assert s.host_account_map == {"shop.example": "demo", "other.example:8443": "second"}
+    assert Settings.from_env({}).host_account_map == {}
+
+
+@pytest.mark.parametrize("raw", ["shop.example", "=demo", "shop.example=", "a b=demo", "x=demo;X=other"])
+def test_bad_host_accounts_name_the_variable_and_the_entry(raw):
+    with pytest.raises(SettingsError, match=r"SESSIONS_HOST_ACCOUNTS entry \d"):
+        Settings.from_env({"SESSIONS_HOST_ACCOUNTS": raw})
