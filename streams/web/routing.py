@@ -1,7 +1,8 @@
 """Send a request about session S to the worker that owns S's partition.
 
 faust's ``table_route`` forwards neither the body nor the response headers (cookies), so the
-storefront writes route here: the owner answers, this worker relays the answer as it is.
+storefront writes route here: the owner answers, this worker relays the answer as it is. A view
+calls ``answer = await forward_if_not_owner(...)`` and returns ``answer`` when it is not None.
 """
 
 from __future__ import annotations
@@ -20,20 +21,14 @@ FORWARDED = "X-Session-Engine-Forwarded"
 _HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
 
 
-class NotOwner(Exception):
-    """Raised with the owner's response when another worker answered for the session."""
-
-    def __init__(self, response: web.Response) -> None:
-        super().__init__("answered by the owning worker")
-        self.response = response
-
-
 def _ident(url: URL) -> tuple[str, int]:
     return (url.host or "", url.port or 80)
 
 
 def owner_of(engine: Engine, session_id: str) -> URL | None:
-    """The URL of the worker owning the session's partition; None when it is this one."""
+    """The URL of the worker owning the session's partition; None when it is this one.
+
+    Raises a 503 :class:`~streams.web.errors.HttpError` while partitions are being assigned."""
     app = engine.app
     # The partition as every producer computes it (murmur2); the owner from the URL-to-partitions
     # map faust's assignor hands every member (faust's own key lookup needs its producer to have
@@ -45,16 +40,20 @@ def owner_of(engine: Engine, session_id: str) -> URL | None:
         if partition in topics.get(topic, ()):
             owner = URL(url)
             return None if _ident(owner) == _ident(URL(str(app.conf.canonical_url))) else owner
-    raise NotOwner(unavailable("partitions are being assigned"))
+    raise unavailable("partitions are being assigned")
 
 
-async def ensure_owner(engine: Engine, session_id: str, request: web.Request, body: bytes) -> None:
-    """Return when this worker owns the session; else raise :class:`NotOwner` with the owner's answer."""
+async def forward_if_not_owner(
+    engine: Engine, session_id: str, request: web.Request, body: bytes
+) -> web.Response | None:
+    """None when this worker owns the session (the caller serves it); else the owner's answer to
+    this request, relayed as it is. Raises a 503 :class:`~streams.web.errors.HttpError` when the
+    owner cannot be asked."""
     owner = owner_of(engine, session_id)
     if owner is None:
-        return
+        return None
     if request.headers.get(FORWARDED):  # ownership moved while the request was in flight
-        raise NotOwner(unavailable("the session's partition is moving between workers"))
+        raise unavailable("the session's partition is moving between workers")
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
     headers[FORWARDED] = "1"
     target = owner.with_path(request.path).with_query(request.query)
@@ -65,5 +64,5 @@ async def ensure_owner(engine: Engine, session_id: str, request: web.Request, bo
                 if name.lower() not in _HOP_HEADERS | {"content-encoding", "date", "server"}:
                     relayed.headers.add(name, value)
     except ClientError:
-        raise NotOwner(unavailable("the worker owning this session does not answer")) from None
-    raise NotOwner(relayed)
+        raise unavailable("the worker owning this session does not answer") from None
+    return relayed

@@ -30,9 +30,9 @@ from schemas.session import SessionState, decode_state, encode_state
 from streams.fold.store import StoreClosed
 from streams.kafka.producer import ProduceFailed, Record
 from streams.settings import SettingsError
-from streams.web.errors import error_response, json_response, unavailable
-from streams.web.routing import NotOwner, ensure_owner, owner_of
-from streams.web.views import parse_json_body, read_body
+from streams.web.bodies import parse_json_body, read_body
+from streams.web.errors import HttpError, json_response, unavailable
+from streams.web.routing import forward_if_not_owner, owner_of
 
 if TYPE_CHECKING:
     from streams.engine import Engine
@@ -46,14 +46,6 @@ RESERVED_QUERY = frozenset({"items", ACCOUNT_PARAM})
 _ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 # The subject of the throw-away fold that derives a default segment (no session is stored).
 _NO_SESSION = "00000000-0000-0000-0000-000000000000"
-
-
-class Problem(Exception):
-    """Ends a request early with a ready response (a 4xx or a 503)."""
-
-    def __init__(self, response: web.Response) -> None:
-        super().__init__(response.status)
-        self.response = response
 
 
 def _now() -> str:
@@ -73,26 +65,22 @@ def _event(type_: str, subject: str, data: dict[str, Any]) -> Event:
     try:
         return event_from_object(envelope)
     except EventDecodeError as exc:  # the inputs were checked; this names what slipped through
-        raise Problem(error_response(400, "invalid_session_change", exc.message, [{"path": exc.path}])) from None
+        raise HttpError(400, "invalid_session_change", exc.message, [{"path": exc.path}]) from None
 
 
 async def _public_from_body(request: web.Request, max_bytes: int) -> tuple[dict[str, Any], bytes]:
     """The body's ``public`` values (other namespaces are ignored, as VTEX does) and the raw body."""
-    body, problem = await read_body(request, max_bytes)
-    if problem is not None:
-        raise Problem(problem)
+    body = await read_body(request, max_bytes)
     if not body.strip():
         return {}, body
-    document, problem = parse_json_body(request.content_type, body)
-    if problem is not None:
-        raise Problem(problem)
+    document = parse_json_body(request.content_type, body)
     if not isinstance(document, dict):
-        raise Problem(error_response(400, "invalid_body", "the body must be a JSON object", [{"path": "$"}]))
+        raise HttpError(400, "invalid_body", "the body must be a JSON object", [{"path": "$"}])
     public = document.get("public")
     if public is None:
         public = {}
     if not isinstance(public, dict):
-        raise Problem(error_response(400, "invalid_body", "`public` must be an object", [{"path": "$.public"}]))
+        raise HttpError(400, "invalid_body", "`public` must be an object", [{"path": "$.public"}])
     values: dict[str, Any] = {}
     details = []
     for key, entry in public.items():
@@ -104,7 +92,7 @@ async def _public_from_body(request: web.Request, max_bytes: int) -> tuple[dict[
         else:
             values[key] = entry["value"]
     if details:
-        raise Problem(error_response(400, "invalid_body", "invalid entries in `public`", details))
+        raise HttpError(400, "invalid_body", "invalid entries in `public`", details)
     return values, body
 
 
@@ -118,19 +106,17 @@ def _items(request: web.Request, required: bool) -> Items | None:
     text = request.query.get("items")
     if text is None:
         if required:
-            raise Problem(
-                error_response(
-                    400,
-                    "missing_items",
-                    "name the keys to read: items=namespace.key,... (or namespace.*, or *)",
-                    [{"path": "items"}],
-                )
+            raise HttpError(
+                400,
+                "missing_items",
+                "name the keys to read: items=namespace.key,... (or namespace.*, or *)",
+                [{"path": "items"}],
             )
         return None
     try:
         return parse_items(text)
     except ItemsError as exc:
-        raise Problem(error_response(400, "invalid_items", str(exc), [{"path": "items"}])) from None
+        raise HttpError(400, "invalid_items", str(exc), [{"path": "items"}]) from None
 
 
 class SessionService:
@@ -154,22 +140,18 @@ class SessionService:
         given = request.query.get(ACCOUNT_PARAM)
         if given is not None:
             if not _ACCOUNT_NAME.match(given):
-                raise Problem(
-                    error_response(
-                        400,
-                        "invalid_account",
-                        f"`{ACCOUNT_PARAM}` must be an account name: 1 to 100 letters, digits, '.', '_' or '-'",
-                        [{"path": ACCOUNT_PARAM}],
-                    )
+                raise HttpError(
+                    400,
+                    "invalid_account",
+                    f"`{ACCOUNT_PARAM}` must be an account name: 1 to 100 letters, digits, '.', '_' or '-'",
+                    [{"path": ACCOUNT_PARAM}],
                 )
             if self.accounts and given not in self.accounts:
-                raise Problem(
-                    error_response(
-                        400,
-                        "unknown_account",
-                        f"`{ACCOUNT_PARAM}` names account {given!r}, which this deployment does not serve",
-                        [{"path": ACCOUNT_PARAM}],
-                    )
+                raise HttpError(
+                    400,
+                    "unknown_account",
+                    f"`{ACCOUNT_PARAM}` names account {given!r}, which this deployment does not serve",
+                    [{"path": ACCOUNT_PARAM}],
                 )
             return given
         if self.host_accounts:
@@ -188,18 +170,26 @@ class SessionService:
             candidate = str(uuid.uuid4())
             if owner_of(self.engine, candidate) is None:
                 return candidate
-        raise Problem(unavailable("this worker owns no partition right now"))
+        raise unavailable("this worker owns no partition right now")
 
-    async def current(self, token: str | None, request: web.Request, body: bytes) -> SessionState | None:
-        """The token's session, read on its owner; None when the token is not valid or it is gone."""
+    async def forward_if_not_owner(self, token: str | None, request: web.Request, body: bytes) -> web.Response | None:
+        """The answer of the worker owning the token's session, when that is another worker; None
+        when this worker serves the request (it owns the session, or the token names none)."""
         session_id = self.engine.tokens.session_id(token)
         if session_id is None:
             return None
-        await ensure_owner(self.engine, session_id, request, body)
+        return await forward_if_not_owner(self.engine, session_id, request, body)
+
+    def current(self, token: str | None) -> SessionState | None:
+        """The token's session, read here (``forward_if_not_owner`` came first); None when the token
+        is not valid or the session is gone."""
+        session_id = self.engine.tokens.session_id(token)
+        if session_id is None:
+            return None
         try:
             raw = self.engine.read_session(session_id)
         except StoreClosed:
-            raise Problem(unavailable("the session's partition is being restored or moving between workers")) from None
+            raise unavailable("the session's partition is being restored or moving between workers") from None
         return decode_state(raw) if raw is not None else None
 
     async def append_and_wait(self, records: list[Record], last_event_id: str) -> SessionState:
@@ -209,14 +199,12 @@ class SessionService:
             await self.engine.producer.send(records)
         except ProduceFailed as exc:
             waiters.forget(last_event_id)
-            raise Problem(unavailable(f"the event log is unavailable: {exc}", retry_after_s=2)) from None
+            raise unavailable(f"the event log is unavailable: {exc}", retry_after_s=2) from None
         folded = await waiters.wait(last_event_id, future, self.settings.write_wait_s)
         if folded is None:
-            raise Problem(
-                unavailable(
-                    "the change is accepted but not yet applied; it will be, once: retry the read shortly",
-                    retry_after_s=1,
-                )
+            raise unavailable(
+                "the change is accepted but not yet applied; it will be, once: retry the read shortly",
+                retry_after_s=1,
             )
         return decode_state(folded)
 
@@ -246,13 +234,13 @@ class SessionService:
         """Refuse a change the log or the table could not take, before appending anything."""
         limit = self.settings.max_event_bytes
         if any(len(record.value) > limit for record in records):
-            raise Problem(error_response(413, "event_too_large", f"the change is over {limit} bytes"))
+            raise HttpError(413, "event_too_large", f"the change is over {limit} bytes")
         predicted = current
         for event in events:
             predicted = apply(predicted, event, self.engine.rules)
         limit = self.settings.max_session_bytes
         if predicted is not None and len(encode_state(predicted)) > limit:
-            raise Problem(error_response(413, "session_too_large", f"the session would grow over {limit} bytes"))
+            raise HttpError(413, "session_too_large", f"the session would grow over {limit} bytes")
 
     def respond(self, state: SessionState, items: Items | None, status: int) -> web.Response:
         segment_token = encode_segment_token(segment_of(state.namespaces))
@@ -301,40 +289,32 @@ def register_storefront_views(engine: Engine) -> None:
     service = SessionService(engine)
     settings = engine.settings
 
-    async def handle(operation: Any) -> web.Response:
-        try:
-            response: web.Response = await operation()
-            return response
-        except Problem as problem:
-            return problem.response
-        except NotOwner as routed:
-            return routed.response
+    # Errors are raised as HttpError and rendered by the json_errors middleware (views.py adds it).
 
     async def write_session(request: web.Request, token: str | None, status: int) -> web.Response:
-        async def operation() -> web.Response:
-            items = _items(request, required=False)
-            account = service.account(request)
-            public, body = await _public_from_body(request, settings.max_body_bytes)
-            public.update(_public_from_query(request))
-            current = await service.current(token, request, body)
-            state = await service.write(current, public, account)
-            return service.respond(state, items, status)
-
-        return await handle(operation)
+        items = _items(request, required=False)
+        account = service.account(request)
+        public, body = await _public_from_body(request, settings.max_body_bytes)
+        public.update(_public_from_query(request))
+        answer = await service.forward_if_not_owner(token, request, body)
+        if answer is not None:
+            return answer
+        state = await service.write(service.current(token), public, account)
+        return service.respond(state, items, status)
 
     async def read_session(request: web.Request, token: str | None) -> web.Response:
-        async def operation() -> web.Response:
-            items = _items(request, required=True)
-            account = service.account(request)
-            current = await service.current(token, request, b"")
-            if current is not None:
-                # A refreshed token for the same session, signed with the current key, as the
-                # first Set-Cookie: node-vtex-api's Session.getSession takes it from there.
-                return service.respond(current, items, 200)
-            # No usable session: mint a fresh one, as VTEX does for an unusable token.
-            return service.respond(await service.write(None, {}, account), items, 200)
-
-        return await handle(operation)
+        items = _items(request, required=True)
+        account = service.account(request)
+        answer = await service.forward_if_not_owner(token, request, b"")
+        if answer is not None:
+            return answer
+        current = service.current(token)
+        if current is not None:
+            # A refreshed token for the same session, signed with the current key, as the
+            # first Set-Cookie: node-vtex-api's Session.getSession takes it from there.
+            return service.respond(current, items, 200)
+        # No usable session: mint a fresh one, as VTEX does for an unusable token.
+        return service.respond(await service.write(None, {}, account), items, 200)
 
     @app.page("/api/sessions")
     class Sessions(View):
@@ -358,36 +338,32 @@ def register_storefront_views(engine: Engine) -> None:
     @app.page("/api/segments")
     class Segments(View):
         async def get(self, request: web.Request) -> web.Response:
-            async def operation() -> web.Response:
-                account = service.account(request)
-                current = await service.current(request.cookies.get(settings.session_cookie), request, b"")
-                if current is not None:
-                    return service.segment_response(_segment_overrides(request, segment_of(current.namespaces)))
-                cookie = request.cookies.get(settings.segment_cookie)
-                if cookie:
-                    try:
-                        return service.segment_response(_segment_overrides(request, decode_segment_token(cookie)))
-                    except SegmentTokenError:
-                        pass  # a broken cookie is no segment: the default one
-                # No session and no segment: the default segment of the account, and no session is
-                # made (node-vtex-api's getOrCreateSegment calls this cookieless on every render).
-                return service.segment_response(_segment_overrides(request, service.default_segment(account)))
-
-            return await handle(operation)
+            account = service.account(request)
+            token = request.cookies.get(settings.session_cookie)
+            answer = await service.forward_if_not_owner(token, request, b"")
+            if answer is not None:
+                return answer
+            current = service.current(token)
+            if current is not None:
+                return service.segment_response(_segment_overrides(request, segment_of(current.namespaces)))
+            cookie = request.cookies.get(settings.segment_cookie)
+            if cookie:
+                try:
+                    return service.segment_response(_segment_overrides(request, decode_segment_token(cookie)))
+                except SegmentTokenError:
+                    pass  # a broken cookie is no segment: the default one
+            # No session and no segment: the default segment of the account, and no session is
+            # made (node-vtex-api's getOrCreateSegment calls this cookieless on every render).
+            return service.segment_response(_segment_overrides(request, service.default_segment(account)))
 
     # Any characters, "/" too: node-vtex-api puts the token in the path as it is, and standard
     # base64 may hold "/" (and a bad token, a newline, is a 400 like any other, not a 404).
     @app.page(r"/api/segments/{segment_token:[\s\S]+}")
     class SegmentByToken(View):
         async def get(self, request: web.Request, segment_token: str) -> web.Response:
-            async def operation() -> web.Response:
-                service.account(request)  # checked like everywhere, though a token names no account
-                try:
-                    segment = decode_segment_token(segment_token)
-                except SegmentTokenError as exc:
-                    raise Problem(
-                        error_response(400, "invalid_segment_token", str(exc), [{"path": "segment_token"}])
-                    ) from None
-                return service.segment_response(_segment_overrides(request, segment))
-
-            return await handle(operation)
+            service.account(request)  # checked like everywhere, though a token names no account
+            try:
+                segment = decode_segment_token(segment_token)
+            except SegmentTokenError as exc:
+                raise HttpError(400, "invalid_segment_token", str(exc), [{"path": "segment_token"}]) from None
+            return service.segment_response(_segment_overrides(request, segment))

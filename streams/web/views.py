@@ -1,7 +1,8 @@
 """HTTP views: the event intake, the service read of a session, health and readiness.
 
-A read for session S goes to the worker that owns S's partition (``routing.ensure_owner``), so the
-answer comes from the store the fold loop writes.
+A read for session S goes to the worker that owns S's partition (``routing.forward_if_not_owner``),
+so the answer comes from the store the fold loop writes. Errors are raised as ``HttpError`` and
+rendered by the ``json_errors`` middleware.
 """
 
 from __future__ import annotations
@@ -27,19 +28,16 @@ from schemas.events import (
 from schemas.session import decode_state, encode_view
 from streams.fold.store import StoreClosed
 from streams.kafka.producer import ProduceFailed, Record
-from streams.web.errors import JSON, error_response, json_errors, json_response, unavailable
-from streams.web.routing import NotOwner, ensure_owner
+from streams.web.bodies import read_json_body
+from streams.web.errors import JSON, HttpError, json_errors, json_response, unavailable
+from streams.web.routing import forward_if_not_owner
 from streams.web.service_auth import scopes_of
 
 if TYPE_CHECKING:
     from streams.engine import Engine
 
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
-_JSON_TYPES = {"application/json", "application/cloudevents+json", "application/cloudevents-batch+json"}
 DEFAULT_SOURCE = "/api/events"
-# orjson reads 1024 levels but writes only 255, and msgspec stops encoding near the recursion
-# limit: a value nested deeper was stored, then failed every response (a 500). Refuse it up front.
-MAX_JSON_DEPTH = 128
 
 
 def _complete_envelope(item: dict[str, Any], now: str) -> dict[str, Any]:
@@ -53,58 +51,6 @@ def _complete_envelope(item: dict[str, Any], now: str) -> dict[str, Any]:
     return item
 
 
-def parse_json_body(content_type: str, body: bytes) -> tuple[Any, web.Response | None]:
-    """The JSON document of a body already read (and size-checked), or the 4xx that explains why not."""
-    if content_type not in _JSON_TYPES:
-        return None, error_response(
-            415, "unsupported_media_type", f"send JSON (Content-Type: application/json), got {content_type!r}"
-        )
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        return None, error_response(400, "malformed_json", f"the body is not valid JSON: {exc}")
-    if _nesting(document) > MAX_JSON_DEPTH:
-        return None, error_response(400, "too_deep", f"the JSON nests arrays and objects over {MAX_JSON_DEPTH} levels")
-    return document, None
-
-
-def _nesting(document: Any) -> int:
-    """How many arrays and objects deep the document goes (stops counting past the limit)."""
-    deepest, pending = 0, [(document, 1)]
-    while pending and deepest <= MAX_JSON_DEPTH:
-        value, level = pending.pop()
-        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
-        if children is not None:
-            deepest = max(deepest, level)
-            pending.extend((child, level + 1) for child in children)
-    return deepest
-
-
-async def read_body(request: web.Request, max_bytes: int) -> tuple[bytes, web.Response | None]:
-    """The raw body, or a 413 when it is over ``max_bytes`` (read no further than that)."""
-    too_large = error_response(413, "payload_too_large", f"the body is over the limit of {max_bytes} bytes")
-    if request.content_length is not None and request.content_length > max_bytes:
-        return b"", too_large
-    # ``read(n)`` answers with what has arrived so far (up to n bytes), not n bytes: a body larger
-    # than one network read came back cut short and failed as malformed JSON. Read to the end.
-    body = bytearray()
-    while len(body) <= max_bytes:
-        chunk = await request.content.read(max_bytes + 1 - len(body))
-        if not chunk:
-            break
-        body += chunk
-    return (b"", too_large) if len(body) > max_bytes else (bytes(body), None)
-
-
-async def read_json_body(request: web.Request, max_bytes: int) -> tuple[Any, web.Response | None]:
-    if request.content_type not in _JSON_TYPES:
-        return parse_json_body(request.content_type, b"")
-    body, problem = await read_body(request, max_bytes)
-    if problem is not None:
-        return None, problem
-    return parse_json_body(request.content_type, body)
-
-
 @dataclass
 class _Batch:
     """The events of one POST /api/events, checked: what to append, or every reason not to."""
@@ -114,21 +60,21 @@ class _Batch:
     # (kind, detail): kind "invalid", "forbidden" (needs a trusted key) or "oversized".
     problems: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
-    def refusal(self, count: int) -> web.Response:
+    def refusal(self, count: int) -> HttpError:
         kinds = {kind for kind, _ in self.problems}
         details = [detail for _, detail in sorted(self.problems, key=lambda p: p[1]["index"])]
         if kinds == {"oversized"}:
-            return error_response(
+            return HttpError(
                 413, "event_too_large", "an event is over the size limit; none was accepted", details=details
             )
         if kinds == {"forbidden"}:
-            return error_response(
+            return HttpError(
                 403,
                 "forbidden_event_type",
                 "storefronts may send navigation.* events; other types need a bearer key with events:trusted",
                 details=details,
             )
-        return error_response(
+        return HttpError(
             400, "invalid_event", f"{len(details)} of {count} events are invalid; none was accepted", details=details
         )
 
@@ -186,19 +132,17 @@ def register_views(engine: Engine) -> None:
         async def get(self, request: web.Request) -> web.Response:
             if engine.is_ready():
                 return json_response({"status": "ready"})
-            return unavailable("partitions are being assigned or tables recovered")
+            raise unavailable("partitions are being assigned or tables recovered")
 
     @app.page("/api/events")
     class Events(View):
         async def post(self, request: web.Request) -> web.Response:
-            payload, problem = await read_json_body(request, settings.max_body_bytes)
-            if problem is not None:
-                return problem
+            payload = await read_json_body(request, settings.max_body_bytes)
             items = payload if isinstance(payload, list) else [payload]
             if not items:
-                return error_response(400, "empty_batch", "the array holds no events")
+                raise HttpError(400, "empty_batch", "the array holds no events")
             if len(items) > settings.max_batch_events:
-                return error_response(
+                raise HttpError(
                     413,
                     "batch_too_large",
                     f"{len(items)} events in one request; the limit is {settings.max_batch_events}",
@@ -212,31 +156,30 @@ def register_views(engine: Engine) -> None:
             )
             if batch.problems:
                 # All or nothing: a batch with one bad event appends none of them.
-                return batch.refusal(len(items))
+                raise batch.refusal(len(items))
             try:
                 await engine.producer.send(batch.records)
             except ProduceFailed as exc:
-                return unavailable(f"the event log is unavailable: {exc}", retry_after_s=2)
+                raise unavailable(f"the event log is unavailable: {exc}", retry_after_s=2) from None
             return json_response({"accepted": len(batch.records), "ids": batch.ids}, status=202)
 
     @app.page("/api/v1/sessions/{session_id}")
     class Session(View):
         async def get(self, request: web.Request, session_id: str) -> web.Response:
             if not _SESSION_ID.match(session_id):
-                return error_response(
+                raise HttpError(
                     400,
                     "invalid_session_id",
                     "a session id is a lowercase canonical UUID",
                     details=[{"path": "session_id", "message": f"not a session id: {session_id[:64]!r}"}],
                 )
-            try:
-                await ensure_owner(engine, session_id, request, b"")
-            except NotOwner as routed:
-                return routed.response
+            answer = await forward_if_not_owner(engine, session_id, request, b"")
+            if answer is not None:
+                return answer
             try:
                 raw = engine.read_session(session_id)
             except StoreClosed:
-                return unavailable("the session's partition is being restored or moving between workers")
+                raise unavailable("the session's partition is being restored or moving between workers") from None
             if raw is None:
-                return error_response(404, "session_not_found", f"no session {session_id}")
+                raise HttpError(404, "session_not_found", f"no session {session_id}")
             return web.Response(body=encode_view(decode_state(raw)), content_type=JSON)
