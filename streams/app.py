@@ -25,7 +25,6 @@ from streams.kafka.faust_private import broker_url, group_generation, hold
 from streams.kafka.producer import EventProducer
 from streams.rules_file import load_rules
 from streams.settings import Settings
-from streams.web.service_auth import parse_service_keys
 from streams.web.storefront import register_storefront_views
 from streams.web.tokens import SessionTokens, signing_key
 from streams.web.views import register_views
@@ -90,7 +89,6 @@ def stores_dir(data_dir: Path) -> Path:
 def create_engine(settings: Settings) -> Engine:
     """Raises RulesError or SettingsError for a bad rules file or service key list."""
     rules = load_rules(settings.rules_file)
-    service_keys = parse_service_keys(settings.service_keys)
     _note_upgrade(settings.data_dir)
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     tokens = SessionTokens(signing_key(settings.session_signing_key, settings.data_dir), settings.session_ttl_s)
@@ -133,7 +131,7 @@ def create_engine(settings: Settings) -> Engine:
     waiters = FoldWaiters()
     fold = FoldLoop(fold_config(settings), rules, waiters, fence=lambda: group_generation(app))
     app.add_dependency(FoldService(fold))
-    engine = Engine(settings, app, events, producer, rules, waiters, tokens, service_keys, fold)
+    engine = Engine(settings, app, events, producer, rules, waiters, tokens, settings.service_key_scopes, fold)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:

@@ -6,12 +6,15 @@ import hashlib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 PREFIX = "SESSIONS_"
 _APP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# What a service API key may be granted (SESSIONS_SERVICE_KEYS).
+SCOPES = frozenset({"sessions:read", "sessions:history", "sessions:erase", "events:trusted"})
 
 
 class SettingsError(ValueError):
@@ -63,7 +66,8 @@ class Settings:
     rules_file: str = ""
     # Storefront API: token lifetime, signing key (generated under data_dir when empty), cookies.
     session_ttl_s: int = 5 * 24 * 3600
-    session_signing_key: str = ""
+    # A secret: kept out of repr (and so out of logs and tracebacks).
+    session_signing_key: str = field(default="", repr=False)
     session_cookie: str = "vtex_session"
     segment_cookie: str = "vtex_segment"
     # Storefront API: the account of a new session by the request's Host, for one deployment that
@@ -73,8 +77,9 @@ class Settings:
     # How long a write waits for the owning agent to fold its event before answering 503.
     write_wait_s: float = 5.0
     # Service API keys: "<key>=<scope> <scope>;<key2>=<scope>" (scopes: sessions:read,
-    # sessions:history, sessions:erase, events:trusted).
-    service_keys: str = ""
+    # sessions:history, sessions:erase, events:trusted). Secrets: kept out of repr; parsed by
+    # ``service_key_scopes``.
+    service_keys: str = field(default="", repr=False)
 
     @property
     def dlq_topic(self) -> str:
@@ -118,6 +123,11 @@ class Settings:
             mapped[host.lower()] = account
         return mapped
 
+    @cached_property
+    def service_key_scopes(self) -> Mapping[str, frozenset[str]]:
+        """``service_keys`` parsed: key -> its scopes (what ``streams.web.service_auth`` checks)."""
+        return parse_service_keys(self.service_keys)
+
     @property
     def web_url(self) -> str:
         return f"http://{self.web_host}:{self.web_port}"
@@ -126,12 +136,12 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
-        for field in fields(cls):
-            name = PREFIX + field.name.upper()
+        for setting in fields(cls):
+            name = PREFIX + setting.name.upper()
             raw = env.get(name)
             if raw is None or raw == "":
                 continue
-            values[field.name] = _parse(name, raw, field.type)
+            values[setting.name] = _parse(name, raw, setting.type)
         settings = cls(**values)
         settings.validate()
         return settings
@@ -154,6 +164,27 @@ class Settings:
         if self.session_signing_key and len(self.session_signing_key) < 32:
             raise SettingsError(f"{PREFIX}SESSION_SIGNING_KEY must be at least 32 characters")
         self.host_account_map  # noqa: B018 - parsed once here so a bad entry stops the start
+        self.service_key_scopes  # noqa: B018 - likewise
+
+
+def parse_service_keys(text: str) -> Mapping[str, frozenset[str]]:
+    """``"<key>=<scope> <scope>;<key2>=<scope>"`` -> {key: scopes}. Errors name the entry's index,
+    never the key."""
+    keys: dict[str, frozenset[str]] = {}
+    for index, entry in enumerate(part.strip() for part in text.split(";")):
+        if not entry:
+            continue
+        key, sep, scopes_text = entry.partition("=")
+        scopes = frozenset(scopes_text.split())
+        if not sep or len(key.strip()) < 16:
+            raise SettingsError(f"{PREFIX}SERVICE_KEYS entry {index}: expected '<key of 16+ chars>=<scopes>'")
+        unknown = scopes - SCOPES
+        if unknown or not scopes:
+            raise SettingsError(
+                f"{PREFIX}SERVICE_KEYS entry {index}: unknown or no scopes {sorted(unknown)}; known: {sorted(SCOPES)}"
+            )
+        keys[key.strip()] = scopes
+    return keys
 
 
 def _parse(name: str, raw: str, kind: Any) -> Any:

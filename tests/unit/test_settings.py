@@ -56,3 +56,34 @@ def test_host_accounts_map_hosts_to_accounts():
 def test_bad_host_accounts_name_the_variable_and_the_entry(raw):
     with pytest.raises(SettingsError, match=r"SESSIONS_HOST_ACCOUNTS entry \d"):
         Settings.from_env({"SESSIONS_HOST_ACCOUNTS": raw})
+
+
+KEY = "k" * 20
+SIGNING = "s" * 40
+
+
+def test_secrets_do_not_show_in_repr():
+    s = Settings.from_env({"SESSIONS_SERVICE_KEYS": f"{KEY}=sessions:read", "SESSIONS_SESSION_SIGNING_KEY": SIGNING})
+    assert s.service_keys and s.session_signing_key
+    text = repr(s) + str(s)
+    assert KEY not in text and SIGNING not in text
+    assert "service_keys" not in text and "session_signing_key" not in text
+    assert "kafka_bootstrap='127.0.0.1:9092'" in text  # the rest still shows
+
+
+def test_service_keys_are_parsed_by_settings():
+    s = Settings.from_env(
+        {"SESSIONS_SERVICE_KEYS": f" {KEY}=sessions:read events:trusted ; {'m' * 16}=sessions:erase;"}
+    )
+    assert s.service_key_scopes == {
+        KEY: frozenset({"sessions:read", "events:trusted"}),
+        "m" * 16: frozenset({"sessions:erase"}),
+    }
+    assert Settings.from_env({}).service_key_scopes == {}
+
+
+@pytest.mark.parametrize("raw", ["short=sessions:read", f"{KEY}", f"{KEY}=", f"{KEY}=sessions:write"])
+def test_bad_service_keys_name_the_entry_and_not_the_key(raw):
+    with pytest.raises(SettingsError, match=r"SESSIONS_SERVICE_KEYS entry 0") as caught:
+        Settings.from_env({"SESSIONS_SERVICE_KEYS": raw})
+    assert KEY not in str(caught.value) and "short" not in str(caught.value)
