@@ -30,17 +30,17 @@ format: install ## apply ruff's fixes and formatting
 bench: install ## benchmark one worker vs Quix Streams and plain faust, ~4-5 min (ARGS="--quick" ~1 min): table + var/bench.json
 	@$(PY) ops/bench/run.py $(ARGS)
 
-kafka-fetch: install ## fetch the pinned Kafka jars with Maven into ops/kafka/.cache
-	@$(PY) ops/kafka/broker.py fetch
+kafka-fetch: install ## fetch the pinned Kafka jars with Maven into ops/kafka/.cache (streams/kafka/broker.py)
+	@$(PY) -m streams.kafka.broker fetch
 
 kafka-start: install ## start the local broker (KAFKA_PORT, KAFKA_DATA); a no-op when it runs
-	@$(PY) ops/kafka/broker.py start --data-dir $(KAFKA_DATA) --port $(KAFKA_PORT)
+	@$(PY) -m streams.kafka.broker start --data-dir $(KAFKA_DATA) --port $(KAFKA_PORT)
 
 kafka-stop: ## stop the local broker of KAFKA_DATA
-	@$(PY) ops/kafka/broker.py stop --data-dir $(KAFKA_DATA)
+	@$(PY) -m streams.kafka.broker stop --data-dir $(KAFKA_DATA)
 
 kafka-status: ## print the local broker's bootstrap address (exit 1 when not running)
-	@$(PY) ops/kafka/broker.py status --data-dir $(KAFKA_DATA)
+	@$(PY) -m streams.kafka.broker status --data-dir $(KAFKA_DATA)
 
 clean: ## remove ./var (local broker data and worker state); stop the broker first
 	rm -rf var

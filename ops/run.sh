@@ -8,7 +8,7 @@ ops/install.sh
 export SESSIONS_DATA_DIR="${SESSIONS_DATA_DIR:-./var}"
 export SESSIONS_RULES_FILE="${SESSIONS_RULES_FILE:-ops/rules.sample.toml}"
 kafka_dir="$SESSIONS_DATA_DIR/kafka"
-broker() { .venv/bin/python ops/kafka/broker.py "$@"; }
+broker() { .venv/bin/python -m streams.kafka.broker "$@"; }
 
 started_broker=0
 if [ -z "${SESSIONS_KAFKA_BOOTSTRAP:-}" ]; then

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 ops/install.sh
 
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/session-engine-test.XXXXXX")
-broker() { .venv/bin/python ops/kafka/broker.py "$@"; }
+broker() { .venv/bin/python -m streams.kafka.broker "$@"; }
 cleanup() {
     broker stop --data-dir "$scratch/kafka" >/dev/null 2>&1 || true
     rm -rf "$scratch"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -12,12 +10,10 @@ import typer
 from streams.settings import Settings, SettingsError
 
 cli = typer.Typer(help="Session engine: an event-sourced Session Manager on Apache Kafka.", no_args_is_help=True)
-broker_cli = typer.Typer(help="The local single-node Kafka broker (ops/kafka).", no_args_is_help=True)
+broker_cli = typer.Typer(help="The local single-node Kafka broker (streams/kafka/broker.py).", no_args_is_help=True)
 cli.add_typer(broker_cli, name="broker")
 dlq_cli = typer.Typer(help="The dead-letter topic: records the worker could not fold.", no_args_is_help=True)
 cli.add_typer(dlq_cli, name="dlq")
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def _settings() -> Settings:
@@ -98,12 +94,10 @@ def dlq_redrive(dry_run: bool = False) -> None:
 
 
 def _broker() -> ModuleType:
-    # ops/ is not an installed package: the broker helper lives with the repo checkout.
-    if not (REPO / "ops" / "kafka" / "broker.py").exists():
-        typer.echo("error: the broker commands need a checkout of the repository (ops/kafka)", err=True)
-        raise typer.Exit(2)
-    sys.path.insert(0, str(REPO / "ops" / "kafka"))
-    return importlib.import_module("broker")
+    # Imported on use: the worker commands do not need it.
+    from streams.kafka import broker
+
+    return broker
 
 
 @broker_cli.command("start")

@@ -1,7 +1,7 @@
 """Shared fixtures: the Kafka broker, unique names per test, worker processes on free ports.
 
 The broker comes from ``SESSIONS_TEST_BOOTSTRAP`` when set (``make test`` starts one), else from a
-testcontainers Kafka container when a Docker engine answers, else from ``ops/kafka`` (real Apache
+testcontainers Kafka container when a Docker engine answers, else from ``streams.kafka.broker`` (real Apache
 Kafka started from its jars). Integration tests never skip for want of a broker.
 """
 
@@ -22,10 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "ops" / "kafka"))
+from streams.kafka import broker as local_broker
 
-import broker as local_broker  # noqa: E402  (ops/kafka/broker.py)
+REPO = Path(__file__).resolve().parent.parent
 
 KAFKA_IMAGE = "apache/kafka:4.1.1"
 

@@ -47,7 +47,6 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 VAR = REPO / "var"
 QUIX_VENV = VAR / "bench" / "quix-venv"
-sys.path.insert(0, str(REPO / "ops" / "kafka"))
 if str(REPO) not in sys.path:
     sys.path.insert(1, str(REPO))
 
@@ -72,11 +71,11 @@ from pyspy import top_functions  # noqa: E402
 from report import Row, Target, ratio_text, render, rows_json, short_text  # noqa: E402
 from workload import Record, Workload, sample_page_view  # noqa: E402
 
-import broker as local_broker  # noqa: E402  (ops/kafka/broker.py)
 from projections.rules import Rules, parse_rules  # noqa: E402
 from projections.session import apply  # noqa: E402
 from schemas.events import decode_event  # noqa: E402
 from schemas.session import SessionState, decode_state, encode_state, encode_view  # noqa: E402
+from streams.kafka import broker as local_broker  # noqa: E402
 
 RULES_FILE = REPO / "ops" / "rules.sample.toml"
 

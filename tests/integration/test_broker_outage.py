@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 
-import broker
+from streams.kafka import broker
 from tests.conftest import make_worker
 from tests.integration.test_event_path import wait_for_session
 from tests.support.events import new_session_id, page_view

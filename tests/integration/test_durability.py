@@ -101,7 +101,7 @@ def test_state_is_rebuilt_from_the_changelog_when_the_data_folder_is_lost(worker
 
 def test_a_worker_restarted_at_another_address_with_the_same_data_comes_back(worker_factory):
     # A pod that returns with a new IP and the same volume: static membership must not lock it out.
-    import broker
+    from streams.kafka import broker
 
     worker = worker_factory(partitions=PARTITIONS).start()
     before = seed(worker, sessions=5)

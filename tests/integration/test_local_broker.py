@@ -1,4 +1,4 @@
-"""ops/kafka runs an ordinary Apache Kafka broker that any Kafka client can use."""
+"""streams.kafka.broker runs an ordinary Apache Kafka broker that any Kafka client can use."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-import broker
+from streams.kafka import broker
 
 pytestmark = pytest.mark.integration
 

@@ -1,10 +1,10 @@
-"""ops/kafka/broker.py fails early with a message a person can act on."""
+"""streams/kafka/broker.py fails early with a message a person can act on."""
 
 import socket
 
 import pytest
 
-import broker  # ops/kafka/broker.py, put on sys.path by conftest
+from streams.kafka import broker
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""docker-compose.yml stays valid and on the same Kafka version as ops/kafka/pom.xml."""
+"""docker-compose.yml stays valid and on the same Kafka version as streams/kafka/broker_config/pom.xml."""
 
 import shutil
 import subprocess
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-import broker
+from streams.kafka import broker
 
 pytestmark = pytest.mark.unit
 

@@ -1,22 +1,27 @@
 """A single-node Apache Kafka broker (KRaft, controller+broker in one JVM) on loopback, no Docker.
 
-The jars come from Maven Central through ``ops/kafka/pom.xml`` into ``ops/kafka/.cache/<version>/lib``;
-the broker's config, storage, logs and pid file live in one data folder of the caller's choosing.
-Used by ``make run``/``make test``, by the pytest broker fixture and by ``sessionctl broker``.
+The jars come from Maven Central through ``broker_config/pom.xml`` (beside this module, shipped
+with the package) into a cache folder: ``ops/kafka/.cache/<version>/lib`` in a checkout of the
+repository, else ``$XDG_CACHE_HOME/session-engine/kafka`` (``~/.cache/...``), or wherever
+``SESSIONS_KAFKA_CACHE`` says. The broker's config, storage, logs and pid file live in one data
+folder of the caller's choosing. Used by ``make run``/``make test`` and the ``kafka-*`` targets, by
+the pytest broker fixture and by ``sessionctl broker``.
 
 Only the standard library is needed to start and stop it; the readiness probe speaks the Kafka
 protocol through confluent-kafka when it is installed (a real metadata request), and falls back to a
 TCP connect otherwise.
 
-    python ops/kafka/broker.py start --data-dir var/kafka --port 9092
-    python ops/kafka/broker.py status --data-dir var/kafka
-    python ops/kafka/broker.py stop --data-dir var/kafka
+    python -m streams.kafka.broker start --data-dir var/kafka --port 9092
+    python -m streams.kafka.broker status --data-dir var/kafka
+    python -m streams.kafka.broker stop --data-dir var/kafka
+    python -m streams.kafka.broker fetch
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import logging
 import os
 import re
 import shutil
@@ -28,10 +33,11 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-HERE = Path(__file__).resolve().parent
-POM = HERE / "pom.xml"
-CACHE = HERE / ".cache"
+CONFIG = Path(__file__).resolve().parent / "broker_config"
+POM = CONFIG / "pom.xml"
+LOG4J = CONFIG / "log4j2.yaml"
 MIN_JAVA = 17
 DEFAULT_HEAP = "-Xms256m -Xmx768m"
 
@@ -40,7 +46,23 @@ class BrokerError(RuntimeError):
     """A failure with a message meant for the person at the terminal."""
 
 
+def _cache_dir() -> Path:
+    """Where the fetched jars are kept (see the module's docstring)."""
+    given = os.environ.get("SESSIONS_KAFKA_CACHE")
+    if given:
+        return Path(given)
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "ops").is_dir():
+        return checkout / "ops" / "kafka" / ".cache"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "session-engine" / "kafka"
+
+
+CACHE = _cache_dir()
+
+
 def kafka_version() -> str:
+    if not POM.is_file():
+        raise BrokerError(f"{POM} is missing: reinstall the package (it ships broker_config/ beside this module)")
     match = re.search(r"<kafka.version>([^<]+)</kafka.version>", POM.read_text())
     if not match:
         raise BrokerError(f"no <kafka.version> in {POM}")
@@ -259,7 +281,9 @@ def answers_metadata(bootstrap: str, timeout: float = 2.0) -> bool:
                 return True
         except OSError:
             return False
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, "logger": _silent_logger()})
+    # "logger" takes a logging.Logger, which confluent-kafka's type stubs do not allow for.
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "log_level": 0, "logger": _silent_logger()}
+    admin = AdminClient(config)
     try:
         metadata = admin.list_topics(timeout=timeout)
     except Exception:  # noqa: BLE001 - any failure means "not ready yet"
@@ -267,10 +291,8 @@ def answers_metadata(bootstrap: str, timeout: float = 2.0) -> bool:
     return bool(metadata.brokers)
 
 
-def _silent_logger():  # type: ignore[no-untyped-def]
-    import logging
-
-    logger = logging.getLogger("ops.kafka.probe")
+def _silent_logger() -> logging.Logger:
+    logger = logging.getLogger("streams.kafka.broker.probe")
     logger.addHandler(logging.NullHandler())
     logger.propagate = False
     return logger
@@ -313,7 +335,7 @@ def start(data_dir: Path, port: int = 9092, timeout: float = 90.0, quiet: bool =
         *os.environ.get("KAFKA_HEAP_OPTS", DEFAULT_HEAP).split(),
         "-XX:+UseG1GC",
         "-Djava.awt.headless=true",
-        f"-Dlog4j2.configurationFile={HERE / 'log4j2.yaml'}",
+        f"-Dlog4j2.configurationFile={LOG4J}",
         f"-Dkafka.logs.dir={layout.data_dir}",
         "-cp",
         classpath,
