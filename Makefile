@@ -27,7 +27,8 @@ lint: install ## ruff and mypy (strict on schemas/ and projections/)
 format: install ## apply ruff's fixes and formatting
 	@.venv/bin/ruff check --fix . && .venv/bin/ruff format .
 
-bench: install ## benchmark one worker vs Quix Streams and plain faust, ~4-5 min (ARGS="--quick" ~1 min): table + var/bench.json
+bench: install ## issue 8's figures: one worker vs Quix Streams and the raw ceiling, <10 min (ARGS="--quick" ~1 min): table + var/bench.json
+	@$(PY) -c 'import importlib.metadata as m; m.version("py-spy")' 2>/dev/null || $(PY) -m pip install --quiet -e '.[bench]'
 	@$(PY) ops/bench/run.py $(ARGS)
 
 kafka-fetch: install ## fetch the pinned Kafka jars with Maven into ops/kafka/.cache (streams/kafka/broker.py)

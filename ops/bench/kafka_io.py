@@ -6,15 +6,24 @@ Everything talks to the bench's own broker on 127.0.0.1 only. Every loop is boun
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from workload import Record
+
+from streams.fold.store import CHANGELOG_OFFSET, SOURCE_OFFSET
+from streams.settings import Settings
+
+# The fold loop's changelog holds, besides one record per changed session, batch markers whose key
+# starts with a NUL byte (streams/fold/store.py): no session id does.
+MARKER_PREFIX = SOURCE_OFFSET[:1]
+assert MARKER_PREFIX == CHANGELOG_OFFSET[:1] == b"\x00"
 
 FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
 _EVENT_COUNT = re.compile(rb'"eventCount":(\d+)')
@@ -135,10 +144,11 @@ class ProduceResult:
         return self.records / self.seconds if self.seconds > 0 else 0.0
 
 
-def produce_all(bootstrap: str, topic: str, records: Sequence[Record], timeout: float = 300.0) -> ProduceResult:
+def produce_all(bootstrap: str, topic: str, records: Iterable[Record], timeout: float = 300.0) -> ProduceResult:
     """Append every record as fast as the client goes; returns once Kafka acknowledged them all."""
     producer = _producer(bootstrap, linger_ms=20)
     failed = 0
+    count = 0
 
     def on_delivery(err, msg) -> None:  # type: ignore[no-untyped-def]
         nonlocal failed
@@ -157,13 +167,14 @@ def produce_all(bootstrap: str, topic: str, records: Sequence[Record], timeout: 
                     raise TimeoutError("the producer queue stayed full") from None
                 producer.poll(0.05)
         producer.poll(0)
+        count += 1
     remaining = producer.flush(max(1.0, deadline - time.monotonic()))
     seconds = time.perf_counter() - started
     if remaining:
         raise TimeoutError(f"{remaining} records not acknowledged within {timeout:.0f}s")
     if failed:
-        raise RuntimeError(f"Kafka refused {failed} of {len(records)} records")
-    return ProduceResult(len(records), seconds, failed)
+        raise RuntimeError(f"Kafka refused {failed} of {count} records")
+    return ProduceResult(count, seconds, failed)
 
 
 @dataclass
@@ -255,7 +266,8 @@ def read_changelog(
     start: dict[int, int] | None = None,
     timeout: float = 120.0,
 ) -> list[ChangelogRecord]:
-    """Every record of ``topic`` from ``start`` (partition -> offset; default the beginning) to its end now."""
+    """Every session record of ``topic`` from ``start`` (partition -> offset; default the beginning) to its
+    end now; batch markers (keys starting with NUL) are skipped."""
     ends = end_offsets(bootstrap, topic)
     consumer = _probe_consumer(bootstrap, "session-engine-bench-reader")
     assignments = []
@@ -280,10 +292,11 @@ def read_changelog(
                 end = remaining.get(where) if where is not None else None
                 if where is None or end is None or at is None:
                     continue
-                if at < end:
+                key = msg.key() or b""
+                if at < end and not key.startswith(MARKER_PREFIX):
                     value = msg.value()
                     count = event_count(value) if value else None
-                    out.append(ChangelogRecord(msg.key() or b"", count, msg.timestamp()[1]))
+                    out.append(ChangelogRecord(key, count, msg.timestamp()[1]))
                 if at >= end - 1:
                     remaining.pop(where, None)
     finally:
@@ -293,9 +306,15 @@ def read_changelog(
     return out
 
 
-def changelog_topic(bootstrap: str, app_id: str, table: str = "sessions", timeout: float = 30.0) -> str:
-    """faust names a table's changelog ``<app id>-<table>-changelog``; wait until it exists."""
-    name = f"{app_id}-{table}-changelog"
+def worker_settings(app_id: str, events_topic: str) -> Settings:
+    """The settings a bench worker of these names runs with (procs.Worker passes os.environ on): its
+    changelog topic, fold group, dead-letter topic and memory bounds."""
+    return Settings.from_env({**os.environ, "SESSIONS_APP_ID": app_id, "SESSIONS_EVENTS_TOPIC": events_topic})
+
+
+def changelog_topic(bootstrap: str, settings: Settings, timeout: float = 30.0) -> str:
+    """The fold loop's changelog (``settings.changelog_topic``); wait until it exists."""
+    name = settings.changelog_topic
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if topic_exists(bootstrap, name):

@@ -60,16 +60,22 @@ def top_functions(path: Path, limit: int = 10) -> dict[str, Any]:
 
 
 # Where a sample's time goes, judged from the innermost frame that says something (leaf to root).
+# py-spy names the fold package's files by their base name ("loop.py"): both forms are listed.
 _AREAS = (
-    ("fold: decode, apply, encode (schemas/, projections/)", ("schemas/", "projections/", "msgspec")),
-    ("table: RocksDB store (faust stores, rocksdict)", ("faust/stores/", "rocksdict")),
-    ("Kafka produce: changelog/DLQ (aiokafka producer)", ("aiokafka/producer/", "faust/transport/producer")),
-    ("Kafka consume (aiokafka consumer, faust transport)", ("aiokafka/consumer/", "faust/transport/")),
-    ("faust tables (changelog bookkeeping)", ("faust/tables/",)),
-    ("faust streams and agents", ("faust/streams", "faust/agents/", "faust/events")),
+    (
+        "fold: decode, apply, encode (schemas/, projections/, fold/batch.py)",
+        ("schemas/", "projections/", "msgspec", "streams/fold/batch.py", "(batch.py"),
+    ),
+    ("store: RocksDB (fold/store.py, rocksdict)", ("streams/fold/store.py", "(store.py", "rocksdict", "faust/stores/")),
+    ("changelog catch-up (fold/changelog.py)", ("streams/fold/changelog.py", "(changelog.py")),
+    # confluent-kafka is C: the innermost Python frame is the loop's method that called it.
+    ("Kafka produce + flush: changelog/DLQ (fold loop)", ("._produce (", "._send (")),
+    ("Kafka consume (fold loop)", ("._fold_once (", "._split (")),
+    ("Kafka commit (fold loop)", ("._commit (",)),
+    ("faust control plane (aiokafka, faust)", ("aiokafka/", "faust/")),
     ("the API appender's poll thread (streams/kafka/producer.py)", ("streams/kafka/producer.py",)),
     # Not streams/cli.py: it is the root of every main-thread stack.
-    ("the worker's agent and views (streams/app.py, web/)", ("streams/app.py", "streams/web/", "streams/fold")),
+    ("the fold loop's own code, views (fold/loop.py, web/, app.py)", ("(loop.py", "streams/app.py", "streams/web/")),
 )
 
 

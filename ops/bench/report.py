@@ -118,3 +118,237 @@ def rows_json(sections: list[tuple[str, list[Row]]]) -> list[dict[str, Any]]:
             item["target"] = asdict(row.target) if row.target else None
             out.append(item)
     return out
+
+
+# --- the run's figures and notes ------------------------------------------------------------------
+
+
+def ratio(value: float | None, other: float | None) -> float | None:
+    return value / other if value and other else None
+
+
+def sections(results: dict[str, Any], errors: dict[str, str], config: Any) -> list[tuple[str, list[Row]]]:
+    """The table: issue 8's figures with their targets first, then the peers and ceilings."""
+    from config import (
+        TARGET_E2V_P99_MS,
+        TARGET_FOLD_VS_QUIX,
+        TARGET_FOLD_VS_RAW,
+        TARGET_READS_P99_MS,
+        TARGET_REBUILD_VS_RAW,
+        TARGET_RSS_MB,
+    )
+
+    r = results
+    fold = r.get("worker_fold", {})
+    quix = r.get("peer_quix", {}).get("rate")
+    plain = r.get("peer_faust", {}).get("rate")
+    raw = r.get("peer_raw", {}).get("rate")
+    fold_rate = fold.get("rate") if fold.get("finished") else None
+    peers = {"Quix": quix, "raw ceiling": raw, **({"faust-plain": plain} if plain else {})}
+    lat = r.get("latency", {})
+    reads = r.get("reads", {})
+    rebuild = r.get("rebuild", {})
+    micro = r.get("micro", {})
+    rss = r.get("rss", {})
+    rate_text = f"{config.rate:,.0f} ev/s"
+    fold_error = errors.get("worker fold", "")
+    reads_error = errors.get("stream + reads", "") or errors.get("reads while streaming", "")
+    rss_skipped = "skipped (--rss-sessions 0)" if not config.rss_sessions else errors.get("worker RSS", "")
+    worker_rows = [
+        Row(
+            "fold_rate",
+            "fold of the pre-loaded topic",
+            fold_rate,
+            "ev/s",
+            peers=ratio_text(fold_rate, peers),
+            note=fold_error,
+        ),
+        Row(
+            "fold_vs_quix",
+            "  fold / Quix Streams",
+            ratio(fold_rate, quix),
+            "x",
+            Target(">=", TARGET_FOLD_VS_QUIX),
+            note=fold_error or errors.get("peer: Quix Streams", "") or ("Quix not run" if not quix else ""),
+        ),
+        Row(
+            "fold_vs_raw",
+            "  fold / raw decode ceiling",
+            ratio(fold_rate, raw),
+            "x",
+            Target(">=", TARGET_FOLD_VS_RAW),
+            note=fold_error or errors.get("peer: raw decode ceiling", "") or ("raw not run" if not raw else ""),
+        ),
+        Row(
+            "pure_batch_fold_rate",
+            f"  pure fold_batch, {micro.get('pure_batch_fold_batch', '')}/partition/batch",
+            micro.get("pure_batch_fold_rate"),
+            "ev/s",
+            peers=ratio_text(micro.get("pure_batch_fold_rate"), peers),
+        ),
+        Row(
+            "pure_fold_rate",
+            "  pure fold per event (old path)",
+            micro.get("pure_fold_rate"),
+            "ev/s",
+            peers=ratio_text(micro.get("pure_fold_rate"), peers),
+        ),
+        Row(
+            "rebuild_rate",
+            "rebuild: changelog records restored",
+            rebuild.get("rate"),
+            "records/s",
+            peers=ratio_text(rebuild.get("rate"), {"raw ceiling": raw}),
+            note=errors.get("rebuild from the changelog", ""),
+        ),
+        Row(
+            "rebuild_vs_raw",
+            "  rebuild / raw decode ceiling",
+            ratio(rebuild.get("rate"), raw),
+            "x",
+            Target(">=", TARGET_REBUILD_VS_RAW),
+            note=errors.get("rebuild from the changelog", "") or ("raw not run" if not raw else ""),
+        ),
+        Row(
+            "rebuild_net_rate",
+            "  same, readyz net of a cold start",
+            rebuild.get("net_rate"),
+            "records/s",
+            peers=ratio_text(rebuild.get("net_rate"), {"raw ceiling": raw}),
+        ),
+        Row("rebuild_seconds", "  rebuild: start to ready", rebuild.get("start_to_ready_seconds"), "s"),
+        Row("e2v_p50", f"event-to-visible p50 @ {rate_text} + reads", lat.get("changelog", {}).get("p50_ms"), "ms"),
+        Row(
+            "e2v_p99",
+            f"event-to-visible p99 @ {rate_text} + reads",
+            lat.get("changelog", {}).get("p99_ms"),
+            "ms",
+            Target("<", TARGET_E2V_P99_MS),
+            note=errors.get("stream + reads", ""),
+        ),
+        Row("e2v_http_p99", "  same, HTTP poll sample p99", lat.get("http", {}).get("p99_ms"), "ms"),
+        Row("e2v_rate", "  stream rate achieved", lat.get("achieved_rate"), "ev/s"),
+        Row(
+            "reads_rate",
+            f"session reads @ concurrency {config.concurrency} + stream",
+            reads.get("rate"),
+            "req/s",
+            note=reads_error,
+        ),
+        Row("reads_p50", "  reads p50", reads.get("p50_ms"), "ms"),
+        Row("reads_p99", "  reads p99", reads.get("p99_ms"), "ms", Target("<", TARGET_READS_P99_MS), note=reads_error),
+        Row(
+            "rss_mb",
+            f"worker RSS after folding {rss.get('sessions', config.rss_sessions):,} sessions",
+            rss.get("rss_mb"),
+            "MB",
+            Target("<", TARGET_RSS_MB),
+            note=rss_skipped,
+        ),
+        Row("rss_peak_mb", "  peak RSS (VmHWM)", rss.get("peak_rss_mb"), "MB"),
+        Row("decode_us", "decode+validate one page view", micro.get("decode_page_view_us"), "µs"),
+        Row("cold_start", "worker start to ready (empty store)", fold.get("start_to_ready_seconds"), "s"),
+        Row("warm_restart", "worker restart to ready (local store)", r.get("worker_warm_restart_seconds"), "s"),
+    ]
+    peer_rows = [
+        Row("quix_rate", "Quix Streams fold", quix, "ev/s", note=errors.get("peer: Quix Streams", "")),
+        Row(
+            "raw_rate",
+            "raw ceiling: consume + decode only",
+            raw,
+            "ev/s",
+            note=errors.get("peer: raw decode ceiling", ""),
+        ),
+        Row("producer_rate", "bulk producer (loading the topic)", r.get("workload", {}).get("producer_rate"), "ev/s"),
+    ]
+    if "faust" in config.peers:
+        peer_rows.insert(
+            1,
+            Row(
+                "faust_plain_rate",
+                "plain faust agent fold",
+                plain,
+                "ev/s",
+                note=errors.get("peer: plain faust agent", ""),
+            ),
+        )
+    for row in peer_rows:
+        if row.value is not None and row.key != "producer_rate" and fold_rate:
+            row.peers = f"worker = {fold_rate / row.value:.2f}x"
+    return [("worker (issue 8 figures)", worker_rows), ("peers and ceilings, same topic", peer_rows)]
+
+
+def notes(
+    results: dict[str, Any],
+    checks: dict[str, Any],
+    errors: dict[str, str],
+    cpu: dict[str, dict[str, float]],
+    config: Any,
+    nproc: int | None,
+) -> list[str]:
+    out = []
+    for name, check in checks.items():
+        if isinstance(check, dict) and not check.get("ok", True):
+            out.append(f"CHECK FAILED {name}: {check}")
+    if checks.get("dead_letters"):
+        out.append(f"CHECK FAILED: {checks['dead_letters']} records went to the dead-letter topic")
+    lat = results.get("latency", {})
+    if lat.get("not_visible"):
+        out.append(f"latency: {lat['not_visible']} events never became visible in the changelog")
+    first, last = lat.get("changelog_first_tenth_p50_ms"), lat.get("changelog_last_tenth_p50_ms")
+    p50 = lat.get("changelog", {}).get("p50_ms")
+    series = ", ".join("—" if v is None else f"{v:,.0f}" for v in lat.get("changelog_p50_ms_by_second", []))
+    if first is not None and last is not None and last > max(100.0, 3 * first):
+        out.append(
+            f"latency: the worker did not keep up with {config.rate:,.0f} ev/s: p50 grew from {first:,.0f} ms "
+            f"(first tenth of the events) to {last:,.0f} ms (last tenth): the figures measure its backlog"
+        )
+    elif p50 is not None and p50 > 100.0:
+        busy = lat.get("worker_cpus_busy", 0.0)
+        why = (
+            "it is CPU-bound at this rate (a backlog)"
+            if busy >= 0.9
+            else "it is not CPU-bound, so events wait in a buffer or a periodic stall, not for the fold"
+        )
+        out.append(
+            f"latency: a p50 of {p50:,.0f} ms is time events wait inside the worker; it used {busy:.2f} CPU "
+            f"during the phase: {why}"
+        )
+    if series:
+        out.append(f"latency: p50 per second of the phase, warm-up included (ms): {series}")
+    if lat and lat.get("achieved_rate", 0) < 0.95 * config.rate:
+        out.append(f"latency: the producer reached only {lat['achieved_rate']:,.0f} ev/s")
+    reads = results.get("reads", {})
+    if reads and reads.get("client_cpu_share", 0) > 0.85:
+        out.append(
+            f"reads: the load client used {reads['client_cpu_share']:.0%} of a CPU: the figure may be client-bound"
+        )
+    if reads and set(reads.get("statuses", {})) - {"200"}:
+        out.append(f"reads: non-200 answers {reads['statuses']}")
+    fold = results.get("worker_fold", {})
+    if fold.get("fold_seconds"):
+        out.append(
+            f"fold: timed from /readyz (or the first changelog record, if earlier) to the changelog record that "
+            f"brought the last session to its final count: {fold['fold_seconds']:.2f} s"
+        )
+    rebuild = results.get("rebuild", {})
+    if rebuild.get("restored_records") is not None:
+        out.append(
+            f"rebuild: {rebuild['restored_records']:,} records restored in {rebuild['restore_seconds']:.2f} s over "
+            f"{rebuild['partitions_logged']} partitions (worker log lines; the changelog held "
+            f"{rebuild['changelog_records']:,} records, batch markers included)"
+        )
+    rss = results.get("rss", {})
+    if rss and config.rss_sessions and config.rss_sessions < 1_000_000:
+        out.append(f"rss: {config.rss_sessions:,} sessions, not the 1,000,000 of the budget: indicative only")
+    for phase, used in cpu.items():
+        if used.get("foreign_cpus_busy", 0) > 0.25:
+            out.append(
+                f"noise: during {phase} other processes kept {used['foreign_cpus_busy']:.2f} CPUs busy "
+                f"(of {nproc}): figures of that phase are pessimistic"
+            )
+    for name, error in errors.items():
+        out.append(f"ERROR {name}: {short_text(error, 160)}")
+    if config.quick:
+        out.append("quick mode: sizes too small for figures to mean much; use `make bench` for them")
+    return out

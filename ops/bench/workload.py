@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from projections.session import rfc3339
 from schemas.events import encode_event, event_from_object
 
 BASE_TIME = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -67,7 +68,7 @@ class Workload:
     def _time(self) -> str:
         self.clock_s += self.rng.expovariate(50.0)  # ~20 ms apart on average
         moment = BASE_TIME + timedelta(seconds=self.clock_s)
-        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return rfc3339(moment.replace(microsecond=moment.microsecond // 1000 * 1000))
 
     def _pick_session(self) -> int:
         # Skewed: a few long sessions, many short ones (the head of the list is browsed most).
@@ -176,3 +177,30 @@ def sample_page_view() -> bytes:
         },
     }
     return encode_event(event_from_object(obj))
+
+
+_SUBJECT = "5d0c7a8e-0000-4000-8000-00000000000a"
+_ID = "0b7f3a52-0000-4000-8000-00000000000b"
+
+
+def one_event_sessions(sessions: int, run: int) -> Iterator[Record]:
+    """``sessions`` sessions of one page view each (the RSS phase's workload), fast: one event goes
+    through the contract, the others are its bytes with a session id and an event id of their own."""
+    obj = {
+        "specversion": "1.0",
+        "id": _ID,
+        "source": SOURCE,
+        "type": "navigation.page_viewed",
+        "subject": _SUBJECT,
+        "time": "2026-11-26T12:00:00.125Z",
+        "data": {"url": "https://shop.example/shoes/p-12345?sc=1&color=red", "title": "Shoes | Shop Example"},
+    }
+    template = encode_event(event_from_object(obj))
+    assert template.count(_SUBJECT.encode()) == 1 and template.count(_ID.encode()) == 1
+    pattern = template.replace(b"%", b"%%").replace(_SUBJECT.encode(), b"%(s)b").replace(_ID.encode(), b"%(i)b")
+    tag = run & 0xFFFF
+    for i in range(sessions):
+        subject = f"{i:08x}-{tag:04x}-4000-8000-000000000000"
+        key = subject.encode()
+        event_id = f"{i:08x}-{tag:04x}-4000-9000-000000000000".encode()
+        yield Record(subject, 1, key, pattern % {b"s": key, b"i": event_id})

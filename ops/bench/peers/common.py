@@ -12,23 +12,21 @@ import argparse
 import json
 import os
 import time
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from projections.rules import Rules, parse_rules
+from projections.rules import Rules
 from projections.session import apply
 from schemas.events import EventDecodeError, decode_event
 from schemas.session import decode_state, encode_state
+from streams.rules_file import load_rules
+
+__all__ = ["load_rules"]  # the worker's own rules loading (no faust import: the Quix venv has none)
 
 PROCESS_START_NS = time.time_ns()
 
 FoldStep = Callable[[bytes | None, bytes | None, bytes | None], bytes | None]
-
-
-def load_rules(path: str) -> Rules:
-    return parse_rules(tomllib.loads(Path(path).read_text())) if path else Rules()
 
 
 def make_fold(rules: Rules) -> FoldStep:

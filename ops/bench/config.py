@@ -1,0 +1,148 @@
+"""The bench's configuration: paths, targets (issue 8's figures), command-line options, its environments.
+
+The bench's own packages (py-spy) come from the project's optional dependency group ``bench``
+(``pip install -e .[bench]``; ``make bench`` does it). The Quix Streams peer gets a venv of its
+own, made here: quixstreams 3.28 pins confluent-kafka < 2.13, the project 2.16.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+VAR = REPO / "var"
+QUIX_VENV = VAR / "bench" / "quix-venv"
+RULES_FILE = REPO / "ops" / "rules.sample.toml"
+# Issue 8, "Figures": throughput as ratios to peers measured in the same run.
+TARGET_FOLD_VS_QUIX = 2.0  # fold of the pre-loaded topic, x the Quix Streams peer
+TARGET_FOLD_VS_RAW = 0.4  # ... x the raw decode-only ceiling
+TARGET_REBUILD_VS_RAW = 1.0  # changelog records restored/s net of process start, x the raw ceiling's rate
+TARGET_E2V_P99_MS = 50.0  # event-to-visible p99 at 2,000 events/s
+TARGET_READS_P99_MS = 15.0  # session reads at concurrency 32 while the stream runs
+TARGET_RSS_MB = 500.0  # worker RSS after folding 1,000,000 sessions
+# The pure fold with the loop's batching: records per partition per batch (SESSIONS_FOLD_BATCH_MAX).
+PURE_BATCH = 5000
+
+PEERS = ("raw", "quix", "faust")
+
+
+@dataclass
+class Config:
+    events: int
+    sessions: int
+    rate: float
+    latency_seconds: float
+    latency_warmup: float
+    concurrency: int
+    partitions: int
+    seed: int
+    http_sample_every: int
+    peers: list[str]
+    profile: bool
+    phase_timeout: float
+    samples: int
+    rss_sessions: int
+    out: Path
+    keep: bool
+    quick: bool
+
+
+def parse_args(argv: list[str] | None) -> Config:
+    parser = argparse.ArgumentParser(
+        description="Benchmark the session engine's worker against Quix Streams and the raw decode ceiling.",
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes (~1 minute): a smoke test")
+    parser.add_argument("--events", type=int, help="events pre-loaded for the fold (default 200,000; quick 20,000)")
+    parser.add_argument("--sessions", type=int, help="sessions they spread over (default 20,000; quick 2,000)")
+    parser.add_argument("--rate", type=float, default=2000.0, help="events/s of the stream phase (default 2,000)")
+    parser.add_argument(
+        "--latency-seconds", type=float, help="measured length of the stream + reads phase (default 20; quick 5)"
+    )
+    parser.add_argument(
+        "--latency-warmup", type=float, help="first seconds of the stream + reads phase left out (default 2; quick 1)"
+    )
+    parser.add_argument("--concurrency", type=int, default=32, help="concurrent readers (default 32)")
+    parser.add_argument("--partitions", type=int, default=12, help="partitions of the event topic (default 12)")
+    parser.add_argument("--seed", type=int, default=20261126, help="the workload's seed")
+    parser.add_argument(
+        "--http-sample-every", type=int, default=100, help="poll HTTP for every Nth stream event (0: off)"
+    )
+    parser.add_argument(
+        "--peers", default="raw,quix", help="peers to run: raw,quix,faust (default raw,quix; empty: none)"
+    )
+    parser.add_argument("--no-profile", action="store_true", help="no py-spy profile of the worker's fold")
+    parser.add_argument("--phase-timeout", type=float, help="bound on each fold/peer phase, s (default 300; quick 120)")
+    parser.add_argument("--samples", type=int, default=50, help="sessions whose state is checked against the fold")
+    parser.add_argument(
+        "--rss-sessions",
+        type=int,
+        help="sessions (one event each) of the RSS phase (default 1,000,000; quick 0 = skipped)",
+    )
+    parser.add_argument("--out", type=Path, default=VAR / "bench.json")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch folder (broker data, logs)")
+    args = parser.parse_args(argv)
+    quick = args.quick
+
+    def pick(value: Any, full: Any, small: Any) -> Any:
+        return value if value is not None else (small if quick else full)
+
+    peers = [p.strip() for p in args.peers.split(",") if p.strip()]
+    unknown = set(peers) - set(PEERS)
+    if unknown:
+        parser.error(f"unknown peers {sorted(unknown)}; known: {', '.join(PEERS)}")
+    config = Config(
+        events=pick(args.events, 200_000, 20_000),
+        sessions=pick(args.sessions, 20_000, 2_000),
+        rate=args.rate,
+        latency_seconds=pick(args.latency_seconds, 20.0, 5.0),
+        latency_warmup=pick(args.latency_warmup, 2.0, 1.0),
+        concurrency=args.concurrency,
+        partitions=args.partitions,
+        seed=args.seed,
+        http_sample_every=args.http_sample_every,
+        peers=peers,
+        profile=not args.no_profile,
+        phase_timeout=pick(args.phase_timeout, 300.0, 120.0),
+        samples=args.samples,
+        rss_sessions=pick(args.rss_sessions, 1_000_000, 0),
+        out=args.out,
+        keep=args.keep,
+        quick=quick,
+    )
+    if config.events < 2 or config.sessions < 1 or config.rate <= 0 or config.concurrency < 1:
+        parser.error("--events >= 2, --sessions >= 1, --rate > 0 and --concurrency >= 1")
+    if config.rss_sessions < 0:
+        parser.error("--rss-sessions >= 0")
+    return config
+
+
+def ensure_quix_venv() -> Path:
+    """quixstreams pins confluent-kafka < 2.13 and the project pins 2.16.1: Quix gets a venv of its own."""
+    requirements = HERE / "requirements-quix.txt"
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
+    python = QUIX_VENV / "bin" / "python"
+    stamp = QUIX_VENV / f".requirements-{digest}"
+    if not stamp.exists():
+        print(f"bench: preparing the Quix Streams venv in {QUIX_VENV.relative_to(REPO)}", file=sys.stderr)
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(QUIX_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(requirements)], check=True)
+        for old in QUIX_VENV.glob(".requirements-*"):
+            old.unlink()
+        stamp.touch()
+    return python
+
+
+def py_spy_binary() -> Path | None:
+    """py-spy from the ``bench`` dependency group (``pip install -e .[bench]``), or on PATH."""
+    candidate = Path(sys.executable).parent / "py-spy"
+    found = candidate if candidate.exists() else shutil.which("py-spy")
+    return Path(found) if found else None

@@ -1,0 +1,632 @@
+"""The bench's phases, in the order run.py runs them; each records its figures in ``Bench.results``.
+
+- setup: broker, workload, the pre-loaded topic;
+- micro: decode of one page view, the pure fold per event and with the loop's batching;
+- peers: the raw decode ceiling, Quix Streams (and plain faust behind ``--peers faust``);
+- worker fold: the worker folds the pre-loaded topic (timed from its changelog), py-spy samples it;
+- stream + reads: 2,000 events/s with their event-to-visible latency, and at the same time session
+  reads at concurrency 32;
+- rebuild: the data folder deleted, the worker catches up from its changelog (log lines + readyz);
+- RSS: a fresh worker folds 1,000,000 one-event sessions; its RSS read from /proc afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import math
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import timeit
+import traceback
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka.partitioner import murmur2
+from config import HERE, PURE_BATCH, REPO, RULES_FILE, VAR, Config, py_spy_binary
+from confluent_kafka import KafkaException
+from kafka_io import (
+    PacedRun,
+    changelog_topic,
+    committed_lag,
+    create_topic,
+    end_offsets,
+    produce_all,
+    produce_paced,
+    read_changelog,
+    record_count,
+    wait_for_commits,
+    worker_settings,
+)
+from load import VisibilityPoller, percentile, summarize_ms
+from machine import CpuMeter, process_cpu_seconds
+from procs import AUTHORIZATION, Peer, PySpy, Worker, http_get, pids, spawn, tail, terminate
+from pyspy import top_functions
+from workload import Record, Workload, one_event_sessions, sample_page_view
+
+from projections.session import apply
+from schemas.events import decode_event
+from schemas.session import SessionState, decode_state, encode_state, encode_view
+from streams.fold.batch import Stored, fold_batch
+from streams.kafka import broker as local_broker
+from streams.rules_file import load_rules
+
+# streams/fold/loop.py, at info level, once per partition caught up from the changelog.
+RESTORED = re.compile(r"partition (\d+): (\d+) changelog records restored in ([\d.]+)s")
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def expected_states(records: list[Record], sessions: set[str], rules: Any) -> dict[str, SessionState]:
+    states: dict[str, SessionState] = {}
+    for record in records:
+        if record.session in sessions:
+            states[record.session] = apply(states.get(record.session), decode_event(record.value), rules)
+    return states
+
+
+def rss_of(pid: int) -> dict[str, float]:
+    """VmRSS and VmHWM (peak) of a process, MB (10^6 bytes)."""
+    out: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            out[name] = round(int(rest.split()[0]) * 1024 / 1e6, 1)
+    return out
+
+
+class Bench:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.run_id = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        self.scratch = Path(tempfile.mkdtemp(prefix="session-engine-bench."))
+        self.logs = self.scratch / "logs"
+        self.logs.mkdir()
+        self.broker_dir = self.scratch / "kafka"
+        self.bootstrap = ""
+        self.topic = f"bench-events-{self.run_id}"
+        self.app_id = f"bench-worker-{self.run_id}"
+        self.settings = worker_settings(self.app_id, self.topic)
+        self.rules = load_rules(str(RULES_FILE))
+        self.results: dict[str, Any] = {}
+        self.checks: dict[str, Any] = {}
+        self.errors: dict[str, str] = {}
+        self.cpu: dict[str, dict[str, float]] = {}
+        self.quix_python: Path | None = None
+        self.worker: Worker | None = None
+        self.changelog = ""
+        self.profile_top: dict[str, Any] | None = None
+
+    # -- plumbing --
+
+    def broker_pid(self) -> list[int]:
+        try:
+            return [int((self.broker_dir / "broker.pid").read_text().strip())]
+        except (OSError, ValueError):
+            return []
+
+    def meter(self) -> CpuMeter:
+        return CpuMeter.start([*pids(), *self.broker_pid()])
+
+    def metered(self, phase: str, meter: CpuMeter) -> None:
+        self.cpu[phase] = meter.stop([*pids(), *self.broker_pid()])
+
+    def phase(self, name: str, func: Any, *args: Any) -> Any:
+        log(f"{name} ...")
+        began = time.monotonic()
+        try:
+            result = func(*args)
+        except Exception as exc:  # noqa: BLE001 - one phase failing must not lose the others' figures
+            self.errors[name] = f"{type(exc).__name__}: {exc}"
+            log(f"{name} FAILED: {exc}")
+            traceback.print_exc(file=sys.stderr)
+            return None
+        log(f"{name} done in {time.monotonic() - began:.1f}s")
+        return result
+
+    def new_worker(self, app_id: str, topic: str, data_dir: Path, log_name: str) -> Worker:
+        return Worker(
+            bootstrap=self.bootstrap,
+            app_id=app_id,
+            topic=topic,
+            data_dir=data_dir,
+            port=local_broker.free_port(),
+            log_path=self.logs / log_name,
+            partitions=self.config.partitions,
+            rules_file=RULES_FILE,
+        )
+
+    def check_served(self, worker: Worker, expected: dict[str, SessionState]) -> dict[str, Any]:
+        mismatched, missing = [], []
+        for session, state in expected.items():
+            status, body = http_get(f"{worker.url}/api/v1/sessions/{session}")
+            if status != 200:
+                missing.append(session)
+            elif orjson.loads(body) != orjson.loads(encode_view(state)):
+                mismatched.append(session)
+        return {
+            "checked": len(expected),
+            "missing": missing[:5],
+            "mismatched": mismatched[:5],
+            "ok": not (mismatched or missing),
+        }
+
+    def wait_folded(self, topic: str, group: str, timeout: float) -> bool:
+        """Until the fold loop's group (``<app id>-fold``) has committed every record of ``topic``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if committed_lag(self.bootstrap, group, topic) == 0:
+                    return True
+            except (KafkaException, RuntimeError):
+                pass  # the group has not committed yet
+            time.sleep(0.25)
+        return False
+
+    # -- phases --
+
+    def setup(self) -> None:
+        cfg = self.config
+        self.bootstrap = local_broker.start(self.broker_dir, local_broker.free_port(), quiet=True)
+        log(f"broker {local_broker.kafka_version()} at {self.bootstrap} (data {self.broker_dir})")
+        workload = Workload(cfg.seed, cfg.sessions)
+        self.fold_records = workload.take(cfg.events)
+        self.counts_a = dict(workload.touched())
+        self.latency_records = workload.take(max(1, int(cfg.rate * (cfg.latency_warmup + cfg.latency_seconds))))
+        self.counts_b = dict(workload.touched())
+        rng = random.Random(cfg.seed)
+        self.sample_ids = sorted(rng.sample(sorted(self.counts_a), min(cfg.samples, len(self.counts_a))))
+        self.samples_file = self.scratch / "samples.txt"
+        self.samples_file.write_text("\n".join(self.sample_ids) + "\n")
+        self.expected_a = expected_states(self.fold_records, set(self.sample_ids), self.rules)
+        self.expected_b = expected_states([*self.fold_records, *self.latency_records], set(self.sample_ids), self.rules)
+        create_topic(self.bootstrap, self.topic, cfg.partitions)
+        produced = produce_all(self.bootstrap, self.topic, self.fold_records, timeout=cfg.phase_timeout)
+        self.results["workload"] = {
+            "seed": cfg.seed,
+            "events": cfg.events,
+            "sessions": cfg.sessions,
+            "sessions_touched": len(self.counts_a),
+            "max_events_per_session": max(self.counts_a.values()),
+            "mean_value_bytes": round(sum(len(r.value) for r in self.fold_records) / len(self.fold_records), 1),
+            "latency_events": len(self.latency_records),
+            "topic": self.topic,
+            "partitions": cfg.partitions,
+            "producer_rate": round(produced.rate),
+            "producer_seconds": round(produced.seconds, 2),
+        }
+        gc.collect()
+        gc.freeze()  # the workload lives for the whole run: keep it out of the collector's way
+
+    def micro(self) -> None:
+        raw = sample_page_view()
+        number = 20_000
+        timings = timeit.repeat(lambda: decode_event(raw), number=number, repeat=7)
+        decode_us = min(timings) / number * 1e6
+        # The old per-event pure fold: decode, decode the state, apply, encode, into a dict.
+        subset = self.fold_records[: min(len(self.fold_records), 50_000)]
+        store: dict[bytes, bytes] = {}
+        rules = self.rules
+        began = time.perf_counter()
+        for record in subset:
+            event = decode_event(record.value)
+            previous = store.get(record.key)
+            state = apply(decode_state(previous) if previous is not None else None, event, rules)
+            store[record.key] = encode_state(state)
+        seconds = time.perf_counter() - began
+        batched = self.pure_batched_fold()
+        self.results["micro"] = {
+            "decode_page_view_us": round(decode_us, 3),
+            "decode_page_view_bytes": len(raw),
+            "pure_fold_events": len(subset),
+            "pure_fold_us_per_event": round(seconds / len(subset) * 1e6, 2),
+            "pure_fold_rate": round(len(subset) / seconds),
+            **batched,
+        }
+
+    def pure_batched_fold(self) -> dict[str, Any]:
+        """``streams.fold.batch.fold_batch`` as the loop calls it: per partition, batches of PURE_BATCH
+        records, each touched session read from a dict of decoded ``Stored`` states kept between
+        batches (the loop's cache), no Kafka, no RocksDB."""
+        cfg = self.config
+        by_partition: dict[int, list[tuple[bytes | None, bytes | None, int]]] = defaultdict(list)
+        for record in self.fold_records:
+            records = by_partition[(murmur2(record.key) & 0x7FFFFFFF) % cfg.partitions]
+            records.append((record.key, record.value, len(records)))
+        rules, max_bytes = self.rules, self.settings.max_session_bytes
+        caches: dict[int, dict[bytes, Stored]] = {p: {} for p in by_partition}
+        batches = dead = writes = 0
+        began = time.perf_counter()
+        for partition, records in by_partition.items():
+            cache = caches[partition]
+            for start in range(0, len(records), PURE_BATCH):
+                outcome = fold_batch(records[start : start + PURE_BATCH], cache.get, rules, max_bytes)
+                for key, written in outcome.writes.items():
+                    cache[key] = Stored(written.offset, written.state)
+                batches += 1
+                dead += len(outcome.dead)
+                writes += len(outcome.writes)
+        seconds = time.perf_counter() - began
+        wanted = {s: orjson.loads(encode_state(state)) for s, state in self.expected_a.items()}
+        got: dict[str, Any] = {}
+        for cache in caches.values():
+            for session in wanted:
+                stored = cache.get(session.encode())
+                if stored is not None:
+                    got[session] = orjson.loads(encode_state(stored.state))
+        bad = sorted(s for s in wanted if got.get(s) != wanted[s])
+        self.checks["pure_batched_fold_states"] = {"checked": len(wanted), "mismatched": bad[:5], "ok": not bad}
+        return {
+            "pure_batch_fold_events": len(self.fold_records),
+            "pure_batch_fold_batch": PURE_BATCH,
+            "pure_batch_fold_batches": batches,
+            "pure_batch_fold_writes": writes,
+            "pure_batch_fold_dead": dead,
+            "pure_batch_fold_us_per_event": round(seconds / len(self.fold_records) * 1e6, 2),
+            "pure_batch_fold_rate": round(len(self.fold_records) / seconds),
+        }
+
+    def run_peer(self, name: str) -> dict[str, Any]:
+        cfg = self.config
+        script = {"raw": "raw_consume.py", "faust": "faust_plain.py", "quix": "quix_fold.py"}[name]
+        python = sys.executable
+        if name == "quix":
+            assert self.quix_python is not None
+            python = str(self.quix_python)
+        result_path = self.scratch / f"peer-{name}.json"
+        cmd = [
+            python,
+            str(HERE / "peers" / script),
+            "--bootstrap",
+            self.bootstrap,
+            "--topic",
+            self.topic,
+            "--group",
+            f"bench-peer-{name}-{self.run_id}",
+            "--partitions",
+            str(cfg.partitions),
+            "--expect",
+            str(len(self.fold_records)),
+            "--state-dir",
+            str(self.scratch / f"peer-{name}-state"),
+            "--rules",
+            str(RULES_FILE),
+            "--samples",
+            "" if name == "raw" else str(self.samples_file),
+            "--result",
+            str(result_path),
+            "--timeout",
+            str(cfg.phase_timeout + 60),
+        ]
+        # The Quix venv has no project installed: the peers import it from the checkout.
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        peer = Peer(name, cmd, result_path, self.logs / f"peer-{name}.log", env)
+        meter = self.meter()
+        peer.start()
+        try:
+            result = peer.wait(cfg.phase_timeout)
+        finally:
+            self.metered(f"peer-{name}", meter)
+            peer.stop()
+        result["start_to_done_seconds"] = round((result["done_ns"] - peer.started_ns) / 1e9, 2)
+        if name != "raw":
+            wanted = {s: orjson.loads(encode_state(state)) for s, state in self.expected_a.items()}
+            got = {s: orjson.loads(v) for s, v in result.pop("samples", {}).items()}
+            bad = sorted(s for s in wanted if got.get(s) != wanted[s])
+            self.checks[f"peer_{name}_states"] = {"checked": len(wanted), "mismatched": bad[:5], "ok": not bad}
+        else:
+            result.pop("samples", None)
+        self.results[f"peer_{name}"] = result
+        return result
+
+    def worker_fold(self) -> None:
+        cfg = self.config
+        worker = self.worker = self.new_worker(self.app_id, self.topic, self.scratch / "worker-data", "worker.log")
+        meter = self.meter()
+        worker.start()
+        ready_s = worker.wait_ready(120.0)
+        spy = None
+        binary = py_spy_binary()
+        profile_path = VAR / "bench-profile.txt"
+        if cfg.profile and binary is not None and worker.proc is not None:
+            profile_path.unlink(missing_ok=True)
+            spy = PySpy(binary, worker.proc.pid, profile_path, self.logs / "py-spy.log")
+        elif cfg.profile:
+            self.errors["profile"] = "no py-spy: `pip install -e .[bench]` (make bench does it)"
+        # The loop commits its source offsets under <app id>-fold about every second: lag 0 means
+        # every event is folded (the profile then stops; the rate comes from the changelog below).
+        finished = self.wait_folded(self.topic, self.settings.fold_group_id, cfg.phase_timeout)
+        if spy is not None:
+            self.stop_profile(spy, profile_path)
+        self.metered("worker-fold", meter)
+        self.changelog = changelog_topic(self.bootstrap, self.settings)
+        records = read_changelog(self.bootstrap, self.changelog, timeout=cfg.phase_timeout)
+        reached: dict[str, int] = {}
+        seen: dict[str, int] = defaultdict(int)
+        first_ms = min((r.timestamp_ms for r in records), default=0)
+        for record in records:
+            session = record.key.decode()
+            if record.count is None:
+                continue
+            seen[session] = max(seen[session], record.count)
+            if session not in reached and record.count >= self.counts_a.get(session, 1 << 62):
+                reached[session] = record.timestamp_ms
+        unfinished = [s for s in self.counts_a if s not in reached]
+        done_ms = max(reached.values(), default=0)
+        # From the earlier of /readyz answering (the loop runs) and the first changelog record (the
+        # end of the first batch) to the record that brought the last session to its final count.
+        start_ms = min(first_ms, worker.ready_ns / 1e6) if first_ms else worker.ready_ns / 1e6
+        seconds = (done_ms - start_ms) / 1000 if done_ms > start_ms else 0.0
+        folded = sum(min(seen.get(s, 0), c) for s, c in self.counts_a.items())
+        self.results["worker_fold"] = {
+            "events": len(self.fold_records),
+            "finished": finished and not unfinished,
+            "events_folded": folded,
+            "sessions_unfinished": len(unfinished),
+            "changelog_records": len(records),
+            "start_to_ready_seconds": round(ready_s, 2),
+            "ready_to_first_changelog_seconds": round((first_ms - worker.ready_ns / 1e6) / 1000, 3),
+            "fold_seconds": round(seconds, 3),
+            "start_to_last_fold_seconds": round(done_ms / 1000 - worker.started_ns / 1e9, 2) if done_ms else None,
+            "rate": round(folded / seconds) if seconds > 0 else None,
+            "profiled": self.profile_top is not None,
+        }
+        if unfinished:
+            raise RuntimeError(
+                f"{len(unfinished)} sessions not folded to their last event within {cfg.phase_timeout:.0f}s "
+                f"({folded} of {len(self.fold_records)} events)"
+            )
+        self.checks["worker_states_after_fold"] = self.check_served(worker, self.expected_a)
+        self.checks["dead_letters"] = record_count(self.bootstrap, self.settings.dlq_topic)
+        worker.stop()
+
+    def stop_profile(self, spy: PySpy, path: Path) -> None:
+        if spy.stop():
+            self.profile_top = top_functions(path)
+        else:
+            self.errors["profile"] = f"py-spy wrote nothing: {tail(self.logs / 'py-spy.log', 5)}"
+
+    def worker_restart(self) -> None:
+        # Same port as before: with static group membership (the worker's instance id comes from
+        # its data folder) a restart at another address hangs in faust's assignor, see README.md.
+        assert self.worker is not None
+        meter = self.meter()
+        self.worker.start()
+        self.results["worker_warm_restart_seconds"] = round(self.worker.wait_ready(120.0), 2)
+        self.metered("worker-warm-restart", meter)
+
+    def start_reads(self, seconds: float, warmup: float, out: Path) -> subprocess.Popen[bytes]:
+        assert self.worker is not None
+        ids_file = self.scratch / "read-ids.txt"
+        ids_file.write_text("\n".join(sorted(self.counts_a)) + "\n")
+        cfg = self.config
+        return spawn(
+            [
+                sys.executable,
+                str(HERE / "load.py"),
+                "reads",
+                "--port",
+                str(self.worker.port),
+                "--ids",
+                str(ids_file),
+                "--concurrency",
+                str(cfg.concurrency),
+                "--seconds",
+                str(seconds),
+                "--warmup",
+                str(warmup),
+                "--seed",
+                str(cfg.seed),
+                "--authorization",
+                AUTHORIZATION,
+                "--out",
+                str(out),
+            ],
+            self.logs / "reads.log",
+        )
+
+    def finish_reads(self, proc: subprocess.Popen[bytes], out: Path, timeout: float) -> None:
+        try:
+            code = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            terminate(proc)
+            raise TimeoutError("the read load did not end in time") from None
+        if code != 0 or not out.exists():
+            raise RuntimeError(f"the read load failed ({code}):\n{tail(self.logs / 'reads.log')}")
+        self.results["reads"] = json.loads(out.read_text())
+
+    def stream_and_reads(self) -> None:
+        """The paced stream (event-to-visible latency) and, in a process of its own at the same time,
+        session reads at concurrency 32 over the same warm-up and measured window."""
+        cfg = self.config
+        worker = self.worker
+        assert worker is not None
+        start_offsets = {p: high for p, (_, high) in end_offsets(self.bootstrap, self.changelog).items()}
+        run = PacedRun(self.latency_records, cfg.rate)
+        every = cfg.http_sample_every
+        http_ns: dict[int, int | None] = {}
+        reads_out = self.scratch / "reads.json"
+
+        async def drive() -> VisibilityPoller:
+            loop = asyncio.get_running_loop()
+            poller = VisibilityPoller(worker.port, AUTHORIZATION)
+            tasks: list[asyncio.Task[None]] = []
+
+            async def watch(index: int) -> None:
+                record = run.records[index]
+                http_ns[index] = await poller.wait_visible(record.session, record.count, run.sent_ns[index], index)
+
+            def on_sent(index: int) -> None:
+                if every and index % every == 0:
+                    loop.call_soon_threadsafe(lambda: tasks.append(loop.create_task(watch(index))))
+
+            thread = threading.Thread(
+                target=produce_paced, args=(self.bootstrap, self.topic, run, on_sent), name="bench-paced-producer"
+            )
+            thread.start()
+            while thread.is_alive():
+                await asyncio.sleep(0.05)
+            thread.join()
+            await asyncio.sleep(0)
+            if tasks:
+                await asyncio.gather(*tasks)
+            poller.close()
+            return poller
+
+        meter = self.meter()
+        worker_pid = worker.proc.pid if worker.proc is not None else 0
+        reader = self.start_reads(cfg.latency_seconds, cfg.latency_warmup, reads_out)
+        worker_cpu0, wall0 = process_cpu_seconds(worker_pid), time.monotonic()
+        gc.disable()
+        try:
+            poller = asyncio.run(drive())
+        finally:
+            gc.enable()
+            try:
+                self.finish_reads(reader, reads_out, 60.0)
+            except Exception as exc:  # noqa: BLE001 - the latency figures still count
+                self.errors["reads while streaming"] = f"{type(exc).__name__}: {exc}"
+            self.metered("stream-and-reads", meter)
+        worker_cpu = (process_cpu_seconds(worker_pid) - worker_cpu0) / (time.monotonic() - wall0)
+        caught_up = wait_for_commits(self.bootstrap, self.settings.fold_group_id, self.topic, time.monotonic() + 60)
+        changes = read_changelog(self.bootstrap, self.changelog, start=start_offsets)
+        pending: dict[str, list[int]] = defaultdict(list)
+        for index, record in enumerate(run.records[: len(run.sent_ns)]):
+            pending[record.session].append(index)
+        by_index: dict[int, float] = {}
+        for change in changes:
+            if change.count is None:
+                continue
+            queue = pending.get(change.key.decode())
+            while queue and run.records[queue[0]].count <= change.count:
+                index = queue.pop(0)
+                by_index[index] = change.timestamp_ms - run.sent_ns[index] / 1e6
+        not_visible = sum(len(q) for q in pending.values())
+        sent = len(run.sent_ns)
+        warm = min(sent, int(cfg.rate * cfg.latency_warmup))
+        measured = {i: v for i, v in by_index.items() if i >= warm}
+        tenth = max(1, (sent - warm) // 10)
+        http_measured = {i: v for i, v in http_ns.items() if i >= warm}
+        http_values = [v for v in http_measured.values() if v is not None]
+        http_skipped = sum(1 for i in http_measured if i in poller.skipped_indices)
+        self.results["latency"] = {
+            "rate_target": cfg.rate,
+            "events": sent,
+            "warmup_events": warm,
+            "seconds": round(run.seconds, 2),
+            "achieved_rate": round(run.achieved_rate, 1),
+            "late_ticks": run.late_ticks,
+            "produce_failures": run.failed,
+            "worker_caught_up": caught_up,
+            "worker_cpus_busy": round(worker_cpu, 2),
+            "not_visible": not_visible,
+            "reads_concurrently": True,
+            # Percentiles over the events after the warm-up; the warm-up's own below.
+            "changelog": summarize_ms([int(v * 1e6) for v in measured.values()]),
+            "changelog_warmup": summarize_ms([int(v * 1e6) for i, v in by_index.items() if i < warm]),
+            # A backlog shows as latency growing through the phase: the worker is not keeping up.
+            "changelog_p50_ms_by_second": [
+                percentile([v for i, v in by_index.items() if second <= i / cfg.rate < second + 1], 50)
+                for second in range(math.ceil(sent / cfg.rate))
+            ],
+            "changelog_first_tenth_p50_ms": percentile([v for i, v in measured.items() if i < warm + tenth], 50),
+            "changelog_last_tenth_p50_ms": percentile([v for i, v in measured.items() if i >= sent - tenth], 50),
+            "http_samples": len(http_measured) - http_skipped,
+            "http_skipped_busy": http_skipped,
+            "http_not_visible": len(http_measured) - http_skipped - len(http_values),
+            "http_polls": poller.polls,
+            "http_errors": poller.errors,
+            "http": summarize_ms(http_values),
+        }
+
+    def rebuild(self) -> None:
+        cfg = self.config
+        worker = self.worker
+        assert worker is not None
+        worker.stop()
+        changelog_records = record_count(self.bootstrap, self.changelog)
+        shutil.rmtree(worker.data_dir)
+        # At info level the loop logs each partition's catch-up: records and seconds, net of start.
+        worker.extra_env["SESSIONS_LOG_LEVEL"] = "info"
+        log_from = worker.log_path.stat().st_size if worker.log_path.exists() else 0
+        meter = self.meter()
+        worker.start()
+        try:
+            seconds = worker.wait_ready(cfg.phase_timeout)
+        finally:
+            worker.extra_env.pop("SESSIONS_LOG_LEVEL", None)
+            self.metered("rebuild", meter)
+        with open(worker.log_path, "rb") as handle:
+            handle.seek(log_from)
+            text = handle.read().decode(errors="replace")
+        restored = [(int(p), int(n), float(s)) for p, n, s in RESTORED.findall(text)]
+        restored_records = sum(n for _, n, _ in restored)
+        restore_seconds = sum(s for _, _, s in restored)
+        cold = self.results.get("worker_fold", {}).get("start_to_ready_seconds")
+        net = seconds - cold if cold is not None and seconds > cold else None
+        self.results["rebuild"] = {
+            "changelog_records": changelog_records,
+            "sessions": len(self.counts_b),
+            "partitions_logged": len(restored),
+            "restored_records": restored_records,
+            "restore_seconds": round(restore_seconds, 3),
+            # The figure: records restored per second of catch-up, from the worker's own log lines.
+            "rate": round(restored_records / restore_seconds) if restore_seconds > 0 else None,
+            "start_to_ready_seconds": round(seconds, 2),
+            # Cross-check: readyz time minus a cold start (empty store) of the same worker.
+            "net_of_cold_start_seconds": round(net, 2) if net else None,
+            "net_rate": round(changelog_records / net) if net else None,
+        }
+        if not restored:
+            raise RuntimeError(f"no 'changelog records restored' lines in the worker log:\n{tail(worker.log_path)}")
+        self.checks["worker_states_after_rebuild"] = self.check_served(worker, self.expected_b)
+        worker.stop()
+
+    def rss(self) -> None:
+        """A fresh worker folds ``rss_sessions`` sessions of one event each; its RSS afterwards."""
+        cfg = self.config
+        topic, app_id = f"bench-rss-{self.run_id}", f"bench-rss-{self.run_id}"
+        settings = worker_settings(app_id, topic)
+        create_topic(self.bootstrap, topic, cfg.partitions)
+        produced = produce_all(
+            self.bootstrap, topic, one_event_sessions(cfg.rss_sessions, self.config.seed), timeout=cfg.phase_timeout
+        )
+        worker = self.new_worker(app_id, topic, self.scratch / "rss-worker-data", "rss-worker.log")
+        meter = self.meter()
+        worker.start()
+        try:
+            worker.wait_ready(120.0)
+            began = time.monotonic()
+            done = self.wait_folded(topic, settings.fold_group_id, cfg.phase_timeout)
+            seconds = time.monotonic() - began
+            assert worker.proc is not None
+            memory = rss_of(worker.proc.pid)
+        finally:
+            self.metered("rss", meter)
+            worker.stop()
+        self.results["rss"] = {
+            "sessions": cfg.rss_sessions,
+            "producer_seconds": round(produced.seconds, 2),
+            "folded": done,
+            "fold_seconds_upper_bound": round(seconds, 1),
+            "rss_mb": memory.get("VmRSS"),
+            "peak_rss_mb": memory.get("VmHWM"),
+            "state_cache_sessions": self.settings.state_cache_sessions,
+            "rocksdb_block_cache_bytes": self.settings.rocksdb_block_cache_bytes,
+            "rocksdb_memtables_bytes": self.settings.rocksdb_memtables_bytes,
+        }
+        if not done:
+            raise RuntimeError(f"the worker did not fold {cfg.rss_sessions:,} sessions within {cfg.phase_timeout:.0f}s")
