@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from projections.rules import Rules, normalize_postal_code
@@ -64,6 +64,11 @@ class Transformer:
     outputs: frozenset[str]
     compute: Compute
     run_on_create: bool = False
+    # The outputs in a fixed order (written in that order), computed once, not per event.
+    ordered_outputs: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ordered_outputs", tuple(sorted(self.outputs)))
 
 
 def _csv(values: Iterable[str]) -> str | None:
@@ -98,12 +103,36 @@ def _store(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
 
 
 def _campaigns(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
-    present = {key: str(inputs.get(f"public.{key}") or "").lower() for key in ("utm_source", "utm_campaign", "utmi_cp")}
-    matched = [rule for rule in rules.campaigns if all(present.get(key) == value for key, value in rule.when)]
-    return {
-        "rnb.campaigns": _csv(rule.name for rule in matched),
-        "rnb.priceTables": _csv(table for rule in matched for table in rule.price_tables),
-    }
+    present = tuple(str(inputs.get(f"public.{key}") or "").lower() for key in _CAMPAIGN_KEYS)
+    campaigns, price_tables = _matching_campaigns(rules.campaigns, present)
+    return {"rnb.campaigns": campaigns, "rnb.priceTables": price_tables}
+
+
+_CAMPAIGN_KEYS: Final = ("utm_source", "utm_campaign", "utmi_cp")
+# Per rule set (kept referenced, so its id is not reused): the answer for each utm triple. Pages
+# repeat the same few campaign links, and matching every rule on every event is a fold hot spot.
+_CAMPAIGN_ANSWERS: dict[int, tuple[tuple[Any, ...], dict[tuple[str, ...], tuple[str | None, str | None]]]] = {}
+
+
+def _matching_campaigns(rules: tuple[Any, ...], present: tuple[str, ...]) -> tuple[str | None, str | None]:
+    memo = _CAMPAIGN_ANSWERS.get(id(rules))
+    if memo is None or memo[0] is not rules:
+        if len(_CAMPAIGN_ANSWERS) > 16:
+            _CAMPAIGN_ANSWERS.clear()
+        memo = _CAMPAIGN_ANSWERS[id(rules)] = (rules, {})
+    answers = memo[1]
+    answer = answers.get(present)
+    if answer is None:
+        values = dict(zip(_CAMPAIGN_KEYS, present, strict=True))
+        matched = [rule for rule in rules if all(values.get(key) == value for key, value in rule.when)]
+        answer = (
+            _csv(rule.name for rule in matched),
+            _csv(table for rule in matched for table in rule.price_tables),
+        )
+        if len(answers) > 4096:
+            answers.clear()
+        answers[present] = answer
+    return answer
 
 
 def _region(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
@@ -216,18 +245,22 @@ BUILT_IN: Final[tuple[Transformer, ...]] = (
 )
 
 
-def _write(namespaces: Namespaces, key: str, value: Any) -> Namespaces:
-    namespace, _, name = key.partition(".")
-    current = dict(namespaces.get(namespace, {}))
-    if value is None:
-        current.pop(name, None)
-    else:
-        current[name] = {"value": value}
+def _write_all(namespaces: Namespaces, changes: list[tuple[str, Any]]) -> Namespaces:
+    """``namespaces`` with the changes (None removes), copying each touched namespace once."""
     updated = dict(namespaces)
-    if current:
-        updated[namespace] = current
-    else:
-        updated.pop(namespace, None)
+    copied: set[str] = set()
+    for key, value in changes:
+        namespace, _, name = key.partition(".")
+        if namespace not in copied:
+            updated[namespace] = dict(updated.get(namespace, {}))
+            copied.add(namespace)
+        if value is None:
+            updated[namespace].pop(name, None)
+        else:
+            updated[namespace][name] = {"value": value}
+    for namespace in copied:
+        if not updated[namespace]:
+            del updated[namespace]
     return updated
 
 
@@ -248,16 +281,19 @@ def run_transformers(
         dirty = set()
         for transformer in pending:
             result = transformer.compute(Inputs(transformer.name, namespaces, facts, transformer.inputs), rules)
-            undeclared = set(result) - transformer.outputs
-            if undeclared:
+            if not transformer.outputs.issuperset(result):
+                undeclared = sorted(set(result) - transformer.outputs)
                 raise TransformerContractError(
-                    f"transformer {transformer.name!r} wrote undeclared outputs {sorted(undeclared)}"
+                    f"transformer {transformer.name!r} wrote undeclared outputs {undeclared}"
                 )
-            for key in sorted(transformer.outputs):
-                value = result.get(key)
-                if value != read_value(namespaces, facts, key):
-                    namespaces = _write(namespaces, key, value)
-                    dirty.add(key)
+            changes = [
+                (key, result.get(key))
+                for key in transformer.ordered_outputs
+                if result.get(key) != read_value(namespaces, facts, key)
+            ]
+            if changes:
+                namespaces = _write_all(namespaces, changes)
+                dirty.update(key for key, _ in changes)
         pending = [t for t in transformers if not t.inputs.isdisjoint(dirty)]
     if pending:
         log.warning(

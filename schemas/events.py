@@ -173,6 +173,11 @@ class _Head(Struct):
 _decoder: Final[msgspec.json.Decoder[Event]] = msgspec.json.Decoder(Event)
 _head_decoder: Final = msgspec.json.Decoder(_Head)
 _encoder: Final = msgspec.json.Encoder()
+_CURRENT_SCHEMA: Final[dict[type[Struct], str]] = {
+    cls: upcasters.schema_uri(tag, upcasters.current_version(tag))
+    for cls in EVENT_TYPES
+    for tag in [str(cls.__struct_config__.tag)]
+}
 
 
 def _split_path(message: str) -> tuple[str, str]:
@@ -214,6 +219,15 @@ def decode_event(raw: bytes | str) -> Event:
 
     A record without ``dataschema`` is version 1. Raises :class:`EventDecodeError`.
     """
+    # Nearly every record is of the current version: one decode, and its own ``dataschema`` says
+    # so. Anything else (an old version, an error to explain) takes the path below.
+    try:
+        event = _decoder.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        pass
+    else:
+        if event.dataschema is not None and event.dataschema == _CURRENT_SCHEMA[type(event)]:
+            return event
     try:
         head = _head_decoder.decode(raw)
         if head.type not in EVENT_TYPE_NAMES:

@@ -81,7 +81,9 @@ def catch_up(
         while position < high:
             if should_stop():
                 break
-            messages = consumer.consume(RESTORE_BATCH, poll_timeout_s)
+            # consume() returns once it has this many, or at the timeout: asking for no more than
+            # what is left returns at once (only compaction gaps at the end wait out the timeout).
+            messages = consumer.consume(min(RESTORE_BATCH, high - position), poll_timeout_s)
             records = []
             for message in messages:
                 error = message.error()
