@@ -90,65 +90,49 @@ def _fold_session(
     rules: Rules,
     max_session_bytes: int,
     outcome: BatchOutcome,
+    check_each: bool = False,
 ) -> None:
-    folded_offset = stored.offset if stored is not None else -1
-    state = stored.state if stored is not None else None
-    last_offset = folded_offset
-    applied: list[str] = []
-    for offset, event, value in events:
-        if offset <= folded_offset:
-            outcome.skipped += 1
-            continue
-        try:
-            state = apply(state, event, rules)
-        except Exception as exc:  # a bug in one rule must not stop every session's stream
-            log.exception("fold failed for event %s", event.id)
-            outcome.dead.append(DeadRecord(offset, key, value, rejection_reason(exc)))
-            continue
-        last_offset = offset
-        applied.append(event.id)
-    if state is None or last_offset == folded_offset:
-        return
-    encoded = encode_state(state)
-    if len(encoded) > max_session_bytes:
-        # Rare: fold again one event at a time to set aside exactly the events that overgrow it.
-        _fold_session_checked(key, events, stored, rules, max_session_bytes, outcome)
-        return
-    outcome.writes[key] = Written(last_offset, encoded, state)
-    outcome.folded.extend((event_id, key) for event_id in applied)
-
-
-def _fold_session_checked(
-    key: bytes,
-    events: list[tuple[int, Event, bytes]],
-    stored: Stored | None,
-    rules: Rules,
-    max_session_bytes: int,
-    outcome: BatchOutcome,
-) -> None:
+    """Fold one session's events of the batch, encoding it once at the end; ``check_each`` (the
+    rare second pass of a session that overgrew) encodes after every event to set aside exactly
+    the events that overgrow it."""
     folded_offset = stored.offset if stored is not None else -1
     state = stored.state if stored is not None else None
     written: Written | None = None
     applied: list[str] = []
     for offset, event, value in events:
         if offset <= folded_offset:
+            outcome.skipped += not check_each
             continue
         try:
             candidate = apply(state, event, rules)
-        except Exception:  # noqa: BLE001 - dead-lettered on the first pass already
+        except Exception as exc:  # a bug in one rule must not stop every session's stream
+            if not check_each:  # the second pass meets the same failures: reported once
+                log.exception("fold failed for event %s", event.id)
+                outcome.dead.append(DeadRecord(offset, key, value, rejection_reason(exc)))
             continue
-        encoded = encode_state(candidate)
-        if len(encoded) > max_session_bytes:
-            # Kept below Kafka's message limit: a changelog write that fails would stop the loop,
-            # and it would fail again on every restart.
-            reason = f"the session would grow over {max_session_bytes} bytes"
-            outcome.dead.append(DeadRecord(offset, key, value, reason))
-            continue
-        state, written = candidate, Written(offset, encoded, candidate)
+        if check_each:
+            encoded = encode_state(candidate)
+            if len(encoded) > max_session_bytes:
+                # Kept below Kafka's message limit: a changelog write that fails would stop the
+                # loop, and it would fail again on every restart.
+                reason = f"the session would grow over {max_session_bytes} bytes"
+                outcome.dead.append(DeadRecord(offset, key, value, reason))
+                continue
+            written = Written(offset, encoded, candidate)
+        state = candidate
         applied.append(event.id)
-    if written is not None:
-        outcome.writes[key] = written
-        outcome.folded.extend((event_id, key) for event_id in applied)
+        if not check_each:
+            written = Written(offset, b"", candidate)
+    if written is None:
+        return
+    if not check_each:
+        encoded = encode_state(written.state)
+        if len(encoded) > max_session_bytes:
+            _fold_session(key, events, stored, rules, max_session_bytes, outcome, check_each=True)
+            return
+        written = written._replace(encoded=encoded)
+    outcome.writes[key] = written
+    outcome.folded.extend((event_id, key) for event_id in applied)
 
 
 def rejection_reason(exc: Exception) -> str:
