@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
+from projections.errors import EventRejected
 from projections.rules import EMPTY_RULES, Rules
 from projections.transformers import run_transformers
 from schemas.events import (
@@ -134,16 +135,18 @@ def _(event: LoggedOut, namespaces: Namespaces, facts: dict[str, Any]) -> Change
 RECENT_IDS = 64
 
 
-def is_duplicate(state: SessionState | None, event: Event) -> bool:
-    return state is not None and event.id in state.recent_ids
+def is_duplicate(state: SessionState, event: Event) -> bool:
+    """The session remembers the event's id: it was applied already (a redelivery or a retry)."""
+    return event.id in state.recent_ids
 
 
 def apply(state: SessionState | None, event: Event, rules: Rules = EMPTY_RULES) -> SessionState:
     """Fold one event into the session it belongs to (``None`` = no session yet).
 
     An event whose id the session remembers was applied already: the state comes back unchanged.
+    Raises :class:`EventRejected` for an event the session refuses.
     """
-    if state is not None and event.id in state.recent_ids:
+    if state is not None and is_duplicate(state, event):
         return state
     when = rfc3339(event.time)
     if state is None:
@@ -164,7 +167,13 @@ def apply(state: SessionState | None, event: Event, rules: Rules = EMPTY_RULES) 
 
 
 def fold(events: Iterable[Event], state: SessionState | None = None, rules: Rules = EMPTY_RULES) -> SessionState | None:
-    """Apply events in order; the reference every faster path must agree with."""
+    """Apply events in order; the reference every faster path must agree with.
+
+    A rejected event leaves the state as it was, as in the worker (which dead-letters it).
+    """
     for event in events:
-        state = apply(state, event, rules)
+        try:
+            state = apply(state, event, rules)
+        except EventRejected:
+            continue
     return state

@@ -3,12 +3,17 @@
 The ``type`` attribute is the tag of a msgspec tagged union, so one prebuilt decoder turns bytes
 into the right struct and names the offending field on failure (``$.data.url``). The JSON Schema
 files beside this module say the same thing for emitters in other languages.
+
+An event type is one struct here plus its member in ``Event``; what else the system knows of it is
+declared on the struct (``storefront``: may a storefront send it; ``previous``: its older versions,
+oldest first, each with the ``upcast`` that lifts a record to the next one) and derived from there:
+the list of types, the schema version, the JSON Schema files, the OpenAPI components.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Final, Literal, TypeAlias, cast
+from typing import Annotated, Any, ClassVar, Final, Literal, TypeAlias, cast, get_args
 
 import msgspec
 from msgspec import Meta, Struct
@@ -33,18 +38,51 @@ class Envelope(Struct, frozen=True, tag_field="type"):
     """What every event carries (CloudEvents 1.0); each type adds its ``data`` and ``dataschema``
     and is told apart by ``type``, the tag."""
 
+    # Declarations, not fields: see the module's docstring.
+    storefront: ClassVar[bool] = False
+    previous: ClassVar[tuple[type[Envelope], ...]] = ()
+
     specversion: SpecVersion
     id: EventId
     source: Source
     subject: SessionId
     time: EventTime
 
+    @staticmethod
+    def upcast(record: dict[str, Any]) -> dict[str, Any]:
+        """An older version's record (parsed JSON) -> the same record in the next version's shape."""
+        raise NotImplementedError("the current version of an event type has no next version")
+
 
 PageType = Literal["home", "category", "product", "search", "cart", "checkout", "other"]
 
 
+class PageViewedDataV1(Struct, frozen=True):
+    url: Url
+    referrer: Url | None = None
+    title: ShortText | None = None
+
+
+class PageViewedV1(Envelope, frozen=True, tag="navigation.page_viewed"):
+    """Version 1, still accepted when ``dataschema`` names it: upcast to v2 (``referrer`` -> ``referrerUrl``)."""
+
+    data: PageViewedDataV1
+    dataschema: str | None = None
+
+    @staticmethod
+    def upcast(record: dict[str, Any]) -> dict[str, Any]:
+        # v2 names the referrer like the url it is (``referrerUrl``) and adds ``pageType``.
+        if not isinstance(record.get("data"), dict):
+            return record  # let the decoder name what is wrong
+        data = dict(record["data"])
+        if "referrer" in data:
+            data["referrerUrl"] = data.pop("referrer")
+        data.setdefault("pageType", "other")
+        return {**record, "data": data}
+
+
 class PageViewedData(Struct, frozen=True, forbid_unknown_fields=False):
-    """Version 2 (v1 had ``referrer`` for ``referrerUrl`` and no ``pageType``; see upcasters.py)."""
+    """Version 2 (v1 had ``referrer`` for ``referrerUrl`` and no ``pageType``)."""
 
     url: Url
     referrerUrl: Url | None = None
@@ -54,6 +92,9 @@ class PageViewedData(Struct, frozen=True, forbid_unknown_fields=False):
 
 class PageViewed(Envelope, frozen=True, tag="navigation.page_viewed"):
     """A storefront page was shown; the url's query-string parameters land in ``public``."""
+
+    storefront = True
+    previous = (PageViewedV1,)
 
     data: PageViewedData
     dataschema: str | None = None
@@ -71,6 +112,8 @@ class CampaignClickedData(Struct, frozen=True):
 
 class CampaignClicked(Envelope, frozen=True, tag="navigation.campaign_clicked"):
     """A campaign link was followed; its utm values land in ``public``."""
+
+    storefront = True
 
     data: CampaignClickedData
     dataschema: str | None = None
@@ -139,19 +182,35 @@ class LoggedOut(Envelope, frozen=True, tag="auth.logged_out"):
     dataschema: str | None = None
 
 
-# Grows with the contract; every member is a full envelope tagged by its ``type``.
+# The contract: every member is a full envelope tagged by its ``type``; everything else is derived.
 Event: TypeAlias = PageViewed | CampaignClicked | PublicSet | SessionCreated | LoggedIn | LoggedOut
-EVENT_TYPES: Final[tuple[type[Struct], ...]] = (
-    PageViewed,
-    CampaignClicked,
-    PublicSet,
-    SessionCreated,
-    LoggedIn,
-    LoggedOut,
-)
+EVENT_TYPES: Final[tuple[type[Envelope], ...]] = get_args(Event)
+
+
+def type_name(cls: type[Struct]) -> str:
+    return str(cls.__struct_config__.tag)
+
+
+def schema_version(cls: type[Envelope]) -> int:
+    """The current version of an event type: one more than the versions before it."""
+    return len(cls.previous) + 1
+
+
+EVENT_CLASSES: Final[dict[str, type[Envelope]]] = {type_name(cls): cls for cls in EVENT_TYPES}
+EVENT_TYPE_NAMES: Final[frozenset[str]] = frozenset(EVENT_CLASSES)
 # Types a storefront may emit through POST /api/events; the others need a trusted service key.
-STOREFRONT_EVENT_TYPES: Final[frozenset[str]] = frozenset({"navigation.page_viewed", "navigation.campaign_clicked"})
-EVENT_TYPE_NAMES: Final[frozenset[str]] = frozenset(str(cls.__struct_config__.tag) for cls in EVENT_TYPES)
+STOREFRONT_EVENT_TYPES: Final[frozenset[str]] = frozenset(name for name, cls in EVENT_CLASSES.items() if cls.storefront)
+
+
+def current_version(name: str) -> int:
+    return schema_version(EVENT_CLASSES[name])
+
+
+def upcast(record: dict[str, Any], name: str, version: int) -> dict[str, Any]:
+    """Lift a record of ``version`` to the current version, one step at a time."""
+    for older in EVENT_CLASSES[name].previous[version - 1 :]:
+        record = older.upcast(record)
+    return {**record, "dataschema": upcasters.schema_uri(name, current_version(name))}
 
 
 class EventDecodeError(ValueError):
@@ -174,9 +233,7 @@ _decoder: Final[msgspec.json.Decoder[Event]] = msgspec.json.Decoder(Event)
 _head_decoder: Final = msgspec.json.Decoder(_Head)
 _encoder: Final = msgspec.json.Encoder()
 _CURRENT_SCHEMA: Final[dict[type[Struct], str]] = {
-    cls: upcasters.schema_uri(tag, upcasters.current_version(tag))
-    for cls in EVENT_TYPES
-    for tag in [str(cls.__struct_config__.tag)]
+    cls: upcasters.schema_uri(type_name(cls), schema_version(cls)) for cls in EVENT_TYPES
 }
 
 
@@ -204,7 +261,7 @@ def _version(event_type: str, dataschema: Any) -> int:
     if dataschema is not None and not isinstance(dataschema, str):
         raise EventDecodeError("Expected `str`", "$.dataschema")
     version = upcasters.version_of(event_type, dataschema)
-    current = upcasters.current_version(event_type)
+    current = current_version(event_type)
     if version is None or not 1 <= version <= current:
         raise EventDecodeError(
             f"unknown schema version for {event_type}; known: "
@@ -233,10 +290,10 @@ def decode_event(raw: bytes | str) -> Event:
         if head.type not in EVENT_TYPE_NAMES:
             return _decoder.decode(raw)  # raises the decoder's own error for the type
         version = _version(head.type, head.dataschema)
-        if version == upcasters.current_version(head.type):
+        if version == current_version(head.type):
             return _decoder.decode(raw)
         record = msgspec.json.decode(raw)
-        return cast(Event, msgspec.convert(upcasters.upcast(record, head.type, version), Event, strict=True))
+        return cast(Event, msgspec.convert(upcast(record, head.type, version), Event, strict=True))
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise _explain(exc) from None
 
@@ -249,11 +306,11 @@ def event_from_object(obj: Any) -> Event:
     try:
         event_type = obj.get("type") if isinstance(obj, dict) else None
         if isinstance(event_type, str) and event_type in EVENT_TYPE_NAMES:
-            current = upcasters.current_version(event_type)
+            current = current_version(event_type)
             dataschema = obj.get("dataschema")
             version = current if dataschema is None else _version(event_type, dataschema)
             if version < current:
-                obj = upcasters.upcast(obj, event_type, version)
+                obj = upcast(obj, event_type, version)
             else:
                 obj = {**obj, "dataschema": upcasters.schema_uri(event_type, current)}
         return cast(Event, msgspec.convert(obj, Event, strict=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -52,3 +53,15 @@ def logged_out(subject: str, seconds: float = 0) -> dict[str, Any]:
 
 def session_created(subject: str, account: str | None = None, seconds: float = 0) -> dict[str, Any]:
     return envelope("session.created", subject, seconds, {"account": account} if account else {})
+
+
+# One valid example of every event type (the contract tests run each through the files and the
+# decoder; tests/unit/test_event_types.py fails when a type has none).
+EXAMPLES: dict[str, Callable[[str], dict[str, Any]]] = {
+    "navigation.page_viewed": lambda sid: page_view(sid, "https://s/?a=1", referrerUrl="https://r/", pageType="cart"),
+    "navigation.campaign_clicked": lambda sid: campaign_click(sid, utm_source="x", utm_campaign="y"),
+    "session.public_set": lambda sid: public_set(sid, {"k": [1, {"a": None}]}),
+    "session.created": lambda sid: session_created(sid, "demo"),
+    "auth.logged_in": lambda sid: logged_in(sid, "u", "a@b.co", firstName="A", priceTables=["t1"]),
+    "auth.logged_out": lambda sid: logged_out(sid),
+}

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 from hypothesis import strategies as st
 
-from tests.support.events import campaign_click, logged_in, logged_out, page_view, public_set
+from tests.support.events import (
+    campaign_click,
+    logged_in,
+    logged_out,
+    page_view,
+    public_set,
+    session_created,
+)
 
 # Keys and values the transformers react to, mixed with arbitrary ones.
 keys = st.sampled_from(
@@ -24,24 +32,53 @@ json_values = st.recursive(
 )  # fmt: skip
 
 
+def _page(sid: str, n: int) -> st.SearchStrategy[dict]:
+    query = st.dictionaries(keys, texts, max_size=4)
+    return query.map(lambda q: page_view(sid, f"https://shop.example/p?{urlencode(q)}", n))
+
+
+def _click(sid: str, n: int) -> st.SearchStrategy[dict]:
+    utm_keys = st.sampled_from(["utm_source", "utm_campaign", "utmi_cp"])
+    return st.dictionaries(utm_keys, texts, max_size=3).map(lambda utm: campaign_click(sid, n, **utm))
+
+
+def _public(sid: str, n: int) -> st.SearchStrategy[dict]:
+    return st.dictionaries(keys, json_values, min_size=1, max_size=3).map(lambda values: public_set(sid, values, n))
+
+
+def _created(sid: str, n: int) -> st.SearchStrategy[dict]:
+    return st.sampled_from([None, "demo", "other"]).map(lambda account: session_created(sid, account, n))
+
+
+def _login(sid: str, n: int) -> st.SearchStrategy[dict]:
+    emails = st.sampled_from(["joao@example.com", "maria@example.com"])
+    tables = st.lists(st.sampled_from(["vip", "b2b"]), max_size=2)
+    return st.builds(
+        lambda email, drawn: logged_in(sid, f"u-{email[:4]}", email, n, firstName="Ana", priceTables=drawn),
+        emails,
+        tables,
+    )
+
+
+def _logout(sid: str, n: int) -> st.SearchStrategy[dict]:
+    return st.just(logged_out(sid, n))
+
+
+# One strategy per event type: (session id, position) -> a valid event of that type.
+# tests/unit/test_event_types.py fails when a type of the contract has none.
+EVENT_STRATEGIES: dict[str, Callable[[str, int], st.SearchStrategy[dict]]] = {
+    "navigation.page_viewed": _page,
+    "navigation.campaign_clicked": _click,
+    "session.public_set": _public,
+    "session.created": _created,
+    "auth.logged_in": _login,
+    "auth.logged_out": _logout,
+}
+
+
 @st.composite
 def event_sequences(draw):
+    """A session id and 1 to 12 events of it, of every type."""
     sid = str(uuid.uuid4())
-    events = []
-    for n in range(draw(st.integers(1, 12))):
-        kind = draw(st.sampled_from(["page", "click", "public", "login", "logout"]))
-        if kind == "page":
-            params = draw(st.dictionaries(keys, texts, max_size=4))
-            events.append(page_view(sid, f"https://shop.example/p?{urlencode(params)}", n))
-        elif kind == "click":
-            utm = draw(st.dictionaries(st.sampled_from(["utm_source", "utm_campaign", "utmi_cp"]), texts, max_size=3))
-            events.append(campaign_click(sid, n, **utm))
-        elif kind == "public":
-            events.append(public_set(sid, draw(st.dictionaries(keys, json_values, min_size=1, max_size=3)), n))
-        elif kind == "login":
-            email = draw(st.sampled_from(["joao@example.com", "maria@example.com"]))
-            tables = draw(st.lists(st.sampled_from(["vip", "b2b"]), max_size=2))
-            events.append(logged_in(sid, f"u-{email[:4]}", email, n, firstName="Ana", priceTables=tables))
-        else:
-            events.append(logged_out(sid, n))
-    return sid, events
+    kinds = draw(st.lists(st.sampled_from(sorted(EVENT_STRATEGIES)), min_size=1, max_size=12))
+    return sid, [draw(EVENT_STRATEGIES[kind](sid, n)) for n, kind in enumerate(kinds)]

@@ -6,17 +6,9 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
-from schemas.events import EventDecodeError, decode_event, event_from_object
+from schemas.events import EventDecodeError, current_version, decode_event, event_from_object
 from schemas.jsonschema import FOLDER, documents, render
-from tests.support.events import (
-    campaign_click,
-    logged_in,
-    logged_out,
-    new_session_id,
-    page_view,
-    public_set,
-    session_created,
-)
+from tests.support.events import EXAMPLES, new_session_id, page_view
 
 pytestmark = pytest.mark.unit
 
@@ -42,15 +34,9 @@ def test_every_file_is_a_valid_2020_12_schema(name):
 
 
 def valid_events():
+    """The example of every event type, named by the file of its current version."""
     sid = new_session_id()
-    return [
-        ("navigation.page_viewed.v2", page_view(sid, "https://s/?a=1", referrerUrl="https://r/", pageType="product")),
-        ("navigation.campaign_clicked.v1", campaign_click(sid, utm_source="x", utm_campaign="y")),
-        ("session.public_set.v1", public_set(sid, {"k": [1, {"a": None}]})),
-        ("session.created.v1", session_created(sid, "demo")),
-        ("auth.logged_in.v1", logged_in(sid, "u", "a@b.co", firstName="A", priceTables=["t1"])),
-        ("auth.logged_out.v1", logged_out(sid)),
-    ]
+    return [(f"{name}.v{current_version(name)}", example(sid)) for name, example in sorted(EXAMPLES.items())]
 
 
 MUTATIONS = [
