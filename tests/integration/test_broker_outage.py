@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from streams.kafka import broker
-from tests.conftest import make_worker
-from tests.integration.test_event_path import wait_for_session
 from tests.support.events import new_session_id, page_view
+from tests.support.sessions import public_has, wait_for_session
+from tests.support.workers import make_worker
 
 pytestmark = pytest.mark.integration
 
@@ -61,16 +61,29 @@ def test_requests_fail_fast_while_kafka_is_down_and_every_2xx_is_folded_once(tmp
             assert max(failures) < PRODUCE_TIMEOUT_S + 3, f"a request hung for {max(failures):.1f}s"
             assert client.get("/healthz").status_code == 200
 
+            # The storefront API too: a session write while Kafka is down is a 503 to retry, and
+            # never a session made up without its event.
+            with httpx.Client(base_url=worker.url, timeout=30) as browser:
+                response = browser.post("/api/sessions", json={"public": {"during": {"value": "outage"}}})
+                assert response.status_code == 503, response.text
+                assert response.headers["Retry-After"].isdigit()
+                assert response.json()["error"]["code"] == "unavailable"
+                assert "vtex_session" not in response.cookies
+
             broker.start(kafka_dir, port, quiet=True)
             deadline = time.monotonic() + 90
             while pending:  # retry with the same ids until the worker's producer is back
                 assert time.monotonic() < deadline, f"{len(pending)} events still refused 90 s after the restart"
                 pending = post_all(client, pending)
 
+            # A marker after every accepted event of each session: once it shows, all of them went
+            # through the fold, and the count must be exact (a lost or doubled event shows).
             per_session = {sid: [e for e in accepted.values() if e["subject"] == sid] for sid in sessions}
+            for sid in sessions:
+                assert client.post("/api/events", json=page_view(sid, "https://s/?marker=end", 100)).status_code == 202
             for sid, events in per_session.items():
-                document, _ = wait_for_session(client, sid, len(events), timeout=90)
-                assert document["meta"]["eventCount"] == len(events), "an event was lost or applied twice"
+                document, _ = wait_for_session(client, sid, public_has("marker"), timeout=90)
+                assert document["meta"]["eventCount"] == len(events) + 1, "an event was lost or applied twice"
                 assert document["namespaces"]["public"]["n"] == {"value": events[-1]["data"]["url"].split("=")[1]}
         assert worker.stop() == 0, worker.log_tail()
     finally:

@@ -5,15 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import uuid
 
 import httpx
 import orjson
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
-from tests.integration.test_event_path import wait_for_session
+from tests.support.dead_letters import headers, read_dead_letters, reason
 from tests.support.events import new_session_id, page_view
+from tests.support.sessions import wait_for_session
 
 pytestmark = pytest.mark.integration
 
@@ -41,33 +41,15 @@ def test_garbage_between_good_events_goes_to_the_dlq_and_the_good_ones_fold(work
         assert document["namespaces"]["public"] == {"first": {"value": "1"}, "second": {"value": "2"}}
         assert client.get(f"/api/v1/sessions/{other}").status_code == 404
 
-    consumer = Consumer(
-        {
-            "bootstrap.servers": kafka_bootstrap,
-            "group.id": f"dlq-probe-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([f"{topic}.dlq"])
-    dead = []
-    try:
-        for _ in range(100):
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                dead.append(message)
-            if len(dead) == len(bad_records):
-                break
-    finally:
-        consumer.close()
+    dead = read_dead_letters(kafka_bootstrap, topic, lambda letters: len(letters) >= len(bad_records))
     assert sorted(m.value() for m in dead) == sorted(v for _, v in bad_records)
     for message in dead:
-        headers = {k: v.decode() for k, v in message.headers()}
-        assert headers["dlq.topic"] == topic
-        assert int(headers["dlq.offset"]) >= 1
-        assert headers["dlq.partition"].isdigit()
-        assert headers["dlq.reason"]
-    reasons = sorted(dict(m.headers())["dlq.reason"].decode() for m in dead)
+        attributes = headers(message)
+        assert attributes["dlq.topic"] == topic
+        assert int(attributes["dlq.offset"]) >= 1
+        assert attributes["dlq.partition"].isdigit()
+        assert attributes["dlq.reason"]
+    reasons = sorted(reason(m) for m in dead)
     assert any("unknown event type" in r for r in reasons)
     assert any("subject" in r for r in reasons)
 

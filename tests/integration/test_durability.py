@@ -10,9 +10,9 @@ from rocksdict import Options, Rdict
 
 from schemas.session import decode_state, encode_state, encode_view
 from streams.fold.store import pack_session, unpack_session
-from tests.conftest import wipe
-from tests.integration.test_event_path import wait_for_session
 from tests.support.events import new_session_id, page_view
+from tests.support.sessions import wait_for_session
+from tests.support.workers import wipe
 
 pytestmark = pytest.mark.integration
 

@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from tests.conftest import shared_worker
 from tests.support.events import new_session_id, page_view
+from tests.support.sessions import public_has, wait_for_session
+from tests.support.workers import shared_worker
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for_session(client: httpx.Client, sid: str, event_count: int, timeout: float = 10.0) -> tuple[dict, float]:
-    """Poll until the session shows ``event_count`` events; returns the document and seconds waited."""
-    started = time.monotonic()
-    while True:
-        response = client.get(f"/api/v1/sessions/{sid}")
-        if response.status_code == 200 and response.json()["meta"]["eventCount"] >= event_count:
-            return response.json(), time.monotonic() - started
-        assert response.status_code in (200, 404), response.text
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"session {sid} not folded within {timeout}s: {response.text}")
-        time.sleep(0.02)
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +26,14 @@ def client(worker):
         yield c
 
 
-def test_a_page_view_is_visible_within_one_second(client):
+def test_a_page_view_is_folded_and_served(client):
+    # How fast is measured by ``make bench`` (event-to-visible p99), not by a wall-clock limit here.
     sid = new_session_id()
     response = client.post("/api/events", json=page_view(sid, "https://shop.example/p?utm_source=google&cart=3"))
     assert response.status_code == 202, response.text
     assert response.json()["accepted"] == 1
 
-    document, waited = wait_for_session(client, sid, 1)
-    assert waited < 1.0, f"visible after {waited:.3f}s"
+    document, _ = wait_for_session(client, sid, 1)
     assert document["id"] == sid
     assert document["namespaces"]["public"] == {"utm_source": {"value": "google"}, "cart": {"value": "3"}}
     assert document["meta"]["eventCount"] == 1
@@ -106,9 +92,9 @@ def test_an_invalid_event_is_a_400_naming_the_field_and_nothing_is_appended(clie
     assert error["code"] == "invalid_event"
     assert error["details"] == [{"index": 1, "path": "$.data.url", "message": "missing required field `url`"}]
     # All or nothing: the good event of the rejected batch was not appended either. A later event
-    # for the same session is the first one folded.
+    # for the same session (the marker: folded after anything appended before it) is its only one.
     assert client.post("/api/events", json=page_view(sid, "https://s/?later=1")).status_code == 202
-    document, _ = wait_for_session(client, sid, 1)
+    document, _ = wait_for_session(client, sid, public_has("later"))
     assert document["meta"]["eventCount"] == 1
     assert document["namespaces"]["public"] == {"later": {"value": "1"}}
 
@@ -120,6 +106,8 @@ def test_an_invalid_event_is_a_400_naming_the_field_and_nothing_is_appended(clie
         (b"url=x", {"content-type": "application/x-www-form-urlencoded"}, 415, "unsupported_media_type"),
         (b"[]", {"content-type": "application/json"}, 400, "empty_batch"),
         (b"x" * 1_048_577, {"content-type": "application/json"}, 413, "payload_too_large"),
+        (b"[" * 129 + b"]" * 129, {"content-type": "application/json"}, 400, "too_deep"),
+        (b'{"a":' * 200 + b"1" + b"}" * 200, {"content-type": "application/json"}, 400, "too_deep"),
     ],
 )
 def test_bad_bodies_get_json_4xx(client, content, headers, status, code):
@@ -208,10 +196,11 @@ def test_each_bad_event_gets_a_400_with_index_path_and_message(client, event, pa
     assert (detail["index"], detail["path"]) == (1, path)
     assert words in detail["message"]
     # The worker keeps serving, and the good event of the refused batch was not appended: a later
-    # event of that session is its first.
+    # event of that session (the marker) is its only one.
     assert client.post("/api/events", json=page_view(good["subject"], "https://s/?later=1", 5)).status_code == 202
-    document, _ = wait_for_session(client, good["subject"], 1)
+    document, _ = wait_for_session(client, good["subject"], public_has("later"))
     assert document["meta"]["eventCount"] == 1
+    assert document["namespaces"]["public"] == {"later": {"value": "1"}}
 
 
 def test_too_many_events_in_one_batch_is_a_413(client):
@@ -220,4 +209,6 @@ def test_too_many_events_in_one_batch_is_a_413(client):
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "batch_too_large"
     assert client.post("/api/events", json=page_view(sid, "https://s/?later=1", 5)).status_code == 202
-    assert wait_for_session(client, sid, 1)[0]["meta"]["eventCount"] == 1
+    document, _ = wait_for_session(client, sid, public_has("later"))
+    assert document["meta"]["eventCount"] == 1
+    assert document["namespaces"]["public"] == {"later": {"value": "1"}}

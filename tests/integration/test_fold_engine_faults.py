@@ -18,10 +18,10 @@ from projections.session import fold
 from schemas.events import event_from_object
 from schemas.session import encode_view
 from streams.fold.store import SOURCE_OFFSET
-from tests.conftest import wipe
-from tests.integration.test_event_path import wait_for_session
 from tests.support.events import campaign_click, new_session_id, page_view
 from tests.support.rules import SAMPLE_RULES_FILE, sample_rules
+from tests.support.sessions import wait_for_session
+from tests.support.workers import wipe
 
 pytestmark = pytest.mark.integration
 

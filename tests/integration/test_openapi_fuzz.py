@@ -1,7 +1,8 @@
 """The OpenAPI document against the real worker: served, complete, and true under fuzzing.
 
 The document is ``streams/web/openapi.json``; the worker serves it at ``/openapi.json``. It must
-list exactly the routes the app has and the event contract of the Python types. schemathesis reads
+list exactly the routes the app has (its event contract is checked without a broker, in
+``tests/unit/test_openapi_contract.py``). schemathesis reads
 it from the running worker and drives every operation with generated requests, valid and invalid
 (its examples, coverage and fuzzing phases), then along the document's links (a session made, then
 read and edited through its tokens); no answer may be a 5xx or differ from the document in status,
@@ -15,7 +16,6 @@ import uuid
 from pathlib import Path
 
 import httpx
-import msgspec
 import orjson
 import pytest
 import schemathesis
@@ -29,12 +29,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from schemas import upcasters
-from schemas.jsonschema import VERSIONS
 from streams.app import create_engine
 from streams.settings import Settings
-from tests.conftest import shared_worker
 from tests.support.rules import SAMPLE_RULES_FILE
+from tests.support.workers import shared_worker
 
 pytestmark = pytest.mark.integration
 
@@ -120,37 +118,6 @@ def test_every_documented_operation_is_routed_on_the_running_worker(worker):
                 "not_found",
                 "method_not_allowed",
             ), f"{method} {path}: {response.text}"
-
-
-def undescribed(schema: dict) -> dict:
-    return {key: value for key, value in schema.items() if key != "description"}
-
-
-def data_type(struct: type[msgspec.Struct]) -> type:
-    return next(field.type for field in msgspec.structs.fields(struct) if field.name == "data")
-
-
-def test_the_document_holds_the_event_contract():
-    # Every (type, version) the intake accepts is documented, its data with the very JSON Schema of
-    # the Python type, its envelope attributes constrained as the type constrains them.
-    components = orjson.loads(DOCUMENT.read_bytes())["components"]["schemas"]
-    documented: dict[tuple[str, int], str] = {}
-    for ref in components["Event"]["oneOf"]:
-        properties = components[ref["$ref"].rsplit("/", 1)[1]]["properties"]
-        event_type = properties["type"]["const"]
-        dataschema = properties["dataschema"]
-        version = upcasters.version_of(event_type, dataschema.get("const") or dataschema["anyOf"][0]["const"])
-        struct = VERSIONS[(event_type, version)]  # a KeyError is a version the contract does not have
-        documented[(event_type, version)] = properties["data"]["$ref"].rsplit("/", 1)[1]
-        _, typed = msgspec.json.schema_components([struct], ref_template=REF)
-        for attribute in ("specversion", "id", "source", "subject", "time"):
-            expected = typed[struct.__name__]["properties"][attribute]
-            assert undescribed(properties[attribute]) == undescribed(expected), (event_type, attribute)
-    data_types = {key: data_type(struct) for key, struct in VERSIONS.items()}
-    assert documented == {key: data.__name__ for key, data in data_types.items()}
-    _, typed = msgspec.json.schema_components(list(dict.fromkeys(data_types.values())), ref_template=REF)
-    for name, schema in typed.items():
-        assert components[name] == schema, f"#/components/schemas/{name} is not the schema of the Python type"
 
 
 storefront = schemathesis.pytest.from_fixture("api_schema")

@@ -15,10 +15,11 @@ import jwt
 import orjson
 import pytest
 
-from tests.conftest import shared_worker
-from tests.integration.test_event_path import wait_for_session
+from tests.support.dead_letters import read_dead_letters, reason
 from tests.support.events import logged_in, logged_out, page_view, public_set
 from tests.support.rules import SAMPLE_RULES_FILE
+from tests.support.sessions import public_has, wait_for_session
+from tests.support.workers import shared_worker
 
 pytestmark = pytest.mark.integration
 
@@ -359,7 +360,9 @@ def test_changes_too_large_for_the_log_or_the_table_are_413s_and_nothing_is_appe
     assert set(public_values(document)) == {"kept", "chunk0", "chunk1", "chunk2", "chunk3"}
 
 
-def test_an_event_that_would_overgrow_a_session_is_dead_lettered_and_the_worker_goes_on(identity_service, browser):
+def test_an_event_that_would_overgrow_a_session_is_dead_lettered_and_the_worker_goes_on(
+    identity_service, browser, worker, kafka_bootstrap
+):
     browser.post("/api/sessions", json={})
     sid = session_id_of(browser.cookies["vtex_session"])
     big = [public_set(sid, {f"chunk{n}": "z" * 60_000}, n) for n in range(5)]
@@ -367,8 +370,44 @@ def test_an_event_that_would_overgrow_a_session_is_dead_lettered_and_the_worker_
         assert identity_service.post("/api/events", json=event).status_code == 202
     marker = public_set(sid, {"after": "the refused one"}, 10)
     assert identity_service.post("/api/events", json=marker).status_code == 202
-    deadline = time.monotonic() + 15
-    while "after" not in (values := public_values(browser.get("/api/sessions", params={"items": "public.*"}).json())):
-        assert time.monotonic() < deadline, "the stream stopped after the oversized event"
-        time.sleep(0.05)
-    assert set(values) == {"chunk0", "chunk1", "chunk2", "chunk3", "after"}
+    document, _ = wait_for_session(identity_service, sid, public_has("after"))
+    assert set(public_values(document)) == {"chunk0", "chunk1", "chunk2", "chunk3", "after"}
+    assert document["meta"]["eventCount"] == 6  # session.created, four chunks, the marker
+    # The refused one is on the dead-letter topic, with why.
+    topic = worker.env["SESSIONS_EVENTS_TOPIC"]
+    letters = read_dead_letters(kafka_bootstrap, topic, lambda found: any(m.key() == sid.encode() for m in found))
+    [letter] = [m for m in letters if m.key() == sid.encode()]
+    assert orjson.loads(letter.value())["id"] == big[4]["id"]
+    assert "the session would grow over" in reason(letter)
+
+
+def test_an_event_over_64_kib_is_a_413_and_nothing_of_the_batch_is_appended(identity_service):
+    sid = str(uuid.uuid4())
+    small = public_set(sid, {"small": "1"}, 0)
+    big = public_set(sid, {"big": "x" * 70_000}, 1)
+    response = identity_service.post("/api/events", json=[small, big])
+    assert response.status_code == 413, response.text
+    error = response.json()["error"]
+    assert error["code"] == "event_too_large"
+    assert [(detail["index"], detail["path"]) for detail in error["details"]] == [(1, "$")]
+    assert identity_service.post("/api/events", json=public_set(sid, {"later": "1"}, 5)).status_code == 202
+    document, _ = wait_for_session(identity_service, sid, public_has("later"))
+    assert document["meta"]["eventCount"] == 1
+    assert public_values(document) == {"later": "1"}
+
+
+def test_an_event_without_subject_goes_to_the_cookies_session(browser, identity_service):
+    browser.post("/api/sessions", json={})
+    sid = session_id_of(browser.cookies["vtex_session"])
+    event = page_view(sid, "https://shop.example/p?from_cookie=yes")
+    del event["subject"]
+    response = browser.post("/api/events", json=event)
+    assert response.status_code == 202, response.text
+    document, _ = wait_for_session(identity_service, sid, public_has("from_cookie"))
+    assert document["id"] == sid
+    assert public_values(document) == {"from_cookie": "yes"}
+    # Without a cookie there is no session to take it from: the event is refused, naming the field.
+    with httpx.Client(base_url=str(browser.base_url), timeout=15.0) as stranger:
+        response = stranger.post("/api/events", json=event)
+    assert response.status_code == 400
+    assert response.json()["error"]["details"][0]["path"] == "$.subject"

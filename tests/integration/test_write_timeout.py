@@ -8,8 +8,8 @@ import httpx
 import jwt
 import pytest
 
-from tests.integration.test_event_path import wait_for_session
 from tests.support.events import new_session_id, page_view
+from tests.support.sessions import wait_for_session
 
 pytestmark = pytest.mark.integration
 

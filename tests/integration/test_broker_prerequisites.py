@@ -1,4 +1,7 @@
-"""streams/kafka/broker.py fails early with a message a person can act on."""
+"""streams/kafka/broker.py fails early with a message a person can act on.
+
+Integration tier: these run the broker, which looks for Java and may run Maven.
+"""
 
 import socket
 
@@ -6,7 +9,7 @@ import pytest
 
 from streams.kafka import broker
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 
 def test_missing_java_is_named(monkeypatch, tmp_path):
