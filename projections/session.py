@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from functools import lru_cache, singledispatch
 from typing import Any
 from urllib.parse import parse_qsl
@@ -17,9 +18,10 @@ import msgspec
 
 from projections.errors import EventRejected
 from projections.rules import EMPTY_RULES, Rules
-from projections.transformers import run_transformers
+from projections.transformers import read_value, run_transformers
 from schemas.events import (
     CampaignClicked,
+    CartItemAdded,
     Event,
     LoggedIn,
     LoggedOut,
@@ -128,6 +130,23 @@ def _(event: LoggedIn, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
 def _(event: LoggedOut, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
     remaining = {k: v for k, v in facts.items() if k != "login"}
     return Change(namespaces, remaining, frozenset({"@login"}))
+
+
+@_change.register
+def _(event: CartItemAdded, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
+    # The cart's totals; amounts are added as decimals, so 0.1 + 0.2 is 0.3 as a shopper reads it.
+    item = event.data
+    currency = read_value(namespaces, facts, "cart.cartCurrency")
+    if currency is not None and currency != item.currency:
+        raise EventRejected(f"the item's currency {item.currency} is not the cart's currency {currency}")
+    items = read_value(namespaces, facts, "cart.cartItems") or 0
+    value = Decimal(repr(read_value(namespaces, facts, "cart.cartValue") or 0.0))
+    cart: dict[str, dict[str, Any]] = {
+        "cartItems": {"value": items + item.quantity},
+        "cartValue": {"value": float(value + item.quantity * Decimal(repr(item.price)))},
+        "cartCurrency": {"value": item.currency},
+    }
+    return Change({**namespaces, "cart": cart}, facts, frozenset(f"cart.{key}" for key in cart))
 
 
 # How many event ids a session remembers to skip duplicates: redeliveries after a crash come from

@@ -182,8 +182,31 @@ class LoggedOut(Envelope, frozen=True, tag="auth.logged_out"):
     dataschema: str | None = None
 
 
+Sku = Annotated[str, Meta(min_length=1, max_length=128)]
+Quantity = Annotated[int, Meta(ge=1, le=10_000)]
+Price = Annotated[float, Meta(ge=0, le=1_000_000_000, description="the price of one unit, a JSON number")]
+CurrencyCode = Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217, e.g. BRL")]
+
+
+class CartItemAddedData(Struct, frozen=True):
+    sku: Sku
+    quantity: Quantity
+    price: Price
+    currency: CurrencyCode
+
+
+class CartItemAdded(Envelope, frozen=True, tag="cart.item_added"):
+    """Items went into the cart; the ``cart`` namespace keeps the totals (``cartItems``,
+    ``cartValue``, ``cartCurrency``). An item in another currency than the cart's is refused."""
+
+    storefront = True
+
+    data: CartItemAddedData
+    dataschema: str | None = None
+
+
 # The contract: every member is a full envelope tagged by its ``type``; everything else is derived.
-Event: TypeAlias = PageViewed | CampaignClicked | PublicSet | SessionCreated | LoggedIn | LoggedOut
+Event: TypeAlias = PageViewed | CampaignClicked | PublicSet | SessionCreated | LoggedIn | LoggedOut | CartItemAdded
 EVENT_TYPES: Final[tuple[type[Envelope], ...]] = get_args(Event)
 
 

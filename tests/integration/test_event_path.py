@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import httpx
+import orjson
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from tests.support.events import new_session_id, page_view
+from tests.support.dead_letters import headers, read_dead_letters, reason
+from tests.support.events import cart_item_added, new_session_id, page_view
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.workers import shared_worker
 
@@ -212,3 +214,41 @@ def test_too_many_events_in_one_batch_is_a_413(client):
     document, _ = wait_for_session(client, sid, public_has("later"))
     assert document["meta"]["eventCount"] == 1
     assert document["namespaces"]["public"] == {"later": {"value": "1"}}
+
+
+def test_cart_items_from_a_storefront_fill_the_cart_namespace(client):
+    sid = new_session_id()
+    batch = [cart_item_added(sid, "sku-1", 2, 0.1, "BRL", 0), cart_item_added(sid, "sku-2", 1, 0.2, "BRL", 1)]
+    response = client.post("/api/events", json=batch)  # no service key: a storefront type
+    assert response.status_code == 202, response.text
+    document, _ = wait_for_session(client, sid, 2)
+    assert document["namespaces"]["cart"] == {
+        "cartItems": {"value": 3},
+        "cartValue": {"value": 0.4},
+        "cartCurrency": {"value": "BRL"},
+    }
+
+
+def test_a_cart_item_in_another_currency_is_dead_lettered_with_the_reason(client, worker, kafka_bootstrap):
+    # A rule of the fold that raises: the event goes to the dead-letter topic, the stream goes on.
+    sid = new_session_id()
+    brl = cart_item_added(sid, "sku-1", 2, 10.5, "BRL", 0)
+    usd = cart_item_added(sid, "sku-2", 1, 99, "USD", 1)
+    marker = page_view(sid, "https://s/?after=usd", 2)
+    assert client.post("/api/events", json=[brl, usd, marker]).status_code == 202
+    document, _ = wait_for_session(client, sid, public_has("after"))
+    assert document["meta"]["eventCount"] == 2
+    assert document["namespaces"]["cart"] == {
+        "cartItems": {"value": 2},
+        "cartValue": {"value": 21.0},
+        "cartCurrency": {"value": "BRL"},
+    }
+    topic = worker.env["SESSIONS_EVENTS_TOPIC"]
+    letters = read_dead_letters(
+        kafka_bootstrap, topic, lambda found: any(m.key() == sid.encode() for m in found), timeout=60
+    )
+    [letter] = [m for m in letters if m.key() == sid.encode()]
+    assert orjson.loads(letter.value())["id"] == usd["id"]
+    assert "currency" in reason(letter)
+    assert "USD" in reason(letter) and "BRL" in reason(letter)
+    assert headers(letter)["dlq.topic"] == topic

@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from tests.support.dead_letters import read_dead_letters, reason
-from tests.support.events import logged_in, logged_out, page_view, public_set
+from tests.support.events import cart_item_added, logged_in, logged_out, page_view, public_set
 from tests.support.rules import SAMPLE_RULES_FILE
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.workers import shared_worker
@@ -411,3 +411,25 @@ def test_an_event_without_subject_goes_to_the_cookies_session(browser, identity_
         response = stranger.post("/api/events", json=event)
     assert response.status_code == 400
     assert response.json()["error"]["details"][0]["path"] == "$.subject"
+
+
+def test_a_storefront_adds_cart_items_to_its_own_session(browser):
+    browser.post("/api/sessions", json={})
+    sid = session_id_of(browser.cookies["vtex_session"])
+    item = cart_item_added(sid, "sku-1", 3, 19.9, "BRL")
+    del item["subject"]
+    assert browser.post("/api/events", json=item).status_code == 202
+    deadline = time.monotonic() + 30
+    while "cart" not in (document := browser.get("/api/sessions", params={"items": "cart.*"}).json())["namespaces"]:
+        assert time.monotonic() < deadline, document
+        time.sleep(0.05)
+    assert document["namespaces"]["cart"] == {
+        "cartItems": {"value": 3},
+        "cartValue": {"value": 59.7},
+        "cartCurrency": {"value": "BRL"},
+    }
+    # Clients write only public: a cart in the body is ignored.
+    browser.patch("/api/sessions", json={"cart": {"cartItems": {"value": 0}}, "public": {"x": {"value": 1}}})
+    assert browser.get("/api/sessions", params={"items": "cart.cartItems"}).json()["namespaces"] == {
+        "cart": {"cartItems": {"value": 3}}
+    }

@@ -55,6 +55,13 @@ def session_created(subject: str, account: str | None = None, seconds: float = 0
     return envelope("session.created", subject, seconds, {"account": account} if account else {})
 
 
+def cart_item_added(
+    subject: str, sku: str, quantity: int, price: float, currency: str = "BRL", seconds: float = 0
+) -> dict[str, Any]:
+    data = {"sku": sku, "quantity": quantity, "price": price, "currency": currency}
+    return envelope("cart.item_added", subject, seconds, data)
+
+
 # One valid example of every event type (the contract tests run each through the files and the
 # decoder; tests/unit/test_event_types.py fails when a type has none).
 EXAMPLES: dict[str, Callable[[str], dict[str, Any]]] = {
@@ -64,4 +71,5 @@ EXAMPLES: dict[str, Callable[[str], dict[str, Any]]] = {
     "session.created": lambda sid: session_created(sid, "demo"),
     "auth.logged_in": lambda sid: logged_in(sid, "u", "a@b.co", firstName="A", priceTables=["t1"]),
     "auth.logged_out": lambda sid: logged_out(sid),
+    "cart.item_added": lambda sid: cart_item_added(sid, "sku-1", 2, 19.9, "BRL"),
 }

@@ -110,3 +110,22 @@ def test_a_v1_record_valid_under_the_v1_file_decodes_from_the_log():
     v1 = page_view(new_session_id(), "https://s/?a=1", referrer="https://r/", title="T")
     assert not list(validator("navigation.page_viewed.v1.schema.json").iter_errors(v1))
     assert decode_event(orjson.dumps(v1)).data.referrerUrl == "https://r/"
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"sku": "s", "quantity": 0, "price": 1, "currency": "BRL"}, "quantity"),
+        ({"sku": "s", "quantity": 1.5, "price": 1, "currency": "BRL"}, "quantity"),
+        ({"sku": "s", "quantity": 1, "price": -0.01, "currency": "BRL"}, "price"),
+        ({"sku": "s", "quantity": 1, "price": "10.00", "currency": "BRL"}, "price"),
+        ({"sku": "s", "quantity": 1, "price": 1, "currency": "brl"}, "currency"),
+        ({"sku": "", "quantity": 1, "price": 1, "currency": "BRL"}, "sku"),
+        ({"quantity": 1, "price": 1, "currency": "BRL"}, "sku"),
+    ],
+)
+def test_cart_item_constraints_agree(data, field):
+    event = {**EXAMPLES["cart.item_added"](new_session_id()), "data": data}
+    assert not decoder_accepts(event), field
+    assert list(validator("cart.item_added.v1.schema.json").iter_errors(event)), field
+    assert list(validator("envelope.schema.json").iter_errors(event)), field

@@ -58,4 +58,4 @@ def test_the_readme_table_lists_every_event_type():
 def test_the_lists_are_derived_from_the_declarations():
     assert [type_name(cls) for cls in EVENT_TYPES] == list(EVENT_CLASSES)
     assert {name for name, cls in EVENT_CLASSES.items() if cls.storefront} == STOREFRONT_EVENT_TYPES
-    assert {"navigation.page_viewed", "navigation.campaign_clicked"} == STOREFRONT_EVENT_TYPES
+    assert {"navigation.page_viewed", "navigation.campaign_clicked", "cart.item_added"} == STOREFRONT_EVENT_TYPES

@@ -1,9 +1,10 @@
 import pytest
 
+from projections.errors import EventRejected
 from projections.session import apply, fold, query_parameters
 from schemas.events import event_from_object
 from schemas.session import decode_state, encode_state
-from tests.support.events import campaign_click, new_session_id, page_view, public_set
+from tests.support.events import campaign_click, cart_item_added, new_session_id, page_view, public_set
 
 pytestmark = pytest.mark.unit
 
@@ -119,3 +120,44 @@ def test_the_memory_of_applied_ids_is_bounded_and_never_served():
     assert state.recent_ids == [e.id for e in stream[-RECENT_IDS:]]
     assert b"recent_ids" not in encode_view(state)
     assert b"facts" not in encode_view(state)
+
+
+def cart(state):
+    return {key: entry["value"] for key, entry in state.namespaces["cart"].items()}
+
+
+def test_cart_items_add_up_quantity_and_value_in_the_cart_currency():
+    sid = new_session_id()
+    state = fold(
+        events(
+            cart_item_added(sid, "sku-1", 2, 0.1, "BRL", 0),
+            cart_item_added(sid, "sku-2", 1, 0.2, "BRL", 1),
+            cart_item_added(sid, "sku-1", 3, 19.9, "BRL", 2),
+        )
+    )
+    # Decimal sums: 2 x 0.1 + 0.2 + 3 x 19.9 is 60.1, not 60.10000000000001.
+    assert cart(state) == {"cartItems": 6, "cartValue": 60.1, "cartCurrency": "BRL"}
+    assert "cart" not in state.namespaces.get("public", {})
+
+
+def test_an_item_in_another_currency_is_rejected_with_the_reason_and_the_state_is_kept():
+    sid = new_session_id()
+    state = fold(events(cart_item_added(sid, "sku-1", 1, 10, "BRL")))
+    [usd] = events(cart_item_added(sid, "sku-2", 1, 5, "USD", 1))
+    with pytest.raises(EventRejected, match="currency USD is not the cart's currency BRL"):
+        apply(state, usd)
+    assert fold([usd], state) == state  # the reference fold leaves it out, as the worker does
+
+
+def test_clients_cannot_write_the_cart_through_public():
+    sid = new_session_id()
+    state = fold(events(public_set(sid, {"cart": {"cartItems": 99}}), cart_item_added(sid, "s", 1, 2.5, "EUR", 1)))
+    assert cart(state) == {"cartItems": 1, "cartValue": 2.5, "cartCurrency": "EUR"}
+
+
+def test_a_retried_event_is_applied_once():
+    sid = new_session_id()
+    [item] = events(cart_item_added(sid, "sku-1", 2, 3.0))
+    state = fold([item, item, item])
+    assert cart(state)["cartItems"] == 2
+    assert state.meta.event_count == 1
