@@ -8,6 +8,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
+from streams.settings import Settings
 from tests.support.dead_letters import headers, read_dead_letters, reason
 from tests.support.events import cart_item_added, new_session_id, page_view
 from tests.support.sessions import public_has, wait_for_session
@@ -159,7 +160,7 @@ def test_topics_are_created_with_the_configured_partitions_and_kept_forever(work
     metadata = admin.list_topics(timeout=10).topics
     assert len(metadata[topic].partitions) == 6
     assert len(metadata[f"{topic}.dlq"].partitions) == 6
-    changelog = f"{worker.env['SESSIONS_APP_ID']}-sessions-changelog"
+    changelog = Settings.from_env(worker.env).changelog_topic
     assert len(metadata[changelog].partitions) == 6
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
     config = admin.describe_configs([resource])[resource].result(timeout=10)
