@@ -16,9 +16,7 @@ from pathlib import Path
 
 import pytest
 
-# ``shared_worker`` is transitional: tests/integration/test_client_conformance.py still imports it
-# from here; once its import reads ``from tests.support.workers import shared_worker``, drop it.
-from tests.support.workers import WorkerProcess, local_broker, make_worker, shared_worker  # noqa: F401
+from tests.support.workers import WorkerProcess, local_broker, make_worker
 
 KAFKA_IMAGE = "apache/kafka:4.1.1"
 

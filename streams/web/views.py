@@ -71,7 +71,7 @@ class _Batch:
             return HttpError(
                 403,
                 "forbidden_event_type",
-                "storefronts may send navigation.* events; other types need a bearer key with events:trusted",
+                "storefronts may send only storefront event types; others need a bearer key with events:trusted",
                 details=details,
             )
         return HttpError(

@@ -30,9 +30,9 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from projections.segment import encode_segment_token
-from tests.conftest import shared_worker
 from tests.support.events import logged_in
 from tests.support.rules import SAMPLE_RULES_FILE
+from tests.support.workers import shared_worker
 
 pytestmark = pytest.mark.integration
 

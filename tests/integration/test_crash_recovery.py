@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import threading
 
 import httpx
@@ -10,12 +9,10 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from projections.session import fold
-from schemas.events import event_from_object
-from schemas.session import encode_view
-from tests.support.events import campaign_click, new_session_id, page_view
+from tests.support.events import new_session_id, page_view
 from tests.support.rules import SAMPLE_RULES_FILE, sample_rules
 from tests.support.sessions import public_has, wait_for_session
+from tests.support.streams import expected_views, served_views, stream_of_events
 from tests.support.workers import wipe
 
 pytestmark = pytest.mark.integration
@@ -41,49 +38,11 @@ def test_the_same_event_posted_three_times_is_applied_once(worker_factory):
     assert worker.stop() == 0
 
 
-def stream_of_events(seed: int) -> tuple[list[dict], dict[str, list[dict]]]:
-    """A shuffled stream over a few sessions with ~5% of events sent again soon after, then one
-    marker event per session (``?marker=end``): the last of each session, awaited before comparing."""
-    rng = random.Random(seed)
-    sessions = [new_session_id() for _ in range(SESSIONS)]
-    stream: list[dict] = []
-    distinct: dict[str, list[dict]] = {sid: [] for sid in sessions}
-    for n in range(EVENTS):
-        sid = rng.choice(sessions)
-        if rng.random() < 0.1:
-            event = campaign_click(sid, n, utm_campaign=rng.choice(["blackfriday", "summer"]))
-        else:
-            event = page_view(sid, f"https://s/p?n={n}&color={rng.choice('rgb')}", n)
-        stream.append(event)
-        distinct[sid].append(event)
-        if rng.random() < 0.05:
-            stream.append(event)  # a retry: same id
-    for sid in sessions:
-        marker = page_view(sid, "https://s/p?marker=end", EVENTS)
-        stream.append(marker)
-        distinct[sid].append(marker)
-    return stream, distinct
-
-
-def expected_views(distinct: dict[str, list[dict]]) -> dict[str, dict]:
-    return {
-        sid: orjson.loads(encode_view(fold((event_from_object(e) for e in events), rules=RULES)))
-        for sid, events in distinct.items()
-        if events
-    }
-
-
-def served_views(worker, sids, timeout: float = 90.0) -> dict[str, dict]:
-    """Each session as served once its marker (its last event) is folded."""
-    with httpx.Client(base_url=worker.url, timeout=10) as client:
-        return {sid: wait_for_session(client, sid, public_has("marker"), timeout)[0] for sid in sids}
-
-
 def test_sigkill_mid_stream_loses_nothing_and_applies_nothing_twice(worker_factory, kafka_bootstrap):
     worker = worker_factory(partitions=4, SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE)).start()
     topic = worker.env["SESSIONS_EVENTS_TOPIC"]
-    stream, distinct = stream_of_events(seed=7)
-    expected = expected_views(distinct)
+    stream, distinct = stream_of_events(seed=7, sessions=SESSIONS, events=EVENTS)
+    expected = expected_views(distinct, RULES)
 
     killed, produced = threading.Event(), threading.Event()
     failures: list[str] = []
@@ -117,11 +76,11 @@ def test_sigkill_mid_stream_loses_nothing_and_applies_nothing_twice(worker_facto
     worker.start()
     emitter.join(120)
     assert produced.is_set(), failures
-    assert served_views(worker, expected) == expected
+    assert served_views(worker.url, expected) == expected
 
     # The changelog agrees too: a worker that lost its disk rebuilds the same states.
     assert worker.stop() == 0
     wipe(worker.data_dir)
     worker.start()
-    assert served_views(worker, expected) == expected
+    assert served_views(worker.url, expected) == expected
     assert worker.stop() == 0

@@ -9,49 +9,19 @@ import threading
 import time
 from collections import defaultdict
 
-import httpx
 import orjson
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from projections.session import fold
-from schemas.events import event_from_object
-from schemas.session import encode_view
 from streams.fold.store import SOURCE_OFFSET
-from tests.support.events import campaign_click, new_session_id, page_view
+from tests.support.events import new_session_id, page_view
 from tests.support.rules import SAMPLE_RULES_FILE, sample_rules
-from tests.support.sessions import wait_for_session
+from tests.support.streams import expected_views, served_views, stream_of_events
 from tests.support.workers import wipe
 
 pytestmark = pytest.mark.integration
 
 RULES = sample_rules()
-
-
-def stream_of_events(seed: int, sessions: int, events: int) -> tuple[list[dict], dict[str, list[dict]]]:
-    """A shuffled stream over a few sessions, with ~5% of events sent again (same id) soon after."""
-    rng = random.Random(seed)
-    ids = [new_session_id() for _ in range(sessions)]
-    stream: list[dict] = []
-    distinct: dict[str, list[dict]] = {sid: [] for sid in ids}
-    for n in range(events):
-        sid = rng.choice(ids)
-        if rng.random() < 0.1:
-            event = campaign_click(sid, n, utm_campaign=rng.choice(["blackfriday", "summer"]))
-        else:
-            event = page_view(sid, f"https://s/p?n={n}&color={rng.choice('rgb')}", n)
-        stream.append(event)
-        distinct[sid].append(event)
-        if rng.random() < 0.05:
-            stream.append(event)
-    return stream, {sid: events for sid, events in distinct.items() if events}
-
-
-def expected_views(distinct: dict[str, list[dict]]) -> dict[str, dict]:
-    return {
-        sid: orjson.loads(encode_view(fold((event_from_object(e) for e in events), rules=RULES)))
-        for sid, events in distinct.items()
-    }
 
 
 def produce(bootstrap: str, topic: str, stream: list[dict]) -> None:
@@ -60,14 +30,6 @@ def produce(bootstrap: str, topic: str, stream: list[dict]) -> None:
     for event in stream:
         producer.produce(topic, key=event["subject"].encode(), value=orjson.dumps(event))
     assert producer.flush(30) == 0
-
-
-def served_views(url: str, expected: dict[str, dict], timeout: float = 120.0) -> dict[str, dict]:
-    """Each session once it shows its final event count (then its exact document is compared)."""
-    with httpx.Client(base_url=url, timeout=10) as client:
-        return {
-            sid: wait_for_session(client, sid, view["meta"]["eventCount"], timeout)[0] for sid, view in expected.items()
-        }
 
 
 def wait_for_exit(process: subprocess.Popen, timeout: float) -> int:
@@ -89,8 +51,8 @@ def test_sigkill_at_each_step_of_a_batch_loses_nothing_and_applies_nothing_twice
         SESSIONS_FAULT_POINT=f"{point}:4",
     ).start()
     topic = worker.env["SESSIONS_EVENTS_TOPIC"]
-    stream, distinct = stream_of_events(seed=hash(point) % 1000, sessions=30, events=2500)
-    expected = expected_views(distinct)
+    stream, distinct = stream_of_events(seed=len(point), sessions=30, events=2500)
+    expected = expected_views(distinct, RULES)
     produce(kafka_bootstrap, topic, stream)
     assert worker.process is not None
     assert wait_for_exit(worker.process, 60) == -9, worker.log_tail()
@@ -98,13 +60,13 @@ def test_sigkill_at_each_step_of_a_batch_loses_nothing_and_applies_nothing_twice
 
     del worker.env["SESSIONS_FAULT_POINT"]
     worker.start()
-    assert served_views(worker.url, expected) == expected
+    assert served_views(worker.url, expected, 120) == expected
 
     # The changelog alone rebuilds the same states.
     assert worker.stop() == 0
     wipe(worker.data_dir)
     worker.start()
-    assert served_views(worker.url, expected) == expected
+    assert served_views(worker.url, expected, 120) == expected
     assert worker.stop() == 0
 
 
@@ -157,6 +119,10 @@ def test_a_worker_revoked_while_folding_never_writes_the_partition_afterwards(wo
                 after_join += second_ready.is_set()
             producer.flush(10)
             time.sleep(0.02)  # pacing the emitter, not waiting for a condition
+        for sid in ids:  # each session's last event: what served_views waits for
+            marker = page_view(sid, "https://s/p?marker=end", n)
+            distinct[sid].append(marker)
+            producer.produce(topic, key=sid.encode(), value=orjson.dumps(marker))
         assert producer.flush(30) == 0
         done.set()
 
@@ -166,10 +132,10 @@ def test_a_worker_revoked_while_folding_never_writes_the_partition_afterwards(wo
     second_ready.set()
     emitter.join(120)
     assert done.is_set(), "the emitter did not finish"
-    expected = expected_views(distinct)
+    expected = expected_views(distinct, RULES)
 
-    assert served_views(second.url, expected) == expected
-    assert served_views(first.url, expected) == expected
+    assert served_views(second.url, expected, 120) == expected
+    assert served_views(first.url, expected, 120) == expected
 
     markers = changelog_markers(kafka_bootstrap, f"{first.env['SESSIONS_APP_ID']}-sessions-state-changelog", partitions)
     writers = {writer for batches in markers.values() for _, writer, _ in batches}
