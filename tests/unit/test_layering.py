@@ -1,4 +1,5 @@
-"""The fold and the contract stay pure: importing them pulls in no Kafka, faust or RocksDB code."""
+"""The fold, the contract and the fold loop's batch step stay pure: importing them pulls in no
+Kafka, faust or RocksDB code."""
 
 import subprocess
 import sys
@@ -23,3 +24,12 @@ def test_pure_rooms_import_no_infrastructure(package):
     loaded = set(out)
     assert package in loaded
     assert loaded.isdisjoint(FORBIDDEN), f"{package} imports {sorted(loaded & set(FORBIDDEN))}"
+
+
+def test_the_fold_batch_step_imports_no_infrastructure():
+    # The data plane's pure step: the loop hands it records and a read callable, nothing else.
+    code = "import sys, streams.fold.batch\nprint(' '.join(sorted({n.split('.')[0] for n in sys.modules})))\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    loaded = set(out)
+    assert "streams" in loaded
+    assert loaded.isdisjoint(FORBIDDEN), f"streams.fold.batch imports {sorted(loaded & set(FORBIDDEN))}"

@@ -1,0 +1,1 @@
+"""The data plane: the fold loop on confluent-kafka and rocksdict (docs/engine.md)."""
