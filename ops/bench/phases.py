@@ -59,8 +59,10 @@ from projections.session import apply
 from schemas.events import decode_event
 from schemas.session import SessionState, decode_state, encode_state, encode_view
 from streams.fold.batch import Stored, fold_batch
+from streams.fold.store import pack_session, unpack_session
 from streams.kafka import broker as local_broker
 from streams.rules_file import load_rules
+from streams.worker import GC_THRESHOLDS
 
 # streams/fold/loop.py, at info level, once per partition caught up from the changelog.
 RESTORED = re.compile(r"partition (\d+): (\d+) changelog records restored in ([\d.]+)s")
@@ -239,34 +241,45 @@ class Bench:
 
     def pure_batched_fold(self) -> dict[str, Any]:
         """``streams.fold.batch.fold_batch`` as the loop calls it: per partition, batches of PURE_BATCH
-        records, each touched session read from a dict of decoded ``Stored`` states kept between
-        batches (the loop's cache), no Kafka, no RocksDB."""
+        records, each touched session read from a dict of stored bytes kept between batches (the
+        loop's cache), under the worker's GC thresholds, no Kafka, no RocksDB."""
         cfg = self.config
         by_partition: dict[int, list[tuple[bytes | None, bytes | None, int]]] = defaultdict(list)
         for record in self.fold_records:
             records = by_partition[(murmur2(record.key) & 0x7FFFFFFF) % cfg.partitions]
             records.append((record.key, record.value, len(records)))
         rules, max_bytes = self.rules, self.settings.max_session_bytes
-        caches: dict[int, dict[bytes, Stored]] = {p: {} for p in by_partition}
+        caches: dict[int, dict[bytes, bytes]] = {p: {} for p in by_partition}
         batches = dead = writes = 0
+        thresholds = gc.get_threshold()
+        gc.set_threshold(*GC_THRESHOLDS)  # as the worker runs (streams/worker.py)
         began = time.perf_counter()
         for partition, records in by_partition.items():
             cache = caches[partition]
+
+            def read(key: bytes, cache: dict[bytes, bytes] = cache) -> Stored | None:
+                raw = cache.get(key)
+                if raw is None:
+                    return None
+                offset, encoded = unpack_session(raw)
+                return Stored(offset, decode_state(encoded))
+
             for start in range(0, len(records), PURE_BATCH):
-                outcome = fold_batch(records[start : start + PURE_BATCH], cache.get, rules, max_bytes)
+                outcome = fold_batch(records[start : start + PURE_BATCH], read, rules, max_bytes)
                 for key, written in outcome.writes.items():
-                    cache[key] = Stored(written.offset, written.state)
+                    cache[key] = pack_session(written.offset, written.encoded)
                 batches += 1
                 dead += len(outcome.dead)
                 writes += len(outcome.writes)
         seconds = time.perf_counter() - began
+        gc.set_threshold(*thresholds)
         wanted = {s: orjson.loads(encode_state(state)) for s, state in self.expected_a.items()}
         got: dict[str, Any] = {}
         for cache in caches.values():
             for session in wanted:
                 stored = cache.get(session.encode())
                 if stored is not None:
-                    got[session] = orjson.loads(encode_state(stored.state))
+                    got[session] = orjson.loads(unpack_session(stored)[1])
         bad = sorted(s for s in wanted if got.get(s) != wanted[s])
         self.checks["pure_batched_fold_states"] = {"checked": len(wanted), "mismatched": bad[:5], "ok": not bad}
         return {

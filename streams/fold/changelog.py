@@ -2,13 +2,14 @@
 every store.
 
 Per fold batch and partition the loop appends one record per changed session (key = session id,
-value = the encoded state, header ``source.offset`` = the offset of the last event folded into it)
-and then a marker (key = ``store.SOURCE_OFFSET``, value = the next event offset to fold, 8 bytes).
+value = the bytes the store keeps: the offset of the last event folded into it, 8 bytes big-endian,
+then the encoded state; the same offset in decimal in the header ``source.offset``, for tools) and
+then a marker (key = ``store.SOURCE_OFFSET``, value = the next event offset to fold, 8 bytes).
 The producer is idempotent, so within a partition the records land in order and without gaps: a
 marker in the changelog means every state before it is there too.
 
-Restoring is a copy of raw bytes into the store, no state decoded: a session's header and value
-become its stored value, a marker becomes the store's source offset.
+Restoring is a copy of raw bytes into the store, nothing decoded or re-packed: a session's value
+is its stored value, a marker becomes the store's source offset.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from streams.fold.store import SOURCE_OFFSET, PartitionStore, pack_offset, pack_session
+from streams.fold.store import SOURCE_OFFSET, PartitionStore, pack_offset
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +36,8 @@ class Restored:
 
 
 def record_value(message: Message) -> tuple[bytes, bytes | None]:
-    """A changelog record as the store keeps it."""
-    key: bytes = message.key() or b""
-    value: bytes | None = message.value()
-    if value is None or key.startswith(b"\x00"):
-        return key, value
-    offset = -1
-    headers: list[tuple[str, bytes]] = message.headers() or []  # type: ignore[assignment]
-    for name, header in headers:
-        if name == SOURCE_OFFSET_HEADER:
-            offset = int(header)
-    return key, pack_session(offset, value)
+    """A changelog record as the store keeps it: the same bytes (a None value deletes)."""
+    return message.key() or b"", message.value()
 
 
 def catch_up(

@@ -74,7 +74,7 @@ class FoldConfig:
 @dataclass
 class _Partition:
     store: PartitionStore
-    cache: dict[bytes, Stored] = field(default_factory=dict)
+    cache: dict[bytes, bytes] = field(default_factory=dict)  # session key -> its stored bytes
     next_offset: int = 0
     committed: int = -1
 
@@ -348,56 +348,62 @@ class FoldLoop:
         if not self._fence_holds(generation):
             self._rewind(by_partition)
             return
+        # Each changed session's stored bytes, built once: the changelog value, the store value and
+        # the cache entry are the same object.
+        packed = {
+            partition: {key: pack_session(w.offset, w.encoded) for key, w in outcome.writes.items()}
+            for partition, outcome in outcomes.items()
+        }
         self._fault("before_produce")
-        markers = self._produce(by_partition, outcomes, generation)
+        markers = self._produce(by_partition, outcomes, packed, generation)
         if markers is None or not self._fence_holds(generation):
             self._rewind(by_partition)
             return
         self._fault("after_flush")
-        folded: list[tuple[str, bytes]] = []
+        awaited: list[tuple[str, bytes]] = []
+        waiting = len(self.waiters) > 0
         for partition, outcome in outcomes.items():
             state = self._partitions[partition]
             next_offset = by_partition[partition][-1][2] + 1
-            state.store.write_batch(
-                {key: pack_session(w.offset, w.encoded) for key, w in outcome.writes.items()},
-                next_offset,
-                markers[partition] + 1,
-            )
+            state.store.write_batch(packed[partition], next_offset, markers[partition] + 1)
             state.next_offset = next_offset
-            self._remember(state, outcome)
-            if outcome.folded:
-                folded.extend((event_id, outcome.writes[key].encoded) for event_id, key in outcome.folded)
+            self._remember(state, packed[partition])
+            if waiting:
+                awaited.extend(
+                    (event_id, outcome.writes[key].encoded)
+                    for event_id, key in outcome.folded
+                    if event_id in self.waiters
+                )
             self.stats.events_folded += len(outcome.folded)
             self.stats.records_skipped += outcome.skipped
             self.stats.dead_letters += len(outcome.dead)
         self.stats.batches += 1
         self._fault("after_write")
-        if folded and len(self.waiters):
-            awaited = [(event_id, encoded) for event_id, encoded in folded if event_id in self.waiters]
-            if awaited and self._loop is not None:
-                self._loop.call_soon_threadsafe(self.waiters.folded_many, awaited)
+        if awaited and self._loop is not None:
+            self._loop.call_soon_threadsafe(self.waiters.folded_many, awaited)
 
     def _reader(self, state: _Partition) -> Callable[[bytes], Stored | None]:
         cache, store = state.cache, state.store
 
         def read(key: bytes) -> Stored | None:
-            hit = cache.get(key)
-            if hit is not None:
-                return hit
-            raw = store.get(key)
+            raw = cache.get(key)
             if raw is None:
-                return None
+                raw = store.get(key)
+                if raw is None:
+                    return None
             offset, encoded = unpack_session(raw)
             return Stored(offset, decode_state(encoded))
 
         return read
 
-    def _remember(self, state: _Partition, outcome: BatchOutcome) -> None:
-        """Keep the batch's sessions decoded for the next batches, within the cache's bound."""
+    def _remember(self, state: _Partition, packed: dict[bytes, bytes]) -> None:
+        """Keep the batch's sessions for the next batches (within the cache's bound), as the stored
+        bytes: decoded states would be millions of objects for the garbage collector to walk, and
+        its full passes (250 ms at 20,000 sessions) cost more than decoding (docs/engine.md)."""
         cache = state.cache
-        for key, written in outcome.writes.items():
+        for key, value in packed.items():
             cache.pop(key, None)
-            cache[key] = Stored(written.offset, written.state)
+            cache[key] = value
         bound = max(1, self.config.cache_sessions // max(1, len(self._serving)))
         if len(cache) > bound:
             for key in list(cache)[: len(cache) - bound // 2]:  # the least recently written half goes
@@ -407,6 +413,7 @@ class FoldLoop:
         self,
         by_partition: dict[int, list[tuple[bytes | None, bytes | None, int]]],
         outcomes: dict[int, BatchOutcome],
+        packed: dict[int, dict[bytes, bytes]],
         generation: int | None,
     ) -> dict[int, int] | None:
         """Append the changelog and the dead letters, flush; the changelog offset of each marker,
@@ -431,9 +438,10 @@ class FoldLoop:
             ("generation", str(generation).encode()),
         ]
         for partition, outcome in outcomes.items():
+            values = packed[partition]
             for key, written in outcome.writes.items():
                 self._send(
-                    c.changelog_topic, key, written.encoded, partition,
+                    c.changelog_topic, key, values[key], partition,
                     [(SOURCE_OFFSET_HEADER, str(written.offset).encode())], None,
                 )  # fmt: skip
             for dead in outcome.dead:
