@@ -64,11 +64,40 @@ class Transformer:
     outputs: frozenset[str]
     compute: Compute
     run_on_create: bool = False
-    # The outputs in a fixed order (written in that order), computed once, not per event.
-    ordered_outputs: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    # The outputs in a fixed order (written in that order) as (key, namespace, name), computed once,
+    # not per event. Outputs are namespace keys only: facts are what events record.
+    ordered_outputs: tuple[tuple[str, str, str], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "ordered_outputs", tuple(sorted(self.outputs)))
+        ordered = []
+        for key in sorted(self.outputs):
+            namespace, dot, name = key.partition(".")
+            if key.startswith("@") or not dot:
+                raise TransformerContractError(f"transformer {self.name!r}: output {key!r} is not a namespace.key path")
+            ordered.append((key, namespace, name))
+        object.__setattr__(self, "ordered_outputs", tuple(ordered))
+
+
+_EMPTY: Final[dict[str, Any]] = {}
+# Per transformer set (kept referenced, so its id is not reused): which transformers a set of
+# changed keys wakes. Events change the same few keys over and over.
+_WAKES: dict[int, tuple[tuple[Transformer, ...], dict[tuple[frozenset[str], bool], tuple[Transformer, ...]]]] = {}
+
+
+def _affected(transformers: tuple[Transformer, ...], changed: frozenset[str], created: bool) -> tuple[Transformer, ...]:
+    memo = _WAKES.get(id(transformers))
+    if memo is None or memo[0] is not transformers:
+        if len(_WAKES) > 16:
+            _WAKES.clear()
+        memo = _WAKES[id(transformers)] = (transformers, {})
+    answers = memo[1]
+    answer = answers.get((changed, created))
+    if answer is None:
+        answer = tuple(t for t in transformers if (created and t.run_on_create) or not t.inputs.isdisjoint(changed))
+        if len(answers) > 4096:
+            answers.clear()
+        answers[(changed, created)] = answer
+    return answer
 
 
 def _csv(values: Iterable[str]) -> str | None:
@@ -273,12 +302,14 @@ def run_transformers(
     transformers: tuple[Transformer, ...] = BUILT_IN,
 ) -> Namespaces:
     """Re-run the transformers affected by ``changed`` keys until nothing changes (or the cap)."""
-    dirty = set(changed)
-    pending = [t for t in transformers if (created and t.run_on_create) or not t.inputs.isdisjoint(dirty)]
+    dirty = frozenset(changed)
+    if not dirty and not created:
+        return namespaces  # most page views: nothing a transformer reads has changed
+    pending = _affected(transformers, dirty, created)
     for _ in range(MAX_ROUNDS):
         if not pending:
             return namespaces
-        dirty = set()
+        changed_now: set[str] = set()
         for transformer in pending:
             result = transformer.compute(Inputs(transformer.name, namespaces, facts, transformer.inputs), rules)
             if not transformer.outputs.issuperset(result):
@@ -286,15 +317,16 @@ def run_transformers(
                 raise TransformerContractError(
                     f"transformer {transformer.name!r} wrote undeclared outputs {undeclared}"
                 )
-            changes = [
-                (key, result.get(key))
-                for key in transformer.ordered_outputs
-                if result.get(key) != read_value(namespaces, facts, key)
-            ]
+            changes = []
+            for key, namespace, name in transformer.ordered_outputs:
+                value = result.get(key)
+                entry = namespaces.get(namespace, _EMPTY).get(name)
+                if value != (None if entry is None else entry.get("value")):
+                    changes.append((key, value))
             if changes:
                 namespaces = _write_all(namespaces, changes)
-                dirty.update(key for key, _ in changes)
-        pending = [t for t in transformers if not t.inputs.isdisjoint(dirty)]
+                changed_now.update(key for key, _ in changes)
+        pending = _affected(transformers, frozenset(changed_now), False)
     if pending:
         log.warning(
             "transformers still changing after %d rounds (a cycle?): %s; keeping the state as it is",
