@@ -49,11 +49,13 @@ class ProducerService(Service):
 class FoldService(Service):
     """Runs the fold loop's thread for as long as the worker runs."""
 
-    def __init__(self, fold: FoldLoop, **kwargs: Any) -> None:
+    def __init__(self, fold: FoldLoop, data_dir: Path, **kwargs: Any) -> None:
         self.fold = fold
+        self.data_dir = data_dir
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
+        _note_upgrade(self.data_dir)  # here, not earlier: the worker's logging is set up by now
         self.fold.start(asyncio.get_running_loop())
 
     async def on_stop(self) -> None:
@@ -89,7 +91,6 @@ def stores_dir(data_dir: Path) -> Path:
 def create_engine(settings: Settings) -> Engine:
     """Raises RulesError or SettingsError for a bad rules file or service key list."""
     rules = load_rules(settings.rules_file)
-    _note_upgrade(settings.data_dir)
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     tokens = SessionTokens(signing_key(settings.session_signing_key, settings.data_dir), settings.session_ttl_s)
     app = faust.App(
@@ -130,7 +131,7 @@ def create_engine(settings: Settings) -> Engine:
     app.add_dependency(ProducerService(producer))
     waiters = FoldWaiters()
     fold = FoldLoop(fold_config(settings), rules, waiters, fence=lambda: group_generation(app))
-    app.add_dependency(FoldService(fold))
+    app.add_dependency(FoldService(fold, settings.data_dir))
     engine = Engine(settings, app, events, producer, rules, waiters, tokens, settings.service_key_scopes, fold)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]

@@ -45,7 +45,7 @@ class Settings:
     # partition, and a ceiling on all memtables together (the worker's RSS budget rests on these).
     rocksdb_block_cache_bytes: int = 64 * 1024 * 1024
     rocksdb_write_buffer_bytes: int = 4 * 1024 * 1024
-    rocksdb_memtables_bytes: int = 128 * 1024 * 1024
+    rocksdb_memtables_bytes: int = 64 * 1024 * 1024
     # The fold loop takes up to this many records a call, waiting at most this long for them.
     fold_batch_max: int = 5000
     fold_batch_wait_ms: float = 5.0

@@ -134,7 +134,7 @@ class FoldLoop:
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
             "enable.partition.eof": False,
-            "queued.max.messages.kbytes": 32768,
+            "queued.max.messages.kbytes": 16384,  # prefetched records, for all partitions together
         }
         self._consumer = Consumer({**common, "fetch.wait.max.ms": c.fetch_wait_ms, "client.id": f"{c.writer_id}-fold"})
         self._restorer = Consumer({**common, "fetch.wait.max.ms": 100, "client.id": f"{c.writer_id}-restore"})

@@ -1,4 +1,5 @@
-"""The state outlives the worker: kept in local RocksDB across restarts, rebuilt from the changelog."""
+"""The state outlives the worker: kept in local RocksDB across restarts, rebuilt from the changelog,
+or from the log when the folder is one of the faust-table engine."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import httpx
 import msgspec
 import orjson
 import pytest
+from confluent_kafka import Producer
 from rocksdict import Options, Rdict
 
 from schemas.session import decode_state, encode_state, encode_view
 from streams.fold.store import pack_session, unpack_session
+from streams.kafka.admin import TopicSpec, ensure_topics
 from tests.support.events import new_session_id, page_view
 from tests.support.sessions import wait_for_session
 from tests.support.workers import wipe
@@ -110,4 +113,32 @@ def test_a_worker_restarted_at_another_address_with_the_same_data_comes_back(wor
     worker.env["SESSIONS_WEB_PORT"] = str(worker.port)
     worker.start(ready_timeout=60)
     assert served(worker, before) == before
+    assert worker.stop() == 0
+
+
+def test_a_data_folder_of_the_faust_table_engine_is_rebuilt_from_the_log(worker_factory, kafka_bootstrap):
+    # What an upgrade finds: the old engine's RocksDB tables under <data>/worker/, its events in the
+    # log, and no changelog of the fold loop yet (a new topic name).
+    worker = worker_factory(partitions=PARTITIONS)
+    ids = [new_session_id() for _ in range(10)]
+    events = [page_view(sid, f"https://s/?n={n}&sid={sid[:8]}", n) for sid in ids for n in range(3)]
+    topic = TopicSpec(worker.env["SESSIONS_EVENTS_TOPIC"], PARTITIONS)
+    ensure_topics(kafka_bootstrap, [topic])
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "partitioner": "murmur2_random"})
+    for event in events:
+        producer.produce(worker.env["SESSIONS_EVENTS_TOPIC"], key=event["subject"].encode(), value=orjson.dumps(event))
+    assert producer.flush(30) == 0
+    old_table = worker.data_dir / "worker" / f"{worker.env['SESSIONS_APP_ID']}-data" / "v1" / "tables" / "sessions-0.db"
+    old_table.parent.mkdir(parents=True)
+    db = Rdict(str(old_table), options=Options(raw_mode=True))
+    db[ids[0].encode()] = b'{"stale": "never served"}'
+    db.close()
+
+    worker.start()
+    with httpx.Client(base_url=worker.url, timeout=10) as client:
+        documents = {sid: wait_for_session(client, sid, 3)[0] for sid in ids}
+    assert all(doc["meta"]["eventCount"] == 3 for doc in documents.values())
+    assert documents[ids[0]]["namespaces"]["public"]["n"] == {"value": "2"}
+    log = worker.log_path.read_text()
+    assert "upgrade:" in log and "not migrated" in log and "rebuilds its store" in log
     assert worker.stop() == 0
