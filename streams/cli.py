@@ -30,7 +30,7 @@ def worker() -> None:
     from projections.rules import RulesError
     from streams.app import create_engine
     from streams.kafka.admin import TopicMismatch, TopicSpec, ensure_topics
-    from streams.worker import QuietWorker, tune_gc
+    from streams.worker import QuietWorker, tune_process
 
     settings = _settings()
     forever = {"retention.ms": "-1", "retention.bytes": "-1"}
@@ -61,7 +61,7 @@ def worker() -> None:
     except (RulesError, SettingsError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    tune_gc()
+    tune_process()
     QuietWorker(engine.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import logging
 import sys
 
 import faust
+
+from streams.memory import limit_malloc
 
 
 class QuietWorker(faust.Worker):
@@ -29,27 +30,10 @@ GC_THRESHOLDS = (50_000, 20, 10)
 GIL_SWITCH_INTERVAL_S = 0.001
 
 
-def tune_gc() -> None:
-    """Collect the young generation less often, leave what start-up built out of every pass, and
-    hand the GIL over sooner."""
+def tune_process() -> None:
+    """The worker process's runtime: collect the young generation less often, leave what start-up
+    built out of every pass, hand the GIL over sooner, bound the C heap (streams/memory.py)."""
     gc.set_threshold(*GC_THRESHOLDS)
     gc.freeze()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    _limit_malloc_arenas()
-
-
-# glibc gives each thread that allocates its own malloc arena (up to 8 per core); librdkafka's and
-# RocksDB's threads each kept one with freed memory in it. Two arenas bound that for the RSS budget.
-MALLOC_ARENAS = 2
-
-
-def _limit_malloc_arenas() -> None:
-    """Call before the worker starts its threads (later threads use the arenas that exist)."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc (musl, for one): nothing to tune
-        return
-    m_arena_max = -8  # from glibc's malloc.h
-    libc.mallopt(m_arena_max, MALLOC_ARENAS)
+    limit_malloc()

@@ -43,6 +43,7 @@ from streams.fold.batch import BatchOutcome, Stored, fold_batch
 from streams.fold.changelog import SOURCE_OFFSET_HEADER, catch_up, marker
 from streams.fold.store import PartitionStore, StoreClosed, StoreMemory, pack_session, unpack_session
 from streams.fold_waiters import FoldWaiters
+from streams.memory import trim
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ class FoldLoop:
         self._options: Any = None
         self._stopping = False
         self._batches_seen = 0
+        self._heap_used = False
         self._last_commit = 0.0
         self._failed: Exception | None = None
 
@@ -317,6 +319,12 @@ class FoldLoop:
             by_partition = self._split(messages)
             if by_partition:
                 self._fold(by_partition)
+                self._heap_used = True
+        elif self._heap_used:
+            # The first idle moment after a burst: what its batches freed goes back to the system
+            # (glibc would keep it; after folding 1,000,000 sessions that was 250 MB of RSS).
+            self._heap_used = False
+            trim()
         self._commit(force=False)
 
     def _split(self, messages: list[Message]) -> dict[int, list[tuple[bytes | None, bytes | None, int]]]:
