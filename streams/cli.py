@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import ModuleType
+from typing import Annotated
 
 import typer
 
@@ -92,6 +93,73 @@ def dlq_redrive(dry_run: bool = False) -> None:
     )
     verb = "would re-drive" if dry_run else "re-drove"
     typer.echo(f"{verb} {len(letters)} dead letter(s) from {settings.dlq_topic} to {settings.events_topic}")
+
+
+@cli.command("export")
+def export(
+    from_: Annotated[str, typer.Option("--from", help="start of the range, included (RFC 3339 with a timezone)")],
+    to: Annotated[str, typer.Option("--to", help="end of the range, excluded (RFC 3339 with a timezone)")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="the file to write")],
+    format_: Annotated[str, typer.Option("--format", help="jsonl or parquet")] = "jsonl",
+    types: Annotated[list[str] | None, typer.Option("--type", help="only events of this type (repeatable)")] = None,
+    sessions: Annotated[
+        list[str] | None, typer.Option("--session", help="only this session's events (repeatable)")
+    ] = None,
+    slack: Annotated[
+        str, typer.Option("--slack", help="read this much before --from and after --to (5m, 300s)")
+    ] = "5m",
+) -> None:
+    """Write the events whose `time` is in [--from, --to) to a JSON Lines or Parquet file.
+
+    Where to start reading each partition is found with Kafka's time index (records are stamped
+    with their event's time), --slack before --from; a partition is read until its records are
+    stamped --slack past --to, or to its end."""
+    import sys
+
+    from streams.history.export import (
+        FORMATS,
+        ExportError,
+        LogProgress,
+        RecordFilter,
+        RichProgress,
+        check_range,
+        check_types,
+        export_to_file,
+        parse_duration,
+        parse_instant,
+    )
+
+    try:
+        start, end = parse_instant(from_, "--from"), parse_instant(to, "--to")
+        check_range(start, end)
+        if format_ not in FORMATS:
+            raise ExportError("--format", f"{format_!r} is not one of {', '.join(FORMATS)}")
+        window = parse_duration(slack, "--slack")
+        selection = RecordFilter(start, end, check_types(types or ()), frozenset(sessions or ()))
+    except ExportError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    settings = _settings()
+    reporter = RichProgress() if sys.stderr.isatty() else LogProgress()
+    try:
+        with reporter:
+            summary = export_to_file(
+                settings.kafka_bootstrap,
+                settings.events_topic,
+                selection,
+                format_,
+                output,
+                window,
+                reporter,
+            )
+    except Exception as exc:  # noqa: BLE001 - the broker is unreachable, the topic missing, the file unwritable
+        typer.echo(f"error: export failed: {exc}", err=True)
+        raise typer.Exit(3) from None
+    typer.echo(
+        f"exported {summary.written} events to {output} ({format_}): {summary.read} records read from "
+        f"{summary.partitions_read} of {summary.partitions} partitions, {summary.skipped} skipped (not events), "
+        f"{summary.seconds:.1f}s"
+    )
 
 
 def _broker() -> ModuleType:

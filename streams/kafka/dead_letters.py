@@ -1,7 +1,9 @@
 """The dead-letter topic, read by people: list what is there, re-drive it after a fix.
 
-Re-driving appends each letter's original key and value to the event topic again; a letter that
-still cannot be folded comes back to the dead-letter topic with its reason. A consumer group per
+Re-driving appends each letter's original key and value to the event topic again, stamped with
+the event's ``time`` when the value decodes as an event (else with the letter's own timestamp), so
+Kafka's time index finds it where an export of its time looks; a letter that still cannot be
+folded comes back to the dead-letter topic with its reason. A consumer group per
 app remembers how far re-driving got, so a letter is re-driven once.
 """
 
@@ -11,6 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+
+from schemas.events import EventDecodeError, decode_event
+from streams.kafka.producer import kafka_timestamp, time_ms
 
 POLL_TIMEOUT_S = 5.0
 
@@ -22,6 +27,17 @@ class DeadLetter:
     key: bytes | None
     value: bytes | None
     headers: dict[str, str]
+    timestamp_ms: int = 0  # the dead-letter record's own Kafka timestamp
+
+    @property
+    def redrive_timestamp_ms(self) -> int:
+        """The Kafka timestamp to re-append with: the event's ``time`` if the value is an event."""
+        if self.value is not None:
+            try:
+                return kafka_timestamp(time_ms(decode_event(self.value).time))
+            except EventDecodeError:
+                pass
+        return self.timestamp_ms
 
     @property
     def reason(self) -> str:
@@ -36,7 +52,10 @@ class DeadLetter:
 def _letter(message: Message) -> DeadLetter:
     raw_headers: list[tuple[str, bytes | None]] = list(message.headers() or [])  # type: ignore[arg-type]
     headers = {name: (value or b"").decode(errors="replace") for name, value in raw_headers}
-    return DeadLetter(message.partition() or 0, message.offset() or 0, message.key(), message.value(), headers)
+    _, timestamp = message.timestamp()
+    return DeadLetter(
+        message.partition() or 0, message.offset() or 0, message.key(), message.value(), headers, max(timestamp, 0)
+    )
 
 
 def _read_until_end(consumer: Consumer, ends: dict[int, int], starts: dict[int, int]) -> Iterator[Message]:
@@ -110,7 +129,13 @@ def redrive(bootstrap: str, dlq_topic: str, events_topic: str, group: str, dry_r
             headers: list[tuple[str, str | bytes | None]] = [
                 ("dlq.redriven-from", f"{dlq_topic}[{letter.partition}]@{letter.offset}")
             ]
-            producer.produce(events_topic, key=letter.key, value=letter.value, headers=headers)
+            producer.produce(
+                events_topic,
+                key=letter.key,
+                value=letter.value,
+                headers=headers,
+                timestamp=letter.redrive_timestamp_ms,  # 0 (no timestamp known): now
+            )
         if producer.flush(30) != 0:
             raise KafkaException("the event topic did not acknowledge every re-driven letter; nothing committed")
         # Only after every letter is acknowledged: a crash before this re-drives them again, never loses one.

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -20,10 +22,32 @@ class ProduceFailed(RuntimeError):
     """Kafka did not acknowledge a record in time; the caller should answer 503."""
 
 
+# Kafka (4.x topic default ``message.timestamp.after.max.ms``: one hour) refuses a record stamped
+# too far in its future, and with it every record of the same batch. An event ``time`` further
+# ahead of our clock than this is appended with now + this as its Kafka timestamp instead.
+MAX_FUTURE_MS = 30 * 60 * 1000
+
+
+def time_ms(time: datetime) -> int:
+    """An event's ``time`` (timezone-aware) as milliseconds since the epoch, as Kafka stamps records."""
+    return int(time.timestamp() * 1000)
+
+
+def kafka_timestamp(event_ms: int, now_ms: int | None = None) -> int:
+    """The Kafka timestamp a record of an event at ``event_ms`` is appended with: the event's time,
+    except at most ``MAX_FUTURE_MS`` ahead of now (see above) and not before the epoch (0 would
+    tell librdkafka "now")."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    return max(1, min(event_ms, now_ms + MAX_FUTURE_MS))
+
+
 @dataclass(frozen=True)
 class Record:
     key: bytes
     value: bytes
+    # The event's ``time`` (ms since the epoch): the record's Kafka timestamp, so Kafka's time index
+    # finds it (``sessionctl export``). None: the producer's clock.
+    timestamp_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -90,10 +114,14 @@ class EventProducer:
 
             return on_delivery
 
+        now_ms = int(time.time() * 1000)
         for record in records:
             future: asyncio.Future[Delivered] = loop.create_future()
+            timestamp = 0 if record.timestamp_ms is None else kafka_timestamp(record.timestamp_ms, now_ms)
             try:
-                self._producer.produce(self.topic, value=record.value, key=record.key, on_delivery=deliver(future))
+                self._producer.produce(
+                    self.topic, value=record.value, key=record.key, timestamp=timestamp, on_delivery=deliver(future)
+                )
             except BufferError:
                 raise ProduceFailed("the producer queue is full") from None
             except KafkaException as exc:

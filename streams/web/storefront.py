@@ -28,7 +28,7 @@ from projections.session import apply
 from schemas.events import Event, EventDecodeError, encode_event, event_from_object
 from schemas.session import SessionState, decode_state, encode_state
 from streams.fold.store import StoreClosed
-from streams.kafka.producer import ProduceFailed, Record
+from streams.kafka.producer import ProduceFailed, Record, time_ms
 from streams.settings import SettingsError
 from streams.web.bodies import parse_json_body, read_body
 from streams.web.errors import HttpError, json_response, unavailable
@@ -226,7 +226,7 @@ class SessionService:
         if not events:
             assert current is not None
             return current
-        records = [Record(e.subject.encode(), encode_event(e)) for e in events]
+        records = [Record(e.subject.encode(), encode_event(e), time_ms(e.time)) for e in events]
         self._check_sizes(current, events, records)
         return await self.append_and_wait(records, events[-1].id)
 

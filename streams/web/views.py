@@ -27,7 +27,7 @@ from schemas.events import (
 )
 from schemas.session import decode_state, encode_view
 from streams.fold.store import StoreClosed
-from streams.kafka.producer import ProduceFailed, Record
+from streams.kafka.producer import ProduceFailed, Record, time_ms
 from streams.web.bodies import read_json_body
 from streams.web.errors import JSON, HttpError, json_errors, json_response, unavailable
 from streams.web.routing import forward_if_not_owner
@@ -103,7 +103,7 @@ def _check_batch(items: list[Any], now: str, trusted: bool, cookie_session: str 
             message = f"the event is over {max_event_bytes} bytes"
             batch.problems.append(("oversized", {"index": index, "path": "$", "message": message}))
             continue
-        batch.records.append(Record(key=event.subject.encode(), value=encoded))
+        batch.records.append(Record(key=event.subject.encode(), value=encoded, timestamp_ms=time_ms(event.time)))
         batch.ids.append(event.id)
     return batch
 

@@ -1,0 +1,443 @@
+"""``sessionctl export``: the events whose ``time`` is in ``[T1, T2)``, from every partition of the
+event topic, to JSON Lines or Parquet.
+
+Where to read is found with Kafka's time index, not by reading from offset 0: every record the
+engine appends carries its event's ``time`` as its Kafka timestamp (``streams.kafka.producer``),
+so per partition the read starts at ``offsets_for_times(T1 - slack)`` and stops at the first
+record whose Kafka timestamp is at or after ``T2 + slack``, or at the high watermark seen when the
+export began. Which events are written is decided by the event's own ``time``, never by the Kafka
+timestamp: the slack only widens the window read, so that a record whose Kafka timestamp is off its
+event's ``time`` by up to the slack (written by another producer, a skewed clock, a late emitter)
+is still found.
+
+The pure part (parsing the options, the record filter, the Parquet rows) is above the I/O part
+(confluent-kafka, the writers, the progress display).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any, Final, Protocol
+
+import msgspec
+import orjson
+
+from schemas.events import EVENT_TYPE_NAMES, EVENT_TYPES, Envelope, Event, EventDecodeError, decode_event, type_name
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SLACK: Final = timedelta(minutes=5)
+FORMATS: Final = ("jsonl", "parquet")
+
+# Fields of ``data`` shared by several event types that get a typed (nullable string) column. No
+# personal field (``email``, names, ``phone``, ``document``): which of them an export may carry is
+# for the security issue to decide. The whole ``data`` is in the ``data`` column as JSON.
+COMMON_FIELDS: Final = (
+    "url",
+    "referrerUrl",
+    "title",
+    "pageType",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utmi_cp",
+    "utmi_p",
+    "utmi_pc",
+)
+ENVELOPE_FIELDS: Final = ("id", "type", "subject", "time", "source", "dataschema", "partition", "offset")
+COLUMNS: Final = (*ENVELOPE_FIELDS, *COMMON_FIELDS, "data")
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+
+
+class ExportError(ValueError):
+    """A bad option: ``option`` names it (``--from``), ``message`` says what is wrong."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(f"{option}: {message}")
+        self.option = option
+        self.message = message
+
+
+# --- pure part ----------------------------------------------------------------------------------
+
+
+def parse_instant(text: str, option: str) -> datetime:
+    """An RFC 3339 instant with a timezone (``2026-11-26T12:00:00Z``, ``...+02:00``), in UTC."""
+    try:
+        instant = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ExportError(option, f"{text!r} is not an RFC 3339 instant (e.g. 2026-11-26T12:00:00Z)") from None
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ExportError(option, f"{text!r} has no timezone: add Z or an offset such as +00:00")
+    return instant.astimezone(UTC)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str, option: str = "--slack") -> timedelta:
+    """``300``, ``300s``, ``5m``, ``1h``, ``1d``, ``250ms`` (a bare number is seconds)."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ExportError(option, f"{text!r} is not a duration (e.g. 5m, 300s, 1h)")
+    return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2] or "s"])
+
+
+def check_range(start: datetime, end: datetime) -> None:
+    if end < start:
+        raise ExportError("--to", f"{end.isoformat()} is before --from {start.isoformat()}: the range is reversed")
+    if end == start:
+        raise ExportError("--to", "equals --from: the range [from, to) is empty")
+
+
+def check_types(types: Iterable[str]) -> frozenset[str]:
+    chosen = frozenset(types)
+    unknown = sorted(chosen - EVENT_TYPE_NAMES)
+    if unknown:
+        raise ExportError(
+            "--type", f"unknown event type {', '.join(unknown)}; known: {', '.join(sorted(EVENT_TYPE_NAMES))}"
+        )
+    return chosen
+
+
+def to_ms(instant: datetime) -> int:
+    return (instant - _EPOCH) // timedelta(milliseconds=1)
+
+
+@dataclass
+class RecordFilter:
+    """Which records an export writes: those that decode as an event whose ``time`` is in
+    ``[start, end)`` (and of the chosen types and sessions, when given). Counts what it refused."""
+
+    start: datetime
+    end: datetime
+    types: frozenset[str] = frozenset()
+    sessions: frozenset[str] = frozenset()
+    skipped: int = 0  # records that are not events (no value, not JSON, not a known event)
+    outside: int = 0  # events read but not chosen (out of the range, another type or session)
+
+    def select(self, value: bytes | None) -> Event | None:
+        """The event to write, or None."""
+        if value is None:
+            self.skipped += 1
+            return None
+        try:
+            event = decode_event(value)
+        except EventDecodeError:
+            self.skipped += 1
+            return None
+        if (
+            not self.start <= event.time < self.end
+            or (self.types and _TYPE_NAMES[type(event)] not in self.types)
+            or (self.sessions and event.subject not in self.sessions)
+        ):
+            self.outside += 1
+            return None
+        return event
+
+
+_TYPE_NAMES: Final[dict[type[Envelope], str]] = {cls: type_name(cls) for cls in EVENT_TYPES}
+
+
+def event_type(event: Event) -> str:
+    return _TYPE_NAMES[type(event)]
+
+
+def parquet_row(event: Event, partition: int, offset: int) -> dict[str, Any]:
+    """One row of the Parquet file: the envelope, the common fields (None where the type has none),
+    ``data`` as JSON (upcast to the current version), and where the record is in the log."""
+    data = event.data
+    row: dict[str, Any] = {
+        "id": event.id,
+        "type": event_type(event),
+        "subject": event.subject,
+        "time": event.time.astimezone(UTC),
+        "source": event.source,
+        "dataschema": event.dataschema,
+        "partition": partition,
+        "offset": offset,
+    }
+    for name in COMMON_FIELDS:
+        value = getattr(data, name, None)
+        row[name] = None if value is None else str(value)
+    row["data"] = msgspec.json.encode(data).decode()
+    return row
+
+
+def jsonl_line(value: bytes) -> bytes:
+    """The record's value as it is, on one line (a value with line breaks, only possible as JSON
+    whitespace, is re-encoded compactly)."""
+    if b"\n" in value or b"\r" in value:
+        value = orjson.dumps(orjson.loads(value))
+    return value + b"\n"
+
+
+# --- writers ------------------------------------------------------------------------------------
+
+
+class Writer(Protocol):
+    def write(self, event: Event, value: bytes, partition: int, offset: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class JsonlWriter:
+    def __init__(self, path: Path) -> None:
+        self._file: IO[bytes] = open(path, "wb")
+
+    def write(self, event: Event, value: bytes, partition: int, offset: int) -> None:
+        self._file.write(jsonl_line(value))
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class ParquetWriter:
+    """Rows buffered per column and written as a row group every ``batch_rows``."""
+
+    def __init__(self, path: Path, batch_rows: int = 50_000) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self._pa = pa
+        string = pa.string()
+        self.schema = pa.schema(
+            [
+                pa.field("id", string, nullable=False),
+                pa.field("type", string, nullable=False),
+                pa.field("subject", string, nullable=False),
+                pa.field("time", pa.timestamp("us", tz="UTC"), nullable=False),
+                pa.field("source", string, nullable=False),
+                pa.field("dataschema", string),
+                pa.field("partition", pa.int32(), nullable=False),
+                pa.field("offset", pa.int64(), nullable=False),
+                *(pa.field(name, string) for name in COMMON_FIELDS),
+                pa.field("data", string, nullable=False),
+            ]
+        )
+        self._writer = pq.ParquetWriter(str(path), self.schema, compression="zstd")
+        self._columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
+        self._batch_rows = batch_rows
+
+    def write(self, event: Event, value: bytes, partition: int, offset: int) -> None:
+        for name, cell in parquet_row(event, partition, offset).items():
+            self._columns[name].append(cell)
+        if len(self._columns["id"]) >= self._batch_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._columns["id"]:
+            self._writer.write_table(self._pa.table(self._columns, schema=self.schema))
+            self._columns = {name: [] for name in COLUMNS}
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+
+
+def open_writer(fmt: str, path: Path) -> Writer:
+    return ParquetWriter(path) if fmt == "parquet" else JsonlWriter(path)
+
+
+# --- reading Kafka ------------------------------------------------------------------------------
+
+
+@dataclass
+class Summary:
+    written: int = 0
+    skipped: int = 0  # records that are not events
+    read: int = 0  # records read from Kafka, all partitions
+    partitions: int = 0  # partitions of the topic
+    partitions_read: int = 0  # partitions that had records in the window
+    seconds: float = 0.0
+    planned: int = 0  # records between each partition's start and the high watermark: at most read
+    starts: dict[int, int] = field(default_factory=dict)
+
+
+ProgressCallback = Callable[[int, int, int], None]  # (records read, events written, records planned)
+
+
+def export_range(
+    bootstrap: str,
+    topic: str,
+    selection: RecordFilter,
+    writer: Writer,
+    slack: timedelta = DEFAULT_SLACK,
+    progress: ProgressCallback | None = None,
+    idle_timeout_s: float = 30.0,
+) -> Summary:
+    """Read the window of every partition of ``topic`` and write the events ``selection`` chooses."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    began = time.monotonic()
+    summary = Summary()
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "session-engine-export",  # never joined nor committed: assign() only
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "fetch.max.bytes": 52428800,
+            "queued.max.messages.kbytes": 262144,
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            raise KafkaException(f"topic {topic} does not exist")
+        partitions = sorted(metadata.partitions)
+        summary.partitions = len(partitions)
+        start_ms = to_ms(selection.start - slack)
+        stop_ms = to_ms(selection.end + slack)
+        found = consumer.offsets_for_times([TopicPartition(topic, p, max(start_ms, 0)) for p in partitions], timeout=30)
+        ends: dict[int, int] = {}
+        assignment = []
+        for tp in found:
+            if tp.error is not None:
+                raise KafkaException(tp.error)
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)
+            # -1: no record stamped at or after T1 - slack; the partition has nothing to read.
+            if 0 <= tp.offset < high:
+                summary.starts[tp.partition] = tp.offset
+                ends[tp.partition] = high
+                summary.planned += high - tp.offset
+                assignment.append(TopicPartition(topic, tp.partition, tp.offset))
+        summary.partitions_read = len(assignment)
+        if assignment:
+            consumer.assign(assignment)
+        remaining = set(ends)
+        planned_left = summary.planned
+        idle_since = time.monotonic()
+        while remaining:
+            messages = consumer.consume(10_000, 0.5)
+            if not messages:
+                if time.monotonic() - idle_since > idle_timeout_s:
+                    raise TimeoutError(
+                        f"no record for {idle_timeout_s:.0f}s while partitions {sorted(remaining)} have more"
+                    )
+                continue
+            idle_since = time.monotonic()
+            for message in messages:
+                if message.error():
+                    raise KafkaException(message.error())
+                partition, offset = message.partition() or 0, message.offset() or 0
+                if partition not in remaining or offset >= ends[partition]:
+                    continue
+                _, timestamp = message.timestamp()
+                if timestamp >= stop_ms:
+                    # Past the window: the rest of this partition is later still (up to the slack).
+                    remaining.discard(partition)
+                    consumer.pause([TopicPartition(topic, partition)])
+                    planned_left -= ends[partition] - offset
+                    continue
+                summary.read += 1
+                planned_left -= 1
+                value = message.value()
+                event = selection.select(value)
+                if event is not None and value is not None:
+                    writer.write(event, value, partition, offset)
+                    summary.written += 1
+                if offset + 1 >= ends[partition]:
+                    remaining.discard(partition)
+            if progress is not None:
+                progress(summary.read, summary.written, summary.read + max(planned_left, 0))
+    finally:
+        consumer.close()
+    summary.skipped = selection.skipped
+    summary.seconds = time.monotonic() - began
+    return summary
+
+
+def export_to_file(
+    bootstrap: str,
+    topic: str,
+    selection: RecordFilter,
+    fmt: str,
+    path: Path,
+    slack: timedelta = DEFAULT_SLACK,
+    progress: ProgressCallback | None = None,
+) -> Summary:
+    """The export written to ``path.partial`` and renamed to ``path`` once complete."""
+    partial = path.with_name(path.name + ".partial")
+    writer = open_writer(fmt, partial)
+    try:
+        summary = export_range(bootstrap, topic, selection, writer, slack, progress)
+    except BaseException:
+        writer.close()
+        partial.unlink(missing_ok=True)
+        raise
+    writer.close()
+    os.replace(partial, path)
+    return summary
+
+
+# --- progress -----------------------------------------------------------------------------------
+
+
+class RichProgress:
+    """A progress bar on a terminal: records read of at most those planned, events, events/s, ETA."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._began = time.monotonic()
+        self._progress = Progress(
+            TextColumn("export"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("records · {task.fields[events]} events · {task.fields[rate]:,.0f} events/s · ETA"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._task = self._progress.add_task("export", total=None, events=0, rate=0.0)
+
+    def __enter__(self) -> RichProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def __call__(self, read: int, written: int, planned: int) -> None:
+        rate = written / max(time.monotonic() - self._began, 1e-6)
+        self._progress.update(self._task, completed=read, total=planned, events=written, rate=rate)
+
+
+class LogProgress:
+    """Plain lines on stderr (not a terminal), one every ``every_s`` seconds."""
+
+    def __init__(self, every_s: float = 5.0, stream: IO[str] | None = None) -> None:
+        self._began = self._last = time.monotonic()
+        self._every_s = every_s
+        self._stream = stream or sys.stderr
+
+    def __enter__(self) -> LogProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def __call__(self, read: int, written: int, planned: int) -> None:
+        now = time.monotonic()
+        if now - self._last < self._every_s:
+            return
+        self._last = now
+        rate = written / max(now - self._began, 1e-6)
+        print(
+            f"export: {read}/{planned} records read, {written} events written, {rate:,.0f} events/s",
+            file=self._stream,
+            flush=True,
+        )
