@@ -35,7 +35,15 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka.partitioner import murmur2
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from projections.rules import Rules
 from schemas.session import decode_state
@@ -120,6 +128,7 @@ class FoldLoop:
         self._stopping = False
         self._batches_seen = 0
         self._heap_used = False
+        self._batch_messages: list[Message] = []
         self._last_commit = 0.0
         self._failed: Exception | None = None
 
@@ -343,7 +352,17 @@ class FoldLoop:
             if records is None:
                 records = by_partition[partition] = []
             records.append((message.key(), message.value(), message.offset() or 0))
+        self._batch_messages = messages
         return by_partition
+
+    def _source_timestamp(self, partition: int, offset: int) -> int:
+        """The Kafka timestamp of a record of the current batch (the event's time): a dead letter
+        keeps it. 0 (librdkafka: now) when not found. Dead letters are rare: a scan is fine."""
+        for message in self._batch_messages:
+            if message.partition() == partition and message.offset() == offset:
+                kind, stamp = message.timestamp()
+                return stamp if kind != TIMESTAMP_NOT_AVAILABLE and stamp > 0 else 0
+        return 0
 
     def _fold(self, by_partition: dict[int, list[tuple[bytes | None, bytes | None, int]]]) -> None:
         c = self.config
@@ -460,7 +479,8 @@ class FoldLoop:
                     ("dlq.partition", str(partition).encode()),
                     ("dlq.offset", str(dead.offset).encode()),
                 ]
-                self._send(c.dlq_topic, dead.key, dead.value, partition, headers, on_letter)
+                stamp = self._source_timestamp(partition, dead.offset)
+                self._send(c.dlq_topic, dead.key, dead.value, partition, headers, on_letter, stamp)
             key, value = marker(by_partition[partition][-1][2] + 1)
             self._send(c.changelog_topic, key, value, partition, marker_headers, on_marker)
         self._fault("before_flush")  # some records may be on their way, none acknowledged for sure
@@ -486,12 +506,19 @@ class FoldLoop:
         partition: int,
         headers: list[tuple[str, str | bytes | None]],
         on_delivery: Callable[[KafkaError | None, Message], None] | None,
+        timestamp: int = 0,
     ) -> None:
         assert self._producer is not None
         while True:
             try:
                 self._producer.produce(
-                    topic, value=value, key=key, partition=partition, headers=headers, on_delivery=on_delivery
+                    topic,
+                    value=value,
+                    key=key,
+                    partition=partition,
+                    headers=headers,
+                    on_delivery=on_delivery,
+                    timestamp=timestamp,
                 )
                 return
             except BufferError:

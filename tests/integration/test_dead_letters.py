@@ -30,8 +30,10 @@ def test_garbage_between_good_events_goes_to_the_dlq_and_the_good_ones_fold(work
     ]
     producer = Producer({"bootstrap.servers": kafka_bootstrap, "partitioner": "murmur2_random"})
     producer.produce(topic, key=sid.encode(), value=orjson.dumps(page_view(sid, "https://s/?first=1", 0)))
+    # Each with a timestamp of its own, in the past: a dead letter keeps its record's timestamp.
+    stamps = {value: 1_700_000_000_000 + n for n, (_, value) in enumerate(bad_records)}
     for key, value in bad_records:
-        producer.produce(topic, key=key, value=value)
+        producer.produce(topic, key=key, value=value, timestamp=stamps[value])
     producer.produce(topic, key=sid.encode(), value=orjson.dumps(page_view(sid, "https://s/?second=2", 1)))
     assert producer.flush(10) == 0
 
@@ -49,6 +51,7 @@ def test_garbage_between_good_events_goes_to_the_dlq_and_the_good_ones_fold(work
         assert int(attributes["dlq.offset"]) >= 1
         assert attributes["dlq.partition"].isdigit()
         assert attributes["dlq.reason"]
+        assert message.timestamp()[1] == stamps[message.value()]
     reasons = sorted(reason(m) for m in dead)
     assert any("unknown event type" in r for r in reasons)
     assert any("subject" in r for r in reasons)
