@@ -34,7 +34,7 @@ from typing import Any
 
 import orjson
 from aiokafka.partitioner import murmur2
-from config import HERE, PURE_BATCH, REPO, VAR, Config, py_spy_binary
+from config import HERE, PURE_BATCH, VAR, Config, py_spy_binary
 from confluent_kafka import KafkaException
 from kafka_io import (
     PacedRun,
@@ -62,7 +62,7 @@ from streams.fold.batch import Stored, fold_batch
 from streams.fold.store import pack_session, unpack_session
 from streams.kafka import broker as local_broker
 from streams.testing.fold import make_fold
-from streams.testing.paths import SAMPLE_RULES_FILE, sample_rules
+from streams.testing.paths import REPO, SAMPLE_RULES_FILE, sample_rules
 from streams.testing.workers import WorkerProcess, make_worker
 from streams.worker import GC_THRESHOLDS
 
