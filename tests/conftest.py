@@ -1,6 +1,7 @@
 """Shared fixtures: the Kafka broker, unique names per test, worker processes on free ports.
 
-Helpers that tests import (worker processes, waiting for a session) live in ``tests/support/``.
+Helpers that tests import live in ``tests/support/`` and, those the bench shares (worker processes,
+event builders, the sample rules), in ``streams/testing/``.
 
 The broker comes from ``SESSIONS_TEST_BOOTSTRAP`` when set (``make test`` starts one), else from a
 testcontainers Kafka container when a Docker engine answers, else from ``streams.kafka.broker`` (real Apache
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.workers import WorkerProcess, local_broker, make_worker
+from streams.kafka import broker as local_broker
+from streams.testing.workers import WorkerProcess, make_worker
 
 KAFKA_IMAGE = "apache/kafka:4.1.1"
 

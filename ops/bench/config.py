@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from streams.testing.paths import REPO
+
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
 VAR = REPO / "var"
 QUIX_VENV = VAR / "bench" / "quix-venv"
-RULES_FILE = REPO / "ops" / "rules.sample.toml"
 # Issue 8, "Figures": throughput as ratios to peers measured in the same run.
 TARGET_FOLD_VS_QUIX = 2.0  # fold of the pre-loaded topic, x the Quix Streams peer
 TARGET_FOLD_VS_RAW = 0.4  # ... x the raw decode-only ceiling

@@ -308,7 +308,7 @@ def read_changelog(
 
 
 def worker_settings(app_id: str, events_topic: str) -> Settings:
-    """The settings a bench worker of these names runs with (procs.Worker passes os.environ on): its
+    """The settings a bench worker of these names runs with (the workers get os.environ): its
     changelog topic, fold group, dead-letter topic and memory bounds."""
     return Settings.from_env({**os.environ, "SESSIONS_APP_ID": app_id, "SESSIONS_EVENTS_TOPIC": events_topic})
 

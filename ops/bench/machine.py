@@ -13,7 +13,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+from streams.testing.paths import REPO
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import orjson
 from aiokafka.partitioner import murmur2
-from config import HERE, PURE_BATCH, REPO, RULES_FILE, VAR, Config, py_spy_binary
+from config import HERE, PURE_BATCH, VAR, Config, py_spy_binary
 from confluent_kafka import KafkaException
 from kafka_io import (
     PacedRun,
@@ -51,7 +51,7 @@ from kafka_io import (
 )
 from load import VisibilityPoller, percentile, summarize_ms
 from machine import CpuMeter, process_cpu_seconds
-from procs import AUTHORIZATION, Peer, PySpy, Worker, http_get, pids, spawn, tail, terminate
+from procs import AUTHORIZATION, BENCH_SERVICE_KEY, Peer, PySpy, http_get, pids, register, spawn, tail, terminate
 from pyspy import top_functions
 from workload import Record, Workload, one_event_sessions, sample_page_view
 
@@ -61,7 +61,9 @@ from schemas.session import SessionState, decode_state, encode_state, encode_vie
 from streams.fold.batch import Stored, fold_batch
 from streams.fold.store import pack_session, unpack_session
 from streams.kafka import broker as local_broker
-from streams.rules_file import load_rules
+from streams.testing.fold import make_fold
+from streams.testing.paths import REPO, SAMPLE_RULES_FILE, sample_rules
+from streams.testing.workers import WorkerProcess, make_worker
 from streams.worker import GC_THRESHOLDS
 
 # streams/fold/loop.py, at info level, once per partition caught up from the changelog.
@@ -102,13 +104,13 @@ class Bench:
         self.topic = f"bench-events-{self.run_id}"
         self.app_id = f"bench-worker-{self.run_id}"
         self.settings = worker_settings(self.app_id, self.topic)
-        self.rules = load_rules(str(RULES_FILE))
+        self.rules = sample_rules()
         self.results: dict[str, Any] = {}
         self.checks: dict[str, Any] = {}
         self.errors: dict[str, str] = {}
         self.cpu: dict[str, dict[str, float]] = {}
         self.quix_python: Path | None = None
-        self.worker: Worker | None = None
+        self.worker: WorkerProcess | None = None
         self.changelog = ""
         self.profile_top: dict[str, Any] | None = None
 
@@ -139,19 +141,16 @@ class Bench:
         log(f"{name} done in {time.monotonic() - began:.1f}s")
         return result
 
-    def new_worker(self, app_id: str, topic: str, data_dir: Path, log_name: str) -> Worker:
-        return Worker(
-            bootstrap=self.bootstrap,
-            app_id=app_id,
-            topic=topic,
-            data_dir=data_dir,
-            port=local_broker.free_port(),
-            log_path=self.logs / log_name,
-            partitions=self.config.partitions,
-            rules_file=RULES_FILE,
-        )
+    def new_worker(self, app_id: str, topic: str, data_dir: Path, log_name: str) -> WorkerProcess:
+        worker = make_worker(
+            self.bootstrap, app_id, topic, data_dir, self.logs / log_name, self.config.partitions,
+            SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE),
+            SESSIONS_SERVICE_KEYS=f"{BENCH_SERVICE_KEY}=sessions:read",
+        )  # fmt: skip
+        worker.on_spawn = register
+        return worker
 
-    def check_served(self, worker: Worker, expected: dict[str, SessionState]) -> dict[str, Any]:
+    def check_served(self, worker: WorkerProcess, expected: dict[str, SessionState]) -> dict[str, Any]:
         mismatched, missing = [], []
         for session, state in expected.items():
             status, body = http_get(f"{worker.url}/api/v1/sessions/{session}")
@@ -218,16 +217,14 @@ class Bench:
         number = 20_000
         timings = timeit.repeat(lambda: decode_event(raw), number=number, repeat=7)
         decode_us = min(timings) / number * 1e6
-        # The old per-event pure fold: decode, decode the state, apply, encode, into a dict.
+        # The old per-event pure fold (the peers' fold step): decode, decode the state, apply, encode,
+        # into a dict.
         subset = self.fold_records[: min(len(self.fold_records), 50_000)]
-        store: dict[bytes, bytes] = {}
-        rules = self.rules
+        store: dict[bytes, bytes | None] = {}
+        step = make_fold(self.rules)
         began = time.perf_counter()
         for record in subset:
-            event = decode_event(record.value)
-            previous = store.get(record.key)
-            state = apply(decode_state(previous) if previous is not None else None, event, rules)
-            store[record.key] = encode_state(state)
+            store[record.key] = step(record.key, record.value, store.get(record.key))
         seconds = time.perf_counter() - began
         batched = self.pure_batched_fold()
         self.results["micro"] = {
@@ -316,7 +313,7 @@ class Bench:
             "--state-dir",
             str(self.scratch / f"peer-{name}-state"),
             "--rules",
-            str(RULES_FILE),
+            str(SAMPLE_RULES_FILE),
             "--samples",
             "" if name == "raw" else str(self.samples_file),
             "--result",
@@ -349,14 +346,14 @@ class Bench:
         cfg = self.config
         worker = self.worker = self.new_worker(self.app_id, self.topic, self.scratch / "worker-data", "worker.log")
         meter = self.meter()
-        worker.start()
+        worker.spawn()
         ready_s = worker.wait_ready(120.0)
         spy = None
         binary = py_spy_binary()
         profile_path = VAR / "bench-profile.txt"
-        if cfg.profile and binary is not None and worker.proc is not None:
+        if cfg.profile and binary is not None and worker.process is not None:
             profile_path.unlink(missing_ok=True)
-            spy = PySpy(binary, worker.proc.pid, profile_path, self.logs / "py-spy.log")
+            spy = PySpy(binary, worker.process.pid, profile_path, self.logs / "py-spy.log")
         elif cfg.profile:
             self.errors["profile"] = "no py-spy: `pip install -e .[bench]` (make bench does it)"
         # The loop commits its source offsets under <app id>-fold about every second: lag 0 means
@@ -417,7 +414,7 @@ class Bench:
         # its data folder) a restart at another address hangs in faust's assignor, see README.md.
         assert self.worker is not None
         meter = self.meter()
-        self.worker.start()
+        self.worker.spawn()
         self.results["worker_warm_restart_seconds"] = round(self.worker.wait_ready(120.0), 2)
         self.metered("worker-warm-restart", meter)
 
@@ -500,7 +497,7 @@ class Bench:
             return poller
 
         meter = self.meter()
-        worker_pid = worker.proc.pid if worker.proc is not None else 0
+        worker_pid = worker.process.pid if worker.process is not None else 0
         reader = self.start_reads(cfg.latency_seconds, cfg.latency_warmup, reads_out)
         worker_cpu0, wall0 = process_cpu_seconds(worker_pid), time.monotonic()
         gc.disable()
@@ -573,14 +570,14 @@ class Bench:
         changelog_records = record_count(self.bootstrap, self.changelog)
         shutil.rmtree(worker.data_dir)
         # At info level the loop logs each partition's catch-up: records and seconds, net of start.
-        worker.extra_env["SESSIONS_LOG_LEVEL"] = "info"
+        worker.env["SESSIONS_LOG_LEVEL"] = "info"
         log_from = worker.log_path.stat().st_size if worker.log_path.exists() else 0
         meter = self.meter()
-        worker.start()
+        worker.spawn()
         try:
             seconds = worker.wait_ready(cfg.phase_timeout)
         finally:
-            worker.extra_env.pop("SESSIONS_LOG_LEVEL", None)
+            worker.env["SESSIONS_LOG_LEVEL"] = "warning"
             self.metered("rebuild", meter)
         with open(worker.log_path, "rb") as handle:
             handle.seek(log_from)
@@ -619,14 +616,14 @@ class Bench:
         )
         worker = self.new_worker(app_id, topic, self.scratch / "rss-worker-data", "rss-worker.log")
         meter = self.meter()
-        worker.start()
+        worker.spawn()
         try:
             worker.wait_ready(120.0)
             began = time.monotonic()
             done = self.wait_folded(topic, settings.fold_group_id, cfg.phase_timeout)
             seconds = time.monotonic() - began
-            assert worker.proc is not None
-            memory = rss_of(worker.proc.pid)
+            assert worker.process is not None
+            memory = rss_of(worker.process.pid)
         finally:
             self.metered("rss", meter)
             worker.stop()

@@ -44,7 +44,7 @@ def run(bench: Bench) -> int:
         bench.phase("peer: raw decode ceiling", bench.run_peer, "raw")
     bench.phase("worker fold", bench.worker_fold)
     fold_ok = "worker fold" not in bench.errors
-    if bench.worker is not None and bench.worker.proc is not None:
+    if bench.worker is not None and bench.worker.process is not None:
         bench.worker.stop()
     if "faust" in cfg.peers:
         bench.phase("peer: plain faust agent", bench.run_peer, "faust")
@@ -58,7 +58,7 @@ def run(bench: Bench) -> int:
     else:
         for name in ("stream + reads", "rebuild from the changelog"):
             bench.errors[name] = "skipped: the worker did not fold the pre-loaded topic"
-    if bench.worker is not None and bench.worker.proc is not None:
+    if bench.worker is not None and bench.worker.process is not None:
         bench.worker.stop()
     if cfg.rss_sessions:
         bench.phase("worker RSS", bench.rss)

@@ -3,7 +3,7 @@
 Mostly ``navigation.page_viewed`` (urls with and without query parameters, some carrying utm
 values the sample rules turn into a campaign), some ``navigation.campaign_clicked`` and some
 ``session.public_set`` (locale, country + postal code, an identified e-mail, free keys). Objects
-are built as ``tests/support/events.py`` builds them, then go through the contract
+are built with the tests' builders (``streams.testing.events``), then go through the contract
 (``schemas.events.event_from_object`` + ``encode_event``), so the bytes are what the API appends.
 The same seed gives the same bytes, run after run; a workload remembers how many events each
 session got, so a reader knows which ``eventCount`` means "this event is folded".
@@ -15,13 +15,11 @@ import random
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from projections.session import rfc3339
 from schemas.events import encode_event, event_from_object
+from streams.testing.events import envelope, public_values
 
-BASE_TIME = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 SOURCE = "/bench"
 
 CATEGORIES = ("shoes", "shirts", "bags", "watches", "kitchen", "toys", "books", "garden")
@@ -65,25 +63,18 @@ class Workload:
     def _uuid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
-    def _time(self) -> str:
+    def _seconds(self) -> float:
+        """The next event's time, whole milliseconds after the builders' base time."""
         self.clock_s += self.rng.expovariate(50.0)  # ~20 ms apart on average
-        moment = BASE_TIME + timedelta(seconds=self.clock_s)
-        return rfc3339(moment.replace(microsecond=moment.microsecond // 1000 * 1000))
+        return int(self.clock_s * 1000) / 1000
 
     def _pick_session(self) -> int:
         # Skewed: a few long sessions, many short ones (the head of the list is browsed most).
         return min(self.sessions - 1, int(self.sessions * self.rng.random() ** 1.6))
 
     def _envelope(self, kind: str, subject: str, data: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "specversion": "1.0",
-            "id": self._uuid(),
-            "source": SOURCE,
-            "type": kind,
-            "subject": subject,
-            "time": self._time(),
-            "data": data,
-        }
+        event_id = self._uuid()
+        return envelope(kind, subject, self._seconds(), data, SOURCE, event_id)
 
     def _page_view(self, subject: str) -> dict[str, Any]:
         rng = self.rng
@@ -129,7 +120,7 @@ class Workload:
             values = {"storeUserEmail": rng.choice(EMAILS)}
         else:
             values = {f"variable{rng.randrange(5)}": rng.choice((rng.randrange(1000), True, "value", None))}
-        return self._envelope("session.public_set", subject, {"public": {k: {"value": v} for k, v in values.items()}})
+        return self._envelope("session.public_set", subject, public_values(values))
 
     def next_object(self) -> tuple[int, dict[str, Any]]:
         index = self._pick_session()
@@ -164,18 +155,14 @@ class Workload:
 
 def sample_page_view() -> bytes:
     """One typical page view with query parameters (the decode micro-benchmark's input)."""
-    obj = {
-        "specversion": "1.0",
-        "id": "0b7f3a52-2f7e-4b9c-9d43-3f1f8f0f6a11",
-        "source": SOURCE,
-        "type": "navigation.page_viewed",
-        "subject": "5d0c7a8e-4a9e-4f51-8f0e-2b7f6c1d9e33",
-        "time": "2026-11-26T12:00:00.125Z",
-        "data": {
-            "url": "https://shop.example/shoes/p-12345?utm_source=google&utm_medium=cpc&utm_campaign=blackfriday&sc=1",
-            "title": "Shoes | Shop Example",
-        },
+    data = {
+        "url": "https://shop.example/shoes/p-12345?utm_source=google&utm_medium=cpc&utm_campaign=blackfriday&sc=1",
+        "title": "Shoes | Shop Example",
     }
+    obj = envelope(
+        "navigation.page_viewed", "5d0c7a8e-4a9e-4f51-8f0e-2b7f6c1d9e33", 0.125, data, SOURCE,
+        "0b7f3a52-2f7e-4b9c-9d43-3f1f8f0f6a11",
+    )  # fmt: skip
     return encode_event(event_from_object(obj))
 
 
@@ -186,15 +173,8 @@ _ID = "0b7f3a52-0000-4000-8000-00000000000b"
 def one_event_sessions(sessions: int, run: int) -> Iterator[Record]:
     """``sessions`` sessions of one page view each (the RSS phase's workload), fast: one event goes
     through the contract, the others are its bytes with a session id and an event id of their own."""
-    obj = {
-        "specversion": "1.0",
-        "id": _ID,
-        "source": SOURCE,
-        "type": "navigation.page_viewed",
-        "subject": _SUBJECT,
-        "time": "2026-11-26T12:00:00.125Z",
-        "data": {"url": "https://shop.example/shoes/p-12345?sc=1&color=red", "title": "Shoes | Shop Example"},
-    }
+    data = {"url": "https://shop.example/shoes/p-12345?sc=1&color=red", "title": "Shoes | Shop Example"}
+    obj = envelope("navigation.page_viewed", _SUBJECT, 0.125, data, SOURCE, _ID)
     template = encode_event(event_from_object(obj))
     assert template.count(_SUBJECT.encode()) == 1 and template.count(_ID.encode()) == 1
     pattern = template.replace(b"%", b"%%").replace(_SUBJECT.encode(), b"%(s)b").replace(_ID.encode(), b"%(i)b")

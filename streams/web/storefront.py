@@ -24,7 +24,7 @@ from projections.segment import (
     segment_of,
     with_overrides,
 )
-from projections.session import apply
+from projections.session import apply, rfc3339
 from schemas.events import Event, EventDecodeError, encode_event, event_from_object
 from schemas.session import SessionState, decode_state, encode_state
 from streams.fold.store import StoreClosed
@@ -49,7 +49,7 @@ _NO_SESSION = "00000000-0000-0000-0000-000000000000"
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return rfc3339(datetime.now(UTC))
 
 
 def _event(type_: str, subject: str, data: dict[str, Any]) -> Event:

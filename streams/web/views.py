@@ -18,6 +18,7 @@ import orjson
 from aiohttp import web
 from faust.web import View
 
+from projections.session import rfc3339
 from schemas.events import (
     SESSION_ID_PATTERN,
     STOREFRONT_EVENT_TYPES,
@@ -149,7 +150,7 @@ def register_views(engine: Engine) -> None:
                 )
             batch = _check_batch(
                 items,
-                now=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                now=rfc3339(datetime.now(UTC)),
                 trusted="events:trusted" in scopes_of(request, engine.service_keys),
                 cookie_session=engine.tokens.session_id(request.cookies.get(settings.session_cookie)),
                 max_event_bytes=settings.max_event_bytes,

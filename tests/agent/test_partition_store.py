@@ -17,8 +17,8 @@ from streams.fold.store import (
     pack_session,
     unpack_session,
 )
-from tests.support.events import new_session_id, page_view
-from tests.support.rules import sample_rules
+from streams.testing.events import new_session_id, page_view
+from streams.testing.paths import sample_rules
 
 pytestmark = pytest.mark.agent
 

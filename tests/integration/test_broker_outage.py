@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from streams.kafka import broker
-from tests.support.events import new_session_id, page_view
+from streams.testing.events import new_session_id, page_view
+from streams.testing.workers import make_worker
 from tests.support.sessions import public_has, wait_for_session
-from tests.support.workers import make_worker
 
 pytestmark = pytest.mark.integration
 

@@ -30,8 +30,8 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from projections.segment import encode_segment_token
-from tests.support.events import logged_in
-from tests.support.rules import SAMPLE_RULES_FILE
+from streams.testing.events import logged_in
+from streams.testing.paths import SAMPLE_RULES_FILE
 from tests.support.workers import shared_worker
 
 pytestmark = pytest.mark.integration

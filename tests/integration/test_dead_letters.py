@@ -11,8 +11,8 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
+from streams.testing.events import new_session_id, page_view
 from tests.support.dead_letters import headers, read_dead_letters, reason
-from tests.support.events import new_session_id, page_view
 from tests.support.sessions import wait_for_session
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from rocksdict import Options, Rdict
 from schemas.session import decode_state, encode_state, encode_view
 from streams.fold.store import pack_session, unpack_session
 from streams.kafka.admin import TopicSpec, ensure_topics
-from tests.support.events import new_session_id, page_view
+from streams.testing.events import new_session_id, page_view
 from tests.support.sessions import wait_for_session
 from tests.support.workers import wipe
 

@@ -9,8 +9,8 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from streams.settings import Settings
+from streams.testing.events import cart_item_added, new_session_id, page_view
 from tests.support.dead_letters import headers, read_dead_letters, reason
-from tests.support.events import cart_item_added, new_session_id, page_view
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.workers import shared_worker
 

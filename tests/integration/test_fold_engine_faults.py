@@ -14,8 +14,8 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streams.fold.store import SOURCE_OFFSET
-from tests.support.events import new_session_id, page_view
-from tests.support.rules import SAMPLE_RULES_FILE, sample_rules
+from streams.testing.events import new_session_id, page_view
+from streams.testing.paths import SAMPLE_RULES_FILE, sample_rules
 from tests.support.streams import expected_views, served_views, stream_of_events
 from tests.support.workers import wipe
 

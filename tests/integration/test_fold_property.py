@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from projections.session import fold
 from schemas.events import event_from_object
 from schemas.session import encode_view
-from tests.support.events import page_view
-from tests.support.rules import SAMPLE_RULES_FILE, sample_rules
+from streams.testing.events import page_view
+from streams.testing.paths import SAMPLE_RULES_FILE, sample_rules
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.strategies import event_sequences
 from tests.support.workers import shared_worker

@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
 
 from streams.app import create_engine
 from streams.settings import Settings
-from tests.support.rules import SAMPLE_RULES_FILE
+from streams.testing.paths import SAMPLE_RULES_FILE
 from tests.support.workers import shared_worker
 
 pytestmark = pytest.mark.integration

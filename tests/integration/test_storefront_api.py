@@ -15,9 +15,9 @@ import jwt
 import orjson
 import pytest
 
+from streams.testing.events import cart_item_added, logged_in, logged_out, page_view, public_set
+from streams.testing.paths import SAMPLE_RULES_FILE
 from tests.support.dead_letters import read_dead_letters, reason
-from tests.support.events import cart_item_added, logged_in, logged_out, page_view, public_set
-from tests.support.rules import SAMPLE_RULES_FILE
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.workers import shared_worker
 

@@ -8,7 +8,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.support.events import new_session_id, page_view
+from streams.testing.events import new_session_id, page_view
 from tests.support.sessions import wait_for_session
 
 pytestmark = pytest.mark.integration

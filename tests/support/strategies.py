@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from hypothesis import strategies as st
 
-from tests.support.events import (
+from streams.testing.events import (
     campaign_click,
     cart_item_added,
     logged_in,

@@ -2,7 +2,7 @@ import orjson
 import pytest
 
 from schemas.events import EventDecodeError, PageViewed, decode_event, encode_event, event_from_object
-from tests.support.events import new_session_id, page_view
+from streams.testing.events import new_session_id, page_view
 
 pytestmark = pytest.mark.unit
 

@@ -15,8 +15,8 @@ from projections.session import apply, fold
 from schemas.events import decode_event, event_from_object
 from schemas.session import decode_state, encode_state
 from streams.fold.batch import Stored, fold_batch
-from tests.support.events import new_session_id, page_view, public_set
-from tests.support.rules import sample_rules
+from streams.testing.events import new_session_id, page_view, public_set
+from streams.testing.paths import sample_rules
 from tests.support.strategies import event_sequences
 
 pytestmark = pytest.mark.unit

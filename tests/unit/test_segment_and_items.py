@@ -13,8 +13,8 @@ from projections.segment import (
 )
 from projections.session import fold
 from schemas.events import event_from_object
-from tests.support.events import new_session_id, page_view, public_set, session_created
-from tests.support.rules import sample_rules
+from streams.testing.events import new_session_id, page_view, public_set, session_created
+from streams.testing.paths import sample_rules
 
 pytestmark = pytest.mark.unit
 

@@ -9,7 +9,7 @@ from projections.transformers import (
     run_transformers,
 )
 from schemas.events import event_from_object
-from tests.support.events import (
+from streams.testing.events import (
     campaign_click,
     logged_in,
     logged_out,
@@ -18,7 +18,7 @@ from tests.support.events import (
     public_set,
     session_created,
 )
-from tests.support.rules import sample_rules
+from streams.testing.paths import sample_rules
 
 pytestmark = pytest.mark.unit
 

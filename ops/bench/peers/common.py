@@ -1,4 +1,5 @@
-"""What every peer shares: the same fold step as the worker's agent, and how a peer reports.
+"""What every peer shares: how it starts, the fold step (``streams.testing.fold``, the bench's micro
+phase times the same one), the worker's rules loading, and how a peer reports.
 
 A peer is one process that folds the bench topic from its beginning, then writes a result file
 (JSON, written whole, then renamed) once it has processed the number of records it was told to
@@ -11,40 +12,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from projections.rules import Rules
-from projections.session import apply
-from schemas.events import EventDecodeError, decode_event
-from schemas.session import decode_state, encode_state
 from streams.rules_file import load_rules
-
-__all__ = ["load_rules"]  # the worker's own rules loading (no faust import: the Quix venv has none)
+from streams.testing.fold import FoldStep, make_fold
 
 PROCESS_START_NS = time.time_ns()
 
-FoldStep = Callable[[bytes | None, bytes | None, bytes | None], bytes | None]
 
-
-def make_fold(rules: Rules) -> FoldStep:
-    """(key, value, previous state bytes) -> new state bytes, or None for a record the worker dead-letters."""
-
-    def step(key: bytes | None, value: bytes | None, previous: bytes | None) -> bytes | None:
-        if value is None:
-            return None
-        try:
-            event = decode_event(value)
-        except EventDecodeError:
-            return None
-        if key != event.subject.encode():
-            return None
-        state = apply(decode_state(previous) if previous is not None else None, event, rules)
-        return encode_state(state)
-
-    return step
+def fold_step(args: argparse.Namespace) -> FoldStep:
+    """The fold step with the rules of ``--rules``, loaded as the worker loads them (neither imports faust:
+    the Quix venv has none)."""
+    return make_fold(load_rules(args.rules))
 
 
 def arguments(description: str) -> argparse.Namespace:
@@ -60,6 +42,16 @@ def arguments(description: str) -> argparse.Namespace:
     parser.add_argument("--result", required=True)
     parser.add_argument("--timeout", type=float, default=600.0)
     return parser.parse_args()
+
+
+def start(peer: str, description: str) -> tuple[argparse.Namespace, Progress]:
+    """The command line and the progress of ``peer``; the process exits (3) after ``--timeout``
+    seconds if nobody stops it."""
+    args = arguments(description)
+    safety_net = threading.Timer(args.timeout, os._exit, args=(3,))
+    safety_net.daemon = True
+    safety_net.start()
+    return args, Progress(peer, args.expect, read_samples(args.samples))
 
 
 def read_samples(path: str) -> set[bytes]:

@@ -8,23 +8,17 @@ same topic, with its own consumer group and changelog. It reports when it has pr
 
 from __future__ import annotations
 
-import os
-import threading
 from pathlib import Path
 
 import faust
-from common import Progress, arguments, load_rules, make_fold, read_samples, write_result
+from common import fold_step, start, write_result
 
 MIB = 1024 * 1024
 
 
 def main() -> None:
-    args = arguments(__doc__ or "")
-    safety_net = threading.Timer(args.timeout, os._exit, args=(3,))  # if nobody stops us
-    safety_net.daemon = True
-    safety_net.start()
-    step = make_fold(load_rules(args.rules))
-    progress = Progress("faust-plain", args.expect, read_samples(args.samples))
+    args, progress = start("faust-plain", __doc__ or "")
+    step = fold_step(args)
     Path(args.state_dir).mkdir(parents=True, exist_ok=True)
     app = faust.App(
         args.group,

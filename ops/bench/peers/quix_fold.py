@@ -11,23 +11,18 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 
 import quixstreams
-from common import Progress, arguments, load_rules, make_fold, read_samples, write_result
+from common import fold_step, start, write_result
 from quixstreams import Application
 
 STATE_KEY = "session"
 
 
 def main() -> None:
-    args = arguments(__doc__ or "")
-    safety_net = threading.Timer(args.timeout, os._exit, args=(3,))  # if nobody stops us
-    safety_net.daemon = True
-    safety_net.start()
-    step = make_fold(load_rules(args.rules))
-    progress = Progress("quix", args.expect, read_samples(args.samples))
+    args, progress = start("quix", __doc__ or "")
+    step = fold_step(args)
     app = Application(
         broker_address=args.bootstrap,
         consumer_group=args.group,

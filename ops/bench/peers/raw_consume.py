@@ -8,22 +8,17 @@ Nothing a fold does on top of that can be faster than this.
 from __future__ import annotations
 
 import os
-import threading
 import time
 
 import confluent_kafka
-from common import Progress, arguments, read_samples, write_result
+from common import start, write_result
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from schemas.events import EventDecodeError, decode_event
 
 
 def main() -> None:
-    args = arguments(__doc__ or "")
-    safety_net = threading.Timer(args.timeout, os._exit, args=(3,))  # if nobody stops us
-    safety_net.daemon = True
-    safety_net.start()
-    progress = Progress("raw-decode", args.expect, read_samples(args.samples))
+    args, progress = start("raw-decode", __doc__ or "")
     consumer = Consumer(
         {
             "bootstrap.servers": args.bootstrap,

@@ -1,4 +1,7 @@
-"""Builders for valid events in tests (JSON objects as an emitter would send them)."""
+"""Builders for valid events (JSON objects as an emitter would send them), for the tests and the bench.
+
+Times are seconds after :data:`BASE_TIME`, written as the fold writes times (``rfc3339``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from projections.session import rfc3339
 
 BASE_TIME = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -15,13 +20,16 @@ def new_session_id() -> str:
 
 
 def at(seconds: float) -> str:
-    return (BASE_TIME + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+    return rfc3339(BASE_TIME + timedelta(seconds=seconds))
 
 
-def envelope(type_: str, subject: str, seconds: float, data: dict[str, Any], source: str = "/tests") -> dict[str, Any]:
+def envelope(
+    type_: str, subject: str, seconds: float, data: dict[str, Any], source: str = "/tests", event_id: str | None = None
+) -> dict[str, Any]:
+    """A CloudEvents envelope; a fresh random id unless ``event_id`` is given."""
     return {
         "specversion": "1.0",
-        "id": str(uuid.uuid4()),
+        "id": event_id or str(uuid.uuid4()),
         "source": source,
         "type": type_,
         "subject": subject,
@@ -39,7 +47,12 @@ def campaign_click(subject: str, seconds: float = 0, **utm: str) -> dict[str, An
 
 
 def public_set(subject: str, values: dict[str, Any], seconds: float = 0) -> dict[str, Any]:
-    return envelope("session.public_set", subject, seconds, {"public": {k: {"value": v} for k, v in values.items()}})
+    return envelope("session.public_set", subject, seconds, public_values(values))
+
+
+def public_values(values: dict[str, Any]) -> dict[str, Any]:
+    """The data of a ``session.public_set`` that sets ``values``."""
+    return {"public": {k: {"value": v} for k, v in values.items()}}
 
 
 def logged_in(subject: str, user_id: str, email: str, seconds: float = 0, **profile: Any) -> dict[str, Any]:
