@@ -19,12 +19,12 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from schemas.events import decode_event
 from streams.kafka.producer import time_ms
-from tests.support.events import BASE_TIME, at, campaign_click, new_session_id, page_view
+from streams.testing.events import BASE_TIME, at, campaign_click, new_session_id, page_view
 from tests.support.workers import shared_worker
 
 pytestmark = pytest.mark.integration
 
-# The times, as seconds from tests.support.events.BASE_TIME: an old day, then an hour around the range.
+# The times, as seconds from streams.testing.events.BASE_TIME: an old day, then an hour around the range.
 OLD = -3 * 86400
 T1, T2 = 600, 2400  # [BASE+10 min, BASE+40 min)
 OLD_EVENTS = 600

@@ -23,7 +23,7 @@ from streams.history.export import (
 )
 from streams.kafka.dead_letters import DeadLetter
 from streams.kafka.producer import MAX_FUTURE_MS, kafka_timestamp, time_ms
-from tests.support.events import BASE_TIME, EXAMPLES, campaign_click, logged_in, new_session_id, page_view
+from streams.testing.events import BASE_TIME, EXAMPLES, campaign_click, logged_in, new_session_id, page_view
 
 pytestmark = pytest.mark.unit
 
