@@ -316,6 +316,28 @@ def notes(
         )
     if series:
         out.append(f"latency: p50 per second of the phase, warm-up included (ms): {series}")
+    by_second = [v for v in lat.get("changelog_p50_ms_by_second", []) if v is not None]
+    if len(by_second) >= 6:
+        third = len(by_second) // 3
+        early, late = max(by_second[:third]), max(by_second[-third:])
+        if early > 3 * late:
+            out.append(
+                f"why (latency): the slow seconds are the phase's first ones (worst p50 {early:,.0f} ms, against "
+                f"{late:,.0f} ms in the last third): the phase starts on a worker just restarted, its caches cold, "
+                f"while {config.concurrency} readers start at once; the tail settles, it does not grow"
+            )
+    fold_done = results.get("worker_fold", {})
+    fold_rate = fold_done.get("rate") if fold_done.get("finished") else None
+    pure = results.get("micro", {}).get("pure_batch_fold_rate")
+    quix = results.get("peer_quix", {}).get("rate")
+    raw = results.get("peer_raw", {}).get("rate")
+    if fold_rate and pure and quix and raw:
+        out.append(
+            f"why (fold): the fold code alone (fold_batch in one process: no Kafka, no RocksDB) runs at {pure:,.0f} "
+            f"ev/s, {pure / quix:.2f}x Quix and {pure / raw:.2f}x the raw ceiling; the worker's loop reaches "
+            f"{fold_rate / pure:.0%} of it. Targets above the fold code's own rate need a cheaper fold "
+            "(decode, apply with its transformers, encode), not a faster loop"
+        )
     if lat and lat.get("achieved_rate", 0) < 0.95 * config.rate:
         out.append(f"latency: the producer reached only {lat['achieved_rate']:,.0f} ev/s")
     reads = results.get("reads", {})
