@@ -79,23 +79,31 @@ class Transformer:
 
 
 _EMPTY: Final[dict[str, Any]] = {}
-# Per transformer set (kept referenced, so its id is not reused): which transformers a set of
-# changed keys wakes. Events change the same few keys over and over.
-_WAKES: dict[int, tuple[tuple[Transformer, ...], dict[tuple[frozenset[str], bool], tuple[Transformer, ...]]]] = {}
+Memos = dict[int, tuple[Any, dict[Any, Any]]]
+
+
+def _answers(memos: Memos, owner: Any) -> dict[Any, Any]:
+    """The memoised answers for ``owner`` (a transformer set, a rule set): kept referenced with it,
+    so its id is not reused while the entry lives; both levels are bounded."""
+    memo = memos.get(id(owner))
+    if memo is None or memo[0] is not owner:
+        if len(memos) > 16:
+            memos.clear()
+        memo = memos[id(owner)] = (owner, {})
+    if len(memo[1]) > 4096:
+        memo[1].clear()
+    return memo[1]
+
+
+# Which transformers a set of changed keys wakes: events change the same few keys over and over.
+_WAKES: Memos = {}
 
 
 def _affected(transformers: tuple[Transformer, ...], changed: frozenset[str], created: bool) -> tuple[Transformer, ...]:
-    memo = _WAKES.get(id(transformers))
-    if memo is None or memo[0] is not transformers:
-        if len(_WAKES) > 16:
-            _WAKES.clear()
-        memo = _WAKES[id(transformers)] = (transformers, {})
-    answers = memo[1]
-    answer = answers.get((changed, created))
+    answers = _answers(_WAKES, transformers)
+    answer: tuple[Transformer, ...] | None = answers.get((changed, created))
     if answer is None:
         answer = tuple(t for t in transformers if (created and t.run_on_create) or not t.inputs.isdisjoint(changed))
-        if len(answers) > 4096:
-            answers.clear()
         answers[(changed, created)] = answer
     return answer
 
@@ -138,19 +146,14 @@ def _campaigns(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
 
 
 _CAMPAIGN_KEYS: Final = ("utm_source", "utm_campaign", "utmi_cp")
-# Per rule set (kept referenced, so its id is not reused): the answer for each utm triple. Pages
-# repeat the same few campaign links, and matching every rule on every event is a fold hot spot.
-_CAMPAIGN_ANSWERS: dict[int, tuple[tuple[Any, ...], dict[tuple[str, ...], tuple[str | None, str | None]]]] = {}
+# The answer for each utm triple, per rule set: pages repeat the same few campaign links, and
+# matching every rule on every event was a fold hot spot.
+_CAMPAIGN_ANSWERS: Memos = {}
 
 
 def _matching_campaigns(rules: tuple[Any, ...], present: tuple[str, ...]) -> tuple[str | None, str | None]:
-    memo = _CAMPAIGN_ANSWERS.get(id(rules))
-    if memo is None or memo[0] is not rules:
-        if len(_CAMPAIGN_ANSWERS) > 16:
-            _CAMPAIGN_ANSWERS.clear()
-        memo = _CAMPAIGN_ANSWERS[id(rules)] = (rules, {})
-    answers = memo[1]
-    answer = answers.get(present)
+    answers = _answers(_CAMPAIGN_ANSWERS, rules)
+    answer: tuple[str | None, str | None] | None = answers.get(present)
     if answer is None:
         values = dict(zip(_CAMPAIGN_KEYS, present, strict=True))
         matched = [rule for rule in rules if all(values.get(key) == value for key, value in rule.when)]
@@ -158,8 +161,6 @@ def _matching_campaigns(rules: tuple[Any, ...], present: tuple[str, ...]) -> tup
             _csv(rule.name for rule in matched),
             _csv(table for rule in matched for table in rule.price_tables),
         )
-        if len(answers) > 4096:
-            answers.clear()
         answers[present] = answer
     return answer
 
