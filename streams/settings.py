@@ -49,7 +49,8 @@ class Settings:
     # The fold loop takes up to this many records a call, waiting at most this long for them.
     fold_batch_max: int = 5000
     fold_batch_wait_ms: float = 5.0
-    # Sessions kept decoded between batches (all partitions together); hot sessions skip a decode.
+    # Sessions kept in memory between batches (as their stored bytes; all partitions together): hot
+    # sessions skip a RocksDB read.
     state_cache_sessions: int = 20_000
     # Testing only: "<point>:<n>" makes the fold loop SIGKILL its process (streams/fold/loop.py).
     fault_point: str = ""

@@ -1,7 +1,7 @@
 """One batch of one partition's records through the fold, with no I/O: the data plane's pure step.
 
 Records are grouped by session in log order; each touched session is read once (through ``read``,
-which the loop backs with its decoded cache and the store), folded over its events of the batch,
+which the loop backs with its cache and the store), folded over its events of the batch,
 and encoded once. The outcome equals folding the records one at a time: each session sees its
 events in order, and a record that cannot be folded is set aside with its reason.
 
