@@ -33,6 +33,7 @@ RESTORE_BATCH = 20_000
 class Restored:
     records: int = 0
     seconds: float = 0.0
+    complete: bool = True  # False when should_stop cut it short (what was copied is kept)
 
 
 def record_value(message: Message) -> tuple[bytes, bytes | None]:
@@ -101,6 +102,7 @@ def catch_up(
     finally:
         consumer.unassign()
     restored.seconds = time.monotonic() - started
+    restored.complete = position >= high
     return restored
 
 

@@ -279,13 +279,20 @@ class FoldLoop:
         self._generation = generation
         adding = sorted(partitions - self._serving)
         assigned = []
+        serving = set(self._serving & partitions)
         for partition in adding:
             state = self._partitions.get(partition)
             if state is None:
                 store = PartitionStore(c.stores_dir / f"sessions-{partition}", self._options)
                 store.open()
                 state = self._partitions[partition] = _Partition(store)
-            restored = catch_up(self._restorer, c.changelog_topic, partition, state.store, lambda: self._stopping)
+            # A rebalance during a long restore must not wait for it (the group would time us out):
+            # a pending command cuts it short; the store keeps what was copied, and the next
+            # assignment goes on from there.
+            restored = catch_up(
+                self._restorer, c.changelog_topic, partition, state.store,
+                lambda: self._stopping or not self._commands.empty(),
+            )  # fmt: skip
             if restored.records:
                 # Another worker may have folded this partition meanwhile: what was cached is old.
                 state.cache.clear()
@@ -295,6 +302,10 @@ class FoldLoop:
                     "partition %d: %d changelog records restored in %.2fs (%.0f/s)",
                     partition, restored.records, restored.seconds, rate,
                 )  # fmt: skip
+            if not restored.complete:
+                log.info("partition %d: restore cut short by a rebalance; it goes on at the next assignment", partition)
+                break
+            serving.add(partition)
             source_offset = state.store.source_offset
             state.next_offset = source_offset if source_offset is not None else 0
             state.committed = -1
@@ -302,7 +313,7 @@ class FoldLoop:
             assigned.append(TopicPartition(c.events_topic, partition, start))
         if assigned:
             self._consumer.incremental_assign(assigned)
-        self._serving = frozenset(partitions)
+        self._serving = frozenset(serving)
         # Partitions kept open but no longer ours: close them (their files stay for a comeback).
         for partition in set(self._partitions) - partitions:
             self._partitions.pop(partition).store.close()
