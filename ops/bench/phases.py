@@ -92,6 +92,10 @@ def rss_of(pid: int) -> dict[str, float]:
     return out
 
 
+# The worker at rest after the fold (streams/fold/loop.py trims its heap after 0.5 s idle).
+RSS_SETTLE_S = 2.0
+
+
 class Bench:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -606,7 +610,8 @@ class Bench:
         worker.stop()
 
     def rss(self) -> None:
-        """A fresh worker folds ``rss_sessions`` sessions of one event each; its RSS afterwards."""
+        """A fresh worker folds ``rss_sessions`` sessions of one event each; its RSS afterwards, at
+        rest (``RSS_SETTLE_S`` after the last offset is committed), and its peak."""
         cfg = self.config
         topic, app_id = f"bench-rss-{self.run_id}", f"bench-rss-{self.run_id}"
         settings = worker_settings(app_id, topic)
@@ -623,6 +628,8 @@ class Bench:
             done = self.wait_folded(topic, settings.fold_group_id, cfg.phase_timeout)
             seconds = time.monotonic() - began
             assert worker.process is not None
+            # At rest, not mid-burst: the loop hands freed memory back after 0.5 s without records.
+            time.sleep(RSS_SETTLE_S)
             memory = rss_of(worker.process.pid)
         finally:
             self.metered("rss", meter)
