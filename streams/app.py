@@ -23,8 +23,10 @@ from streams.fold.store import StoreMemory
 from streams.fold_waiters import FoldWaiters
 from streams.kafka.faust_private import broker_url, group_generation, hold
 from streams.kafka.producer import EventProducer
+from streams.metrics import Metrics
 from streams.rules_file import load_rules
 from streams.settings import Settings
+from streams.web.metrics import register_metrics
 from streams.web.storefront import register_storefront_views
 from streams.web.tokens import SessionTokens, signing_key
 from streams.web.views import register_views
@@ -130,9 +132,10 @@ def create_engine(settings: Settings) -> Engine:
     producer = EventProducer(settings.kafka_bootstrap, settings.events_topic, settings.produce_timeout_s)
     app.add_dependency(ProducerService(producer))
     waiters = FoldWaiters()
-    fold = FoldLoop(fold_config(settings), rules, waiters, fence=lambda: group_generation(app))
+    metrics = Metrics()
+    fold = FoldLoop(fold_config(settings), rules, waiters, fence=lambda: group_generation(app), on_batch=metrics.batch)
     app.add_dependency(FoldService(fold, settings.data_dir))
-    engine = Engine(settings, app, events, producer, rules, waiters, tokens, settings.service_key_scopes, fold)
+    engine = Engine(settings, app, events, producer, rules, waiters, tokens, settings.service_key_scopes, fold, metrics)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
@@ -151,6 +154,7 @@ def create_engine(settings: Settings) -> Engine:
 
     register_views(engine)
     register_storefront_views(engine)
+    register_metrics(engine)
     return engine
 
 

@@ -63,7 +63,13 @@ def worker() -> None:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     tune_process()
-    QuietWorker(engine.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+    QuietWorker(
+        engine.app,
+        loglevel=settings.log_level,
+        quiet=True,
+        json_logs=settings.log_format == "json",
+        secrets=[settings.session_signing_key, *settings.service_key_scopes],
+    ).execute_from_commandline()
 
 
 @dlq_cli.command("list")

@@ -4,7 +4,7 @@ waiters, tokens, keys. Built by ``streams.app``; imports no web code (the views 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import faust
@@ -13,6 +13,7 @@ from projections.rules import Rules
 from streams.fold.loop import FoldLoop
 from streams.fold_waiters import FoldWaiters
 from streams.kafka.producer import EventProducer
+from streams.metrics import Metrics
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ class Engine:
     tokens: SessionTokens
     service_keys: Mapping[str, frozenset[str]]
     fold: FoldLoop
+    metrics: Metrics = field(default_factory=Metrics)  # this worker's own registry (/metrics)
 
     def read_session(self, session_id: str) -> bytes | None:
         """The stored state of a session this worker owns (callers route to the owner first).

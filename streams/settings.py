@@ -55,6 +55,8 @@ class Settings:
     # Testing only: "<point>:<n>" makes the fold loop SIGKILL its process (streams/fold/loop.py).
     fault_point: str = ""
     log_level: str = "info"
+    # "text" (faust's format) or "json" (one JSON object a line, with session and event ids).
+    log_format: str = "text"
     # Static group membership: a worker restarted with the same id takes its partitions back at
     # once instead of waiting for the group to time the old member out. Empty = derived from the
     # app id, the data folder (a worker's identity is its state) and the web address.
@@ -162,6 +164,8 @@ class Settings:
             raise SettingsError(f"{PREFIX}WRITE_WAIT_S must be positive")
         if self.session_ttl_s < 60:
             raise SettingsError(f"{PREFIX}SESSION_TTL_S must be at least 60 seconds")
+        if self.log_format not in ("text", "json"):
+            raise SettingsError(f"{PREFIX}LOG_FORMAT must be 'text' or 'json', got {self.log_format!r}")
         if self.session_signing_key and len(self.session_signing_key) < 32:
             raise SettingsError(f"{PREFIX}SESSION_SIGNING_KEY must be at least 32 characters")
         self.host_account_map  # noqa: B018 - parsed once here so a bad entry stops the start

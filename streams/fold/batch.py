@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from projections.rules import Rules
 from projections.session import apply
-from schemas.events import Event, EventDecodeError, decode_event
+from schemas.events import Event, EventDecodeError, decode_event, type_name
 from schemas.session import SessionState, encode_state
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,8 @@ class DeadRecord(NamedTuple):
     key: bytes | None
     value: bytes | None
     reason: str
+    event_type: str = ""  # empty when the record did not decode
+    event_id: str = ""
 
 
 @dataclass
@@ -51,6 +53,19 @@ class BatchOutcome:
     dead: list[DeadRecord] = field(default_factory=list)
     folded: list[tuple[str, bytes]] = field(default_factory=list)  # (event id, its session key)
     skipped: int = 0  # records at or below their session's folded offset (redeliveries)
+    # Events folded, per event class (named once per batch by ``folded_by_type``, not per event).
+    folded_by_class: dict[type, int] = field(default_factory=dict)
+
+    def folded_by_type(self) -> dict[str, int]:
+        """Events folded per event type."""
+        return {type_name(cls): count for cls, count in self.folded_by_class.items()}
+
+    def dead_by_type(self) -> dict[str, int]:
+        """Dead letters per event type ("" for records that did not decode)."""
+        counts: dict[str, int] = {}
+        for dead in self.dead:
+            counts[dead.event_type] = counts.get(dead.event_type, 0) + 1
+        return counts
 
 
 Reader = Callable[[bytes], Stored | None]
@@ -71,7 +86,8 @@ def fold_batch(records: Iterable[SourceRecord], read: Reader, rules: Rules, max_
             outcome.dead.append(DeadRecord(offset, key, value, f"{exc.path}: {exc.message}"))
             continue
         if key is None or key != event.subject.encode():
-            outcome.dead.append(DeadRecord(offset, key, value, "record key does not equal the event's subject"))
+            reason = "record key does not equal the event's subject"
+            outcome.dead.append(DeadRecord(offset, key, value, reason, type_name(type(event)), event.id))
             continue
         pending = by_session.get(key)
         if pending is None:
@@ -99,6 +115,7 @@ def _fold_session(
     state = stored.state if stored is not None else None
     written: Written | None = None
     applied: list[str] = []
+    kinds: list[type] = []
     for offset, event, value in events:
         if offset <= folded_offset:
             outcome.skipped += not check_each
@@ -107,8 +124,12 @@ def _fold_session(
             candidate = apply(state, event, rules)
         except Exception as exc:  # a bug in one rule must not stop every session's stream
             if not check_each:  # the second pass meets the same failures: reported once
-                log.exception("fold failed for event %s", event.id)
-                outcome.dead.append(DeadRecord(offset, key, value, rejection_reason(exc)))
+                log.exception(
+                    "fold failed for event %s", event.id, extra={"session_id": event.subject, "event_id": event.id}
+                )
+                outcome.dead.append(
+                    DeadRecord(offset, key, value, rejection_reason(exc), type_name(type(event)), event.id)
+                )
             continue
         if check_each:
             encoded = encode_state(candidate)
@@ -116,11 +137,12 @@ def _fold_session(
                 # Kept below Kafka's message limit: a changelog write that fails would stop the
                 # loop, and it would fail again on every restart.
                 reason = f"the session would grow over {max_session_bytes} bytes"
-                outcome.dead.append(DeadRecord(offset, key, value, reason))
+                outcome.dead.append(DeadRecord(offset, key, value, reason, type_name(type(event)), event.id))
                 continue
             written = Written(offset, encoded, candidate)
         state = candidate
         applied.append(event.id)
+        kinds.append(type(event))
         if not check_each:
             written = Written(offset, b"", candidate)
     if written is None:
@@ -133,6 +155,9 @@ def _fold_session(
         written = written._replace(encoded=encoded)
     outcome.writes[key] = written
     outcome.folded.extend((event_id, key) for event_id in applied)
+    by_class = outcome.folded_by_class
+    for kind in kinds:  # counted once the session's events are written, as `folded` is
+        by_class[kind] = by_class.get(kind, 0) + 1
 
 
 def rejection_reason(exc: Exception) -> str:

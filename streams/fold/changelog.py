@@ -48,6 +48,7 @@ def catch_up(
     store: PartitionStore,
     should_stop: Callable[[], bool],
     poll_timeout_s: float = 1.0,
+    on_progress: Callable[[int], None] | None = None,
 ) -> Restored:
     """Copy the changelog from where the store stands to its end (the end seen when starting).
 
@@ -92,6 +93,8 @@ def catch_up(
             if records:
                 store.restore(records, position)
                 restored.records += len(records)
+                if on_progress is not None:
+                    on_progress(len(records))
             elif not messages:
                 # Compaction may leave no record at the very end: the consumer's position says.
                 position = max(position, _position(consumer, tp))

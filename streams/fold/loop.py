@@ -51,12 +51,18 @@ from streams.fold.batch import BatchOutcome, Stored, fold_batch
 from streams.fold.changelog import SOURCE_OFFSET_HEADER, catch_up, marker
 from streams.fold.store import PartitionStore, StoreClosed, StoreMemory, pack_session, unpack_session
 from streams.fold_waiters import FoldWaiters
+from streams.kafka.producer import KAFKA_CLIENT_LOG
 from streams.memory import trim
 
 log = logging.getLogger(__name__)
 
 Fence = Callable[[], int | None]  # the control plane's group generation; None while it must rejoin
 IDLE_BEFORE_TRIM_S = 0.5  # how long without records before freed memory goes back to the system
+# Called once per written batch: (events folded by type, dead letters by type ("" = did not decode),
+# records in the batch, records skipped as redeliveries, seconds to fold, flush and write). The metrics.
+BatchObserver = Callable[[dict[str, int], dict[str, int], int, int, float], None]
+# How often the loop copies the consumer's high watermarks for lag() (metrics, any thread).
+HIGHS_EVERY_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -109,12 +115,24 @@ class FoldStats:
 class FoldLoop:
     """No network or disk I/O until :meth:`start`."""
 
-    def __init__(self, config: FoldConfig, rules: Rules, waiters: FoldWaiters, fence: Fence) -> None:
+    def __init__(
+        self,
+        config: FoldConfig,
+        rules: Rules,
+        waiters: FoldWaiters,
+        fence: Fence,
+        on_batch: BatchObserver | None = None,
+    ) -> None:
         self.config = config
         self.rules = rules
         self.waiters = waiters
         self.fence = fence
+        self.on_batch = on_batch
         self.stats = FoldStats()
+        self._restoring: frozenset[int] = frozenset()  # being restored from the changelog now
+        self._restored_by_partition: dict[int, int] = {}  # changelog records restored, since start
+        self._highs: dict[int, int] = {}  # the event partitions' high watermarks, as last seen
+        self._highs_at = 0.0
         self._commands: queue.SimpleQueue[_Command] = queue.SimpleQueue()
         self._partitions: dict[int, _Partition] = {}  # open stores, serving or not
         self._serving: frozenset[int] = frozenset()  # restored and folded by this worker now
@@ -147,6 +165,7 @@ class FoldLoop:
             "auto.offset.reset": "earliest",
             "enable.partition.eof": False,
             "queued.max.messages.kbytes": 16384,  # prefetched records, for all partitions together
+            "logger": KAFKA_CLIENT_LOG,
         }
         self._consumer = Consumer({**common, "fetch.wait.max.ms": c.fetch_wait_ms, "client.id": f"{c.writer_id}-fold"})
         self._restorer = Consumer({**common, "fetch.wait.max.ms": 100, "client.id": f"{c.writer_id}-restore"})
@@ -161,6 +180,7 @@ class FoldLoop:
                 "message.timeout.ms": 0,
                 "queue.buffering.max.messages": 1_000_000,
                 "client.id": f"{c.writer_id}-changelog",
+                "logger": KAFKA_CLIENT_LOG,
             }
         )
         # Metadata now, not on the first batch: the first event folded is not slower than the rest.
@@ -200,6 +220,14 @@ class FoldLoop:
     def serving(self) -> frozenset[int]:
         return self._serving
 
+    @property
+    def restoring(self) -> frozenset[int]:
+        return self._restoring
+
+    @property
+    def restored_by_partition(self) -> dict[int, int]:
+        return dict(self._restored_by_partition)
+
     def partition_of(self, key: bytes) -> int:
         # Kafka's default partitioner (murmur2), as every producer of the event topic uses.
         partition: int = (murmur2(key) & 0x7FFFFFFF) % self.config.partitions
@@ -217,24 +245,34 @@ class FoldLoop:
         return None if raw is None else unpack_session(raw)[1]
 
     def lag(self) -> dict[int, int]:
-        """Events not folded yet, per served partition (from the consumer's cached high watermarks)."""
-        consumer = self._consumer
-        if consumer is None:
-            return {}
+        """Events not folded yet, per served partition (from the consumer's cached high watermarks,
+        which the loop's own thread copies every ``HIGHS_EVERY_S``: any thread may call this; a
+        call into the consumer from another thread would wait for the loop's ``consume``)."""
+        highs = self._highs
         lags = {}
         for partition in self._serving:
             state = self._partitions.get(partition)
-            if state is None:
-                continue
+            high = highs.get(partition, -1)
+            if state is not None and high >= 0:
+                lags[partition] = max(0, high - state.next_offset)
+        return lags
+
+    def _refresh_highs(self) -> None:
+        consumer = self._consumer
+        now = time.monotonic()
+        if consumer is None or now - self._highs_at < HIGHS_EVERY_S:
+            return
+        self._highs_at = now
+        highs = {}
+        for partition in self._serving:
             try:
                 _, high = consumer.get_watermark_offsets(
                     TopicPartition(self.config.events_topic, partition), cached=True
                 )
             except Exception:  # noqa: BLE001 - no figure yet
                 continue
-            if high >= 0:
-                lags[partition] = max(0, high - state.next_offset)
-        return lags
+            highs[partition] = high
+        self._highs = highs
 
     # -- the loop's own thread -------------------------------------------------------------------
 
@@ -287,13 +325,22 @@ class FoldLoop:
                 store = PartitionStore(c.stores_dir / f"sessions-{partition}", self._options)
                 store.open()
                 state = self._partitions[partition] = _Partition(store)
+            self._restoring = frozenset({partition})
+            self._restored_by_partition.setdefault(partition, 0)
+
+            def progress(records: int, partition: int = partition) -> None:
+                self._restored_by_partition[partition] += records
+
             # A rebalance during a long restore must not wait for it (the group would time us out):
             # a pending command cuts it short; the store keeps what was copied, and the next
             # assignment goes on from there.
-            restored = catch_up(
-                self._restorer, c.changelog_topic, partition, state.store,
-                lambda: self._stopping or not self._commands.empty(),
-            )  # fmt: skip
+            try:
+                restored = catch_up(
+                    self._restorer, c.changelog_topic, partition, state.store,
+                    lambda: self._stopping or not self._commands.empty(), on_progress=progress,
+                )  # fmt: skip
+            finally:
+                self._restoring = frozenset()
             if restored.records:
                 # Another worker may have folded this partition meanwhile: what was cached is old.
                 state.cache.clear()
@@ -348,6 +395,7 @@ class FoldLoop:
             self._last_fold = 0.0
             trim()
         self._commit(force=False)
+        self._refresh_highs()
 
     def _split(self, messages: list[Message]) -> dict[int, list[tuple[bytes | None, bytes | None, int]]]:
         by_partition: dict[int, list[tuple[bytes | None, bytes | None, int]]] = {}
@@ -379,6 +427,7 @@ class FoldLoop:
 
     def _fold(self, by_partition: dict[int, list[tuple[bytes | None, bytes | None, int]]]) -> None:
         c = self.config
+        started = time.perf_counter()
         self._batches_seen += 1
         outcomes: dict[int, BatchOutcome] = {}
         for partition, records in by_partition.items():
@@ -418,9 +467,34 @@ class FoldLoop:
             self.stats.records_skipped += outcome.skipped
             self.stats.dead_letters += len(outcome.dead)
         self.stats.batches += 1
+        if self.on_batch is not None:
+            self._observe(by_partition, outcomes, time.perf_counter() - started)
         self._fault("after_write")
         if awaited and self._loop is not None:
             self._loop.call_soon_threadsafe(self.waiters.folded_many, awaited)
+
+    def _observe(
+        self,
+        by_partition: dict[int, list[tuple[bytes | None, bytes | None, int]]],
+        outcomes: dict[int, BatchOutcome],
+        seconds: float,
+    ) -> None:
+        assert self.on_batch is not None
+        folded: dict[str, int] = {}
+        dead: dict[str, int] = {}
+        skipped = 0
+        for outcome in outcomes.values():
+            for event_type, count in outcome.folded_by_type().items():
+                folded[event_type] = folded.get(event_type, 0) + count
+            if outcome.dead:
+                for event_type, count in outcome.dead_by_type().items():
+                    dead[event_type] = dead.get(event_type, 0) + count
+            skipped += outcome.skipped
+        records = sum(len(records) for records in by_partition.values())
+        try:
+            self.on_batch(folded, dead, records, skipped, seconds)
+        except Exception:  # metrics never stop the fold
+            log.exception("reporting a batch's metrics failed")
 
     def _reader(self, state: _Partition) -> Callable[[bytes], Stored | None]:
         cache, store = state.cache, state.store
@@ -485,7 +559,10 @@ class FoldLoop:
                     [(SOURCE_OFFSET_HEADER, str(written.offset).encode())], None,
                 )  # fmt: skip
             for dead in outcome.dead:
-                log.warning("dead letter %s[%d]@%d: %s", c.events_topic, partition, dead.offset, dead.reason)
+                log.warning(
+                    "dead letter %s[%d]@%d: %s", c.events_topic, partition, dead.offset, dead.reason,
+                    extra={"session_id": _session_id(dead.key), "event_id": dead.event_id or None},
+                )  # fmt: skip
                 headers: list[tuple[str, str | bytes | None]] = [
                     ("dlq.reason", dead.reason.encode()),
                     ("dlq.topic", c.events_topic.encode()),
@@ -607,3 +684,13 @@ class FoldLoop:
             except queue.Empty:
                 break
             command.done.set_result(None)
+
+
+def _session_id(key: bytes | None) -> str | None:
+    """A record key as a session id for a log record (None when it has none or is not text)."""
+    if not key:
+        return None
+    try:
+        return key.decode()[:64]
+    except UnicodeDecodeError:
+        return None

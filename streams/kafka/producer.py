@@ -9,6 +9,7 @@ Nothing touches the network until :meth:`start`.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -26,6 +27,8 @@ class ProduceFailed(RuntimeError):
 # too far in its future, and with it every record of the same batch. An event ``time`` further
 # ahead of our clock than this is appended with now + this as its Kafka timestamp instead.
 MAX_FUTURE_MS = 30 * 60 * 1000
+# Where every librdkafka client of the worker logs (instead of writing to stderr itself).
+KAFKA_CLIENT_LOG = logging.getLogger("librdkafka")
 
 
 def time_ms(time: datetime) -> int:
@@ -76,6 +79,8 @@ class EventProducer:
                 "compression.type": "lz4",
                 "message.timeout.ms": int(self.timeout_s * 1000),
                 "client.id": "session-engine-api",
+                # librdkafka's own log lines through Python logging (its format, JSON or text).
+                "logger": KAFKA_CLIENT_LOG,
             }
         )
         self._stopping.clear()

@@ -13,6 +13,7 @@ from aiohttp import ClientError, web
 from yarl import URL
 
 from streams.web.errors import unavailable
+from streams.web.metrics import route_of
 
 if TYPE_CHECKING:
     from streams.engine import Engine
@@ -57,6 +58,7 @@ async def forward_if_not_owner(
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
     headers[FORWARDED] = "1"
     target = owner.with_path(request.path).with_query(request.query)
+    route = route_of(request)
     try:
         async with engine.app.http_client.request(request.method, target, headers=headers, data=body) as answer:
             relayed = web.Response(body=await answer.read(), status=answer.status)
@@ -64,5 +66,7 @@ async def forward_if_not_owner(
                 if name.lower() not in _HOP_HEADERS | {"content-encoding", "date", "server"}:
                     relayed.headers.add(name, value)
     except ClientError:
+        engine.metrics.forwarded_request(route, None)
         raise unavailable("the worker owning this session does not answer") from None
+    engine.metrics.forwarded_request(route, relayed.status)
     return relayed
