@@ -8,6 +8,27 @@ ops/install.sh
 export SESSIONS_DATA_DIR="${SESSIONS_DATA_DIR:-./var}"
 export SESSIONS_RULES_FILE="${SESSIONS_RULES_FILE:-ops/rules.sample.toml}"
 kafka_dir="$SESSIONS_DATA_DIR/kafka"
+
+# No SESSIONS_SERVICE_KEYS: a key with every scope, generated on the first start, kept (0600) in
+# the data folder and printed this once. There is no default key.
+if [ -z "${SESSIONS_SERVICE_KEYS:-}" ]; then
+    key_file="$SESSIONS_DATA_DIR/service-keys"
+    if [ ! -s "$key_file" ]; then
+        mkdir -p "$SESSIONS_DATA_DIR"
+        key=$(.venv/bin/python -c 'import secrets; print("sk-" + secrets.token_urlsafe(32))')
+        scopes=$(.venv/bin/python -c 'from streams.settings import SCOPES; print(" ".join(sorted(SCOPES)))')
+        (umask 077 && printf '%s=%s\n' "$key" "$scopes" >"$key_file.tmp" && mv "$key_file.tmp" "$key_file")
+        {
+            echo "generated a service key with every scope ($scopes), kept in $key_file (shown only now):"
+            echo "  $key"
+            echo "  curl -H 'Authorization: Bearer $key' http://${SESSIONS_WEB_HOST:-127.0.0.1}:${SESSIONS_WEB_PORT:-8080}/api/v1/sessions/<session id>"
+        } >&2
+        unset key
+    fi
+    SESSIONS_SERVICE_KEYS=$(tr -d '\n' <"$key_file")
+    export SESSIONS_SERVICE_KEYS
+fi
+
 broker() { .venv/bin/python -m streams.kafka.broker "$@"; }
 
 started_broker=0

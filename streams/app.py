@@ -27,8 +27,9 @@ from streams.metrics import Metrics
 from streams.rules_file import load_rules
 from streams.settings import Settings
 from streams.web.metrics import register_metrics
+from streams.web.service_auth import ServiceKeys
 from streams.web.storefront import register_storefront_views
-from streams.web.tokens import SessionTokens, signing_key
+from streams.web.tokens import SessionTokens, signing_keys
 from streams.web.views import register_views
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ def create_engine(settings: Settings) -> Engine:
     """Raises RulesError or SettingsError for a bad rules file or service key list."""
     rules = load_rules(settings.rules_file)
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
-    tokens = SessionTokens(signing_key(settings.session_signing_key, settings.data_dir), settings.session_ttl_s)
+    tokens = SessionTokens(signing_keys(settings.session_signing_key_list, settings.data_dir), settings.session_ttl_s)
     app = faust.App(
         settings.app_id,
         broker=broker_url(settings.kafka_bootstrap, frozenset({settings.events_topic})),
@@ -135,7 +136,8 @@ def create_engine(settings: Settings) -> Engine:
     metrics = Metrics()
     fold = FoldLoop(fold_config(settings), rules, waiters, fence=lambda: group_generation(app), on_batch=metrics.batch)
     app.add_dependency(FoldService(fold, settings.data_dir))
-    engine = Engine(settings, app, events, producer, rules, waiters, tokens, settings.service_key_scopes, fold, metrics)
+    keys = ServiceKeys(settings.service_key_scopes)
+    engine = Engine(settings, app, events, producer, rules, waiters, tokens, keys, fold, metrics)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:

@@ -3,7 +3,6 @@ waiters, tokens, keys. Built by ``streams.app``; imports no web code (the views 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -17,6 +16,7 @@ from streams.metrics import Metrics
 from streams.settings import Settings
 
 if TYPE_CHECKING:
+    from streams.web.service_auth import Access, ServiceKeys
     from streams.web.tokens import SessionTokens
 
 
@@ -29,9 +29,11 @@ class Engine:
     rules: Rules
     waiters: FoldWaiters
     tokens: SessionTokens
-    service_keys: Mapping[str, frozenset[str]]
+    service_keys: ServiceKeys  # digests only: streams.web.service_auth
     fold: FoldLoop
     metrics: Metrics = field(default_factory=Metrics)  # this worker's own registry (/metrics)
+    # (METHOD, path) -> the access the route declares (filled as the views register).
+    access: dict[tuple[str, str], Access] = field(default_factory=dict)
 
     def read_session(self, session_id: str) -> bytes | None:
         """The stored state of a session this worker owns (callers route to the owner first).

@@ -71,6 +71,10 @@ class Settings:
     session_ttl_s: int = 5 * 24 * 3600
     # A secret: kept out of repr (and so out of logs and tracebacks).
     session_signing_key: str = field(default="", repr=False)
+    # Key rotation: several signing keys, newest first, separated by commas or spaces. The first
+    # signs; every one verifies (a token names its key by ``kid``), so tokens signed with an older
+    # key stay valid until they expire. Wins over ``session_signing_key``. Secrets, out of repr.
+    session_signing_keys: str = field(default="", repr=False)
     session_cookie: str = "vtex_session"
     segment_cookie: str = "vtex_segment"
     # Storefront API: the account of a new session by the request's Host, for one deployment that
@@ -132,6 +136,15 @@ class Settings:
         return parse_service_keys(self.service_keys)
 
     @property
+    def session_signing_key_list(self) -> list[str]:
+        """The configured signing keys, newest first: ``session_signing_keys`` split, else the
+        single ``session_signing_key``, else none (one is generated under ``data_dir``)."""
+        keys = [key for key in re.split(r"[\s,]+", self.session_signing_keys) if key]
+        if keys:
+            return keys
+        return [self.session_signing_key] if self.session_signing_key else []
+
+    @property
     def web_url(self) -> str:
         return f"http://{self.web_host}:{self.web_port}"
 
@@ -168,6 +181,9 @@ class Settings:
             raise SettingsError(f"{PREFIX}LOG_FORMAT must be 'text' or 'json', got {self.log_format!r}")
         if self.session_signing_key and len(self.session_signing_key) < 32:
             raise SettingsError(f"{PREFIX}SESSION_SIGNING_KEY must be at least 32 characters")
+        for index, key in enumerate(self.session_signing_key_list):
+            if len(key) < 32:
+                raise SettingsError(f"{PREFIX}SESSION_SIGNING_KEYS entry {index} must be at least 32 characters")
         self.host_account_map  # noqa: B018 - parsed once here so a bad entry stops the start
         self.service_key_scopes  # noqa: B018 - likewise
 

@@ -8,6 +8,7 @@ ends whichever of them still run, by their pid, SIGTERM first and SIGKILL after 
 from __future__ import annotations
 
 import json
+import secrets
 import signal
 import subprocess
 import time
@@ -22,9 +23,9 @@ from streams.testing import workers
 from streams.testing.workers import tail, terminate
 
 __all__ = ["tail", "terminate"]
-# A service key the bench's workers accept, sent with every read in case the service API
-# requires one (SESSIONS_SERVICE_KEYS, scope sessions:read).
-BENCH_SERVICE_KEY = "session-engine-bench-read-key-0001"
+# A service key the bench's workers accept (SESSIONS_SERVICE_KEYS, scope sessions:read), sent with
+# every read of the service API; generated per run, never a fixed key.
+BENCH_SERVICE_KEY = "bench-read-key-" + secrets.token_hex(16)
 AUTHORIZATION = f"Bearer {BENCH_SERVICE_KEY}"
 _STARTED: list[subprocess.Popen[bytes]] = []
 

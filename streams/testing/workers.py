@@ -4,11 +4,15 @@ with SESSIONS_* settings and a data folder of its own, its output in a log file.
 Readiness is polled with ``urllib``: the standard library only, whichever environment runs it.
 Every process is started by :func:`spawn`; the bench passes ``on_spawn`` to register what it
 started, so that it can end exactly those.
+
+Every worker made here accepts :data:`TEST_SERVICE_KEY` (all scopes; generated per process, never
+a fixed key) besides any keys the caller configures; :data:`SERVICE_HEADERS` sends it.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -20,7 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streams.kafka import broker as local_broker
+from streams.settings import SCOPES
 from streams.testing.paths import REPO
+
+TEST_SERVICE_KEY = "test-service-key-" + secrets.token_hex(16)
+SERVICE_HEADERS = {"Authorization": f"Bearer {TEST_SERVICE_KEY}"}
 
 
 def spawn(cmd: list[str], log_path: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -77,6 +85,11 @@ class WorkerProcess:
     on_spawn: Callable[[subprocess.Popen[bytes]], None] | None = None
     started_ns: int = 0
     ready_ns: int = 0
+    service_key: str = TEST_SERVICE_KEY  # has every scope
+
+    @property
+    def service_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.service_key}"}
 
     @property
     def url(self) -> str:
@@ -147,4 +160,9 @@ def make_worker(
         "SESSIONS_LOG_LEVEL": "warning",
         **extra_env,
     }
+    # The test key (every scope) besides the caller's keys.
+    every_scope = " ".join(sorted(SCOPES))
+    env["SESSIONS_SERVICE_KEYS"] = ";".join(
+        part for part in (extra_env.get("SESSIONS_SERVICE_KEYS", ""), f"{TEST_SERVICE_KEY}={every_scope}") if part
+    )
     return WorkerProcess(env=env, data_dir=data_dir, port=port, log_path=log_path)

@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.metrics import UNMATCHED, Metrics
 from streams.web.errors import Handler
+from streams.web.service_auth import page, public
 
 if TYPE_CHECKING:
     from streams.engine import Engine
@@ -54,8 +55,9 @@ def register_metrics(engine: Engine) -> None:
     metrics.watch_fold(engine.fold)
     engine.app.web.web_app.middlewares.insert(0, metrics_middleware(metrics))  # type: ignore[attr-defined]
 
-    @engine.app.page("/metrics")
+    @page(engine.app, "/metrics", engine.service_keys, engine.access)
     class MetricsPage(View):
+        @public()
         async def get(self, request: web.Request) -> web.Response:
             body = generate_latest(metrics.registry)
             response = web.Response(body=body)

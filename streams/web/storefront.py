@@ -33,6 +33,7 @@ from streams.settings import SettingsError
 from streams.web.bodies import parse_json_body, read_body
 from streams.web.errors import HttpError, json_response, unavailable
 from streams.web.routing import forward_if_not_owner, owner_of
+from streams.web.service_auth import page, public
 
 if TYPE_CHECKING:
     from streams.engine import Engine
@@ -316,27 +317,38 @@ def register_storefront_views(engine: Engine) -> None:
         # No usable session: mint a fresh one, as VTEX does for an unusable token.
         return service.respond(await service.write(None, {}, account), items, 200)
 
-    @app.page("/api/sessions")
+    def route(path: str) -> Any:
+        # Every method states its access; the storefront's are public (the cookie or token in the
+        # path names the session; a session id is a secret like the cookie).
+        return page(app, path, engine.service_keys, engine.access)
+
+    @route("/api/sessions")
     class Sessions(View):
+        @public()
         async def post(self, request: web.Request) -> web.Response:
             return await write_session(request, request.cookies.get(settings.session_cookie), 201)
 
+        @public()
         async def patch(self, request: web.Request) -> web.Response:
             return await write_session(request, request.cookies.get(settings.session_cookie), 200)
 
+        @public()
         async def get(self, request: web.Request) -> web.Response:
             return await read_session(request, request.cookies.get(settings.session_cookie))
 
-    @app.page("/api/sessions/{session_token}")
+    @route("/api/sessions/{session_token}")
     class SessionByToken(View):
+        @public()
         async def post(self, request: web.Request, session_token: str) -> web.Response:
             return await write_session(request, session_token, 201)
 
+        @public()
         async def get(self, request: web.Request, session_token: str) -> web.Response:
             return await read_session(request, session_token)
 
-    @app.page("/api/segments")
+    @route("/api/segments")
     class Segments(View):
+        @public()
         async def get(self, request: web.Request) -> web.Response:
             account = service.account(request)
             token = request.cookies.get(settings.session_cookie)
@@ -358,8 +370,9 @@ def register_storefront_views(engine: Engine) -> None:
 
     # Any characters, "/" too: node-vtex-api puts the token in the path as it is, and standard
     # base64 may hold "/" (and a bad token, a newline, is a 400 like any other, not a 404).
-    @app.page(r"/api/segments/{segment_token:[\s\S]+}")
+    @route(r"/api/segments/{segment_token:[\s\S]+}")
     class SegmentByToken(View):
+        @public()
         async def get(self, request: web.Request, segment_token: str) -> web.Response:
             service.account(request)  # checked like everywhere, though a token names no account
             try:

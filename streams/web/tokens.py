@@ -1,18 +1,24 @@
 """Session tokens: signed JWTs that only reference a session (its id), never carry its data.
 
-HS256 with a key of ours: only this service issues and verifies them. An invalid, expired or
-tampered token reads as "no session"; it never reveals which check failed.
+HS256 with a key of ours, and only HS256: the algorithm is pinned on both sides (``alg: none``,
+RS256/ES256 "confusion" and any other header are refused). Keys rotate: the newest key signs and
+names itself in the header (``kid``, a digest prefix, never the key); every configured key
+verifies, so a token signed with an older key stays valid until it expires, and one signed with
+a key no longer configured is dead. The claims are the session id and token metadata only
+(``sub``, ``iat``, ``exp``, ``jti``, the session version it was issued at). An invalid, expired
+or tampered token reads as "no session"; it never reveals which check failed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jwt
 
@@ -39,10 +45,26 @@ def signing_key(configured: str, data_dir: Path) -> str:
     return key
 
 
-@dataclass(frozen=True)
+def signing_keys(configured: list[str], data_dir: Path) -> list[str]:
+    """The configured keys (newest first), else the one generated under the data folder."""
+    return list(configured) if configured else [signing_key("", data_dir)]
+
+
+def key_id(key: str) -> str:
+    """The ``kid`` of a key: a prefix of its SHA-256, which says nothing about the key."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 class SessionTokens:
-    key: str
-    ttl_s: int
+    def __init__(self, keys: str | list[str] | tuple[str, ...], ttl_s: int) -> None:
+        self.keys = (keys,) if isinstance(keys, str) else tuple(keys)  # newest first; the first signs
+        if not self.keys:
+            raise ValueError("no signing key")
+        self.ttl_s = ttl_s
+        self._by_kid = {key_id(key): key for key in self.keys}
+
+    def __repr__(self) -> str:  # the keys are secrets
+        return f"SessionTokens(keys=<{len(self.keys)}>, ttl_s={self.ttl_s})"
 
     def issue(self, session_id: str, version: int, now: float | None = None) -> str:
         issued = int(time.time() if now is None else now)
@@ -54,17 +76,36 @@ class SessionTokens:
             "exp": issued + self.ttl_s,
             "jti": str(uuid.uuid4()),
         }
-        return jwt.encode(claims, self.key, algorithm=ALGORITHM)
+        key = self.keys[0]
+        return jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": key_id(key)})
 
     def session_id(self, token: str | None) -> str | None:
         """The id a valid token references, else None (missing, expired, tampered, malformed)."""
         if not token:
             return None
         try:
-            claims = jwt.decode(
-                token, self.key, algorithms=[ALGORITHM], options={"require": ["exp", "iat", "id", "sub"]}
-            )
+            header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
+            return None
+        if header.get("alg") != ALGORITHM:
+            return None
+        kid = header.get("kid")
+        if kid is None:
+            candidates = list(self.keys)  # issued before tokens named their key
+        elif isinstance(kid, str) and kid in self._by_kid:
+            candidates = [self._by_kid[kid]]
+        else:
+            return None  # a key no longer configured (rotated out), or never ours
+        claims: dict[str, Any] | None = None
+        for key in candidates:
+            try:
+                claims = jwt.decode(
+                    token, key, algorithms=[ALGORITHM], options={"require": ["exp", "iat", "id", "sub"]}
+                )
+                break
+            except jwt.PyJWTError:
+                continue
+        if claims is None:
             return None
         session_id = claims.get("id")
         if claims.get("sub") != "session" or not isinstance(session_id, str) or not _SESSION_ID.match(session_id):

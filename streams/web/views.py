@@ -32,7 +32,7 @@ from streams.kafka.producer import ProduceFailed, Record, time_ms
 from streams.web.bodies import read_json_body
 from streams.web.errors import JSON, HttpError, json_errors, json_response, unavailable
 from streams.web.routing import forward_if_not_owner
-from streams.web.service_auth import scopes_of
+from streams.web.service_auth import EVENTS_TRUSTED, SESSIONS_READ, authenticate, page, public, requires
 
 if TYPE_CHECKING:
     from streams.engine import Engine
@@ -58,7 +58,8 @@ class _Batch:
 
     records: list[Record] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
-    # (kind, detail): kind "invalid", "forbidden" (needs a trusted key) or "oversized".
+    # (kind, detail): kind "invalid", "forbidden" (needs a trusted key), "foreign" (a storefront
+    # posting for a session that is not its cookie's) or "oversized".
     problems: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def refusal(self, count: int) -> HttpError:
@@ -67,6 +68,13 @@ class _Batch:
         if kinds == {"oversized"}:
             return HttpError(
                 413, "event_too_large", "an event is over the size limit; none was accepted", details=details
+            )
+        if kinds and kinds <= {"forbidden", "foreign"} and "foreign" in kinds:
+            return HttpError(
+                403,
+                "forbidden_subject",
+                "with a session cookie and no service key, events may name only the cookie's session",
+                details=details,
             )
         if kinds == {"forbidden"}:
             return HttpError(
@@ -80,7 +88,10 @@ class _Batch:
         )
 
 
-def _check_batch(items: list[Any], now: str, trusted: bool, cookie_session: str | None, max_event_bytes: int) -> _Batch:
+def _check_batch(
+    items: list[Any], now: str, trusted: bool, cookie_session: str | None, bound: bool, max_event_bytes: int
+) -> _Batch:
+    """``bound``: the events may name only ``cookie_session`` (a storefront with a cookie)."""
     batch = _Batch()
     for index, item in enumerate(items):
         if not isinstance(item, dict):
@@ -98,6 +109,10 @@ def _check_batch(items: list[Any], now: str, trusted: bool, cookie_session: str 
         if item["type"] not in STOREFRONT_EVENT_TYPES and not trusted:
             message = f"{item['type']} needs a trusted service key"
             batch.problems.append(("forbidden", {"index": index, "path": "$.type", "message": message}))
+            continue
+        if bound and event.subject != cookie_session:
+            message = "the subject is not the session of the request's cookie"
+            batch.problems.append(("foreign", {"index": index, "path": "$.subject", "message": message}))
             continue
         encoded = encode_event(event)
         if len(encoded) > max_event_bytes:
@@ -118,26 +133,37 @@ def register_views(engine: Engine) -> None:
     # the worker at start, not a request), served as compact bytes.
     openapi_document = orjson.dumps(orjson.loads(Path(__file__).with_name("openapi.json").read_bytes()))
 
-    @app.page("/openapi.json")
+    def route(path: str) -> Any:
+        # Every method states its access (requires/public); see streams.web.service_auth.
+        return page(app, path, engine.service_keys, engine.access)
+
+    @route("/openapi.json")
     class OpenAPI(View):
+        @public()
         async def get(self, request: web.Request) -> web.Response:
             return web.Response(body=openapi_document, content_type=JSON)
 
-    @app.page("/healthz")
+    @route("/healthz")
     class Health(View):
+        @public()
         async def get(self, request: web.Request) -> web.Response:
             return json_response({"status": "ok"})
 
-    @app.page("/readyz")
+    @route("/readyz")
     class Ready(View):
+        @public()
         async def get(self, request: web.Request) -> web.Response:
             if engine.is_ready():
                 return json_response({"status": "ready"})
             raise unavailable("partitions are being assigned or tables recovered")
 
-    @app.page("/api/events")
+    @route("/api/events")
     class Events(View):
+        # Storefronts post storefront event types for their own session without a key; the
+        # other types need a key with events:trusted. A key that is sent must be known (401).
+        @public(elevated=EVENTS_TRUSTED)
         async def post(self, request: web.Request) -> web.Response:
+            scopes = authenticate(request, engine.service_keys)
             payload = await read_json_body(request, settings.max_body_bytes)
             items = payload if isinstance(payload, list) else [payload]
             if not items:
@@ -148,11 +174,13 @@ def register_views(engine: Engine) -> None:
                     "batch_too_large",
                     f"{len(items)} events in one request; the limit is {settings.max_batch_events}",
                 )
+            cookie_session = engine.tokens.session_id(request.cookies.get(settings.session_cookie))
             batch = _check_batch(
                 items,
                 now=rfc3339(datetime.now(UTC)),
-                trusted="events:trusted" in scopes_of(request, engine.service_keys),
-                cookie_session=engine.tokens.session_id(request.cookies.get(settings.session_cookie)),
+                trusted=scopes is not None and EVENTS_TRUSTED in scopes,
+                cookie_session=cookie_session,
+                bound=scopes is None and cookie_session is not None,
                 max_event_bytes=settings.max_event_bytes,
             )
             if batch.problems:
@@ -164,8 +192,9 @@ def register_views(engine: Engine) -> None:
                 raise unavailable(f"the event log is unavailable: {exc}", retry_after_s=2) from None
             return json_response({"accepted": len(batch.records), "ids": batch.ids}, status=202)
 
-    @app.page("/api/v1/sessions/{session_id}")
+    @route("/api/v1/sessions/{session_id}")
     class Session(View):
+        @requires(SESSIONS_READ)
         async def get(self, request: web.Request, session_id: str) -> web.Response:
             if not _SESSION_ID.match(session_id):
                 raise HttpError(

@@ -12,6 +12,7 @@ import pytest
 from confluent_kafka import Producer
 
 from streams.testing.events import new_session_id, page_view
+from streams.testing.workers import SERVICE_HEADERS
 from tests.support.dead_letters import headers, read_dead_letters, reason
 from tests.support.sessions import wait_for_session
 
@@ -41,7 +42,7 @@ def test_garbage_between_good_events_goes_to_the_dlq_and_the_good_ones_fold(work
         document, _ = wait_for_session(client, sid, 2)
         assert document["meta"]["eventCount"] == 2
         assert document["namespaces"]["public"] == {"first": {"value": "1"}, "second": {"value": "2"}}
-        assert client.get(f"/api/v1/sessions/{other}").status_code == 404
+        assert client.get(f"/api/v1/sessions/{other}", headers=SERVICE_HEADERS).status_code == 404
 
     dead = read_dead_letters(kafka_bootstrap, topic, lambda letters: len(letters) >= len(bad_records))
     assert sorted(m.value() for m in dead) == sorted(v for _, v in bad_records)

@@ -14,6 +14,7 @@ from schemas.session import decode_state, encode_state, encode_view
 from streams.fold.store import pack_session, unpack_session
 from streams.kafka.admin import TopicSpec, ensure_topics
 from streams.testing.events import new_session_id, page_view
+from streams.testing.workers import SERVICE_HEADERS
 from tests.support.sessions import wait_for_session
 from tests.support.workers import wipe
 
@@ -30,12 +31,12 @@ def seed(worker, sessions: int = 20) -> dict[str, bytes]:
         assert client.post("/api/events", json=batch).json()["accepted"] == len(batch)
         for sid in ids:
             wait_for_session(client, sid, 3)
-        return {sid: client.get(f"/api/v1/sessions/{sid}").content for sid in ids}
+        return {sid: client.get(f"/api/v1/sessions/{sid}", headers=SERVICE_HEADERS).content for sid in ids}
 
 
 def served(worker, ids) -> dict[str, bytes]:
     with httpx.Client(base_url=worker.url, timeout=10) as client:
-        return {sid: client.get(f"/api/v1/sessions/{sid}").content for sid in ids}
+        return {sid: client.get(f"/api/v1/sessions/{sid}", headers=SERVICE_HEADERS).content for sid in ids}
 
 
 def rocksdb_partitions(data_dir):

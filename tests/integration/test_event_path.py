@@ -10,6 +10,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 
 from streams.settings import Settings
 from streams.testing.events import cart_item_added, new_session_id, page_view
+from streams.testing.workers import SERVICE_HEADERS
 from tests.support.dead_letters import headers, read_dead_letters, reason
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.workers import shared_worker
@@ -73,13 +74,13 @@ def test_the_api_fills_id_and_time_when_the_emitter_leaves_them_out(client):
 
 
 def test_unknown_session_is_a_json_404(client):
-    response = client.get(f"/api/v1/sessions/{new_session_id()}")
+    response = client.get(f"/api/v1/sessions/{new_session_id()}", headers=SERVICE_HEADERS)
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "session_not_found"
 
 
 def test_a_malformed_session_id_is_a_400_naming_it(client):
-    response = client.get("/api/v1/sessions/not-a-session")
+    response = client.get("/api/v1/sessions/not-a-session", headers=SERVICE_HEADERS)
     assert response.status_code == 400
     assert response.json()["error"]["details"][0]["path"] == "session_id"
 

@@ -9,6 +9,7 @@ import jwt
 import pytest
 
 from streams.testing.events import new_session_id, page_view
+from streams.testing.workers import SERVICE_HEADERS
 from tests.support.sessions import wait_for_session
 
 pytestmark = pytest.mark.integration
@@ -40,5 +41,5 @@ def test_a_fold_slower_than_the_wait_gives_503_and_still_applies_once(worker_fac
             time.sleep(0.05)
         assert document["id"] == sid
     with httpx.Client(base_url=worker.url, timeout=10) as service:
-        assert service.get(f"/api/v1/sessions/{sid}").json()["meta"]["eventCount"] == 2
+        assert service.get(f"/api/v1/sessions/{sid}", headers=SERVICE_HEADERS).json()["meta"]["eventCount"] == 2
     assert worker.stop() == 0

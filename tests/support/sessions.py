@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 
+from streams.testing.workers import SERVICE_HEADERS
+
 Document = dict[str, Any]
 
 
@@ -29,12 +31,12 @@ def public_has(key: str, value: Any = None) -> Callable[[Document], bool]:
 def wait_for_session(
     client: httpx.Client, sid: str, until: int | Callable[[Document], bool], timeout: float = 30.0
 ) -> tuple[Document, float]:
-    """Poll ``GET /api/v1/sessions/{sid}`` until ``until(document)`` holds (an int: at least that
-    many events folded); returns the document and the seconds waited."""
+    """Poll ``GET /api/v1/sessions/{sid}`` (with the test service key) until ``until(document)``
+    holds (an int: at least that many events folded); returns the document and the seconds waited."""
     done = until if callable(until) else (lambda document: document["meta"]["eventCount"] >= until)
     started = time.monotonic()
     while True:
-        response = client.get(f"/api/v1/sessions/{sid}")
+        response = client.get(f"/api/v1/sessions/{sid}", headers=SERVICE_HEADERS)
         assert response.status_code in (200, 404), response.text
         if response.status_code == 200 and done(response.json()):
             return response.json(), time.monotonic() - started
