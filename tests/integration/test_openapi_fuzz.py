@@ -7,7 +7,8 @@ it from the running worker and drives every operation with generated requests, v
 (its examples, coverage and fuzzing phases), then along the document's links (a session made, then
 read and edited through its tokens); no answer may be a 5xx or differ from the document in status,
 content type, headers or body schema. The events are sent once more with a trusted service key,
-so the ``session.*``/``auth.*`` types are accepted rather than refused.
+so the ``session.*``/``auth.*`` types are accepted rather than refused, and the service read
+(``/api/v1/...``) with a key that has its scope.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def worker(kafka_bootstrap, tmp_path_factory):
     with shared_worker(
         kafka_bootstrap, tmp_path_factory, "openapi", partitions=4,
         SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE),
-        SESSIONS_SERVICE_KEYS=f"{TRUSTED_KEY}=events:trusted",
+        SESSIONS_SERVICE_KEYS=f"{TRUSTED_KEY}=events:trusted sessions:read",
     ) as process:  # fmt: skip
         yield process
 
@@ -121,7 +122,8 @@ def test_every_documented_operation_is_routed_on_the_running_worker(worker):
 
 
 storefront = schemathesis.pytest.from_fixture("api_schema")
-trusted = schemathesis.pytest.from_fixture("trusted_api_schema").include(path="/api/events")
+# With a key: the trusted event types, and the service read (which answers 401 to everyone else).
+trusted = schemathesis.pytest.from_fixture("trusted_api_schema").include(path_regex=r"^/api/(events$|v1/)")
 
 
 @storefront.parametrize()
