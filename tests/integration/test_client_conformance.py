@@ -32,7 +32,7 @@ from confluent_kafka import Consumer, TopicPartition
 from projections.segment import encode_segment_token
 from streams.testing.events import logged_in
 from streams.testing.paths import SAMPLE_RULES_FILE
-from tests.support.workers import shared_worker
+from tests.support.workers import shared_worker, worker_client
 
 pytestmark = pytest.mark.integration
 
@@ -100,17 +100,9 @@ def worker(kafka_bootstrap, tmp_path_factory):
         yield process
 
 
-@pytest.fixture
-def janus(worker):
-    """An IO app's server-side HTTP client: no cookie jar, every cookie set by hand."""
-    with httpx.Client(base_url=worker.url, timeout=15.0) as client:
-        yield client
-
-
-@pytest.fixture
-def browser(worker):
-    with httpx.Client(base_url=worker.url, timeout=15.0) as client:
-        yield client
+# An IO app's server-side HTTP client (its tests set every cookie by hand), and a browser.
+janus = worker_client()
+browser = worker_client()
 
 
 def parse_cookie(header: str) -> dict[str, str]:

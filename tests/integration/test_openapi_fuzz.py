@@ -33,7 +33,7 @@ from schemathesis.specs.openapi.checks import (
 from streams.app import create_engine
 from streams.settings import Settings
 from streams.testing.paths import SAMPLE_RULES_FILE
-from tests.support.workers import shared_worker
+from tests.support.workers import module_worker
 
 pytestmark = pytest.mark.integration
 
@@ -56,14 +56,11 @@ FUZZ = settings(
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
-@pytest.fixture(scope="module")
-def worker(kafka_bootstrap, tmp_path_factory):
-    with shared_worker(
-        kafka_bootstrap, tmp_path_factory, "openapi", partitions=4,
-        SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE),
-        SESSIONS_SERVICE_KEYS=f"{TRUSTED_KEY}=events:trusted sessions:read",
-    ) as process:  # fmt: skip
-        yield process
+worker = module_worker(
+    "openapi",
+    SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE),
+    SESSIONS_SERVICE_KEYS=f"{TRUSTED_KEY}=events:trusted sessions:read",
+)
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ from streams.testing.paths import SAMPLE_RULES_FILE
 from streams.testing.workers import SERVICE_HEADERS
 from streams.web.tokens import SessionTokens
 from tests.support.sessions import public_has, wait_for_session
-from tests.support.workers import shared_worker
+from tests.support.workers import module_worker, worker_client
 
 pytestmark = pytest.mark.integration
 
@@ -51,23 +51,18 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-@pytest.fixture(scope="module")
-def worker(kafka_bootstrap, tmp_path_factory):
-    keys = [f"{ONLY[scope]}={scope}" for scope in SCOPES]
-    keys += [f"{ALL_BUT[scope]}={' '.join(sorted(SCOPES - {scope}))}" for scope in SCOPES]
-    with shared_worker(
-        kafka_bootstrap, tmp_path_factory, "security", partitions=2,
-        SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE),
-        SESSIONS_SERVICE_KEYS=";".join(keys),
-        SESSIONS_SESSION_SIGNING_KEYS=f"{NEW_SIGNING_KEY},{OLD_SIGNING_KEY}",
-    ) as process:  # fmt: skip
-        yield process
-
-
-@pytest.fixture
-def client(worker):
-    with httpx.Client(base_url=worker.url, timeout=15.0) as c:
-        yield c
+# One key with only each scope, one with every scope but it.
+KEYS = [f"{ONLY[scope]}={scope}" for scope in SCOPES] + [
+    f"{ALL_BUT[scope]}={' '.join(sorted(SCOPES - {scope}))}" for scope in SCOPES
+]
+worker = module_worker(
+    "security",
+    partitions=2,
+    SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE),
+    SESSIONS_SERVICE_KEYS=";".join(KEYS),
+    SESSIONS_SESSION_SIGNING_KEYS=f"{NEW_SIGNING_KEY},{OLD_SIGNING_KEY}",
+)
+client = worker_client()
 
 
 def session_id_of(token: str) -> str:

@@ -19,7 +19,7 @@ from streams.testing.events import cart_item_added, logged_in, logged_out, page_
 from streams.testing.paths import SAMPLE_RULES_FILE
 from tests.support.dead_letters import read_dead_letters, reason
 from tests.support.sessions import public_has, wait_for_session
-from tests.support.workers import shared_worker
+from tests.support.workers import module_worker, worker_client
 
 pytestmark = pytest.mark.integration
 
@@ -27,26 +27,13 @@ TRUSTED_KEY = "test-identity-service-key-" + uuid.uuid4().hex
 FIVE_DAYS = 5 * 24 * 3600
 
 
-@pytest.fixture(scope="module")
-def worker(kafka_bootstrap, tmp_path_factory):
-    with shared_worker(
-        kafka_bootstrap, tmp_path_factory, "storefront", partitions=4,
-        SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE),
-        SESSIONS_SERVICE_KEYS=f"{TRUSTED_KEY}=events:trusted sessions:read",
-    ) as process:  # fmt: skip
-        yield process
-
-
-@pytest.fixture
-def browser(worker):
-    with httpx.Client(base_url=worker.url, timeout=15.0) as client:
-        yield client
-
-
-@pytest.fixture
-def identity_service(worker):
-    with httpx.Client(base_url=worker.url, timeout=15.0, headers={"Authorization": f"Bearer {TRUSTED_KEY}"}) as client:
-        yield client
+worker = module_worker(
+    "storefront",
+    SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE),
+    SESSIONS_SERVICE_KEYS=f"{TRUSTED_KEY}=events:trusted sessions:read",
+)
+browser = worker_client()
+identity_service = worker_client(Authorization=f"Bearer {TRUSTED_KEY}")
 
 
 def decode_segment(token: str) -> dict:

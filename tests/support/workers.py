@@ -1,5 +1,6 @@
 """Worker processes in pytest: the shared wrapper (``streams.testing.workers``, the bench uses it
-too) plus what only pytest needs, a module-scoped worker and wiping a data folder."""
+too) plus what only pytest needs: a module-scoped worker (and fixtures for it and its HTTP
+clients) and wiping a data folder."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from streams.testing.workers import WorkerProcess, make_worker
@@ -36,3 +39,26 @@ def shared_worker(
 def wipe(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir()
+
+
+def module_worker(name: str, partitions: int = 4, **env: str) -> Any:
+    """A module-scoped ``worker`` fixture: ``worker = module_worker("storefront", SESSIONS_...=...)``."""
+
+    @pytest.fixture(scope="module")
+    def worker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+        with shared_worker(kafka_bootstrap, tmp_path_factory, name, partitions, **env) as process:
+            yield process
+
+    return worker
+
+
+def worker_client(**headers: str) -> Any:
+    """A fixture of an HTTP client of the module's ``worker`` (with its own cookie jar), closed after
+    each test: ``browser = worker_client()``, ``service = worker_client(Authorization=...)``."""
+
+    @pytest.fixture
+    def client(worker: WorkerProcess) -> Iterator[httpx.Client]:
+        with httpx.Client(base_url=worker.url, timeout=15.0, headers=headers) as http:
+            yield http
+
+    return client
