@@ -27,6 +27,7 @@ from streams.testing.paths import SAMPLE_RULES_FILE
 from streams.testing.workers import SERVICE_HEADERS
 from streams.web.tokens import SessionTokens
 from tests.support.sessions import public_has, wait_for_session
+from tests.support.tokens import tampered
 from tests.support.workers import module_worker, worker_client
 
 pytestmark = pytest.mark.integration
@@ -190,7 +191,7 @@ def forged_tokens(sid: str) -> dict[str, str]:
         "expired": SessionTokens([NEW_SIGNING_KEY], 600).issue(sid, 1, now=now - 601),
         "wrongly-signed": jwt.encode(claims, "w" * 64, algorithm="HS256"),
         "rotated-out": gone,
-        "tampered-signature": f"{header}.{payload}.{signature[:-2]}AA",
+        "tampered-signature": f"{header}.{payload}.{tampered(signature)}",
     }
 
 
