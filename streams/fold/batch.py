@@ -113,9 +113,8 @@ def _fold_session(
     the events that overgrow it."""
     folded_offset = stored.offset if stored is not None else -1
     state = stored.state if stored is not None else None
-    written: Written | None = None
-    applied: list[str] = []
-    kinds: list[type] = []
+    last_offset, encoded = folded_offset, b""
+    applied: list[Event] = []
     for offset, event, value in events:
         if offset <= folded_offset:
             outcome.skipped += not check_each
@@ -132,32 +131,28 @@ def _fold_session(
                 )
             continue
         if check_each:
-            encoded = encode_state(candidate)
-            if len(encoded) > max_session_bytes:
+            candidate_encoded = encode_state(candidate)
+            if len(candidate_encoded) > max_session_bytes:
                 # Kept below Kafka's message limit: a changelog write that fails would stop the
                 # loop, and it would fail again on every restart.
                 reason = f"the session would grow over {max_session_bytes} bytes"
                 outcome.dead.append(DeadRecord(offset, key, value, reason, type_name(type(event)), event.id))
                 continue
-            written = Written(offset, encoded, candidate)
-        state = candidate
-        applied.append(event.id)
-        kinds.append(type(event))
-        if not check_each:
-            written = Written(offset, b"", candidate)
-    if written is None:
+            encoded = candidate_encoded
+        state, last_offset = candidate, offset
+        applied.append(event)
+    if state is None or not applied:
         return
     if not check_each:
-        encoded = encode_state(written.state)
+        encoded = encode_state(state)
         if len(encoded) > max_session_bytes:
             _fold_session(key, events, stored, rules, max_session_bytes, outcome, check_each=True)
             return
-        written = written._replace(encoded=encoded)
-    outcome.writes[key] = written
-    outcome.folded.extend((event_id, key) for event_id in applied)
+    outcome.writes[key] = Written(last_offset, encoded, state)
+    outcome.folded.extend((event.id, key) for event in applied)
     by_class = outcome.folded_by_class
-    for kind in kinds:  # counted once the session's events are written, as `folded` is
-        by_class[kind] = by_class.get(kind, 0) + 1
+    for event in applied:  # counted once the session's events are written, as `folded` is
+        by_class[type(event)] = by_class.get(type(event), 0) + 1
 
 
 def rejection_reason(exc: Exception) -> str:

@@ -103,15 +103,6 @@ class _Command:
     done: concurrent.futures.Future[None]
 
 
-@dataclass
-class FoldStats:
-    events_folded: int = 0
-    records_skipped: int = 0
-    dead_letters: int = 0
-    batches: int = 0
-    changelog_restored: int = 0
-
-
 class FoldLoop:
     """No network or disk I/O until :meth:`start`."""
 
@@ -128,7 +119,6 @@ class FoldLoop:
         self.waiters = waiters
         self.fence = fence
         self.on_batch = on_batch
-        self.stats = FoldStats()
         self._restoring: frozenset[int] = frozenset()  # being restored from the changelog now
         self._restored_by_partition: dict[int, int] = {}  # changelog records restored, since start
         self._highs: dict[int, int] = {}  # the event partitions' high watermarks, as last seen
@@ -344,7 +334,6 @@ class FoldLoop:
             if restored.records:
                 # Another worker may have folded this partition meanwhile: what was cached is old.
                 state.cache.clear()
-                self.stats.changelog_restored += restored.records
                 rate = restored.records / restored.seconds if restored.seconds else 0.0
                 log.info(
                     "partition %d: %d changelog records restored in %.2fs (%.0f/s)",
@@ -463,10 +452,6 @@ class FoldLoop:
                     for event_id, key in outcome.folded
                     if event_id in self.waiters
                 )
-            self.stats.events_folded += len(outcome.folded)
-            self.stats.records_skipped += outcome.skipped
-            self.stats.dead_letters += len(outcome.dead)
-        self.stats.batches += 1
         if self.on_batch is not None:
             self._observe(by_partition, outcomes, time.perf_counter() - started)
         self._fault("after_write")
