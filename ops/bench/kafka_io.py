@@ -17,6 +17,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from workload import Record
 
+from streams.fold.locator import CHUNK_PREFIX
 from streams.fold.store import CHANGELOG_OFFSET, SOURCE_OFFSET, unpack_session
 from streams.settings import Settings
 
@@ -293,7 +294,7 @@ def read_changelog(
                 if where is None or end is None or at is None:
                     continue
                 key = msg.key() or b""
-                if at < end and not key.startswith(MARKER_PREFIX):
+                if at < end and not key.startswith((MARKER_PREFIX, CHUNK_PREFIX)):
                     value = msg.value()
                     # A session's value is what the store keeps: its last folded offset, then the state.
                     count = event_count(unpack_session(value)[1]) if value else None

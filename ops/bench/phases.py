@@ -59,7 +59,7 @@ from projections.session import apply
 from schemas.events import decode_event
 from schemas.session import SessionState, decode_state, encode_state, encode_view
 from streams.fold.batch import Stored, fold_batch
-from streams.fold.store import pack_session, unpack_session
+from streams.fold.store import pack_session, unpack_session, unpack_stored
 from streams.kafka import broker as local_broker
 from streams.testing.fold import make_fold
 from streams.testing.paths import REPO, SAMPLE_RULES_FILE, sample_rules
@@ -262,13 +262,13 @@ class Bench:
                 raw = cache.get(key)
                 if raw is None:
                     return None
-                offset, encoded = unpack_session(raw)
-                return Stored(offset, decode_state(encoded))
+                stored = unpack_stored(raw)
+                return Stored(stored.offset, decode_state(stored.encoded), stored.locator)
 
             for start in range(0, len(records), PURE_BATCH):
                 outcome = fold_batch(records[start : start + PURE_BATCH], read, rules, max_bytes)
                 for key, written in outcome.writes.items():
-                    cache[key] = pack_session(written.offset, written.encoded)
+                    cache[key] = pack_session(written.offset, written.encoded, written.locator, written.activity_ms)
                 batches += 1
                 dead += len(outcome.dead)
                 writes += len(outcome.writes)

@@ -21,21 +21,26 @@ from projections.rules import Rules
 from projections.session import apply
 from schemas.events import Event, EventDecodeError, decode_event, type_name
 from schemas.session import SessionState, encode_state
+from streams.fold import locator
 
 log = logging.getLogger(__name__)
 
 
 class Stored(NamedTuple):
-    """A session as the store holds it: the offset of the last record folded into it, the state."""
+    """A session as the store holds it: the offset of the last record folded into it, the state,
+    and its locator (the offsets of its events: ``streams.fold.locator``)."""
 
     offset: int
     state: SessionState
+    locator: bytes = b""
 
 
 class Written(NamedTuple):
     offset: int  # of the last record folded into the session
     encoded: bytes  # the state, encoded once
     state: SessionState
+    locator: bytes  # the stored locator with this batch's events appended (or a fresh one)
+    activity_ms: int  # the time of the last event folded (epoch ms)
 
 
 class DeadRecord(NamedTuple):
@@ -52,6 +57,8 @@ class BatchOutcome:
     writes: dict[bytes, Written] = field(default_factory=dict)  # changed sessions only
     dead: list[DeadRecord] = field(default_factory=list)
     folded: list[tuple[str, bytes]] = field(default_factory=list)  # (event id, its session key)
+    # Locators that grew too long, sealed under keys of their own (locator.chunk_key -> its bytes).
+    sealed: dict[bytes, bytes] = field(default_factory=dict)
     skipped: int = 0  # records at or below their session's folded offset (redeliveries)
     # Events folded, per event class (named once per batch by ``folded_by_type``, not per event).
     folded_by_class: dict[type, int] = field(default_factory=dict)
@@ -115,6 +122,7 @@ def _fold_session(
     state = stored.state if stored is not None else None
     last_offset, encoded = folded_offset, b""
     applied: list[Event] = []
+    applied_offsets: list[int] = []
     for offset, event, value in events:
         if offset <= folded_offset:
             outcome.skipped += not check_each
@@ -141,6 +149,7 @@ def _fold_session(
             encoded = candidate_encoded
         state, last_offset = candidate, offset
         applied.append(event)
+        applied_offsets.append(offset)
     if state is None or not applied:
         return
     if not check_each:
@@ -148,7 +157,13 @@ def _fold_session(
         if len(encoded) > max_session_bytes:
             _fold_session(key, events, stored, rules, max_session_bytes, outcome, check_each=True)
             return
-    outcome.writes[key] = Written(last_offset, encoded, state)
+    stored_locator = stored.locator if stored is not None else b""
+    grown = locator.append(stored_locator, folded_offset, applied_offsets)
+    if len(grown) > locator.LOCATOR_MAX_BYTES:
+        outcome.sealed[locator.chunk_key(key, locator.offsets(grown)[0])] = grown
+        grown = b""
+    activity_ms = int(applied[-1].time.timestamp() * 1000)
+    outcome.writes[key] = Written(last_offset, encoded, state, grown, activity_ms)
     outcome.folded.extend((event.id, key) for event in applied)
     by_class = outcome.folded_by_class
     for event in applied:  # counted once the session's events are written, as `folded` is

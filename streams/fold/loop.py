@@ -47,9 +47,19 @@ from confluent_kafka import (
 
 from projections.rules import Rules
 from schemas.session import decode_state
+from streams.fold import locator
 from streams.fold.batch import BatchOutcome, Stored, fold_batch
 from streams.fold.changelog import SOURCE_OFFSET_HEADER, catch_up, marker
-from streams.fold.store import PartitionStore, StoreClosed, StoreMemory, pack_session, unpack_session
+from streams.fold.store import (
+    PartitionStore,
+    StoreClosed,
+    StoredSession,
+    StoreMemory,
+    history_key,
+    pack_session,
+    stored_state,
+    unpack_stored,
+)
 from streams.fold_waiters import FoldWaiters
 from streams.kafka.producer import KAFKA_CLIENT_LOG
 from streams.memory import trim
@@ -82,6 +92,9 @@ class FoldConfig:
     memory: StoreMemory = field(default_factory=lambda: StoreMemory(64 << 20, 4 << 20, 128 << 20))
     max_session_bytes: int = 256 * 1024
     commit_every_s: float = 1.0
+    # Keep every folded record's bytes in a local history store beside the partition's store, so
+    # a timeline reads them there instead of from Kafka (docs/history.md); a cache, never restored.
+    history_store: bool = True
     # Testing only: "<point>:<n>" kills the process with SIGKILL at that point of the n-th batch
     # (points: before_produce, before_flush, after_flush, after_write).
     fault_point: str = ""
@@ -90,9 +103,15 @@ class FoldConfig:
 @dataclass
 class _Partition:
     store: PartitionStore
+    history: PartitionStore | None = None
     cache: dict[bytes, bytes] = field(default_factory=dict)  # session key -> its stored bytes
     next_offset: int = 0
     committed: int = -1
+
+    def close(self) -> None:
+        self.store.close()
+        if self.history is not None:
+            self.history.close()
 
 
 @dataclass
@@ -227,12 +246,50 @@ class FoldLoop:
         """The stored, encoded state of a session whose partition this worker serves.
 
         Raises :class:`StoreClosed` when it does not serve that partition (moving or restoring)."""
+        raw = self._served(key).store.get(key)
+        return None if raw is None else stored_state(raw)
+
+    def read_stored(self, key: bytes) -> StoredSession | None:
+        """All a session's stored value holds (state, locator, activity); raises :class:`StoreClosed`."""
+        raw = self._served(key).store.get(key)
+        return None if raw is None else unpack_stored(raw)
+
+    def locate(self, key: bytes) -> list[int]:
+        """The offsets of every event folded into a session (its sealed locators, then the one in
+        its value), in log order; raises :class:`StoreClosed`."""
+        state = self._served(key)
+        found: list[int] = []
+        for _, chunk in state.store.scan(locator.chunk_prefix(key)):
+            found.extend(locator.offsets(chunk))
+        raw = state.store.get(key)
+        if raw is not None:
+            found.extend(locator.offsets(unpack_stored(raw).locator))
+        return found
+
+    def history_get(self, key: bytes, offsets: list[int]) -> dict[int, bytes]:
+        """The records of ``offsets`` that the local history store holds (none when it is off)."""
+        history = self._served(key).history
+        if history is None:
+            return {}
+        found = {}
+        for offset in offsets:
+            value = history.get(history_key(key, offset))
+            if value is not None:
+                found[offset] = value
+        return found
+
+    def history_put(self, key: bytes, records: dict[int, bytes]) -> None:
+        """Keep records read from Kafka for the next reader of the same session (a cache fill)."""
+        history = self._served(key).history
+        if history is not None and records:
+            history.put_many({history_key(key, offset): value for offset, value in records.items()})
+
+    def _served(self, key: bytes) -> _Partition:
         partition = self.partition_of(key)
         state = self._partitions.get(partition)
         if partition not in self._serving or state is None:
             raise StoreClosed(f"partition {partition}")
-        raw = state.store.get(key)
-        return None if raw is None else unpack_session(raw)[1]
+        return state
 
     def lag(self) -> dict[int, int]:
         """Events not folded yet, per served partition (from the consumer's cached high watermarks,
@@ -314,7 +371,11 @@ class FoldLoop:
             if state is None:
                 store = PartitionStore(c.stores_dir / f"sessions-{partition}", self._options)
                 store.open()
-                state = self._partitions[partition] = _Partition(store)
+                history = None
+                if c.history_store:
+                    history = PartitionStore(c.stores_dir / f"history-{partition}", self._options)
+                    history.open()
+                state = self._partitions[partition] = _Partition(store, history)
             self._restoring = frozenset({partition})
             self._restored_by_partition.setdefault(partition, 0)
 
@@ -353,7 +414,7 @@ class FoldLoop:
         self._serving = frozenset(serving)
         # Partitions kept open but no longer ours: close them (their files stay for a comeback).
         for partition in set(self._partitions) - partitions:
-            self._partitions.pop(partition).store.close()
+            self._partitions.pop(partition).close()
 
     def _revoke(self, partitions: frozenset[int]) -> None:
         """Called between batches: everything folded so far is flushed and written already."""
@@ -429,7 +490,9 @@ class FoldLoop:
         # Each changed session's stored bytes, built once: the changelog value, the store value and
         # the cache entry are the same object.
         packed = {
-            partition: {key: pack_session(w.offset, w.encoded) for key, w in outcome.writes.items()}
+            partition: {
+                key: pack_session(w.offset, w.encoded, w.locator, w.activity_ms) for key, w in outcome.writes.items()
+            }
             for partition, outcome in outcomes.items()
         }
         self._fault("before_produce")
@@ -443,7 +506,16 @@ class FoldLoop:
         for partition, outcome in outcomes.items():
             state = self._partitions[partition]
             next_offset = by_partition[partition][-1][2] + 1
-            state.store.write_batch(packed[partition], next_offset, markers[partition] + 1)
+            if state.history is not None:
+                # Before the states: a crash in between leaves records no locator names yet (the
+                # replay puts them again), never a located record missing (only a slower read).
+                state.history.put_many(
+                    {history_key(k, o): v for k, v, o in by_partition[partition] if k is not None and v is not None}
+                )
+            sessions = packed[partition]
+            if outcome.sealed:  # rare: a session of thousands of events
+                sessions = {**outcome.sealed, **sessions}
+            state.store.write_batch(sessions, next_offset, markers[partition] + 1)
             state.next_offset = next_offset
             self._remember(state, packed[partition])
             if waiting:
@@ -490,8 +562,8 @@ class FoldLoop:
                 raw = store.get(key)
                 if raw is None:
                     return None
-            offset, encoded = unpack_session(raw)
-            return Stored(offset, decode_state(encoded))
+            stored = unpack_stored(raw)
+            return Stored(stored.offset, decode_state(stored.encoded), stored.locator)
 
         return read
 
@@ -538,6 +610,8 @@ class FoldLoop:
         ]
         for partition, outcome in outcomes.items():
             values = packed[partition]
+            for key, chunk in outcome.sealed.items():
+                self._send(c.changelog_topic, key, chunk, partition, [], None)
             for key, written in outcome.writes.items():
                 self._send(
                     c.changelog_topic, key, values[key], partition,
@@ -661,7 +735,7 @@ class FoldLoop:
             if consumer is not None:
                 consumer.close()
         for state in self._partitions.values():
-            state.store.close()
+            state.close()
         self._partitions.clear()
         while True:  # nobody waits forever on a command the loop will not run
             try:

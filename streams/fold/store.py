@@ -1,7 +1,12 @@
 """The partition store: one rocksdict (RocksDB, raw mode) per partition of the event topic.
 
-A session's value is the offset of the last record folded into it (8 bytes, big-endian) followed
-by its encoded state. Two reserved keys, below every session id (they start with a NUL byte):
+A session's value (``pack_session``) is the offset of the last record folded into it (8 bytes,
+big-endian), a layout byte (1), the time of its last event (epoch ms, 8 bytes: its activity, for
+expiry), its locator (4-byte length, then ``streams.fold.locator``'s bytes: where its events are in
+the log), then its encoded state. Values written before the locator existed are the offset and
+the state only (the state's first byte is ``{``); they read as a session with an empty locator.
+Sealed locators have keys of their own (``locator.chunk_key``, starting with byte 1). Two reserved
+keys, below every session id (they start with a NUL byte):
 
 - ``SOURCE_OFFSET``: the next offset of the event partition to fold. The loop's changelog carries
   the same key as its batch marker, so a rebuild that copies the changelog raw restores it too.
@@ -17,12 +22,16 @@ import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from rocksdict import BlockBasedOptions, Cache, DbClosedError, Options, Rdict, WriteBatch, WriteBufferManager
 
 SOURCE_OFFSET = b"\x00source-offset"
 CHANGELOG_OFFSET = b"\x00changelog-offset"
 _OFFSET = struct.Struct(">q")
+_HEADER = struct.Struct(">qBqI")  # offset, layout, activity ms, locator length
+_LAYOUT_LOCATED = 1
+_LEGACY_STATE_START = ord("{")
 
 
 def pack_offset(offset: int) -> bytes:
@@ -34,13 +43,42 @@ def unpack_offset(raw: bytes) -> int:
     return offset
 
 
-def pack_session(offset: int, encoded: bytes) -> bytes:
-    return _OFFSET.pack(offset) + encoded
+class StoredSession(NamedTuple):
+    offset: int  # of the last record folded into it
+    activity_ms: int  # its last event's time (epoch ms); 0 when unknown (an older value)
+    locator: bytes
+    encoded: bytes  # the state
+
+
+def pack_session(offset: int, encoded: bytes, locator: bytes = b"", activity_ms: int = 0) -> bytes:
+    return _HEADER.pack(offset, _LAYOUT_LOCATED, activity_ms, len(locator)) + locator + encoded
+
+
+def unpack_stored(raw: bytes) -> StoredSession:
+    if len(raw) > _OFFSET.size and raw[_OFFSET.size] == _LEGACY_STATE_START:
+        return StoredSession(_OFFSET.unpack_from(raw)[0], 0, b"", raw[_OFFSET.size :])
+    offset, _layout, activity_ms, length = _HEADER.unpack_from(raw)
+    start = _HEADER.size + length
+    return StoredSession(offset, activity_ms, raw[_HEADER.size : start], raw[start:])
 
 
 def unpack_session(raw: bytes) -> tuple[int, bytes]:
     """(offset of the last record folded into it, the encoded state)."""
-    return _OFFSET.unpack_from(raw)[0], raw[_OFFSET.size :]
+    stored = unpack_stored(raw)
+    return stored.offset, stored.encoded
+
+
+def stored_state(raw: bytes) -> bytes:
+    """Only the encoded state of a stored value (the read path's share)."""
+    if raw[_OFFSET.size] == _LEGACY_STATE_START:
+        return raw[_OFFSET.size :]
+    return raw[_HEADER.size + _HEADER.unpack_from(raw)[3] :]
+
+
+def history_key(session_key: bytes, offset: int) -> bytes:
+    """A record's key in the local history store: its session, then its offset (a session's
+    records are neighbours, in log order)."""
+    return session_key + _OFFSET.pack(offset)
 
 
 class StoreClosed(RuntimeError):
@@ -122,6 +160,33 @@ class PartitionStore:
     @property
     def changelog_offset(self) -> int | None:
         return self.offset(CHANGELOG_OFFSET)
+
+    def scan(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        """Every (key, value) whose key starts with ``prefix``, in key order."""
+        db = self._require()
+        found = []
+        try:
+            it = db.iter()
+            it.seek(prefix)
+            while it.valid():
+                key = it.key()
+                if not key.startswith(prefix):
+                    break
+                found.append((key, it.value()))
+                it.next()
+        except DbClosedError:
+            raise StoreClosed(str(self.path)) from None
+        return found
+
+    def put_many(self, records: Mapping[bytes, bytes]) -> None:
+        """One atomic write of raw records."""
+        batch = WriteBatch(raw_mode=True)
+        for key, value in records.items():
+            batch.put(key, value)
+        try:
+            self._require().write(batch)
+        except DbClosedError:
+            raise StoreClosed(str(self.path)) from None
 
     def write_batch(self, sessions: Mapping[bytes, bytes], source_offset: int, changelog_offset: int) -> None:
         """One atomic write: ``sessions`` (already packed), the next source and changelog offsets."""
