@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,13 @@ from streams.engine import Engine
 from streams.fold.loop import FoldConfig, FoldLoop
 from streams.fold.store import StoreMemory
 from streams.fold_waiters import FoldWaiters
+from streams.history.timeline import LogReader, SessionHistory
 from streams.kafka.faust_private import broker_url, group_generation, hold
 from streams.kafka.producer import EventProducer
 from streams.metrics import Metrics
 from streams.rules_file import load_rules
 from streams.settings import Settings
+from streams.web.history import register_history_views
 from streams.web.metrics import register_metrics
 from streams.web.service_auth import ServiceKeys
 from streams.web.storefront import register_storefront_views
@@ -47,6 +50,17 @@ class ProducerService(Service):
 
     async def on_stop(self) -> None:
         self.producer.stop()
+
+
+class ClosingService(Service):
+    """Closes a client (``close``, which blocks) when the worker stops."""
+
+    def __init__(self, close: Callable[[], None], **kwargs: Any) -> None:
+        self.close = close
+        super().__init__(**kwargs)
+
+    async def on_stop(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.close)
 
 
 class FoldService(Service):
@@ -83,6 +97,7 @@ def fold_config(settings: Settings) -> FoldConfig:
             settings.rocksdb_block_cache_bytes, settings.rocksdb_write_buffer_bytes, settings.rocksdb_memtables_bytes
         ),
         max_session_bytes=settings.max_session_bytes,
+        history_store=settings.history_store,
         fault_point=settings.fault_point,
     )
 
@@ -137,7 +152,10 @@ def create_engine(settings: Settings) -> Engine:
     fold = FoldLoop(fold_config(settings), rules, waiters, fence=lambda: group_generation(app), on_batch=metrics.batch)
     app.add_dependency(FoldService(fold, settings.data_dir))
     keys = ServiceKeys(settings.service_key_scopes)
-    engine = Engine(settings, app, events, producer, rules, waiters, tokens, keys, fold, metrics)
+    reader = LogReader(settings.kafka_bootstrap, settings.events_topic, settings.group_instance_id)
+    app.add_dependency(ClosingService(reader.close))
+    history = SessionHistory(fold, reader)
+    engine = Engine(settings, app, events, producer, rules, waiters, tokens, keys, fold, history, metrics)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
@@ -156,6 +174,7 @@ def create_engine(settings: Settings) -> Engine:
 
     register_views(engine)
     register_storefront_views(engine)
+    register_history_views(engine)
     register_metrics(engine)
     return engine
 

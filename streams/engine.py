@@ -11,6 +11,7 @@ import faust
 from projections.rules import Rules
 from streams.fold.loop import FoldLoop
 from streams.fold_waiters import FoldWaiters
+from streams.history.timeline import SessionHistory
 from streams.kafka.producer import EventProducer
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -31,6 +32,7 @@ class Engine:
     tokens: SessionTokens
     service_keys: ServiceKeys  # digests only: streams.web.service_auth
     fold: FoldLoop
+    history: SessionHistory  # a session's events, read back for its timeline and past states
     metrics: Metrics = field(default_factory=Metrics)  # this worker's own registry (/metrics)
     # (METHOD, path) -> the access the route declares (filled as the views register).
     access: dict[tuple[str, str], Access] = field(default_factory=dict)

@@ -52,6 +52,10 @@ class Settings:
     # Sessions kept in memory between batches (as their stored bytes; all partitions together): hot
     # sessions skip a RocksDB read.
     state_cache_sessions: int = 20_000
+    # Keep each folded event's record in a local history store beside the partition's store, so a
+    # timeline is read from disk, not fetched from Kafka by offset (docs/history.md). A cache:
+    # off, or deleted, the timeline reads Kafka instead.
+    history_store: bool = True
     # Testing only: "<point>:<n>" makes the fold loop SIGKILL its process (streams/fold/loop.py).
     fault_point: str = ""
     log_level: str = "info"
@@ -217,6 +221,17 @@ def _parse(name: str, raw: str, kind: Any) -> Any:
             return float(raw)
         if kind == "Path":
             return Path(raw)
+        if kind == "bool":
+            return _boolean(name, raw)
     except ValueError:
         raise SettingsError(f"{name} must be a{'n integer' if kind == 'int' else ' number'}, got {raw!r}") from None
     return raw
+
+
+def _boolean(name: str, raw: str) -> bool:
+    text = raw.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")

@@ -6,17 +6,34 @@ Each function returns what it read or raises :class:`~streams.web.errors.HttpErr
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from schemas.events import SESSION_ID_PATTERN
 from streams.web.errors import HttpError
 
 JSON_TYPES = frozenset({"application/json", "application/cloudevents+json", "application/cloudevents-batch+json"})
 # orjson reads 1024 levels but writes only 255, and msgspec stops encoding near the recursion
 # limit: a value nested deeper was stored, then failed every response (a 500). Refuse it up front.
 MAX_JSON_DEPTH = 128
+
+
+_SESSION_ID = re.compile(SESSION_ID_PATTERN)
+
+
+def session_id_param(session_id: str) -> str:
+    """A session id from a path; a 400 naming it when it is not one."""
+    if not _SESSION_ID.match(session_id):
+        raise HttpError(
+            400,
+            "invalid_session_id",
+            "a session id is a lowercase canonical UUID",
+            details=[{"path": "session_id", "message": f"not a session id: {session_id[:64]!r}"}],
+        )
+    return session_id
 
 
 def parse_json_body(content_type: str, body: bytes) -> Any:

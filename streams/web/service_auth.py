@@ -26,6 +26,7 @@ from aiohttp import web
 from streams.web.errors import HttpError
 
 SESSIONS_READ = "sessions:read"
+SESSIONS_HISTORY = "sessions:history"
 EVENTS_TRUSTED = "events:trusted"
 PUBLIC = "public"
 HTTP_METHODS = ("get", "post", "patch", "put", "delete")
@@ -96,10 +97,19 @@ def require(request: web.Request, keys: ServiceKeys, scope: str) -> None:
 
 @dataclass(frozen=True)
 class Access:
-    """What a route needs: ``scope`` (None: public) and the scope that unlocks more on a public one."""
+    """What a route needs: ``scope`` (None: public) and ``elevated``: on a public route, the scope
+    that unlocks more; on a scoped one, the scope needed instead when the request has one of the
+    query parameters ``elevated_by`` (``?at=`` of a session read needs ``sessions:history``)."""
 
     scope: str | None
     elevated: str | None = None
+    elevated_by: tuple[str, ...] = ()
+
+    def needed(self, query: Mapping[str, str]) -> str | None:
+        """The scope a request needs."""
+        if self.elevated is not None and any(name in query for name in self.elevated_by):
+            return self.elevated
+        return self.scope
 
     @property
     def label(self) -> str:
@@ -107,11 +117,12 @@ class Access:
         return self.scope or PUBLIC
 
 
-def requires(scope: str) -> Callable[[F], F]:
-    """Declares (and, through :func:`page`, enforces) that a view method needs ``scope``."""
+def requires(scope: str, instead: str | None = None, when: tuple[str, ...] = ()) -> Callable[[F], F]:
+    """Declares (and, through :func:`page`, enforces) that a view method needs ``scope``, or the
+    scope ``instead`` when the request has one of the query parameters ``when``."""
 
     def mark(method: F) -> F:
-        method.__access__ = Access(scope)  # type: ignore[attr-defined]
+        method.__access__ = Access(scope, instead, when)  # type: ignore[attr-defined]
         return method
 
     return mark
@@ -142,14 +153,16 @@ def page(app: Any, path: str, keys: ServiceKeys, registry: dict[tuple[str, str],
                 raise TypeError(f"{name.upper()} {path}: no @requires(scope) or @public() declared")
             registry[(name.upper(), _PATTERN.sub(r"{\1}", path))] = access
             if access.scope is not None:
-                setattr(view, name, _guarded(method, keys, access.scope))
+                setattr(view, name, _guarded(method, keys, access))
         return app.page(path)(view)  # type: ignore[no-any-return]
 
     return register
 
 
-def _guarded(method: Callable[..., Awaitable[web.StreamResponse]], keys: ServiceKeys, scope: str) -> Any:
+def _guarded(method: Callable[..., Awaitable[web.StreamResponse]], keys: ServiceKeys, access: Access) -> Any:
     async def guarded(self: Any, request: web.Request, *args: Any, **kwargs: Any) -> web.StreamResponse:
+        scope = access.needed(request.query)
+        assert scope is not None  # a scoped route
         require(request, keys, scope)
         return await method(self, request, *args, **kwargs)
 

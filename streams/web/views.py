@@ -7,7 +7,6 @@ rendered by the ``json_errors`` middleware.
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,7 +19,6 @@ from faust.web import View
 
 from projections.session import rfc3339
 from schemas.events import (
-    SESSION_ID_PATTERN,
     STOREFRONT_EVENT_TYPES,
     EventDecodeError,
     encode_event,
@@ -29,15 +27,23 @@ from schemas.events import (
 from schemas.session import decode_state, encode_view
 from streams.fold.store import StoreClosed
 from streams.kafka.producer import ProduceFailed, Record, time_ms
-from streams.web.bodies import read_json_body
+from streams.web.bodies import read_json_body, session_id_param
 from streams.web.errors import JSON, HttpError, json_errors, json_response, unavailable
+from streams.web.history import PAST_PARAMETERS, past_state
 from streams.web.routing import forward_if_not_owner
-from streams.web.service_auth import EVENTS_TRUSTED, SESSIONS_READ, authenticate, page, public, requires
+from streams.web.service_auth import (
+    EVENTS_TRUSTED,
+    SESSIONS_HISTORY,
+    SESSIONS_READ,
+    authenticate,
+    page,
+    public,
+    requires,
+)
 
 if TYPE_CHECKING:
     from streams.engine import Engine
 
-_SESSION_ID = re.compile(SESSION_ID_PATTERN)
 DEFAULT_SOURCE = "/api/events"
 
 
@@ -194,18 +200,15 @@ def register_views(engine: Engine) -> None:
 
     @route("/api/v1/sessions/{session_id}")
     class Session(View):
-        @requires(SESSIONS_READ)
+        # ?at= and ?after= read the session's past: sessions:history instead of sessions:read.
+        @requires(SESSIONS_READ, instead=SESSIONS_HISTORY, when=PAST_PARAMETERS)
         async def get(self, request: web.Request, session_id: str) -> web.Response:
-            if not _SESSION_ID.match(session_id):
-                raise HttpError(
-                    400,
-                    "invalid_session_id",
-                    "a session id is a lowercase canonical UUID",
-                    details=[{"path": "session_id", "message": f"not a session id: {session_id[:64]!r}"}],
-                )
+            session_id_param(session_id)
             answer = await forward_if_not_owner(engine, session_id, request, b"")
             if answer is not None:
                 return answer
+            if any(name in request.query for name in PAST_PARAMETERS):
+                return await past_state(engine, session_id, request)
             try:
                 raw = engine.read_session(session_id)
             except StoreClosed:

@@ -84,6 +84,8 @@ def test_every_route_declares_its_access_and_the_document_states_it(tmp_path):
         assert operation.get("x-scope-elevated") == access.elevated, (method, path)
         if access.scope is not None:
             expected = [{"serviceKey": [access.scope]}]
+            if access.elevated is not None:  # ?at= of a session read: sessions:history instead
+                expected.append({"serviceKey": [access.elevated]})
         elif access.elevated is not None:
             expected = [{}, {"serviceKey": [access.elevated]}]
         else:
@@ -120,7 +122,15 @@ def test_each_route_enforces_the_scope_it_declares(client, method, path, operati
         answer = client.request(method, url, headers=bearer(ONLY[scope]), **kwargs)
         assert answer.status_code not in (401, 403), answer.text
     elevated = operation.get("x-scope-elevated")
-    if elevated is not None:  # POST /api/events: a trusted event needs events:trusted
+    if elevated is not None and scope != "public":  # GET a session ?at= or ?after=: sessions:history
+        assert (method, path) == ("GET", "/api/v1/sessions/{session_id}")
+        for past in ({"at": "2026-11-26T12:00:00Z"}, {"after": str(uuid.uuid4())}):
+            assert client.get(url, params=past).status_code == 401
+            assert client.get(url, params=past, headers=bearer(ONLY[scope])).status_code == 403
+            assert client.get(url, params=past, headers=bearer(ALL_BUT[elevated])).status_code == 403
+            answer = client.get(url, params=past, headers=bearer(ONLY[elevated]))
+            assert answer.status_code == 404 and answer.json()["error"]["code"] == "session_not_found", answer.text
+    elif elevated is not None:  # POST /api/events: a trusted event needs events:trusted
         assert (method, path) == ("POST", "/api/events")
         event = logged_in(str(uuid.uuid4()), "user-1", "someone@example.com")
         assert client.post(url, json=event).status_code == 403
