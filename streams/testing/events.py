@@ -12,7 +12,9 @@ from typing import Any
 
 from projections.session import rfc3339
 
-BASE_TIME = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+# A day before the run, on the hour: recent enough that no session is inactive for longer than the
+# default lifetime (SESSIONS_SESSION_TTL_S) and a day of offsets stays in the past.
+BASE_TIME = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
 
 
 def new_session_id() -> str:

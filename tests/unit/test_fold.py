@@ -4,7 +4,7 @@ from projections.errors import EventRejected
 from projections.session import apply, fold, query_parameters
 from schemas.events import event_from_object
 from schemas.session import decode_state, encode_state
-from streams.testing.events import campaign_click, cart_item_added, new_session_id, page_view, public_set
+from streams.testing.events import at, campaign_click, cart_item_added, new_session_id, page_view, public_set
 
 pytestmark = pytest.mark.unit
 
@@ -41,8 +41,9 @@ def test_meta_counts_events_and_records_first_and_last_time():
         events(page_view(sid, "https://s/", 0), page_view(sid, "https://s/", 30), page_view(sid, "https://s/", 90))
     )
     assert state.meta.event_count == 3
-    assert state.meta.first_event_time == "2026-11-26T12:00:00Z"
-    assert state.meta.last_event_time == "2026-11-26T12:01:30Z"
+    assert state.meta.first_event_time == at(0)
+    assert state.meta.last_event_time == at(90)
+    assert state.meta.last_event_time.endswith(":01:30Z")
 
 
 def test_page_without_query_string_changes_only_meta():

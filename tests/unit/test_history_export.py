@@ -23,7 +23,7 @@ from streams.history.export import (
 )
 from streams.kafka.dead_letters import DeadLetter
 from streams.kafka.producer import MAX_FUTURE_MS, kafka_timestamp, time_ms
-from streams.testing.events import BASE_TIME, EXAMPLES, campaign_click, logged_in, new_session_id, page_view
+from streams.testing.events import BASE_TIME, EXAMPLES, at, campaign_click, logged_in, new_session_id, page_view
 
 pytestmark = pytest.mark.unit
 
@@ -33,8 +33,10 @@ def raw(obj) -> bytes:
 
 
 def test_instants_need_a_timezone_and_come_out_in_utc():
-    assert parse_instant("2026-11-26T12:00:00Z", "--from") == BASE_TIME
-    assert parse_instant("2026-11-26T14:00:00+02:00", "--from") == BASE_TIME
+    noon = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    assert parse_instant("2026-11-26T12:00:00Z", "--from") == noon
+    assert parse_instant("2026-11-26T14:00:00+02:00", "--from") == noon
+    assert parse_instant(at(0), "--from") == BASE_TIME
     assert parse_instant("2026-11-26T12:00:00.250Z", "--to").microsecond == 250_000
     with pytest.raises(ExportError) as zoneless:
         parse_instant("2026-11-26T12:00:00", "--from")
@@ -154,7 +156,9 @@ def test_a_parquet_file_of_every_type_reads_back_with_duckdb(tmp_path):
 
 def test_records_are_stamped_with_their_event_time_within_what_kafka_accepts():
     now = to_ms(datetime(2026, 11, 27, tzinfo=UTC))
-    assert time_ms(BASE_TIME) == to_ms(BASE_TIME) == 1_795_694_400_000
+    noon = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    assert time_ms(noon) == to_ms(noon) == 1_795_694_400_000
+    assert time_ms(BASE_TIME) == to_ms(BASE_TIME)
     assert kafka_timestamp(now - 86_400_000, now) == now - 86_400_000
     assert kafka_timestamp(now + 60_000, now) == now + 60_000
     assert kafka_timestamp(now + 10 * 3_600_000, now) == now + MAX_FUTURE_MS  # Kafka refuses > 1 h ahead
