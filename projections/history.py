@@ -7,7 +7,7 @@ them from its history store or from Kafka), and the fold is the one the worker r
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from projections.errors import EventRejected
@@ -41,31 +41,68 @@ def changed_paths(before: Namespaces, after: Namespaces) -> list[str]:
     return paths
 
 
-def replay(events: Iterable[Event], rules: Rules = EMPTY_RULES) -> Iterator[Step]:
+class Lifetime:
+    """A session's lifetime (None: forever): an event that comes more than ``lifetime`` after the
+    latest event time folded so far starts the session afresh; the old one had expired. The fold
+    engine applies the same rule (``streams.fold.batch``), so a replay meets the same restarts."""
+
+    def __init__(self, lifetime: timedelta | None) -> None:
+        # In whole milliseconds, as the engine stores a session's activity.
+        self.lifetime_ms = None if lifetime is None else int(lifetime.total_seconds() * 1000)
+        self.latest_ms: int | None = None
+
+    def expired_by(self, event: Event) -> bool:
+        return self.expired_at(event.time)
+
+    def expired_at(self, moment: datetime) -> bool:
+        if self.lifetime_ms is None or self.latest_ms is None:
+            return False
+        return _ms(moment) - self.latest_ms > self.lifetime_ms
+
+    def folded(self, event: Event) -> None:
+        self.latest_ms = _ms(event.time) if self.latest_ms is None else max(self.latest_ms, _ms(event.time))
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def replay(events: Iterable[Event], rules: Rules = EMPTY_RULES, lifetime: timedelta | None = None) -> Iterator[Step]:
     """Fold the events in order, yielding each with the state after it and what it changed."""
     state: SessionState | None = None
+    clock = Lifetime(lifetime)
     for event in events:
+        base = None if clock.expired_by(event) else state
         try:
-            after = apply(state, event, rules)
+            after = apply(base, event, rules)
         except EventRejected:
             yield Step(event, state, [], True)
             continue
-        before: Namespaces = state.namespaces if state is not None else {}
+        clock.folded(event)
+        before: Namespaces = base.namespaces if base is not None else {}
         yield Step(event, after, changed_paths(before, after.namespaces), False)
         state = after
 
 
-def state_at(events: Iterable[Event], instant: datetime, rules: Rules = EMPTY_RULES) -> SessionState | None:
-    """The fold, in log order, of the events whose time is at or before ``instant`` (None: none).
+def state_at(
+    events: Iterable[Event], instant: datetime, rules: Rules = EMPTY_RULES, lifetime: timedelta | None = None
+) -> SessionState | None:
+    """The fold, in log order, of the events whose time is at or before ``instant`` (None: none,
+    or the session had expired by then).
 
     A skewed event (earlier in the log, later in time) is left out even when later ones are in."""
     state: SessionState | None = None
+    clock = Lifetime(lifetime)
     for event in events:
         if event.time <= instant:
+            base = None if clock.expired_by(event) else state
             try:
-                state = apply(state, event, rules)
+                state = apply(base, event, rules)
             except EventRejected:
                 continue
+            clock.folded(event)
+    if state is not None and clock.expired_at(instant):
+        return None  # inactive for longer than its lifetime at that instant: expired
     return state
 
 
@@ -73,11 +110,13 @@ class UnknownEvent(LookupError):
     """The event id is not one of the session's events."""
 
 
-def state_after(events: Iterable[Event], event_id: str, rules: Rules = EMPTY_RULES) -> SessionState | None:
+def state_after(
+    events: Iterable[Event], event_id: str, rules: Rules = EMPTY_RULES, lifetime: timedelta | None = None
+) -> SessionState | None:
     """The state right after the event with ``event_id`` (its first occurrence): the fold of the
     events before it and itself, in log order. None when the session had no state by then (the
     event was refused and nothing came before it)."""
-    for step in replay(events, rules):
+    for step in replay(events, rules, lifetime):
         if step.event.id == event_id:
             return step.state
     raise UnknownEvent(event_id)

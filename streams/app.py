@@ -98,6 +98,8 @@ def fold_config(settings: Settings) -> FoldConfig:
         ),
         max_session_bytes=settings.max_session_bytes,
         history_store=settings.history_store,
+        lifetime_ms=settings.session_ttl_s * 1000,
+        sweep_every_s=settings.session_sweep_every_s,
         fault_point=settings.fault_point,
     )
 

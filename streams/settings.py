@@ -71,8 +71,11 @@ class Settings:
     kafka_fetch_wait_ms: int = 50
     # The transformers' rules (TOML, see ops/rules.sample.toml); empty = no rules.
     rules_file: str = ""
-    # Storefront API: token lifetime, signing key (generated under data_dir when empty), cookies.
+    # A session's lifetime after its last event (and the storefront token's lifetime): an inactive
+    # session expires (reads answer 404, its next event starts it afresh) and a sweep, every
+    # ``session_sweep_every_s``, deletes it from the store and writes its changelog tombstone.
     session_ttl_s: int = 5 * 24 * 3600
+    session_sweep_every_s: float = 60.0
     # A secret: kept out of repr (and so out of logs and tracebacks).
     session_signing_key: str = field(default="", repr=False)
     # Key rotation: several signing keys, newest first, separated by commas or spaces. The first

@@ -33,6 +33,7 @@ class Stored(NamedTuple):
     offset: int
     state: SessionState
     locator: bytes = b""
+    activity_ms: int = 0  # the time of its last event (epoch ms); 0: unknown
 
 
 class Written(NamedTuple):
@@ -80,7 +81,11 @@ Reader = Callable[[bytes], Stored | None]
 SourceRecord = tuple[bytes | None, bytes | None, int]
 
 
-def fold_batch(records: Iterable[SourceRecord], read: Reader, rules: Rules, max_session_bytes: int) -> BatchOutcome:
+def fold_batch(
+    records: Iterable[SourceRecord], read: Reader, rules: Rules, max_session_bytes: int, lifetime_ms: int = 0
+) -> BatchOutcome:
+    """``lifetime_ms`` (0: forever): an event more than this after its session's previous one
+    starts the session afresh (the old one expired; ``projections.history`` replays the same)."""
     outcome = BatchOutcome()
     by_session: dict[bytes, list[tuple[int, Event, bytes]]] = {}
     for key, value, offset in records:
@@ -102,7 +107,7 @@ def fold_batch(records: Iterable[SourceRecord], read: Reader, rules: Rules, max_
         else:
             pending.append((offset, event, value))
     for key, events in by_session.items():
-        _fold_session(key, events, read(key), rules, max_session_bytes, outcome)
+        _fold_session(key, events, read(key), rules, max_session_bytes, lifetime_ms, outcome)
     return outcome
 
 
@@ -112,6 +117,7 @@ def _fold_session(
     stored: Stored | None,
     rules: Rules,
     max_session_bytes: int,
+    lifetime_ms: int,
     outcome: BatchOutcome,
     check_each: bool = False,
 ) -> None:
@@ -120,6 +126,7 @@ def _fold_session(
     the events that overgrow it."""
     folded_offset = stored.offset if stored is not None else -1
     state = stored.state if stored is not None else None
+    activity_ms = stored.activity_ms if stored is not None else 0
     last_offset, encoded = folded_offset, b""
     applied: list[Event] = []
     applied_offsets: list[int] = []
@@ -127,8 +134,11 @@ def _fold_session(
         if offset <= folded_offset:
             outcome.skipped += not check_each
             continue
+        event_ms = int(event.time.timestamp() * 1000)
+        # An activity of 0 is unknown (a value stored before it was kept): never expired here.
+        expired = lifetime_ms and activity_ms and event_ms - activity_ms > lifetime_ms
         try:
-            candidate = apply(state, event, rules)
+            candidate = apply(None if expired else state, event, rules)
         except Exception as exc:  # a bug in one rule must not stop every session's stream
             if not check_each:  # the second pass meets the same failures: reported once
                 log.exception(
@@ -147,7 +157,7 @@ def _fold_session(
                 outcome.dead.append(DeadRecord(offset, key, value, reason, type_name(type(event)), event.id))
                 continue
             encoded = candidate_encoded
-        state, last_offset = candidate, offset
+        state, last_offset, activity_ms = candidate, offset, max(activity_ms, event_ms)
         applied.append(event)
         applied_offsets.append(offset)
     if state is None or not applied:
@@ -155,14 +165,13 @@ def _fold_session(
     if not check_each:
         encoded = encode_state(state)
         if len(encoded) > max_session_bytes:
-            _fold_session(key, events, stored, rules, max_session_bytes, outcome, check_each=True)
+            _fold_session(key, events, stored, rules, max_session_bytes, lifetime_ms, outcome, check_each=True)
             return
     stored_locator = stored.locator if stored is not None else b""
     grown = locator.append(stored_locator, folded_offset, applied_offsets)
     if len(grown) > locator.LOCATOR_MAX_BYTES:
         outcome.sealed[locator.chunk_key(key, locator.offsets(grown)[0])] = grown
         grown = b""
-    activity_ms = int(applied[-1].time.timestamp() * 1000)
     outcome.writes[key] = Written(last_offset, encoded, state, grown, activity_ms)
     outcome.folded.extend((event.id, key) for event in applied)
     by_class = outcome.folded_by_class

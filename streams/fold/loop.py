@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,6 @@ from streams.fold.store import (
     StoreMemory,
     history_key,
     pack_session,
-    stored_state,
     unpack_stored,
 )
 from streams.fold_waiters import FoldWaiters
@@ -95,6 +95,12 @@ class FoldConfig:
     # Keep every folded record's bytes in a local history store beside the partition's store, so
     # a timeline reads them there instead of from Kafka (docs/history.md); a cache, never restored.
     history_store: bool = True
+    # A session inactive for longer than this expires (0: never): reads answer as if it did not
+    # exist, its next event starts it afresh, and a sweep deletes it from the store and writes its
+    # changelog tombstone, keeping its locator (its timeline stays readable).
+    lifetime_ms: int = 0
+    sweep_every_s: float = 60.0
+    sweep_scan: int = 5000  # sessions looked at per partition and sweep (between two batches)
     # Testing only: "<point>:<n>" kills the process with SIGKILL at that point of the n-th batch
     # (points: before_produce, before_flush, after_flush, after_write).
     fault_point: str = ""
@@ -107,6 +113,7 @@ class _Partition:
     cache: dict[bytes, bytes] = field(default_factory=dict)  # session key -> its stored bytes
     next_offset: int = 0
     committed: int = -1
+    sweep_from: bytes = b""  # where the next sweep of this partition's sessions goes on
 
     def close(self) -> None:
         self.store.close()
@@ -158,6 +165,7 @@ class FoldLoop:
         self._last_fold = 0.0  # when the last batch was folded; 0 once trimmed after it
         self._batch_messages: list[Message] = []
         self._last_commit = 0.0
+        self._last_sweep = time.monotonic()  # the first sweep comes a period after the start
         self._failed: Exception | None = None
 
     # -- the control plane's side (any thread) ---------------------------------------------------
@@ -247,7 +255,14 @@ class FoldLoop:
 
         Raises :class:`StoreClosed` when it does not serve that partition (moving or restoring)."""
         raw = self._served(key).store.get(key)
-        return None if raw is None else stored_state(raw)
+        if raw is None:
+            return None
+        stored = unpack_stored(raw)
+        return None if self._expired(stored.activity_ms, _now_ms()) else stored.encoded
+
+    def _expired(self, activity_ms: int, now_ms: int) -> bool:
+        lifetime = self.config.lifetime_ms
+        return bool(lifetime and activity_ms and now_ms - activity_ms > lifetime)
 
     def read_stored(self, key: bytes) -> StoredSession | None:
         """All a session's stored value holds (state, locator, activity); raises :class:`StoreClosed`."""
@@ -446,6 +461,7 @@ class FoldLoop:
             trim()
         self._commit(force=False)
         self._refresh_highs()
+        self._sweep()
 
     def _split(self, messages: list[Message]) -> dict[int, list[tuple[bytes | None, bytes | None, int]]]:
         by_partition: dict[int, list[tuple[bytes | None, bytes | None, int]]] = {}
@@ -482,7 +498,9 @@ class FoldLoop:
         outcomes: dict[int, BatchOutcome] = {}
         for partition, records in by_partition.items():
             state = self._partitions[partition]
-            outcomes[partition] = fold_batch(records, self._reader(state), self.rules, c.max_session_bytes)
+            outcomes[partition] = fold_batch(
+                records, self._reader(state), self.rules, c.max_session_bytes, c.lifetime_ms
+            )
         generation = self._generation
         if not self._fence_holds(generation):
             self._rewind(by_partition)
@@ -563,7 +581,7 @@ class FoldLoop:
                 if raw is None:
                     return None
             stored = unpack_stored(raw)
-            return Stored(stored.offset, decode_state(stored.encoded), stored.locator)
+            return Stored(stored.offset, decode_state(stored.encoded), stored.locator, stored.activity_ms)
 
         return read
 
@@ -633,19 +651,75 @@ class FoldLoop:
             key, value = marker(by_partition[partition][-1][2] + 1)
             self._send(c.changelog_topic, key, value, partition, marker_headers, on_marker)
         self._fault("before_flush")  # some records may be on their way, none acknowledged for sure
-        waited = 0.0
-        while self._producer.flush(1.0) > 0:
-            waited += 1.0
-            if self._stopping or (not self._commands.empty() and waited >= 5):
-                log.warning("the changelog is not acknowledged after %.0fs: this batch is not written", waited)
-                return None
-            if waited % 10 == 0:
-                log.warning("waiting %.0fs for Kafka to acknowledge the changelog", waited)
+        if not self._flush():
+            return None
         if failures or set(markers) != set(outcomes):
             log.warning("Kafka refused changelog records (%s): folding the batch again", "; ".join(failures[:3]))
             time.sleep(1.0)  # a pause before the retry, not a wait for a condition
             return None
         return markers
+
+    def _flush(self) -> bool:
+        """Wait until Kafka acknowledged everything produced; False when giving up (stopping, or a
+        command such as a revocation waits and Kafka has not answered for 5 s)."""
+        assert self._producer is not None
+        waited = 0.0
+        while self._producer.flush(1.0) > 0:
+            waited += 1.0
+            if self._stopping or (not self._commands.empty() and waited >= 5):
+                log.warning("the changelog is not acknowledged after %.0fs: not writing the store", waited)
+                return False
+            if waited % 10 == 0:
+                log.warning("waiting %.0fs for Kafka to acknowledge the changelog", waited)
+        return True
+
+    def _sweep(self) -> None:
+        """Expire sessions inactive for longer than their lifetime, a slice of each partition per
+        call: their sealed locators and tombstones go to the changelog, then the store drops them
+        (a crash in between: catching up from the changelog finishes the job)."""
+        c = self.config
+        now = time.monotonic()
+        if not c.lifetime_ms or not self._serving or now - self._last_sweep < c.sweep_every_s:
+            return
+        self._last_sweep = now
+        now_ms = _now_ms()
+        generation = self._generation
+        expired: dict[int, dict[bytes, bytes]] = {}  # partition -> session key -> its locator
+        for partition in sorted(self._serving):
+            state = self._partitions[partition]
+            rows, state.sweep_from = state.store.scan_sessions(state.sweep_from, c.sweep_scan)
+            for key, raw in rows:
+                stored = unpack_stored(raw)
+                if self._expired(stored.activity_ms or _activity_of(stored.encoded), now_ms):
+                    expired.setdefault(partition, {})[key] = stored.locator
+        if not expired:
+            return
+        failures: list[str] = []
+
+        def on_delivery(err: KafkaError | None, message: Message) -> None:
+            if err is not None:
+                failures.append(err.str())
+
+        sealed: dict[int, dict[bytes, bytes]] = {}
+        for partition, sessions in expired.items():
+            sealed[partition] = {
+                locator.chunk_key(key, locator.offsets(found)[0]): found for key, found in sessions.items() if found
+            }
+            for key, chunk in sealed[partition].items():
+                self._send(c.changelog_topic, key, chunk, partition, [], on_delivery)
+            for key in sessions:
+                self._send(c.changelog_topic, key, None, partition, [], on_delivery)
+        if not self._flush() or failures or not self._fence_holds(generation):
+            log.warning("session expiry not written (%s): the next sweep tries again", "; ".join(failures[:3]))
+            for partition in expired:
+                self._partitions[partition].sweep_from = b""
+            return
+        for partition, sessions in expired.items():
+            state = self._partitions[partition]
+            state.store.expire(sealed[partition], sessions)
+            for key in sessions:
+                state.cache.pop(key, None)
+            log.info("partition %d: %d sessions expired", partition, len(sessions))
 
     def _send(
         self,
@@ -743,6 +817,18 @@ class FoldLoop:
             except queue.Empty:
                 break
             command.done.set_result(None)
+
+
+def _activity_of(encoded: bytes) -> int:
+    """A session's last event time from its state (values stored before the activity was kept)."""
+    try:
+        return int(datetime.fromisoformat(decode_state(encoded).meta.last_event_time).timestamp() * 1000)
+    except ValueError:
+        return 0
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def _session_id(key: bytes | None) -> str | None:

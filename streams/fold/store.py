@@ -27,6 +27,7 @@ from typing import NamedTuple
 from rocksdict import BlockBasedOptions, Cache, DbClosedError, Options, Rdict, WriteBatch, WriteBufferManager
 
 SOURCE_OFFSET = b"\x00source-offset"
+SESSIONS_START = b"\x02"  # session ids (UUID text) sort after every reserved key (\x00, \x01)
 CHANGELOG_OFFSET = b"\x00changelog-offset"
 _OFFSET = struct.Struct(">q")
 _HEADER = struct.Struct(">qBqI")  # offset, layout, activity ms, locator length
@@ -187,6 +188,31 @@ class PartitionStore:
             self._require().write(batch)
         except DbClosedError:
             raise StoreClosed(str(self.path)) from None
+
+    def scan_sessions(self, start: bytes, limit: int) -> tuple[list[tuple[bytes, bytes]], bytes]:
+        """Up to ``limit`` sessions (key, value) from ``start`` on, and where the next scan starts
+        (b"" once the end is reached: the next scan starts over). Reserved keys are skipped."""
+        db = self._require()
+        rows: list[tuple[bytes, bytes]] = []
+        try:
+            it = db.iter()
+            it.seek(max(start, SESSIONS_START))
+            while it.valid() and len(rows) < limit:
+                rows.append((it.key(), it.value()))
+                it.next()
+            following = it.key() if it.valid() else b""
+        except DbClosedError:
+            raise StoreClosed(str(self.path)) from None
+        return rows, following
+
+    def expire(self, sealed: Mapping[bytes, bytes], sessions: Iterable[bytes]) -> None:
+        """One atomic write: the expired sessions' sealed locators in, their values out."""
+        batch = WriteBatch(raw_mode=True)
+        for key, value in sealed.items():
+            batch.put(key, value)
+        for key in sessions:
+            batch.delete(key)
+        self._require().write(batch)
 
     def write_batch(self, sessions: Mapping[bytes, bytes], source_offset: int, changelog_offset: int) -> None:
         """One atomic write: ``sessions`` (already packed), the next source and changelog offsets."""

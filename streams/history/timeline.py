@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import orjson
@@ -222,14 +222,18 @@ def decode_cursor(cursor: str) -> int:
     raise TimelineQueryError("cursor", "not a cursor this API gave (pass the `next` of the previous page)")
 
 
-def timeline_page(located: list[Located], rules: Rules, query: TimelineQuery) -> dict[str, Any]:
+def timeline_page(
+    located: list[Located], rules: Rules, query: TimelineQuery, lifetime: timedelta | None = None
+) -> dict[str, Any]:
     """``{"events": [...], "next": cursor | None}``: the session's events after the cursor whose
     time is in the range, each as the log holds it plus the paths it changed. Every page folds the
     session from its first event (what an event changed depends on all before it)."""
     page: list[dict[str, Any]] = []
     last_offset: int | None = None
     more = False
-    for (offset, value, _), step in zip(located, replay([item.event for item in located], rules), strict=True):
+    for (offset, value, _), step in zip(
+        located, replay([item.event for item in located], rules, lifetime), strict=True
+    ):
         if offset <= query.after_offset:
             continue
         when = step.event.time

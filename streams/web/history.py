@@ -7,6 +7,7 @@ and need ``sessions:history``. The fold and the Kafka reads run off the event lo
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -45,7 +46,7 @@ def register_history_views(engine: Engine) -> None:
                 return answer
             located = await session_events(engine, session_id)
             loop = asyncio.get_running_loop()
-            body = await loop.run_in_executor(None, timeline_page, located, engine.fold.rules, query)
+            body = await loop.run_in_executor(None, timeline_page, located, engine.fold.rules, query, lifetime(engine))
             return json_response(body)
 
 
@@ -67,13 +68,17 @@ async def past_state(engine: Engine, session_id: str, request: web.Request) -> w
     rules = engine.fold.rules
     state: SessionState | None
     if instant is not None:
-        state = await asyncio.get_running_loop().run_in_executor(None, state_at, events, instant, rules)
+        state = await asyncio.get_running_loop().run_in_executor(
+            None, state_at, events, instant, rules, lifetime(engine)
+        )
         if state is None:
-            raise HttpError(404, "no_state_at", f"session {session_id} had no event at or before {at}")
+            raise HttpError(404, "no_state_at", f"session {session_id} had no event at or before {at}, or had expired")
     else:
         assert after is not None
         try:
-            state = await asyncio.get_running_loop().run_in_executor(None, state_after, events, after, rules)
+            state = await asyncio.get_running_loop().run_in_executor(
+                None, state_after, events, after, rules, lifetime(engine)
+            )
         except UnknownEvent:
             raise HttpError(404, "event_not_found", f"no event {after[:64]!r} in session {session_id}") from None
         if state is None:
@@ -93,6 +98,12 @@ async def session_events(engine: Engine, session_id: str) -> list[Located]:
     if located is None:
         raise HttpError(404, "session_not_found", f"no session {session_id}")
     return located
+
+
+def lifetime(engine: Engine) -> timedelta | None:
+    """Sessions' lifetime, as the fold applies it (a replay meets the same expiries)."""
+    milliseconds = engine.fold.config.lifetime_ms
+    return timedelta(milliseconds=milliseconds) if milliseconds else None
 
 
 def bad_parameter(name: str, message: str) -> HttpError:
