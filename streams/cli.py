@@ -113,7 +113,8 @@ def export(
     format_: Annotated[str, typer.Option("--format", help="jsonl or parquet")] = "jsonl",
     types: Annotated[list[str] | None, typer.Option("--type", help="only events of this type (repeatable)")] = None,
     sessions: Annotated[
-        list[str] | None, typer.Option("--session", help="only this session's events (repeatable)")
+        list[str] | None,
+        typer.Option("--session", help="only this session's events, or document with --sessions (repeatable)"),
     ] = None,
     slack: Annotated[
         str, typer.Option("--slack", help="read this much before --from and after --to (5m, 300s)")
