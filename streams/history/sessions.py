@@ -320,7 +320,11 @@ class DiskStates:
         self._folder = tempfile.mkdtemp(prefix="sessionctl-export-", dir=parent)
         options = Options(raw_mode=True)
         options.create_if_missing(True)
-        self._db = Rdict(self._folder, options)
+        try:
+            self._db = Rdict(self._folder, options)
+        except BaseException:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            raise
         self._write_options = WriteOptions()
         self._write_options.disable_wal = True  # type: ignore[method-assign,assignment]  # a property; the stub says method
 

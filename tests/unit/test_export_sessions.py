@@ -3,7 +3,7 @@ batch, into packed states; which sessions are active; the rows and the files."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import orjson
 import pytest
@@ -68,9 +68,8 @@ def test_only_sessions_with_an_event_in_the_range_come_out_folded_up_to_the_end(
     documents = {state.id: state for state in f.documents()}
     assert set(documents) == {inside, edge}
     for subject, state in documents.items():
-        kept = [
-            decode_event(orjson.dumps(e)) for e in events if e["subject"] == subject and e["time"] < "2026-11-26T12:40"
-        ]
+        decoded = [decode_event(orjson.dumps(e)) for e in events if e["subject"] == subject]
+        kept = [event for event in decoded if event.time < END]
         assert encode_state(state) == encode_state(fold(kept))
     assert "utm_source" not in documents[inside].namespaces["public"]
     assert f.counts.later == 2 and f.counts.folded == 5
@@ -151,8 +150,8 @@ def test_rows_and_files(tmp_path):
     (state,) = f.documents()
     row = session_row(state)
     assert tuple(row) == SESSION_COLUMNS
-    assert row["first_event_time"] == datetime(2026, 11, 26, 12, 11, 40, tzinfo=UTC)
-    assert row["last_event_time"] == datetime(2026, 11, 26, 12, 13, 20, tzinfo=UTC)
+    assert row["first_event_time"] == BASE_TIME + timedelta(seconds=700)
+    assert row["last_event_time"] == BASE_TIME + timedelta(seconds=800)
     assert row["event_count"] == 2 and row["utm_source"] == "g" and row["channel"] is None
     assert row["document"].encode() == encode_view(state)
 
@@ -169,3 +168,22 @@ def test_rows_and_files(tmp_path):
     assert duckdb.sql(f"select count(*), max(event_count), any_value(utm_campaign) from '{path}'").fetchall() == [
         (2, 2, "bf")
     ]
+
+
+@pytest.mark.agent
+def test_the_temporary_store_folds_the_same_and_leaves_nothing_behind(tmp_path):
+    from streams.history.sessions import DiskStates
+
+    sids = [new_session_id() for _ in range(5)]
+    records = [record(page_view(sids[i % 5], f"https://s/?i={i}", 500 + i * 10)) for i in range(40)]
+    on_disk, in_memory = DiskStates(str(tmp_path)), MemoryStates()
+    try:
+        for states in (on_disk, in_memory):
+            f = SessionFolder(START, END, EMPTY_RULES, states)
+            for i in range(0, len(records), 7):
+                f.take(records[i : i + 7])
+        assert list(on_disk.items()) == list(in_memory.items())
+        assert len(list(on_disk.items())) == 5
+    finally:
+        on_disk.close()
+    assert list(tmp_path.iterdir()) == []
