@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from streams.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from streams.history.export import LogProgress, RecordFilter, RichProgress
 
 cli = typer.Typer(help="Session engine: an event-sourced Session Manager on Apache Kafka.", no_args_is_help=True)
 broker_cli = typer.Typer(help="The local single-node Kafka broker (streams/kafka/broker.py).", no_args_is_help=True)
@@ -109,17 +113,35 @@ def export(
     format_: Annotated[str, typer.Option("--format", help="jsonl or parquet")] = "jsonl",
     types: Annotated[list[str] | None, typer.Option("--type", help="only events of this type (repeatable)")] = None,
     sessions: Annotated[
-        list[str] | None, typer.Option("--session", help="only this session's events (repeatable)")
+        list[str] | None,
+        typer.Option("--session", help="only this session's events, or document with --sessions (repeatable)"),
     ] = None,
     slack: Annotated[
         str, typer.Option("--slack", help="read this much before --from and after --to (5m, 300s)")
     ] = "5m",
+    sessions_: Annotated[
+        bool,
+        typer.Option(
+            "--sessions",
+            help="write session documents as of --to instead of events: only the sessions active in the range "
+            "(at least one event whose time is in [--from, --to)), each folded from its first event up to --to",
+        ),
+    ] = False,
+    rules_file: Annotated[
+        Path | None,
+        typer.Option("--rules", help="with --sessions: the transformers' rules file (default SESSIONS_RULES_FILE)"),
+    ] = None,
 ) -> None:
     """Write the events whose `time` is in [--from, --to) to a JSON Lines or Parquet file.
 
     Where to start reading each partition is found with Kafka's time index (records are stamped
     with their event's time), --slack before --from; a partition is read until its records are
-    stamped --slack past --to, or to its end."""
+    stamped --slack past --to, or to its end.
+
+    With --sessions: the session documents as of --to (as the service API serves them) of the
+    sessions active in [--from, --to), i.e. with at least one event whose time is in the range. Each
+    is the fold of its events whose time is before --to, in log order, with the worker's rules; every
+    partition is read from its beginning."""
     import sys
 
     from streams.history.export import (
@@ -142,11 +164,18 @@ def export(
             raise ExportError("--format", f"{format_!r} is not one of {', '.join(FORMATS)}")
         window = parse_duration(slack, "--slack")
         selection = RecordFilter(start, end, check_types(types or ()), frozenset(sessions or ()))
+        if sessions_ and types:
+            raise ExportError("--type", "cannot be used with --sessions: types filter events, not sessions")
+        if rules_file is not None and not sessions_:
+            raise ExportError("--rules", "only applies with --sessions")
     except ExportError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     settings = _settings()
     reporter = RichProgress() if sys.stderr.isatty() else LogProgress()
+    if sessions_:
+        _export_sessions(settings, selection, format_, output, window, rules_file, reporter)
+        return
     try:
         with reporter:
             summary = export_to_file(
@@ -165,6 +194,49 @@ def export(
         f"exported {summary.written} events to {output} ({format_}): {summary.read} records read from "
         f"{summary.partitions_read} of {summary.partitions} partitions, {summary.skipped} skipped (not events), "
         f"{summary.seconds:.1f}s"
+    )
+
+
+def _export_sessions(
+    settings: Settings,
+    selection: RecordFilter,
+    format_: str,
+    output: Path,
+    window: timedelta,
+    rules_file: Path | None,
+    reporter: RichProgress | LogProgress,
+) -> None:
+    from projections.rules import RulesError
+    from streams.history.sessions import export_sessions_to_file
+    from streams.rules_file import load_rules
+
+    try:
+        rules = load_rules(str(rules_file) if rules_file is not None else settings.rules_file)
+    except RulesError as exc:
+        typer.echo(f"error: --rules: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        with reporter:
+            summary = export_sessions_to_file(
+                settings.kafka_bootstrap,
+                settings.events_topic,
+                selection.start,
+                selection.end,
+                rules,
+                format_,
+                output,
+                selection.sessions,
+                window,
+                settings.max_session_bytes,
+                reporter,
+            )
+    except Exception as exc:  # noqa: BLE001 - the broker is unreachable, the topic missing, the file unwritable
+        typer.echo(f"error: export failed: {exc}", err=True)
+        raise typer.Exit(3) from None
+    typer.echo(
+        f"exported {summary.sessions} sessions to {output} ({format_}): {summary.folded} events folded, "
+        f"{summary.read} records read from {summary.partitions_read} of {summary.partitions} partitions, "
+        f"{summary.skipped} skipped (not events), {summary.refused} refused, {summary.seconds:.1f}s"
     )
 
 

@@ -278,10 +278,56 @@ def export_range(
     idle_timeout_s: float = 30.0,
 ) -> Summary:
     """Read the window of every partition of ``topic`` and write the events ``selection`` chooses."""
-    from confluent_kafka import Consumer, KafkaException, TopicPartition
-
     began = time.monotonic()
     summary = Summary()
+
+    def write(records: list[Any]) -> int:
+        written = 0
+        for message in records:
+            value = message.value()
+            event = selection.select(value)
+            if event is not None and value is not None:
+                writer.write(event, value, message.partition() or 0, message.offset() or 0)
+                written += 1
+        return written
+
+    summary.written = read_window(
+        bootstrap,
+        topic,
+        to_ms(selection.start - slack),
+        to_ms(selection.end + slack),
+        write,
+        summary,
+        progress,
+        idle_timeout_s,
+    )
+    summary.skipped = selection.skipped
+    summary.seconds = time.monotonic() - began
+    return summary
+
+
+# Takes the in-window records of one poll (confluent-kafka messages, log order per partition) and
+# answers how many it counts (events written, events folded) for the progress display.
+BatchHandler = Callable[[list[Any]], int]
+
+
+def read_window(
+    bootstrap: str,
+    topic: str,
+    start_ms: int | None,
+    stop_ms: int,
+    handle: BatchHandler,
+    summary: Summary,
+    progress: ProgressCallback | None = None,
+    idle_timeout_s: float = 30.0,
+) -> int:
+    """Hand ``handle`` the records of every partition of ``topic`` from the first one stamped at or
+    after ``start_ms`` (``None``: from the partition's beginning) up to the first one stamped at or
+    after ``stop_ms``, or to the high watermark seen when the read began. Returns the sum of what
+    ``handle`` counted; fills the reading figures of ``summary``."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    counted = 0
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -298,21 +344,26 @@ def export_range(
             raise KafkaException(f"topic {topic} does not exist")
         partitions = sorted(metadata.partitions)
         summary.partitions = len(partitions)
-        start_ms = to_ms(selection.start - slack)
-        stop_ms = to_ms(selection.end + slack)
-        found = consumer.offsets_for_times([TopicPartition(topic, p, max(start_ms, 0)) for p in partitions], timeout=30)
+        firsts: dict[int, int] = {}
+        if start_ms is not None:
+            found = consumer.offsets_for_times(
+                [TopicPartition(topic, p, max(start_ms, 0)) for p in partitions], timeout=30
+            )
+            for tp in found:
+                if tp.error is not None:
+                    raise KafkaException(tp.error)
+                firsts[tp.partition] = tp.offset
         ends: dict[int, int] = {}
         assignment = []
-        for tp in found:
-            if tp.error is not None:
-                raise KafkaException(tp.error)
-            _, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)
-            # -1: no record stamped at or after T1 - slack; the partition has nothing to read.
-            if 0 <= tp.offset < high:
-                summary.starts[tp.partition] = tp.offset
-                ends[tp.partition] = high
-                summary.planned += high - tp.offset
-                assignment.append(TopicPartition(topic, tp.partition, tp.offset))
+        for partition in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            # -1: no record stamped at or after the start; the partition has nothing to read.
+            first = low if start_ms is None else firsts.get(partition, -1)
+            if 0 <= first < high:
+                summary.starts[partition] = first
+                ends[partition] = high
+                summary.planned += high - first
+                assignment.append(TopicPartition(topic, partition, first))
         summary.partitions_read = len(assignment)
         if assignment:
             consumer.assign(assignment)
@@ -328,6 +379,7 @@ def export_range(
                     )
                 continue
             idle_since = time.monotonic()
+            batch = []
             for message in messages:
                 if message.error():
                     raise KafkaException(message.error())
@@ -343,20 +395,16 @@ def export_range(
                     continue
                 summary.read += 1
                 planned_left -= 1
-                value = message.value()
-                event = selection.select(value)
-                if event is not None and value is not None:
-                    writer.write(event, value, partition, offset)
-                    summary.written += 1
+                batch.append(message)
                 if offset + 1 >= ends[partition]:
                     remaining.discard(partition)
+            if batch:
+                counted += handle(batch)
             if progress is not None:
-                progress(summary.read, summary.written, summary.read + max(planned_left, 0))
+                progress(summary.read, counted, summary.read + max(planned_left, 0))
     finally:
         consumer.close()
-    summary.skipped = selection.skipped
-    summary.seconds = time.monotonic() - began
-    return summary
+    return counted
 
 
 def export_to_file(
