@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
@@ -272,6 +273,100 @@ def broker_status(data_dir: Path = Path("var/kafka")) -> None:
         typer.echo("Kafka is not running", err=True)
         raise typer.Exit(1)
     typer.echo(bootstrap)
+
+
+def _history_key(settings: Settings, key: str | None) -> str:
+    """--key, else the first key of SESSIONS_SERVICE_KEYS (or of the file `make run` generated
+    under the data folder) that has sessions:history."""
+    if key:
+        return key
+    from streams.settings import parse_service_keys
+
+    configured: Mapping[str, frozenset[str]] = settings.service_key_scopes
+    generated = settings.data_dir / "service-keys"
+    if not configured and generated.exists():
+        configured = parse_service_keys(generated.read_text().strip())
+    for candidate, scopes in configured.items():
+        if "sessions:history" in scopes:
+            return candidate
+    typer.echo("error: --key: no service key with sessions:history (pass --key or set SESSIONS_SERVICE_KEYS)", err=True)
+    raise typer.Exit(2)
+
+
+@cli.command("history")
+def history(
+    session_id: Annotated[str, typer.Argument(help="the session's id")],
+    at: Annotated[
+        str | None, typer.Option("--at", help="print the session as it was at this instant (RFC 3339)")
+    ] = None,
+    after: Annotated[str | None, typer.Option("--after", help="print the session right after this event id")] = None,
+    url: Annotated[
+        str | None, typer.Option("--url", help="a worker's base URL (default: SESSIONS_WEB_HOST:SESSIONS_WEB_PORT)")
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option("--key", help="a service key with sessions:history (default: from the settings)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the API's JSON instead of text")] = False,
+) -> None:
+    """A session's timeline (time, type, interesting fields, what each event changed), or with
+    --at/--after its state at that point; asked of a running worker (any one: it routes)."""
+    import httpx
+    import orjson
+
+    from streams.history.printing import document_lines, timeline_lines
+
+    settings = _settings()
+    base = url or settings.web_url
+    headers = {"Authorization": f"Bearer {_history_key(settings, key)}"}
+    try:
+        with httpx.Client(base_url=base, headers=headers, timeout=30.0) as client:
+            if at is not None or after is not None:
+                params = {"at": at} if at is not None else {}
+                params |= {"after": after} if after is not None else {}
+                answer = client.get(f"/api/v1/sessions/{session_id}", params=params)
+                _check_answer(answer)
+                document = answer.json()
+                lines = (
+                    [orjson.dumps(document, option=orjson.OPT_INDENT_2).decode()]
+                    if as_json
+                    else document_lines(document)
+                )
+            else:
+                events: list[dict[str, object]] = []
+                cursor: str | None = None
+                while True:
+                    answer = client.get(
+                        f"/api/v1/sessions/{session_id}/events",
+                        params={"limit": "1000", **({"cursor": cursor} if cursor else {})},
+                    )
+                    _check_answer(answer)
+                    page = answer.json()
+                    events.extend(page["events"])
+                    cursor = page["next"]
+                    if cursor is None:
+                        break
+                if as_json:
+                    lines = [orjson.dumps({"events": events}, option=orjson.OPT_INDENT_2).decode()]
+                else:
+                    lines = [f"session {session_id}: {len(events)} events", *timeline_lines(events)]
+    except httpx.HTTPError as exc:
+        typer.echo(f"error: {base} does not answer: {exc}", err=True)
+        raise typer.Exit(3) from None
+    typer.echo("\n".join(lines))
+
+
+def _check_answer(answer: object) -> None:
+    import httpx
+
+    assert isinstance(answer, httpx.Response)
+    if answer.status_code == 200:
+        return
+    try:
+        message = answer.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = answer.text[:200]
+    typer.echo(f"error: {answer.status_code}: {message}", err=True)
+    raise typer.Exit(1 if answer.status_code == 404 else 2 if answer.status_code < 500 else 3)
 
 
 def main() -> None:
