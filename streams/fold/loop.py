@@ -102,7 +102,8 @@ class FoldConfig:
     sweep_every_s: float = 60.0
     sweep_scan: int = 5000  # sessions looked at per partition and sweep (between two batches)
     # Testing only: "<point>:<n>" kills the process with SIGKILL at that point of the n-th batch
-    # (points: before_produce, before_flush, after_flush, after_write).
+    # (points: before_produce, before_flush, after_flush, after_write); "slow:<seconds>" makes every
+    # batch wait that long before producing its changelog (a fold slower than any write's wait).
     fault_point: str = ""
 
 
@@ -792,6 +793,10 @@ class FoldLoop:
 
     def _fault(self, point: str) -> None:
         spec = self.config.fault_point
+        if spec.startswith("slow:"):
+            if point == "before_produce":
+                time.sleep(float(spec.split(":")[1]))
+            return
         if spec and spec.split(":")[0] == point and self._batches_seen >= int(spec.split(":")[1]):
             log.warning("fault point %s reached: SIGKILL", spec)
             os.kill(os.getpid(), signal.SIGKILL)
