@@ -23,7 +23,7 @@ from streams.fold.loop import FoldConfig, FoldLoop
 from streams.fold.store import StoreMemory
 from streams.fold_waiters import FoldWaiters
 from streams.history.timeline import LogReader, SessionHistory
-from streams.kafka.faust_private import broker_url, group_generation, hold
+from streams.kafka.faust_private import broker_url, group_generation, hold, standby_partitions
 from streams.kafka.producer import EventProducer
 from streams.metrics import Metrics
 from streams.rules_file import load_rules
@@ -171,8 +171,9 @@ def create_engine(settings: Settings) -> Engine:
     async def _assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
         hold(app, assigned)
         partitions = {tp.partition for tp in assigned if tp.topic == settings.events_topic}
+        standbys = standby_partitions(app, settings.events_topic) if settings.standby_replicas > 0 else set()
         # Not awaited: restoring may take long, and /readyz says when it is done.
-        fold.assign(partitions, group_generation(app))
+        fold.assign(partitions, group_generation(app), standbys)
 
     register_views(engine)
     register_storefront_views(engine)

@@ -40,6 +40,11 @@ class FoldState(Protocol):
 
     def lag(self) -> dict[int, int]: ...
 
+    @property
+    def standby(self) -> frozenset[int]: ...
+
+    def standby_lag(self) -> dict[int, int]: ...
+
 
 class Metrics:
     """Every metric of one worker. Thread-safe: the fold thread and the HTTP thread both report."""
@@ -148,6 +153,14 @@ class FoldCollector(Collector):
         )  # fmt: skip
         yield GaugeMetricFamily(
             f"{NAMESPACE}_standby_partitions",
-            "Partitions this worker keeps warm as a standby. Always 0: standby replicas are not built yet.",
-            value=0,
+            "Partitions this worker keeps warm as a standby (their changelog tailed into its store).",
+            value=len(fold.standby),
         )  # fmt: skip
+        standby_lag = GaugeMetricFamily(
+            f"{NAMESPACE}_standby_lag",
+            "Changelog records the standby copy has not copied yet, per standby partition.",
+            labels=["partition"],
+        )  # fmt: skip
+        for partition, behind in sorted(fold.standby_lag().items()):
+            standby_lag.add_metric([str(partition)], behind)
+        yield standby_lag

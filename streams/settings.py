@@ -32,7 +32,9 @@ class Settings:
     app_id: str = "session-engine"
     events_topic: str = "session-events"
     replication_factor: int = 1
-    standby_replicas: int = 0
+    # Warm copies of each partition on other workers (their changelog tailed into a store), so a
+    # dead owner's partitions are served again without a full restore. 0: none.
+    standby_replicas: int = 1
     # How long a write request waits for Kafka's acknowledgement before answering 503.
     produce_timeout_s: float = 10.0
     max_body_bytes: int = 1_048_576

@@ -50,7 +50,7 @@ from projections.rules import Rules
 from schemas.session import decode_state
 from streams.fold import locator
 from streams.fold.batch import BatchOutcome, Stored, fold_batch
-from streams.fold.changelog import SOURCE_OFFSET_HEADER, catch_up, marker
+from streams.fold.changelog import RESTORE_BATCH, SOURCE_OFFSET_HEADER, catch_up, marker, record_value
 from streams.fold.store import (
     PartitionStore,
     StoreClosed,
@@ -128,6 +128,7 @@ class _Command:
     partitions: frozenset[int]
     generation: int | None
     done: concurrent.futures.Future[None]
+    standbys: frozenset[int] = frozenset()  # with "assign": the partitions to keep warm
 
 
 class FoldLoop:
@@ -159,6 +160,11 @@ class FoldLoop:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._consumer: Consumer | None = None
         self._restorer: Consumer | None = None
+        self._tailer: Consumer | None = None  # the standbys' changelog partitions
+        self._standby: frozenset[int] = frozenset()
+        self._caught_up_at: dict[int, float] = {}  # standby partition -> when it last had the end (epoch s)
+        self._standby_lag: dict[int, int] = {}
+        self._tailed_at = 0.0
         self._producer: Producer | None = None
         self._options: Any = None
         self._stopping = False
@@ -187,6 +193,7 @@ class FoldLoop:
         }
         self._consumer = Consumer({**common, "fetch.wait.max.ms": c.fetch_wait_ms, "client.id": f"{c.writer_id}-fold"})
         self._restorer = Consumer({**common, "fetch.wait.max.ms": 100, "client.id": f"{c.writer_id}-restore"})
+        self._tailer = Consumer({**common, "fetch.wait.max.ms": 100, "client.id": f"{c.writer_id}-standby"})
         self._producer = Producer(
             {
                 "bootstrap.servers": c.bootstrap,
@@ -209,8 +216,11 @@ class FoldLoop:
         self._thread = threading.Thread(target=self._run, name="fold-loop", daemon=True)
         self._thread.start()
 
-    def assign(self, partitions: Iterable[int], generation: int | None) -> concurrent.futures.Future[None]:
-        return self._command("assign", partitions, generation)
+    def assign(
+        self, partitions: Iterable[int], generation: int | None, standbys: Iterable[int] = ()
+    ) -> concurrent.futures.Future[None]:
+        """Serve ``partitions`` (restore, then fold) and keep ``standbys`` warm (tail their changelog)."""
+        return self._command("assign", partitions, generation, frozenset(standbys))
 
     def revoke(self, partitions: Iterable[int]) -> concurrent.futures.Future[None]:
         return self._command("revoke", partitions, None)
@@ -222,11 +232,13 @@ class FoldLoop:
         self._thread.join(timeout_s)
         self._thread = None
 
-    def _command(self, kind: str, partitions: Iterable[int], generation: int | None) -> concurrent.futures.Future[None]:
+    def _command(
+        self, kind: str, partitions: Iterable[int], generation: int | None, standbys: frozenset[int] = frozenset()
+    ) -> concurrent.futures.Future[None]:
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
         if kind != "stop":
             self._ready.clear()
-        self._commands.put(_Command(kind, frozenset(partitions), generation, done))
+        self._commands.put(_Command(kind, frozenset(partitions), generation, done, standbys))
         return done
 
     @property
@@ -342,9 +354,11 @@ class FoldLoop:
     def _run(self) -> None:
         try:
             while not self._stopping:
-                self._run_commands(block=not self._serving)
+                self._run_commands(block=not self._serving and not self._standby)
                 if self._serving and not self._stopping:
                     self._fold_once()
+                if self._standby and not self._stopping:
+                    self._tail_standbys(0 if self._serving else 0.1)
         except Exception as exc:  # the worker reports not ready; the log says why
             log.exception("the fold loop stopped")
             self._failed = exc
@@ -359,7 +373,7 @@ class FoldLoop:
                 return
             try:
                 if command.kind == "assign":
-                    self._assign(command.partitions, command.generation)
+                    self._assign(command.partitions, command.generation, command.standbys)
                 elif command.kind == "revoke":
                     self._revoke(command.partitions)
                 else:
@@ -374,24 +388,31 @@ class FoldLoop:
             if self._commands.empty() and command.kind == "assign":
                 self._ready.set()
 
-    def _assign(self, partitions: frozenset[int], generation: int | None) -> None:
+    def _open(self, partition: int) -> _Partition:
+        state = self._partitions.get(partition)
+        if state is None:
+            c = self.config
+            store = PartitionStore(c.stores_dir / f"sessions-{partition}", self._options)
+            store.open()
+            history = None
+            if c.history_store:
+                history = PartitionStore(c.stores_dir / f"history-{partition}", self._options)
+                history.open()
+            state = self._partitions[partition] = _Partition(store, history)
+        return state
+
+    def _assign(self, partitions: frozenset[int], generation: int | None, standbys: frozenset[int]) -> None:
         assert self._consumer is not None and self._restorer is not None
         self._revoke(self._serving - partitions)
+        # First: a standby promoted to active stops being tailed (nothing tailed lands after this).
+        self._keep_warm(standbys - partitions)
         c = self.config
         self._generation = generation
         adding = sorted(partitions - self._serving)
         assigned = []
         serving = set(self._serving & partitions)
         for partition in adding:
-            state = self._partitions.get(partition)
-            if state is None:
-                store = PartitionStore(c.stores_dir / f"sessions-{partition}", self._options)
-                store.open()
-                history = None
-                if c.history_store:
-                    history = PartitionStore(c.stores_dir / f"history-{partition}", self._options)
-                    history.open()
-                state = self._partitions[partition] = _Partition(store, history)
+            state = self._open(partition)
             self._restoring = frozenset({partition})
             self._restored_by_partition.setdefault(partition, 0)
 
@@ -428,9 +449,85 @@ class FoldLoop:
         if assigned:
             self._consumer.incremental_assign(assigned)
         self._serving = frozenset(serving)
-        # Partitions kept open but no longer ours: close them (their files stay for a comeback).
-        for partition in set(self._partitions) - partitions:
+        # Partitions kept open but neither ours nor standbys: close them (their files stay).
+        for partition in set(self._partitions) - partitions - self._standby:
             self._partitions.pop(partition).close()
+
+    # -- standby replicas ----------------------------------------------------------------------
+
+    def _keep_warm(self, standbys: frozenset[int]) -> None:
+        """Tail exactly ``standbys``' changelog partitions into their stores from now on."""
+        assert self._tailer is not None
+        topic = self.config.changelog_topic
+        leaving, joining = self._standby - standbys, standbys - self._standby
+        if leaving:
+            self._tailer.incremental_unassign([TopicPartition(topic, p) for p in sorted(leaving)])
+            for partition in leaving:
+                self._caught_up_at.pop(partition, None)
+                self._standby_lag.pop(partition, None)
+        starts = []
+        for partition in sorted(joining):
+            offset = self._open(partition).store.changelog_offset
+            starts.append(TopicPartition(topic, partition, offset if offset is not None else OFFSET_BEGINNING))
+        if starts:
+            self._tailer.incremental_assign(starts)
+        self._standby = standbys
+
+    def _tail_standbys(self, timeout_s: float) -> None:
+        """Copy what the owners appended to the standbys' changelog partitions into their stores."""
+        assert self._tailer is not None
+        messages = self._tailer.consume(RESTORE_BATCH, timeout_s)
+        by_partition: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        last: dict[int, int] = {}
+        for message in messages:
+            if message.error() is not None:
+                continue
+            partition = message.partition() or 0
+            if partition in self._standby:
+                by_partition.setdefault(partition, []).append(record_value(message))
+                last[partition] = message.offset() or 0
+        for partition, records in by_partition.items():
+            self._partitions[partition].store.restore(records, last[partition] + 1)
+        now = time.monotonic()
+        if now - self._tailed_at < HIGHS_EVERY_S and not by_partition:
+            return
+        self._tailed_at = now
+        topic = self.config.changelog_topic
+        for partition in self._standby:
+            try:
+                _, high = self._tailer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+            except Exception:  # noqa: BLE001 - no figure yet
+                continue
+            position = self._partitions[partition].store.changelog_offset or 0
+            if high < 0:
+                continue
+            self._standby_lag[partition] = max(0, high - position)
+            if position >= high:
+                self._caught_up_at[partition] = time.time()
+
+    @property
+    def standby(self) -> frozenset[int]:
+        return self._standby
+
+    def standby_lag(self) -> dict[int, int]:
+        """Changelog records not yet copied, per standby partition (as last seen)."""
+        return dict(self._standby_lag)
+
+    def read_standby(self, key: bytes) -> tuple[bytes | None, int]:
+        """A session from this worker's standby copy, and how stale that copy may be (ms since it
+        last had everything its owner had appended). Raises :class:`StoreClosed` when this worker
+        keeps no standby of the session's partition, or the copy never caught up."""
+        partition = self.partition_of(key)
+        state = self._partitions.get(partition)
+        caught_up = self._caught_up_at.get(partition)
+        if partition not in self._standby or state is None or caught_up is None:
+            raise StoreClosed(f"no standby of partition {partition}")
+        staleness_ms = max(0, int((time.time() - caught_up) * 1000))
+        raw = state.store.get(key)
+        if raw is None:
+            return None, staleness_ms
+        stored = unpack_stored(raw)
+        return (None if self._expired(stored.activity_ms, _now_ms()) else stored.encoded), staleness_ms
 
     def _revoke(self, partitions: frozenset[int]) -> None:
         """Called between batches: everything folded so far is flushed and written already."""
@@ -810,7 +907,7 @@ class FoldLoop:
         self._serving = frozenset()
         if self._producer is not None:
             self._producer.flush(5.0)
-        for consumer in (self._consumer, self._restorer):
+        for consumer in (self._consumer, self._restorer, self._tailer):
             if consumer is not None:
                 consumer.close()
         for state in self._partitions.values():

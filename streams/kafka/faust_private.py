@@ -43,6 +43,15 @@ def hold(app: faust.App, tps: Any) -> None:
     app.consumer.pause_partitions({tp for tp in tps if tp.topic in _Consumer.held_topics})
 
 
+def standby_partitions(app: faust.App, topic: str) -> set[int]:
+    """The partitions of ``topic`` faust's assignor placed on this worker as standbys.
+
+    Without a table faust only places them (its copartitioned assignor gives every topic group
+    ``table_standby_replicas`` standbys, and promotes a standby when an owner leaves); it never
+    reads them: the fold loop tails their changelog itself."""
+    return {tp.partition for tp in app.assignor.assigned_standbys() if tp.topic == topic}
+
+
 def group_generation(app: faust.App) -> int | None:
     """The group generation faust's aiokafka consumer is a member of; None while it has to rejoin.
 

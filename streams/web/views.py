@@ -130,6 +130,25 @@ def _check_batch(
     return batch
 
 
+# A service read may take a standby's copy (this worker's, when it keeps one of the session's
+# partition) instead of going to the owner; the answer says how stale that copy may be.
+ALLOW_STALE = "X-Session-Allow-Stale"
+STALENESS = "X-Session-Staleness-Ms"
+
+
+def _standby_answer(engine: Engine, session_id: str) -> web.Response | None:
+    """The session from this worker's standby copy; None when it keeps none (ask the owner)."""
+    try:
+        raw, staleness_ms = engine.fold.read_standby(session_id.encode())
+    except StoreClosed:
+        return None
+    if raw is None:
+        raise HttpError(
+            404, "session_not_found", f"no session {session_id} (standby copy)", headers={STALENESS: str(staleness_ms)}
+        )
+    return web.Response(body=encode_view(decode_state(raw)), content_type=JSON, headers={STALENESS: str(staleness_ms)})
+
+
 def register_views(engine: Engine) -> None:
     app = engine.app
     settings = engine.settings
@@ -204,10 +223,16 @@ def register_views(engine: Engine) -> None:
         @requires(SESSIONS_READ, instead=SESSIONS_HISTORY, when=PAST_PARAMETERS)
         async def get(self, request: web.Request, session_id: str) -> web.Response:
             session_id_param(session_id)
+            past = any(name in request.query for name in PAST_PARAMETERS)
+            allow_stale = not past and request.headers.get(ALLOW_STALE, "").lower() == "true"
+            if allow_stale:
+                stale = _standby_answer(engine, session_id)
+                if stale is not None:
+                    return stale
             answer = await forward_if_not_owner(engine, session_id, request, b"")
             if answer is not None:
                 return answer
-            if any(name in request.query for name in PAST_PARAMETERS):
+            if past:
                 return await past_state(engine, session_id, request)
             try:
                 raw = engine.read_session(session_id)
@@ -215,4 +240,5 @@ def register_views(engine: Engine) -> None:
                 raise unavailable("the session's partition is being restored or moving between workers") from None
             if raw is None:
                 raise HttpError(404, "session_not_found", f"no session {session_id}")
-            return web.Response(body=encode_view(decode_state(raw)), content_type=JSON)
+            fresh = {STALENESS: "0"} if allow_stale else None  # the owner's copy is the current one
+            return web.Response(body=encode_view(decode_state(raw)), content_type=JSON, headers=fresh)

@@ -63,3 +63,15 @@ def test_faust_awaits_the_revocation_signal_before_going_on():
 
     source = inspect.getsource(App._on_partitions_revoked)
     assert "on_partitions_revoked.send" in source and "await" in source
+
+
+def test_the_assignor_places_standbys_of_the_event_topic_and_promotes_them(engine):
+    # faust's copartitioned assignor gives every topic group standbys (table_standby_replicas), also
+    # without a table, and on_assignment keeps them; standby_partitions reads them off it.
+    from faust.assignor.client_assignment import ClientAssignment
+    from faust.assignor.copartitioned_assignor import CopartitionedAssignor
+
+    topic = engine.settings.events_topic
+    engine.app.assignor._assignment = ClientAssignment(actives={topic: [0]}, standbys={topic: [1], "other": [0]})
+    assert faust_private.standby_partitions(engine.app, topic) == {1}
+    assert "Assign actives to standbys when possible" in inspect.getsource(CopartitionedAssignor)

@@ -39,6 +39,7 @@ EXPECTED_FAMILIES = {
     "sessions_partition_restoring": ("gauge", {"partition"}),
     "sessions_owned_partitions": ("gauge", set()),
     "sessions_standby_partitions": ("gauge", set()),
+    "sessions_standby_lag": ("gauge", {"partition"}),
 }
 
 
@@ -47,8 +48,13 @@ class FakeFold:
     restoring = frozenset({3})
     restored_by_partition = {0: 10, 3: 5}
 
+    standby = frozenset({1, 4})
+
     def lag(self) -> dict[int, int]:
         return {0: 0, 2: 7}
+
+    def standby_lag(self) -> dict[int, int]:
+        return {1: 0, 4: 12}
 
 
 def families(metrics: Metrics) -> dict:
@@ -86,8 +92,8 @@ def test_every_metric_has_its_name_type_and_labels():
     assert sample(found, "sessions_partition_restoring", partition="3") == 1
     assert sample(found, "sessions_partition_restoring", partition="0") == 0
     assert sample(found, "sessions_owned_partitions") == 2
-    assert sample(found, "sessions_standby_partitions") == 0
-    assert "not built yet" in found["sessions_standby_partitions"].documentation
+    assert sample(found, "sessions_standby_partitions") == 2
+    assert sample(found, "sessions_standby_lag", partition="4") == 12
 
 
 def test_each_engine_has_a_registry_of_its_own():
