@@ -396,7 +396,7 @@ class FoldLoop:
             store.open()
             history = None
             if c.history_store:
-                history = PartitionStore(c.stores_dir / f"history-{partition}", self._options)
+                history = PartitionStore(c.stores_dir / f"history-{partition}", self._options, write_ahead_log=False)
                 history.open()
             state = self._partitions[partition] = _Partition(store, history)
         return state

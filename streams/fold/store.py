@@ -24,7 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from rocksdict import BlockBasedOptions, Cache, DbClosedError, Options, Rdict, WriteBatch, WriteBufferManager
+from rocksdict import (
+    BlockBasedOptions,
+    Cache,
+    DbClosedError,
+    Options,
+    Rdict,
+    WriteBatch,
+    WriteBufferManager,
+    WriteOptions,
+)
 
 SOURCE_OFFSET = b"\x00source-offset"
 SESSIONS_START = b"\x02"  # session ids (UUID text) sort after every reserved key (\x00, \x01)
@@ -113,9 +122,14 @@ class StoreMemory:
 class PartitionStore:
     """No I/O until :meth:`open`. Writes come from the fold loop's thread only; reads from any."""
 
-    def __init__(self, path: Path, options: Options) -> None:
+    def __init__(self, path: Path, options: Options, write_ahead_log: bool = True) -> None:
         self.path = path
         self._options = options
+        # Off for a cache (the history store): a crash may lose its last writes, which are read
+        # from Kafka instead; a clean close still flushes them.
+        self._write_options = WriteOptions()
+        # A property at run time (rocksdict 0.3.29), a method in its type stubs.
+        self._write_options.disable_wal = not write_ahead_log  # type: ignore[method-assign,assignment]
         self._db: Rdict | None = None
 
     @property
@@ -126,6 +140,7 @@ class PartitionStore:
         if self._db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = Rdict(str(self.path), self._options)
+            self._db.set_write_options(self._write_options)
 
     def close(self) -> None:
         db, self._db = self._db, None
@@ -185,7 +200,7 @@ class PartitionStore:
         for key, value in records.items():
             batch.put(key, value)
         try:
-            self._require().write(batch)
+            self._require().write(batch, self._write_options)
         except DbClosedError:
             raise StoreClosed(str(self.path)) from None
 
