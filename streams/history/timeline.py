@@ -77,7 +77,10 @@ class LogReader:
                         left = deadline - time.monotonic()
                         if left <= 0:
                             raise HistoryUnavailable(f"{self.topic}[{partition}]@{offset} not read in {timeout_s}s")
-                        for message in consumer.consume(500, min(left, 0.5)):
+                        # As many records as it takes to reach the offset (consume returns as soon as
+                        # it has them; asking for more would wait out the timeout near the end).
+                        wanted_now = 500 if position is None else max(1, min(500, offset - position + 1))
+                        for message in consumer.consume(wanted_now, min(left, 0.5)):
                             error = message.error()
                             if error is not None:
                                 if error.code() == KafkaError._PARTITION_EOF:
