@@ -1,4 +1,4 @@
-"""The bench's configuration: paths, targets (issue 8's figures), command-line options, its environments.
+"""The bench's configuration: paths, targets (issue 8's and issue 9's figures), command-line options, its environments.
 
 The bench's own packages (py-spy) come from the project's optional dependency group ``bench``
 (``pip install -e .[bench]``; ``make bench`` does it). The Quix Streams peer gets a venv of its
@@ -28,6 +28,14 @@ TARGET_REBUILD_VS_RAW = 1.0  # changelog records restored/s net of process start
 TARGET_E2V_P99_MS = 50.0  # event-to-visible p99 at 2,000 events/s
 TARGET_READS_P99_MS = 15.0  # session reads at concurrency 32 while the stream runs
 TARGET_RSS_MB = 500.0  # worker RSS after folding 1,000,000 sessions
+# Issue 9 (history), on the RSS phase's topic of at least 1,000,000 events.
+TARGET_TIMELINE_P99_MS = 50.0  # GET .../events?limit=100 and GET ...?at= of a 100-event session, p99
+TARGET_EXPORT_VS_RAW = 0.5  # export of the pre-loaded topic to Parquet, events/s x the raw ceiling's rate
+# The history phase's long sessions, interleaved evenly through the RSS phase's topic.
+LONG_SESSIONS = 50
+LONG_SESSION_EVENTS = 100
+HISTORY_WARMUP_REQUESTS = 50  # per kind of read, left out of the figures
+HISTORY_REQUESTS = 300  # per kind of read, measured (one client, keep-alive, cycling over the sessions)
 # The pure fold with the loop's batching: records per partition per batch (SESSIONS_FOLD_BATCH_MAX).
 PURE_BATCH = 5000
 
@@ -84,7 +92,8 @@ def parse_args(argv: list[str] | None) -> Config:
     parser.add_argument(
         "--rss-sessions",
         type=int,
-        help="sessions (one event each) of the RSS phase (default 1,000,000; quick 0 = skipped)",
+        help="sessions (one event each) of the RSS and history phases (default 1,000,000; quick 20,000; 0 = both "
+        "skipped)",
     )
     parser.add_argument("--out", type=Path, default=VAR / "bench.json")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (broker data, logs)")
@@ -112,7 +121,7 @@ def parse_args(argv: list[str] | None) -> Config:
         profile=not args.no_profile,
         phase_timeout=pick(args.phase_timeout, 300.0, 120.0),
         samples=args.samples,
-        rss_sessions=pick(args.rss_sessions, 1_000_000, 0),
+        rss_sessions=pick(args.rss_sessions, 1_000_000, 20_000),
         out=args.out,
         keep=args.keep,
         quick=quick,

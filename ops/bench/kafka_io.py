@@ -146,7 +146,8 @@ class ProduceResult:
 
 
 def produce_all(bootstrap: str, topic: str, records: Iterable[Record], timeout: float = 300.0) -> ProduceResult:
-    """Append every record as fast as the client goes; returns once Kafka acknowledged them all."""
+    """Append every record as fast as the client goes, stamped with its event's time when it has one
+    (as the API's appender stamps them); returns once Kafka acknowledged them all."""
     producer = _producer(bootstrap, linger_ms=20)
     failed = 0
     count = 0
@@ -161,7 +162,13 @@ def produce_all(bootstrap: str, topic: str, records: Iterable[Record], timeout: 
     for record in records:
         while True:
             try:
-                producer.produce(topic, value=record.value, key=record.key, on_delivery=on_delivery)
+                producer.produce(
+                    topic,
+                    value=record.value,
+                    key=record.key,
+                    timestamp=record.timestamp_ms or 0,  # 0: the broker's clock
+                    on_delivery=on_delivery,
+                )
                 break
             except BufferError:
                 if time.monotonic() > deadline:

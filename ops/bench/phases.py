@@ -7,7 +7,11 @@
 - stream + reads: 2,000 events/s with their event-to-visible latency, and at the same time session
   reads at concurrency 32;
 - rebuild: the data folder deleted, the worker catches up from its changelog (log lines + readyz);
-- RSS: a fresh worker folds 1,000,000 one-event sessions; its RSS read from /proc afterwards.
+- export: the pre-loaded topic's whole time range to Parquet (``export_to_file``), after the raw peer;
+- RSS: a fresh worker folds 1,000,000 one-event sessions (and 50 sessions of 100 events spread
+  through them); its RSS read from /proc afterwards;
+- history: that worker restarted on its data folder: timeline and ``?at=`` reads of the 100-event
+  sessions, then the first timeline read of each with its history store deleted (read from Kafka).
 """
 
 from __future__ import annotations
@@ -29,12 +33,25 @@ import timeit
 import traceback
 import uuid
 from collections import defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
+import pyarrow.parquet as pq
 from aiokafka.partitioner import murmur2
-from config import HERE, PURE_BATCH, VAR, Config, py_spy_binary
+from config import (
+    HERE,
+    HISTORY_REQUESTS,
+    HISTORY_WARMUP_REQUESTS,
+    LONG_SESSION_EVENTS,
+    LONG_SESSIONS,
+    PURE_BATCH,
+    VAR,
+    Config,
+    py_spy_binary,
+)
 from confluent_kafka import KafkaException
 from kafka_io import (
     PacedRun,
@@ -53,13 +70,14 @@ from load import VisibilityPoller, percentile, summarize_ms
 from machine import CpuMeter, process_cpu_seconds
 from procs import AUTHORIZATION, BENCH_SERVICE_KEY, Peer, PySpy, http_get, pids, register, spawn, tail, terminate
 from pyspy import top_functions
-from workload import Record, Workload, one_event_sessions, sample_page_view
+from workload import LongSessions, Record, Workload, interleave, long_sessions, one_event_sessions, sample_page_view
 
 from projections.session import apply
 from schemas.events import decode_event
 from schemas.session import SessionState, decode_state, encode_state, encode_view
 from streams.fold.batch import Stored, fold_batch
 from streams.fold.store import pack_session, unpack_session, unpack_stored
+from streams.history.export import RecordFilter, export_to_file
 from streams.kafka import broker as local_broker
 from streams.testing.fold import make_fold
 from streams.testing.paths import REPO, SAMPLE_RULES_FILE, sample_rules
@@ -117,6 +135,10 @@ class Bench:
         self.worker: WorkerProcess | None = None
         self.changelog = ""
         self.profile_top: dict[str, Any] | None = None
+        # The RSS phase's worker, topic and long sessions: the history phase reads them.
+        self.rss_worker: WorkerProcess | None = None
+        self.rss_events = 0
+        self.long: LongSessions | None = None
 
     # -- plumbing --
 
@@ -609,17 +631,72 @@ class Bench:
         self.checks["worker_states_after_rebuild"] = self.check_served(worker, self.expected_b)
         worker.stop()
 
+    def export(self) -> None:
+        """``export_to_file`` (what ``sessionctl export --format parquet`` calls), in this process, over
+        the pre-loaded topic's whole time range (its first event's time to just after its last one),
+        to a scratch file; timed around the call (consumer start, time index lookups, the file's close)."""
+        stamps = [r.timestamp_ms for r in self.fold_records if r.timestamp_ms is not None]
+        start = datetime.fromtimestamp(min(stamps) / 1000, UTC)
+        end = datetime.fromtimestamp((max(stamps) + 1) / 1000, UTC)
+        path = self.scratch / "export.parquet"
+        first: list[tuple[float, int]] = []  # (time, events written) at the first progress call
+
+        def progress(read: int, written: int, planned: int) -> None:
+            if not first:
+                first.append((time.perf_counter(), written))
+
+        meter = self.meter()
+        began = time.perf_counter()
+        try:
+            summary = export_to_file(
+                self.bootstrap, self.topic, RecordFilter(start, end), "parquet", path, progress=progress
+            )
+        finally:
+            self.metered("export", meter)
+        ended = time.perf_counter()
+        seconds = ended - began
+        # Beside the figure: the rate after the first batch written (as the raw peer times itself,
+        # from its first record), without the consumer's start and the time index lookups.
+        steady = (summary.written - first[0][1]) / (ended - first[0][0]) if first and ended > first[0][0] else None
+        rows = pq.ParquetFile(path).metadata.num_rows
+        self.results["export"] = {
+            "format": "parquet",
+            "how": "streams.history.export.export_to_file, in the bench's process",
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "events": len(self.fold_records),
+            "written": summary.written,
+            "records_read": summary.read,
+            "skipped": summary.skipped,
+            "partitions_read": summary.partitions_read,
+            "seconds": round(seconds, 3),
+            "export_seconds": round(summary.seconds, 3),  # the export's own clock: up to the last write
+            "file_bytes": path.stat().st_size,
+            "rate": round(summary.written / seconds) if seconds > 0 else None,
+            "rate_after_first_batch": round(steady) if steady else None,
+        }
+        self.checks["export_rows"] = {
+            "expected": len(self.fold_records),
+            "written": summary.written,
+            "parquet_rows": rows,
+            "ok": rows == summary.written == len(self.fold_records),
+        }
+        path.unlink(missing_ok=True)
+
     def rss(self) -> None:
-        """A fresh worker folds ``rss_sessions`` sessions of one event each; its RSS afterwards, at
-        rest (``RSS_SETTLE_S`` after the last offset is committed), and its peak."""
+        """A fresh worker folds ``rss_sessions`` sessions of one event each, with LONG_SESSIONS sessions
+        of LONG_SESSION_EVENTS events spread evenly through them (for the history phase); its RSS
+        afterwards, at rest (``RSS_SETTLE_S`` after the last offset is committed), and its peak."""
         cfg = self.config
         topic, app_id = f"bench-rss-{self.run_id}", f"bench-rss-{self.run_id}"
         settings = worker_settings(app_id, topic)
         create_topic(self.bootstrap, topic, cfg.partitions)
-        produced = produce_all(
-            self.bootstrap, topic, one_event_sessions(cfg.rss_sessions, self.config.seed), timeout=cfg.phase_timeout
-        )
+        self.long = long_sessions(LONG_SESSIONS, LONG_SESSION_EVENTS, cfg.seed)
+        records = interleave(one_event_sessions(cfg.rss_sessions, cfg.seed), cfg.rss_sessions, self.long.records)
+        produced = produce_all(self.bootstrap, topic, records, timeout=cfg.phase_timeout)
+        self.rss_events = produced.records
         worker = self.new_worker(app_id, topic, self.scratch / "rss-worker-data", "rss-worker.log")
+        self.rss_worker = worker
         meter = self.meter()
         worker.spawn()
         try:
@@ -636,6 +713,9 @@ class Bench:
             worker.stop()
         self.results["rss"] = {
             "sessions": cfg.rss_sessions,
+            "long_sessions": LONG_SESSIONS,
+            "long_session_events": LONG_SESSION_EVENTS,
+            "events": produced.records,
             "producer_seconds": round(produced.seconds, 2),
             "folded": done,
             "fold_seconds_upper_bound": round(seconds, 1),
@@ -644,6 +724,123 @@ class Bench:
             "state_cache_sessions": self.settings.state_cache_sessions,
             "rocksdb_block_cache_bytes": self.settings.rocksdb_block_cache_bytes,
             "rocksdb_memtables_bytes": self.settings.rocksdb_memtables_bytes,
+            "history_store": self.settings.history_store,
         }
         if not done:
-            raise RuntimeError(f"the worker did not fold {cfg.rss_sessions:,} sessions within {cfg.phase_timeout:.0f}s")
+            raise RuntimeError(f"the worker did not fold {produced.records:,} events within {cfg.phase_timeout:.0f}s")
+
+    def history(self) -> None:
+        """Issue 9's reads on the RSS phase's topic, one HTTP client (keep-alive), one request at a time:
+        the long sessions' timelines and their state in the middle (``?at=``) with the worker restarted
+        on its data folder; then, with its history stores deleted, the first timeline read of each
+        (its records fetched from Kafka by offset)."""
+        cfg = self.config
+        worker, long = self.rss_worker, self.long
+        assert worker is not None and long is not None
+        half = long.length // 2
+        timeline_paths = [f"/api/v1/sessions/{s}/events?limit={long.length}" for s in long.ids]
+        at_paths = [f"/api/v1/sessions/{s}?at={long.middle[s]}" for s in long.ids]
+        meter = self.meter()
+        try:
+            worker.spawn()
+            restart_s = worker.wait_ready(cfg.phase_timeout)
+            with history_client(worker) as client:
+                # Correctness, not timing: every timeline whole and in order, every ?at= at its half.
+                bad_timelines = [s for s, p in zip(long.ids, timeline_paths, strict=True) if
+                                 not timeline_ok(client.get(p), long.event_ids[s])]  # fmt: skip
+                bad_at = [s for s, p in zip(long.ids, at_paths, strict=True) if not count_is(client.get(p), half)]
+                timeline = timed_cycle(client, timeline_paths, HISTORY_WARMUP_REQUESTS, HISTORY_REQUESTS)
+                past = timed_cycle(client, at_paths, HISTORY_WARMUP_REQUESTS, HISTORY_REQUESTS)
+            worker.stop()
+            stores = sorted((worker.data_dir / "store").glob("history-*"))
+            for folder in stores:
+                shutil.rmtree(folder)
+            worker.spawn()
+            cold_restart_s = worker.wait_ready(cfg.phase_timeout)
+            cold_ns: list[int] = []
+            cold_statuses: dict[str, int] = defaultdict(int)
+            bad_cold = []
+            with history_client(worker) as client:
+                for session, path in zip(long.ids, timeline_paths, strict=True):
+                    began = time.perf_counter_ns()
+                    response = client.get(path)
+                    cold_ns.append(time.perf_counter_ns() - began)
+                    cold_statuses[str(response.status_code)] += 1
+                    if not timeline_ok(response, long.event_ids[session]):
+                        bad_cold.append(session)
+        finally:
+            self.metered("history", meter)
+            worker.stop()
+        self.results["history"] = {
+            "topic_events": self.rss_events,
+            "long_sessions": len(long.ids),
+            "events_per_session": long.length,
+            "restart_to_ready_seconds": round(restart_s, 2),
+            "timeline": timeline,
+            "at": past,
+            "cold_history_stores_deleted": len(stores),
+            "cold_restart_to_ready_seconds": round(cold_restart_s, 2),
+            "cold_first_timeline": {**summarize_ms(cold_ns), "requests": len(cold_ns), "statuses": dict(cold_statuses)},
+        }
+        self.checks["history_timelines"] = {
+            "checked": len(long.ids),
+            "events_each": long.length,
+            "mismatched": bad_timelines[:5],
+            "ok": not bad_timelines,
+        }
+        self.checks["history_at_middle"] = {
+            "checked": len(long.ids),
+            "event_count": half,
+            "mismatched": bad_at[:5],
+            "ok": not bad_at,
+        }
+        self.checks["history_cold_timelines"] = {
+            "checked": len(long.ids),
+            "history_stores_deleted": len(stores),
+            "mismatched": bad_cold[:5],
+            "ok": not bad_cold and bool(stores),
+        }
+
+
+def history_client(worker: WorkerProcess) -> httpx.Client:
+    return httpx.Client(base_url=worker.url, headers=worker.service_headers, timeout=15.0)
+
+
+def timeline_ok(response: httpx.Response, event_ids: list[str]) -> bool:
+    """One page holding the whole timeline: exactly the events produced, in order, each with its changes."""
+    if response.status_code != 200:
+        return False
+    body = orjson.loads(response.content)
+    events = body.get("events", [])
+    return (
+        body.get("next") is None and [e.get("id") for e in events] == event_ids and all("changes" in e for e in events)
+    )
+
+
+def count_is(response: httpx.Response, count: int) -> bool:
+    if response.status_code != 200:
+        return False
+    return bool(orjson.loads(response.content).get("meta", {}).get("eventCount") == count)
+
+
+def timed_cycle(client: httpx.Client, paths: list[str], warmup: int, requests: int) -> dict[str, Any]:
+    """``warmup`` then ``requests`` GETs cycling over ``paths``, one at a time; latency of the measured
+    ones, from the request's start to its body read."""
+    statuses: dict[str, int] = defaultdict(int)
+    latencies: list[int] = []
+    for index in range(warmup + requests):
+        path = paths[index % len(paths)]
+        began = time.perf_counter_ns()
+        response = client.get(path)
+        elapsed = time.perf_counter_ns() - began
+        if index >= warmup:
+            latencies.append(elapsed)
+            statuses[str(response.status_code)] += 1
+    seconds = sum(latencies) / 1e9
+    return {
+        **summarize_ms(latencies),
+        "requests": len(latencies),
+        "warmup_requests": warmup,
+        "rate": round(len(latencies) / seconds, 1) if seconds else None,
+        "statuses": dict(statuses),
+    }

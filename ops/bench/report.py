@@ -24,6 +24,7 @@ class Row:
     target: Target | None = None
     peers: str = ""
     note: str = ""
+    who: str = "the worker"  # whose rate a ratio's miss asks more of (not in the JSON)
     result: str = field(default="", init=False)
 
     def evaluate(self) -> None:
@@ -38,7 +39,7 @@ class Row:
             if value >= goal:
                 self.result = f"pass ({value / goal:.2f}x the target)"
             elif unit == "x":
-                self.result = f"MISS: {value / goal:.0%} of target; the worker needs {goal / value:.1f}x its rate"
+                self.result = f"MISS: {value / goal:.0%} of target; {self.who} needs {goal / value:.1f}x its rate"
             else:
                 short = goal - value
                 factor = f"needs {goal / value:.1f}x" if value > 0 else "nothing measured"
@@ -114,6 +115,7 @@ def rows_json(sections: list[tuple[str, list[Row]]]) -> list[dict[str, Any]]:
     for section, rows in sections:
         for row in rows:
             item = asdict(row)
+            del item["who"]
             item["section"] = section
             item["target"] = asdict(row.target) if row.target else None
             out.append(item)
@@ -131,11 +133,13 @@ def sections(results: dict[str, Any], errors: dict[str, str], config: Any) -> li
     """The table: issue 8's figures with their targets first, then the peers and ceilings."""
     from config import (
         TARGET_E2V_P99_MS,
+        TARGET_EXPORT_VS_RAW,
         TARGET_FOLD_VS_QUIX,
         TARGET_FOLD_VS_RAW,
         TARGET_READS_P99_MS,
         TARGET_REBUILD_VS_RAW,
         TARGET_RSS_MB,
+        TARGET_TIMELINE_P99_MS,
     )
 
     r = results
@@ -275,7 +279,100 @@ def sections(results: dict[str, Any], errors: dict[str, str], config: Any) -> li
     for row in peer_rows:
         if row.value is not None and row.key != "producer_rate" and fold_rate:
             row.peers = f"worker = {fold_rate / row.value:.2f}x"
-    return [("worker (issue 8 figures)", worker_rows), ("peers and ceilings, same topic", peer_rows)]
+    history_rows = history_section(r, errors, config, TARGET_TIMELINE_P99_MS, TARGET_EXPORT_VS_RAW)
+    return [
+        ("worker (issue 8 figures)", worker_rows),
+        ("history (issue 9)", history_rows),
+        ("peers and ceilings, same topic", peer_rows),
+    ]
+
+
+def history_section(
+    r: dict[str, Any], errors: dict[str, str], config: Any, timeline_p99_ms: float, export_vs_raw: float
+) -> list[Row]:
+    """Issue 9's figures: a long session's timeline and past state on the RSS phase's topic (warm,
+    then the first read with the history store deleted), and the export to Parquet."""
+    history = r.get("history", {})
+    export = r.get("export", {})
+    raw = r.get("peer_raw", {}).get("rate")
+    long_events = history.get("events_per_session", 100)
+    topic = history.get("topic_events") or r.get("rss", {}).get("events")
+    if not config.rss_sessions:
+        why = "skipped (--rss-sessions 0)"
+    else:
+        why = errors.get("history", "") or errors.get("worker RSS", "")
+    if topic and topic < 1_000_000:
+        where = f"{topic:,}-event topic, < 1M"
+    elif topic:
+        where = f"{topic:,}-event topic"
+    else:
+        where = "RSS phase's topic"
+    timeline, past, cold = history.get("timeline", {}), history.get("at", {}), history.get("cold_first_timeline", {})
+    export_error = errors.get("export to Parquet", "")
+    return [
+        Row(
+            "timeline_p50",
+            f"timeline ?limit={long_events} of a {long_events}-event session, p50 ({where})",
+            timeline.get("p50_ms"),
+            "ms",
+            note=why,
+        ),
+        Row(
+            "timeline_p99",
+            "  timeline p99",
+            timeline.get("p99_ms"),
+            "ms",
+            Target("<", timeline_p99_ms),
+            note=why,
+        ),
+        Row("at_p50", "session ?at= its middle, p50", past.get("p50_ms"), "ms", note=why),
+        Row("at_p99", "  ?at= p99", past.get("p99_ms"), "ms", Target("<", timeline_p99_ms), note=why),
+        Row("cold_timeline_p50", "first timeline read, history store deleted, p50", cold.get("p50_ms"), "ms"),
+        Row("cold_timeline_p99", "  same, p99 (records read from Kafka by offset)", cold.get("p99_ms"), "ms"),
+        Row(
+            "export_rate",
+            "export of the pre-loaded topic to Parquet",
+            export.get("rate"),
+            "ev/s",
+            peers=ratio_text(export.get("rate"), {"raw ceiling": raw}),
+            note=export_error,
+        ),
+        Row(
+            "export_vs_raw",
+            "  export / raw decode ceiling",
+            ratio(export.get("rate"), raw),
+            "x",
+            Target(">=", export_vs_raw),
+            note=export_error or errors.get("peer: raw decode ceiling", "") or ("raw not run" if not raw else ""),
+            who="the export",
+        ),
+    ]
+
+
+def history_notes(results: dict[str, Any]) -> list[str]:
+    out = []
+    history = results.get("history", {})
+    if history:
+        out.append(
+            f"history: {history['long_sessions']} sessions of {history['events_per_session']} events on a topic of "
+            f"{history['topic_events']:,}; one HTTP client (keep-alive), one request at a time, "
+            f"{history['timeline'].get('requests')} timed requests of each kind after "
+            f"{history['timeline'].get('warmup_requests')} of warm-up; the cold row is the first timeline read of "
+            f"each session after the worker restarted with its {history['cold_history_stores_deleted']} history "
+            "store folders deleted"
+        )
+        for name in ("timeline", "at", "cold_first_timeline"):
+            statuses = history.get(name, {}).get("statuses", {})
+            if set(statuses) - {"200"}:
+                out.append(f"history: {name} answers {statuses}")
+    export = results.get("export", {})
+    if export:
+        out.append(
+            f"export: {export['how']}, {export['written']:,} events to {export['file_bytes'] / 1e6:,.1f} MB of "
+            f"Parquet in {export['seconds']:.2f} s (timed around the call: consumer start, time index, file close); "
+            f"after its first batch: {export.get('rate_after_first_batch') or 0:,.0f} ev/s"
+        )
+    return out
 
 
 def notes(
@@ -363,6 +460,13 @@ def notes(
     rss = results.get("rss", {})
     if rss and config.rss_sessions and config.rss_sessions < 1_000_000:
         out.append(f"rss: {config.rss_sessions:,} sessions, not the 1,000,000 of the budget: indicative only")
+    if rss.get("long_sessions"):
+        out.append(
+            f"rss: the worker folded {rss['events']:,} events: {rss['sessions']:,} one-event sessions and "
+            f"{rss['long_sessions']} sessions of {rss['long_session_events']} events spread evenly through them "
+            "(the history phase's)"
+        )
+    out.extend(history_notes(results))
     for phase, used in cpu.items():
         if used.get("foreign_cpus_busy", 0) > 0.25:
             out.append(

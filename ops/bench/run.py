@@ -4,7 +4,10 @@ One worker process (``python -m streams worker``) against a throw-away local Kaf
 port, both on this machine, measured on issue 8's figures: the fold of a pre-loaded topic as ratios
 to Quix Streams and to the raw decode ceiling (same run), with the pure fold beside it; the rebuild
 of a lost data folder; event-to-visible latency at 2,000 events/s with session reads at
-concurrency 32 running at the same time; the worker's RSS after folding 1,000,000 sessions.
+concurrency 32 running at the same time; the worker's RSS after folding 1,000,000 sessions. And
+issue 9's history figures: the export of the pre-loaded topic to Parquet (ratio to the raw
+ceiling), a 100-event session's timeline and ``?at=`` read on the RSS phase's 1,000,000-event
+topic, warm and with the history store deleted.
 
 The modules: ``config`` (options, targets, environments), ``phases`` (what runs), ``report`` (the
 table), ``kafka_io``/``procs``/``load``/``workload``/``machine``/``pyspy`` (plumbing). Prints the
@@ -42,6 +45,7 @@ def run(bench: Bench) -> int:
     bench.phase("micro-benchmarks", bench.micro)
     if "raw" in cfg.peers:
         bench.phase("peer: raw decode ceiling", bench.run_peer, "raw")
+    bench.phase("export to Parquet", bench.export)
     bench.phase("worker fold", bench.worker_fold)
     fold_ok = "worker fold" not in bench.errors
     if bench.worker is not None and bench.worker.process is not None:
@@ -62,6 +66,10 @@ def run(bench: Bench) -> int:
         bench.worker.stop()
     if cfg.rss_sessions:
         bench.phase("worker RSS", bench.rss)
+        if "worker RSS" not in bench.errors:
+            bench.phase("history", bench.history)
+        else:
+            bench.errors["history"] = "skipped: the RSS phase's worker did not fold its topic"
     return finish(bench)
 
 

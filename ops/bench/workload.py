@@ -6,19 +6,25 @@ values the sample rules turn into a campaign), some ``navigation.campaign_clicke
 are built with the tests' builders (``streams.testing.events``), then go through the contract
 (``schemas.events.event_from_object`` + ``encode_event``), so the bytes are what the API appends.
 The same seed gives the same bytes, run after run; a workload remembers how many events each
-session got, so a reader knows which ``eventCount`` means "this event is folded".
+session got, so a reader knows which ``eventCount`` means "this event is folded". A record carries
+its event's time, which it is produced with as its Kafka timestamp (as the API's appender does, so
+that ``sessionctl export`` finds a time range with Kafka's time index).
+
+The RSS phase's topic (:func:`one_event_sessions`) gets :class:`LongSessions` interleaved through it
+(:func:`interleave`): a few sessions of many events each, far apart in the log, whose timelines and
+past states the history phase reads.
 """
 
 from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.events import encode_event, event_from_object
-from streams.testing.events import envelope, public_values
+from streams.testing.events import BASE_TIME, at, envelope, public_values
 
 SOURCE = "/bench"
 
@@ -33,12 +39,19 @@ EMAILS = ("joao@example.com", "maria@example.com", "ana@example.org")
 
 @dataclass(frozen=True)
 class Record:
-    """One event as produced: its session, the session's event count once it is folded, the bytes."""
+    """One event as produced: its session, the session's event count once it is folded, the bytes,
+    and the event's time (ms since the epoch: the record's Kafka timestamp; None: the broker's clock)."""
 
     session: str
     count: int
     key: bytes
     value: bytes
+    timestamp_ms: int | None = None
+
+
+def epoch_ms(seconds: float) -> int:
+    """``seconds`` after the builders' base time, in ms since the epoch (what ``at(seconds)`` writes)."""
+    return int(BASE_TIME.timestamp()) * 1000 + round(seconds * 1000)
 
 
 @dataclass
@@ -51,6 +64,7 @@ class Workload:
     session_ids: list[str] = field(init=False)
     counts: list[int] = field(init=False)
     clock_s: float = field(init=False, default=0.0)
+    last_seconds: float = field(init=False, default=0.0)  # the time of the latest event made
     produced: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
@@ -66,7 +80,8 @@ class Workload:
     def _seconds(self) -> float:
         """The next event's time, whole milliseconds after the builders' base time."""
         self.clock_s += self.rng.expovariate(50.0)  # ~20 ms apart on average
-        return int(self.clock_s * 1000) / 1000
+        self.last_seconds = int(self.clock_s * 1000) / 1000
+        return self.last_seconds
 
     def _pick_session(self) -> int:
         # Skewed: a few long sessions, many short ones (the head of the list is browsed most).
@@ -142,7 +157,8 @@ class Workload:
             value = encode_event(event_from_object(obj))
             self.counts[index] += 1
             subject = self.session_ids[index]
-            records.append(Record(subject, self.counts[index], subject.encode(), value))
+            stamp = epoch_ms(self.last_seconds)
+            records.append(Record(subject, self.counts[index], subject.encode(), value, stamp))
         self.produced += n
         return records
 
@@ -184,3 +200,57 @@ def one_event_sessions(sessions: int, run: int) -> Iterator[Record]:
         key = subject.encode()
         event_id = f"{i:08x}-{tag:04x}-4000-9000-000000000000".encode()
         yield Record(subject, 1, key, pattern % {b"s": key, b"i": event_id})
+
+
+@dataclass(frozen=True)
+class LongSessions:
+    """``count`` sessions of ``length`` page views each (the history phase's sessions): their ids, the
+    ids of their events in order, and an instant in the middle of each (after its first half)."""
+
+    ids: list[str]
+    event_ids: dict[str, list[str]]
+    middle: dict[str, str]  # session -> RFC 3339 instant between event length//2 and the next one
+    records: list[Record]  # event k of every session before event k + 1 of any
+
+    @property
+    def length(self) -> int:
+        return len(self.event_ids[self.ids[0]]) if self.ids else 0
+
+
+# The long sessions' events are 10 s apart (event k at 10 + 10k s): far inside the sessions' lifetime.
+LONG_EVENT_SPACING_S = 10.0
+
+
+def long_sessions(count: int, length: int, run: int) -> LongSessions:
+    """Sessions of ``length`` events each, through the contract; ids apart from
+    :func:`one_event_sessions`' (their fourth group is ``a000``, their events' ``b000``)."""
+    tag = run & 0xFFFF
+    ids = [f"{j:08x}-{tag:04x}-4000-a000-000000000000" for j in range(count)]
+    event_ids: dict[str, list[str]] = {s: [] for s in ids}
+    records: list[Record] = []
+    for k in range(length):
+        seconds = LONG_EVENT_SPACING_S * (k + 1)
+        for j, subject in enumerate(ids):
+            event_id = f"{j:08x}-{k:04x}-4000-b000-{tag:012x}"
+            data = {"url": f"https://shop.example/{CATEGORIES[k % len(CATEGORIES)]}/p-{k}", "title": f"Page {k}"}
+            if k % 10 == 0:
+                data["url"] += f"?utm_source={SOURCES[k % len(SOURCES)]}&utm_medium=cpc&utm_campaign=summer"
+            obj = envelope("navigation.page_viewed", subject, seconds, data, SOURCE, event_id)
+            value = encode_event(event_from_object(obj))
+            records.append(Record(subject, k + 1, subject.encode(), value, epoch_ms(seconds)))
+            event_ids[subject].append(event_id)
+    half = LONG_EVENT_SPACING_S * (length // 2) + LONG_EVENT_SPACING_S / 2
+    return LongSessions(ids, event_ids, {s: at(half) for s in ids}, records)
+
+
+def interleave(base: Iterable[Record], base_count: int, extra: list[Record]) -> Iterator[Record]:
+    """``base`` (``base_count`` records) with ``extra`` spread evenly through it: extra record m comes
+    after about (m + 0.5) / len(extra) of the base records."""
+    places = [int((m + 0.5) * base_count / len(extra)) for m in range(len(extra))] if extra else []
+    m = 0
+    for index, record in enumerate(base):
+        while m < len(places) and places[m] <= index:
+            yield extra[m]
+            m += 1
+        yield record
+    yield from extra[m:]
