@@ -13,6 +13,7 @@ from typing import Any
 
 PREFIX = "SESSIONS_"
 _APP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_ADVERTISED_URL = re.compile(r"^https?://[A-Za-z0-9._-]+:[0-9]{1,5}/?$")
 # What a service API key may be granted (SESSIONS_SERVICE_KEYS).
 SCOPES = frozenset({"sessions:read", "sessions:history", "sessions:erase", "events:trusted"})
 
@@ -26,6 +27,10 @@ class Settings:
     kafka_bootstrap: str = "127.0.0.1:9092"
     web_host: str = "127.0.0.1"
     web_port: int = 8080
+    # The URL other workers reach this one by (faust publishes it to the group, and requests for a
+    # session are forwarded to its owner's URL): needed when the worker listens on 0.0.0.0 (a
+    # container), e.g. "http://worker-1:8081". Empty = http://<web_host>:<web_port>.
+    advertised_url: str = ""
     data_dir: Path = Path("./var")
     partitions: int = 12
     # Names that tests vary to get a fresh topic, consumer group and changelog per test.
@@ -155,7 +160,8 @@ class Settings:
 
     @property
     def web_url(self) -> str:
-        return f"http://{self.web_host}:{self.web_port}"
+        """How the other workers reach this one: ``advertised_url``, else the listening address."""
+        return self.advertised_url or f"http://{self.web_host}:{self.web_port}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -176,6 +182,10 @@ class Settings:
             raise SettingsError(f"{PREFIX}PARTITIONS must be at least 1, got {self.partitions}")
         if not 1 <= self.web_port <= 65535:
             raise SettingsError(f"{PREFIX}WEB_PORT must be a TCP port, got {self.web_port}")
+        if self.advertised_url and not _ADVERTISED_URL.match(self.advertised_url):
+            raise SettingsError(
+                f"{PREFIX}ADVERTISED_URL must be http(s)://<host>:<port> with no path, got {self.advertised_url!r}"
+            )
         if not _APP_ID.match(self.app_id):
             raise SettingsError(f"{PREFIX}APP_ID must match {_APP_ID.pattern}, got {self.app_id!r}")
         if not _APP_ID.match(self.events_topic):
