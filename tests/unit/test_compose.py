@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from streams.kafka import broker
-from streams.settings import Settings
+from streams.settings import Settings, SettingsError
 
 pytestmark = pytest.mark.unit
 
@@ -71,6 +71,14 @@ def test_each_worker_listens_everywhere_and_advertises_its_service_name(compose)
         assert settings.web_url == env["SESSIONS_ADVERTISED_URL"]
         ids.add(settings.group_instance_id)
     assert len(ids) == 3, "workers with one data path and one address would fence each other's membership"
+
+
+def test_the_advertised_url_is_a_base_url_with_a_port():
+    plain = Settings.from_env({"SESSIONS_WEB_HOST": "0.0.0.0", "SESSIONS_WEB_PORT": "8081"})
+    assert plain.web_url == "http://0.0.0.0:8081"
+    for bad in ("worker-1:8081", "http://worker-1", "http://worker-1:8081/api", "ftp://worker-1:21"):
+        with pytest.raises(SettingsError, match="SESSIONS_ADVERTISED_URL"):
+            Settings.from_env({"SESSIONS_ADVERTISED_URL": bad})
 
 
 @pytest.mark.xfail(strict=True, reason="streams/app.py must pass canonical_url=settings.web_url to faust.App")
