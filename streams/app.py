@@ -129,6 +129,7 @@ def create_engine(settings: Settings) -> Engine:
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
+        canonical_url=settings.web_url,
         web_tables_enabled=False,
         web_graph_enabled=False,
         web_stats_enabled=False,

@@ -81,7 +81,6 @@ def test_the_advertised_url_is_a_base_url_with_a_port():
             Settings.from_env({"SESSIONS_ADVERTISED_URL": bad})
 
 
-@pytest.mark.xfail(strict=True, reason="streams/app.py must pass canonical_url=settings.web_url to faust.App")
 def test_faust_publishes_the_advertised_url(tmp_path):
     from streams.app import create_engine  # a faust app, no broker
 
