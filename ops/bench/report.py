@@ -283,8 +283,66 @@ def sections(results: dict[str, Any], errors: dict[str, str], config: Any) -> li
     return [
         ("worker (issue 8 figures)", worker_rows),
         ("history (issue 9)", history_rows),
+        ("scale-out (issue 10)", scale_out_section(r, errors)),
         ("peers and ceilings, same topic", peer_rows),
     ]
+
+
+def scale_out_section(r: dict[str, Any], errors: dict[str, str]) -> list[Row]:
+    """Issue 10's figures: three workers on the pre-loaded topic (ops/bench/scaleout.py)."""
+    scale = r.get("scale_out", {})
+    why = errors.get("scale-out", "")
+    routing = scale.get("routing", {})
+    owner, forwarded = routing.get("owner", {}), routing.get("forwarded", {})
+    timeout = scale.get("session_timeout_s")
+    with_standbys = scale.get("failover_with_standbys", {})
+    without = scale.get("failover_without_standbys", {})
+    over = with_standbys.get("over_session_timeout_s")
+    return [
+        Row(
+            "routed_owner_p99",
+            "service read answered by the owner (3 workers), p99",
+            owner.get("p99_ms"),
+            "ms",
+            note=why,
+        ),
+        Row(
+            "routed_forwarded_p99",
+            "  read forwarded by a non-owner to the owner, p99",
+            forwarded.get("p99_ms"),
+            "ms",
+            peers=f"owner p50 {owner.get('p50_ms')} / forwarded p50 {forwarded.get('p50_ms')} ms" if owner else "",
+            note=why,
+        ),
+        Row(
+            "failover_standby_s",
+            f"SIGKILL of an owner -> its sessions read again, standbys on (session timeout {timeout} s)",
+            with_standbys.get("seconds"),
+            "s",
+            peers=restored_text(with_standbys),
+            note=why,
+        ),
+        Row(
+            "failover_standby_over_timeout_s",
+            "  the same, beyond the session timeout",
+            over,
+            "s",
+            Target("<", 2.0),
+            note=why,
+        ),
+        Row(
+            "failover_no_standby_s",
+            "  the same without standbys (SESSIONS_STANDBY_REPLICAS=0)",
+            without.get("seconds"),
+            "s",
+            peers=restored_text(without),
+            note=why,
+        ),
+    ]
+
+
+def restored_text(failover: dict[str, Any]) -> str:
+    return f"{failover['changelog_records_restored']:,} changelog records restored" if failover else ""
 
 
 def history_section(

@@ -29,6 +29,7 @@ from machine import facts
 from phases import Bench, log
 from procs import stop_all
 from report import notes, render, rows_json, sections
+from scaleout import scale_out
 
 from streams.kafka import broker as local_broker
 
@@ -59,6 +60,7 @@ def run(bench: Bench) -> int:
         if "worker warm restart" not in bench.errors:
             bench.phase("stream + reads", bench.stream_and_reads)
             bench.phase("rebuild from the changelog", bench.rebuild)
+            bench.phase("scale-out", scale_out, bench)
     else:
         for name in ("stream + reads", "rebuild from the changelog"):
             bench.errors[name] = "skipped: the worker did not fold the pre-loaded topic"
