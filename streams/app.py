@@ -29,6 +29,7 @@ from streams.metrics import Metrics
 from streams.rules_file import load_rules
 from streams.settings import Settings
 from streams.web.history import register_history_views
+from streams.web.hygiene import install as install_hygiene
 from streams.web.metrics import register_metrics
 from streams.web.service_auth import ServiceKeys
 from streams.web.storefront import register_storefront_views
@@ -179,6 +180,7 @@ def create_engine(settings: Settings) -> Engine:
     register_views(engine)
     register_storefront_views(engine)
     register_history_views(engine)
+    install_hygiene(engine)
     register_metrics(engine)
     return engine
 

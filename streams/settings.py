@@ -91,6 +91,18 @@ class Settings:
     session_signing_keys: str = field(default="", repr=False)
     session_cookie: str = "vtex_session"
     segment_cookie: str = "vtex_segment"
+    # Cookie attributes: `Secure` (only over HTTPS; set it in production) and `Domain` (share the
+    # cookies with subdomains, e.g. ".shop.example"); empty: the host that set them.
+    cookie_secure: bool = False
+    cookie_domain: str = ""
+    # Storefront origins a browser may call the storefront routes from (CORS, with cookies):
+    # comma-separated, e.g. "https://shop.example,https://www.shop.example". Empty: none.
+    cors_origins: str = ""
+    # Rate limits on the storefront routes, per worker: "address=<n>/s[:<burst>],session=<n>/s[:<burst>]"
+    # (either or both). Empty: none. Behind proxies, trusted_proxy_hops says how many of the
+    # X-Forwarded-For entries (from the right) were written by our own proxies.
+    rate_limits: str = ""
+    trusted_proxy_hops: int = 0
     # Storefront API: the account of a new session by the request's Host, for one deployment that
     # serves several stores: "<host>=<account>;<host2>=<account2>" (a host may carry its port).
     # An `an=<account>` query parameter wins over it; a host not listed gets the rules' default.
@@ -126,6 +138,15 @@ class Settings:
         identity = f"{self.data_dir.resolve()}|{self.web_url}"
         digest = hashlib.sha1(identity.encode(), usedforsecurity=False).hexdigest()[:12]
         return f"{self.app_id}-{digest}"
+
+    @property
+    def cors_origin_set(self) -> frozenset[str]:
+        return parse_cors_origins(self.cors_origins)
+
+    @property
+    def rate_limit_pair(self) -> tuple[Limit | None, Limit | None]:
+        """(per client address, per session)."""
+        return parse_rate_limits(self.rate_limits)
 
     @property
     def host_account_map(self) -> dict[str, str]:
@@ -203,8 +224,54 @@ class Settings:
         for index, key in enumerate(self.session_signing_key_list):
             if len(key) < 32:
                 raise SettingsError(f"{PREFIX}SESSION_SIGNING_KEYS entry {index} must be at least 32 characters")
-        self.host_account_map  # noqa: B018 - parsed once here so a bad entry stops the start
+        if self.cookie_domain and not _COOKIE_DOMAIN.match(self.cookie_domain):
+            raise SettingsError(f"{PREFIX}COOKIE_DOMAIN must be a host name such as .shop.example")
+        if self.trusted_proxy_hops < 0:
+            raise SettingsError(f"{PREFIX}TRUSTED_PROXY_HOPS must be 0 or more")
+        self.cors_origin_set  # noqa: B018 - parsed once here so a bad entry stops the start
+        self.rate_limit_pair  # noqa: B018 - likewise
+        self.host_account_map  # noqa: B018 - likewise
         self.service_key_scopes  # noqa: B018 - likewise
+
+
+@dataclass(frozen=True)
+class Limit:
+    """``rate`` requests a second on average, bursts of up to ``burst``."""
+
+    rate: float
+    burst: float
+
+
+_LIMIT = re.compile(r"^(address|session)=(\d+(?:\.\d+)?)/s(?::(\d+))?$")
+_COOKIE_DOMAIN = re.compile(r"^\.?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$")
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
+
+
+def parse_rate_limits(text: str) -> tuple[Limit | None, Limit | None]:
+    """``"address=20/s:40,session=10/s"`` -> (per address, per session); burst defaults to 2x rate."""
+    found: dict[str, Limit] = {}
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        match = _LIMIT.match(entry)
+        if match is None or float(match[2]) <= 0:
+            raise SettingsError(
+                f"{PREFIX}RATE_LIMITS entry {entry!r}: expected address=<n>/s[:<burst>] or session=<n>/s[:<burst>]"
+            )
+        rate = float(match[2])
+        found[match[1]] = Limit(rate, float(match[3]) if match[3] else max(1.0, 2 * rate))
+    return found.get("address"), found.get("session")
+
+
+def parse_cors_origins(text: str) -> frozenset[str]:
+    origins = set()
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        if not _ORIGIN.match(entry):
+            raise SettingsError(f"{PREFIX}CORS_ORIGINS entry {entry!r}: expected scheme://host[:port], no path")
+        origins.add(entry)
+    return frozenset(origins)
 
 
 def parse_service_keys(text: str) -> Mapping[str, frozenset[str]]:

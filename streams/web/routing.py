@@ -56,7 +56,8 @@ async def forward_if_not_owner(
     if request.headers.get(FORWARDED):  # ownership moved while the request was in flight
         raise unavailable("the session's partition is moving between workers")
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
-    headers[FORWARDED] = "1"
+    # A proof that a worker of this deployment sent it (the rate limits count it where it came in).
+    headers[FORWARDED] = engine.tokens.proof(f"{request.method} {request.path}")
     target = owner.with_path(request.path).with_query(request.query)
     route = route_of(request)
     try:

@@ -277,7 +277,12 @@ class SessionService:
         return response
 
     def _cookie_attributes(self) -> str:
-        return f"Path=/; Max-Age={self.settings.session_ttl_s}; SameSite=Lax"
+        attributes = f"Path=/; Max-Age={self.settings.session_ttl_s}; SameSite=Lax"
+        if self.settings.cookie_domain:
+            attributes += f"; Domain={self.settings.cookie_domain}"
+        if self.settings.cookie_secure:
+            attributes += "; Secure"
+        return attributes
 
 
 def _segment_overrides(request: web.Request, segment: Segment) -> Segment:

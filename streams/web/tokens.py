@@ -12,6 +12,7 @@ or tampered token reads as "no session"; it never reveals which check failed.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import re
 import secrets
@@ -78,6 +79,18 @@ class SessionTokens:
         }
         key = self.keys[0]
         return jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": key_id(key)})
+
+    def proof(self, message: str) -> str:
+        """An HMAC of ``message`` under the newest key: proves a worker of this deployment wrote it."""
+        return hmac.new(self.keys[0].encode(), message.encode(), hashlib.sha256).hexdigest()
+
+    def proves(self, message: str, proof: str) -> bool:
+        """``proof`` is :meth:`proof` of ``message`` under one of the keys (rotation), in constant time."""
+        found = False
+        for key in self.keys:
+            expected = hmac.new(key.encode(), message.encode(), hashlib.sha256).hexdigest()
+            found |= hmac.compare_digest(expected, proof)
+        return found
 
     def session_id(self, token: str | None) -> str | None:
         """The id a valid token references, else None (missing, expired, tampered, malformed)."""
