@@ -181,13 +181,7 @@ def create_engine(settings: Settings, current: Generation | None = None) -> Engi
     local_rules = generations.read_rules_file(settings.rules_file)
     serving = current or Generation(1, local_rules)
     if current is not None:
-        rules = current.parsed_rules()
-        if current.rules != local_rules:
-            log.warning(
-                "table generation %d was built with other rules than SESSIONS_RULES_FILE (%s): serving "
-                "it with its own rules (a rebuild with --rules changes them)",
-                current.number, settings.rules_file or "none",
-            )  # fmt: skip
+        rules = current.parsed_rules()  # the worker's CLI says when they differ from the local file
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     tokens = SessionTokens(signing_keys(settings.session_signing_key_list, settings.data_dir), settings.session_ttl_s)
     app = faust.App(

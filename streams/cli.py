@@ -35,7 +35,7 @@ def worker() -> None:
     """Create the topics, then fold events and serve HTTP until SIGTERM/Ctrl-C."""
     from projections.rules import RulesError
     from streams.app import create_engine
-    from streams.fold.generations import CURRENT, control_topic, read_records
+    from streams.fold.generations import CURRENT, control_topic, read_records, read_rules_file
     from streams.kafka.admin import TopicMismatch, TopicSpec, ensure_topics
     from streams.worker import QuietWorker, tune_process
 
@@ -71,6 +71,13 @@ def worker() -> None:
         raise typer.Exit(3) from None
     try:
         engine = create_engine(settings, current)
+        if current is not None and current.rules != read_rules_file(settings.rules_file):
+            # Said here: the worker's logging is not set up yet.
+            typer.echo(
+                f"warning: table generation {current.number} was built with other rules than SESSIONS_RULES_FILE "
+                f"({settings.rules_file or 'none'}): serving it with its own rules (see `sessionctl rebuild --rules`)",
+                err=True,
+            )
     except (RulesError, SettingsError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

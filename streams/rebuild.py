@@ -35,6 +35,7 @@ from streams.fold.generations import (
     read_records,
     read_rules_file,
     scratch_dir,
+    watermarks,
     write_record,
 )
 from streams.fold.loop import FoldConfig, FoldLoop
@@ -154,6 +155,13 @@ def prepare(settings: Settings, chosen: Plan) -> None:
             TopicSpec(f"{settings.dlq_topic}.rebuild-g{n}", settings.partitions, settings.replication_factor),
         ],
     )
+    # A topic created a moment ago may have no leader yet: wait for them before folding.
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"{settings.app_id}-rebuild"})
+    try:
+        for partition in range(settings.partitions):
+            watermarks(consumer, TopicPartition(changelog_topic(settings.changelog_topic, n), partition), 30.0)
+    finally:
+        consumer.close()
     if not chosen.resumed:
         write_record(settings.kafka_bootstrap, control_topic(settings.app_id), NEXT, chosen.target)
 

@@ -18,6 +18,7 @@ The pure part (names, the record codec) is above the I/O part (reading and writi
 from __future__ import annotations
 
 import logging
+import time
 import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Final
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from projections.rules import EMPTY_RULES, Rules, RulesError, parse_rules
 
@@ -139,11 +140,27 @@ def read_records(bootstrap: str, topic: str, timeout_s: float = 10.0) -> dict[by
         metadata = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
         if metadata is None or metadata.error is not None or not metadata.partitions:
             return {}
-        tp = TopicPartition(topic, 0)
-        low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s, cached=False)
+        low, high = watermarks(consumer, TopicPartition(topic, 0), timeout_s)
         return _read_range(consumer, topic, low, high, timeout_s)
     finally:
         consumer.close()
+
+
+def watermarks(consumer: Consumer, tp: TopicPartition, timeout_s: float) -> tuple[int, int]:
+    """The partition's watermarks, polled until its leader answers (a topic created a moment ago
+    has none yet) or ``timeout_s`` passed."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s, cached=False)
+            return int(low), int(high)
+        except KafkaException as exc:
+            code = exc.args[0].code() if exc.args and isinstance(exc.args[0], KafkaError) else None
+            waiting = code in (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.UNKNOWN_TOPIC_OR_PART,
+                               KafkaError.LEADER_NOT_AVAILABLE)  # fmt: skip
+            if not waiting or time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)  # the interval of polling for the leader
 
 
 def _read_range(consumer: Consumer, topic: str, low: int, high: int, timeout_s: float) -> dict[bytes, Generation]:

@@ -1,0 +1,112 @@
+"""Rebuilding a projection: ``sessionctl rebuild --rules B`` folds the whole log into a new table
+generation while the worker keeps serving the current one; ``--switch`` makes the worker serve it,
+and old sessions come out with the derived keys of the new rules. Real broker, real worker, the CLI
+as a real subprocess."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from streams.fold.generations import parse_rules_text
+from streams.testing.events import campaign_click, new_session_id, page_view
+from streams.testing.paths import REPO, SAMPLE_RULES_FILE, sample_rules
+from streams.testing.workers import SERVICE_HEADERS
+from tests.integration.test_fold_engine_faults import produce
+from tests.support.streams import expected_views, served_views, stream_of_events
+
+pytestmark = pytest.mark.integration
+
+RULES_A = sample_rules()
+# Rules B: the same file with another price table for the blackfriday audience and a new audience.
+RULES_B_TEXT = SAMPLE_RULES_FILE.read_text().replace('price_tables = ["promo-bf"]', 'price_tables = ["promo-bf-b"]') + (
+    '\n[[campaigns]]\nname = "summer-b"\nwhen = { utm_campaign = "summer" }\nprice_tables = ["promo-summer"]\n'
+)
+RULES_B = parse_rules_text(RULES_B_TEXT, "rules B")
+
+
+def sessionctl(env: dict[str, str], *args: str, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streams", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def served_as(url: str, expected: dict[str, dict], timeout: float = 90.0) -> dict[str, dict]:
+    """Poll until every session is served as expected (503 while the worker switches is fine)."""
+    deadline = time.monotonic() + timeout
+    served: dict[str, dict] = {}
+    with httpx.Client(base_url=url, timeout=10) as client:
+        for sid, document in expected.items():
+            while True:
+                response = client.get(f"/api/v1/sessions/{sid}", headers=SERVICE_HEADERS)
+                assert response.status_code in (200, 404, 503), response.text
+                if response.status_code == 503:
+                    assert response.headers.get("Retry-After")
+                if response.status_code == 200:
+                    served[sid] = response.json()
+                    if served[sid] == document:
+                        break
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{sid} not served as expected: {served.get(sid)} != {document}")
+                time.sleep(0.05)
+    return served
+
+
+def test_a_rebuild_with_new_rules_then_a_switch_gives_old_sessions_the_new_derived_keys(
+    worker_factory, kafka_bootstrap, tmp_path
+):
+    worker = worker_factory(partitions=3, SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE)).start()
+    topic = worker.env["SESSIONS_EVENTS_TOPIC"]
+    stream, distinct = stream_of_events(seed=9, sessions=30, events=1500)
+    produce(kafka_bootstrap, topic, stream)
+    as_a, as_b = expected_views(distinct, RULES_A), expected_views(distinct, RULES_B)
+    assert as_a != as_b, "rules B must derive other keys for these sessions"
+    assert served_views(worker.url, distinct) == as_a
+
+    rules_b = tmp_path / "rules-b.toml"
+    rules_b.write_text(RULES_B_TEXT)
+    rebuilt = sessionctl(worker.env, "rebuild", "--rules", str(rules_b))
+    assert rebuilt.returncode == 0, rebuilt.stderr + rebuilt.stdout
+    found = re.search(r"generation 2: (\d+) sessions, (\d+) events folded \((\d+) records read\)", rebuilt.stdout)
+    assert found, rebuilt.stdout
+    assert int(found[1]) == len(distinct)
+    assert int(found[3]) == len(stream)  # every record of the log, none twice
+    assert "run `sessionctl rebuild --switch`" in rebuilt.stderr
+    # The worker still serves generation 1, with rules A.
+    assert served_as(worker.url, as_a, timeout=5) == as_a
+
+    switched = sessionctl(worker.env, "rebuild", "--switch")
+    assert switched.returncode == 0, switched.stderr + switched.stdout
+    assert "switched: the workers serve generation 2" in switched.stdout
+    assert served_as(worker.url, as_b) == as_b
+
+    # A new event after the switch is folded with rules B too, onto the rebuilt state.
+    old = next(iter(distinct))
+    fresh = new_session_id()
+    after = [
+        campaign_click(old, 5000, utm_campaign="summer"),
+        page_view(old, "https://s/p?marker=after", 5001),
+        campaign_click(fresh, 5000, utm_campaign="summer"),
+        page_view(fresh, "https://s/p?marker=after", 5001),
+    ]
+    with httpx.Client(base_url=worker.url, timeout=10) as client:
+        assert client.post("/api/events", json=after).status_code == 202
+    distinct[old] += after[:2]
+    distinct[fresh] = after[2:]
+    now_b = expected_views({sid: distinct[sid] for sid in (old, fresh)}, RULES_B)
+    assert served_as(worker.url, now_b) == now_b
+    assert now_b[fresh]["namespaces"]["profile"]["priceTables"]["value"] == "promo-summer"
+    # Nothing lost: every session's event count is its distinct events.
+    for sid, document in served_as(worker.url, expected_views(distinct, RULES_B)).items():
+        assert document["meta"]["eventCount"] == len(distinct[sid]), sid
+
+    # A restart reads the control topic first: it serves generation 2 (rules B), not its local file's.
+    assert worker.stop() == 0
+    worker.start()
+    assert served_as(worker.url, expected_views(distinct, RULES_B), timeout=30)
+    assert "rules than SESSIONS_RULES_FILE" in worker.log_tail(400)
