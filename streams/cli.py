@@ -284,6 +284,7 @@ def rebuild(
     from streams import rebuild as rebuilding
     from streams.fold.generations import changelog_topic, read_rules_file
     from streams.history.export import LogProgress, RichProgress
+    from streams.worker import tune_process
 
     # Every option is checked before anything touches Kafka: a bad one creates no topic.
     try:
@@ -320,6 +321,7 @@ def rebuild(
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    tune_process()  # the worker's GC, GIL and malloc settings: the same fold rate
     reporter = RichProgress("rebuild") if sys.stderr.isatty() else LogProgress(label="rebuild", verb="folded")
     try:
         with reporter:

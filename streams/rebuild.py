@@ -50,6 +50,10 @@ log = logging.getLogger(__name__)
 # so its progress displays serve both.
 Progress = Callable[[int, int, int], None]
 CHANGELOG_CONFIG = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
+# A rebuild has nobody waiting on its folds: bigger batches (each touched session decoded and
+# encoded once per batch, one flush per batch) fold faster; 200,000 events / 20,000 sessions on the
+# bench's machine: 30,700 events/s at 5,000 a batch, 35,000 to 37,800 at 20,000.
+REBUILD_BATCH = 20_000
 TAIL_RECORDS = 1000  # how far back from a changelog partition's end its last marker is looked for
 
 
@@ -87,6 +91,7 @@ def generation_config(settings: Settings, generation: int, stores: Path) -> Fold
         changelog_topic=changelog_topic(settings.changelog_topic, generation),
         dlq_topic=f"{settings.dlq_topic}.rebuild-g{generation}",
         stores_dir=stores,
+        batch_max=max(settings.fold_batch_max, REBUILD_BATCH),
         group_id=f"{settings.app_id}-rebuild-g{generation}",
         writer_id=f"{settings.app_id}-rebuild-g{generation}",
         fault_point="",
@@ -216,7 +221,7 @@ def rebuild(
                 if left <= (max_lag if until_live else 0):
                     summary.complete = True
                     break
-            stop.wait(0.2)  # a progress tick, not a wait for a condition
+            stop.wait(0.1)  # a progress tick, not a wait for a condition
     finally:
         loop.stop()
         watermarks.close()
@@ -228,6 +233,17 @@ def rebuild(
     if count_sessions:
         summary.sessions = count_stored_sessions(stores, partitions)
     return summary
+
+
+def rebuild_new_generation(
+    settings: Settings, rules_text: str | None = None, progress: Progress | None = None
+) -> RebuildSummary:
+    """What ``make bench`` calls: plan, create the topics and fold the whole log into the next
+    generation (no switch); ``summary.events`` and ``summary.seconds`` are the figure. Call
+    ``streams.worker.tune_process()`` first for the worker's GC settings, as the CLI does."""
+    chosen = plan(settings, rules_text, None)
+    prepare(settings, chosen)
+    return rebuild(settings, chosen.target, progress)
 
 
 def _highs(consumer: Consumer, topic: str, partitions: frozenset[int]) -> dict[int, int]:
