@@ -110,3 +110,42 @@ def test_a_rebuild_with_new_rules_then_a_switch_gives_old_sessions_the_new_deriv
     worker.start()
     assert served_as(worker.url, expected_views(distinct, RULES_B), timeout=30)
     assert "rules than SESSIONS_RULES_FILE" in worker.log_tail(400)
+
+
+def test_two_workers_a_resumed_rebuild_and_a_switch_in_one_go(worker_factory, kafka_bootstrap, tmp_path):
+    w1 = worker_factory("w1", partitions=4, SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE)).start()
+    w2 = worker_factory("w2", partitions=4, SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE)).start()
+    topic = w1.env["SESSIONS_EVENTS_TOPIC"]
+    stream, distinct = stream_of_events(seed=11, sessions=40, events=1200)
+    first, second = stream[: len(stream) // 2], stream[len(stream) // 2 :]
+    produce(kafka_bootstrap, topic, first)
+    rules_b = tmp_path / "rules-b.toml"
+    rules_b.write_text(RULES_B_TEXT)
+    scratch = tmp_path / "rebuild"  # the rebuild's own data folder, beside the workers'
+    env = {**w1.env, "SESSIONS_DATA_DIR": str(scratch)}
+
+    rebuilt = sessionctl(env, "rebuild", "--rules", str(rules_b))
+    assert rebuilt.returncode == 0, rebuilt.stderr + rebuilt.stdout
+    assert f"({len(first)} records read)" in rebuilt.stdout
+
+    # More events, then the same rules again with --switch: the rebuild goes on from where its
+    # stores stand (as after Ctrl-C) and reads only what was appended since.
+    produce(kafka_bootstrap, topic, second)
+    switched = sessionctl(env, "rebuild", "--rules", str(rules_b), "--switch", "--max-lag", "0")
+    assert switched.returncode == 0, switched.stderr + switched.stdout
+    assert "going on with the rebuild of generation 2" in switched.stderr
+    assert f"({len(second)} records read)" in switched.stdout
+    assert "switched: the workers serve generation 2" in switched.stdout
+    assert not (scratch / "rebuild-g2").exists()  # the scratch stores go once switched
+
+    # Both workers switched: every session read through either (reads go to the owner) is rules B.
+    expected = expected_views(distinct, RULES_B)
+    assert served_as(w1.url, expected) == expected
+    assert served_as(w2.url, expected) == expected
+    for worker in (w1, w2):
+        assert "switching from table generation 1 to 2" in worker.log_tail(400)
+
+    # A switch with nothing newer to switch to is refused, clearly.
+    again = sessionctl(env, "rebuild", "--switch")
+    assert again.returncode == 2
+    assert "no rebuild to switch to" in again.stderr
