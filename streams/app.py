@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 

@@ -39,7 +39,7 @@ from streams.fold.generations import (
     write_record,
 )
 from streams.fold.loop import FoldConfig, FoldLoop
-from streams.fold.store import SOURCE_OFFSET, unpack_offset
+from streams.fold.store import SESSIONS_START, SOURCE_OFFSET, unpack_offset
 from streams.fold_waiters import FoldWaiters
 from streams.kafka.admin import TopicSpec, ensure_topics
 from streams.settings import Settings
@@ -92,6 +92,7 @@ def generation_config(settings: Settings, generation: int, stores: Path) -> Fold
         dlq_topic=f"{settings.dlq_topic}.rebuild-g{generation}",
         stores_dir=stores,
         batch_max=max(settings.fold_batch_max, REBUILD_BATCH),
+        history_store=False,  # a cache for the workers' timelines: a rebuild has no reader
         group_id=f"{settings.app_id}-rebuild-g{generation}",
         writer_id=f"{settings.app_id}-rebuild-g{generation}",
         fault_point="",
@@ -260,7 +261,8 @@ def count_stored_sessions(stores: Path, partitions: frozenset[int]) -> int:
             continue
         db = Rdict(str(path), Options(raw_mode=True))
         try:
-            count += sum(1 for key in db.keys() if isinstance(key, bytes) and not key.startswith(b"\x00"))
+            # Reserved keys (source offsets, sealed locators) sort below every session id.
+            count += sum(1 for key in db.keys() if isinstance(key, bytes) and key >= SESSIONS_START)
         finally:
             db.close()
     return count
