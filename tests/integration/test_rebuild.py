@@ -6,14 +6,18 @@ as a real subprocess."""
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 import time
 
 import httpx
+import orjson
 import pytest
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from streams.fold.generations import parse_rules_text
+from streams.kafka.admin import TopicSpec, ensure_topics
 from streams.testing.events import campaign_click, new_session_id, page_view
 from streams.testing.paths import REPO, SAMPLE_RULES_FILE, sample_rules
 from streams.testing.workers import SERVICE_HEADERS
@@ -149,3 +153,66 @@ def test_two_workers_a_resumed_rebuild_and_a_switch_in_one_go(worker_factory, ka
     again = sessionctl(env, "rebuild", "--switch")
     assert again.returncode == 2
     assert "no rebuild to switch to" in again.stderr
+
+
+def test_ctrl_c_stops_a_rebuild_that_goes_on_where_it_stood(worker_factory, kafka_bootstrap):
+    # No worker needed: the rebuild reads the log alone. Enough events for a few seconds of folding.
+    env = worker_factory(partitions=4, SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE)).env
+    topic = env["SESSIONS_EVENTS_TOPIC"]
+    ensure_topics(kafka_bootstrap, [TopicSpec(topic, 4)])
+    stream = [page_view(f"00000000-0000-4000-8000-{n % 5000:012d}", f"https://s/p?n={n}", n) for n in range(150_000)]
+    produce_many(kafka_bootstrap, topic, stream)
+
+    group = f"{env['SESSIONS_APP_ID']}-rebuild-g2"  # the rebuild commits its offsets here (lag tools)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streams", "rebuild"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        committed = 0
+        while committed == 0 and process.poll() is None:
+            committed = committed_total(kafka_bootstrap, group, topic, 4)
+        assert process.poll() is None, "the rebuild ended before it could be interrupted"
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    assert "stopped before the end: run the same command again" in stderr
+    first = int(re.search(r"\((\d+) records read\)", stdout)[1])
+    assert 0 < first < len(stream)
+
+    again = sessionctl(env, "rebuild")
+    assert again.returncode == 0, again.stderr
+    assert "going on with the rebuild of generation 2" in again.stderr
+    second = int(re.search(r"(\d+) sessions, \d+ events folded \((\d+) records read\)", again.stdout)[2])
+    assert first + second == len(stream)  # nothing read twice, nothing left out
+    assert "generation 2: 5000 sessions" in again.stdout
+
+
+def committed_total(bootstrap: str, group: str, topic: str, partitions: int) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        offsets = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+    except KafkaException:  # the group's coordinator is still loading: nothing committed yet
+        return 0
+    finally:
+        consumer.close()
+    return sum(max(0, tp.offset) for tp in offsets)
+
+
+def produce_many(bootstrap: str, topic: str, stream: list[dict]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 20})
+    for event in stream:
+        while True:
+            try:
+                producer.produce(topic, key=event["subject"].encode(), value=orjson.dumps(event))
+                break
+            except BufferError:
+                producer.poll(0.1)  # the client's queue is full: let it deliver
+    assert producer.flush(60) == 0
