@@ -237,12 +237,12 @@ def rebuild(
 
 
 def rebuild_new_generation(
-    settings: Settings, rules_text: str | None = None, progress: Progress | None = None
+    settings: Settings, rules_text: str | None = None, progress: Progress | None = None, generation: int | None = None
 ) -> RebuildSummary:
     """What ``make bench`` calls: plan, create the topics and fold the whole log into the next
     generation (no switch); ``summary.events`` and ``summary.seconds`` are the figure. Call
     ``streams.worker.tune_process()`` first for the worker's GC settings, as the CLI does."""
-    chosen = plan(settings, rules_text, None)
+    chosen = plan(settings, rules_text, generation)
     prepare(settings, chosen)
     return rebuild(settings, chosen.target, progress)
 
