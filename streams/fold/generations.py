@@ -146,6 +146,18 @@ def read_records(bootstrap: str, topic: str, timeout_s: float = 10.0) -> dict[by
         consumer.close()
 
 
+# Errors of a partition created a moment ago, before its leader is known (locally or at the broker).
+WAITING_FOR_A_LEADER = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_PARTITION,
+        KafkaError._UNKNOWN_TOPIC,
+    }
+)
+
+
 def watermarks(consumer: Consumer, tp: TopicPartition, timeout_s: float) -> tuple[int, int]:
     """The partition's watermarks, polled until its leader answers (a topic created a moment ago
     has none yet) or ``timeout_s`` passed."""
@@ -156,8 +168,7 @@ def watermarks(consumer: Consumer, tp: TopicPartition, timeout_s: float) -> tupl
             return int(low), int(high)
         except KafkaException as exc:
             code = exc.args[0].code() if exc.args and isinstance(exc.args[0], KafkaError) else None
-            waiting = code in (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.UNKNOWN_TOPIC_OR_PART,
-                               KafkaError.LEADER_NOT_AVAILABLE)  # fmt: skip
+            waiting = code in WAITING_FOR_A_LEADER
             if not waiting or time.monotonic() > deadline:
                 raise
         time.sleep(0.1)  # the interval of polling for the leader
