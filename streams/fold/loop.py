@@ -241,7 +241,7 @@ class FoldLoop:
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._ready.clear()
         switch_to = _Switch(changelog_topic, stores_dir, rules)
-        self._commands.put(_Command("switch", frozenset(), None, done, switch_to))
+        self._commands.put(_Command("switch", frozenset(), None, done, switch_to=switch_to))
         return done
 
     def positions(self) -> dict[int, int]:

@@ -40,14 +40,16 @@ def sessionctl(env: dict[str, str], *args: str, timeout: float = 180.0) -> subpr
     )
 
 
-def served_as(url: str, expected: dict[str, dict], timeout: float = 90.0) -> dict[str, dict]:
+def served_as(
+    url: str, expected: dict[str, dict], timeout: float = 90.0, headers: dict[str, str] | None = None
+) -> dict[str, dict]:
     """Poll until every session is served as expected (503 while the worker switches is fine)."""
     deadline = time.monotonic() + timeout
     served: dict[str, dict] = {}
     with httpx.Client(base_url=url, timeout=10) as client:
         for sid, document in expected.items():
             while True:
-                response = client.get(f"/api/v1/sessions/{sid}", headers=SERVICE_HEADERS)
+                response = client.get(f"/api/v1/sessions/{sid}", headers={**SERVICE_HEADERS, **(headers or {})})
                 assert response.status_code in (200, 404, 503), response.text
                 if response.status_code == 503:
                     assert response.headers.get("Retry-After")
@@ -117,8 +119,10 @@ def test_a_rebuild_with_new_rules_then_a_switch_gives_old_sessions_the_new_deriv
 
 
 def test_two_workers_a_resumed_rebuild_and_a_switch_in_one_go(worker_factory, kafka_bootstrap, tmp_path):
-    w1 = worker_factory("w1", partitions=4, SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE)).start()
-    w2 = worker_factory("w2", partitions=4, SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE)).start()
+    # Each keeps the other's partitions warm as standbys: those switch to the new changelog too.
+    env = {"SESSIONS_RULES_FILE": str(SAMPLE_RULES_FILE), "SESSIONS_STANDBY_REPLICAS": "1"}
+    w1 = worker_factory("w1", partitions=4, **env).start()
+    w2 = worker_factory("w2", partitions=4, **env).start()
     topic = w1.env["SESSIONS_EVENTS_TOPIC"]
     stream, distinct = stream_of_events(seed=11, sessions=40, events=1200)
     first, second = stream[: len(stream) // 2], stream[len(stream) // 2 :]
@@ -148,6 +152,9 @@ def test_two_workers_a_resumed_rebuild_and_a_switch_in_one_go(worker_factory, ka
     assert served_as(w2.url, expected) == expected
     for worker in (w1, w2):
         assert "switching from table generation 1 to 2" in worker.log_tail(400)
+        # Reads that may take a standby copy: each worker answers from its own stores (owned or
+        # standby), so every session through both workers shows its standby copies are rules B.
+        assert served_as(worker.url, expected, headers={"X-Session-Allow-Stale": "true"}) == expected
 
     # A switch with nothing newer to switch to is refused, clearly.
     again = sessionctl(env, "rebuild", "--switch")
