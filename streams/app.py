@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,10 @@ from typing import Any
 import faust
 from mode import Service
 
+from projections.rules import RulesError
 from streams.engine import Engine
+from streams.fold import generations
+from streams.fold.generations import Generation, GenerationWatcher
 from streams.fold.loop import FoldConfig, FoldLoop
 from streams.fold.store import StoreMemory
 from streams.fold_waiters import FoldWaiters
@@ -80,14 +84,74 @@ class FoldService(Service):
         await asyncio.get_running_loop().run_in_executor(None, self.fold.stop)
 
 
-def fold_config(settings: Settings) -> FoldConfig:
+class GenerationService(Service):
+    """Watches the control topic (``streams.fold.generations``): when another table generation
+    becomes current, the fold loop switches to it (not ready meanwhile: reads answer 503)."""
+
+    def __init__(self, engine: Engine, serving: Generation, local_rules: str, **kwargs: Any) -> None:
+        self.engine = engine
+        self.serving = serving.number
+        self.local_rules = local_rules
+        settings = engine.settings
+        self.watcher = GenerationWatcher(settings.kafka_bootstrap, generations.control_topic(settings.app_id))
+        self._polling = threading.Lock()  # the watcher's consumer is closed only between polls
+        super().__init__(**kwargs)
+
+    def _poll(self) -> Generation | None:
+        with self._polling:
+            return self.watcher.poll(1.0)
+
+    def _close(self) -> None:
+        with self._polling:
+            self.watcher.close()
+
+    @Service.task
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self.should_stop:
+            try:
+                newest = await loop.run_in_executor(None, self._poll)
+            except Exception as exc:  # noqa: BLE001 - the broker is away: the worker goes on serving
+                log.warning("reading %s: %s", self.watcher.topic, exc)
+                await self.sleep(1.0)
+                continue
+            if newest is not None and newest.number != self.serving:
+                await self.switch(newest)
+
+    async def switch(self, to: Generation) -> None:
+        try:
+            rules = to.parsed_rules()
+        except RulesError as exc:
+            log.error("not switching to generation %d: %s", to.number, exc)
+            return
+        if to.rules != self.local_rules:
+            log.warning("generation %d carries its own rules; SESSIONS_RULES_FILE is not used", to.number)
+        settings = self.engine.settings
+        log.warning("switching from table generation %d to %d", self.serving, to.number)
+        fold = self.engine.fold
+        await asyncio.wrap_future(
+            fold.switch(
+                generations.changelog_topic(settings.changelog_topic, to.number),
+                generations.stores_dir(stores_dir(settings.data_dir), to.number),
+                rules,
+            )
+        )
+        self.engine.rules = rules
+        self.serving = to.number
+
+    async def on_stop(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self._close)
+
+
+def fold_config(settings: Settings, generation: int = 1) -> FoldConfig:
+    """The fold loop's settings for a table generation (1: the names of a deployment that never rebuilt)."""
     return FoldConfig(
         bootstrap=settings.kafka_bootstrap,
         events_topic=settings.events_topic,
-        changelog_topic=settings.changelog_topic,
+        changelog_topic=generations.changelog_topic(settings.changelog_topic, generation),
         dlq_topic=settings.dlq_topic,
         partitions=settings.partitions,
-        stores_dir=stores_dir(settings.data_dir),
+        stores_dir=generations.stores_dir(stores_dir(settings.data_dir), generation),
         group_id=settings.fold_group_id,
         writer_id=settings.group_instance_id,
         batch_max=settings.fold_batch_max,
@@ -109,9 +173,16 @@ def stores_dir(data_dir: Path) -> Path:
     return data_dir / "store"
 
 
-def create_engine(settings: Settings) -> Engine:
-    """Raises RulesError or SettingsError for a bad rules file or service key list."""
+def create_engine(settings: Settings, current: Generation | None = None) -> Engine:
+    """Raises RulesError or SettingsError for a bad rules file or service key list.
+
+    ``current`` is the table generation to serve (``streams.fold.generations``; None: generation 1
+    with ``SESSIONS_RULES_FILE``); its rules win over the local file."""
     rules = load_rules(settings.rules_file)
+    local_rules = generations.read_rules_file(settings.rules_file)
+    serving = current or Generation(1, local_rules)
+    if current is not None:
+        rules = current.parsed_rules()  # the worker's CLI says when they differ from the local file
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     tokens = SessionTokens(signing_keys(settings.session_signing_key_list, settings.data_dir), settings.session_ttl_s)
     app = faust.App(
@@ -153,13 +224,20 @@ def create_engine(settings: Settings) -> Engine:
     app.add_dependency(ProducerService(producer))
     waiters = FoldWaiters()
     metrics = Metrics()
-    fold = FoldLoop(fold_config(settings), rules, waiters, fence=lambda: group_generation(app), on_batch=metrics.batch)
+    fold = FoldLoop(
+        fold_config(settings, serving.number),
+        rules,
+        waiters,
+        fence=lambda: group_generation(app),
+        on_batch=metrics.batch,
+    )
     app.add_dependency(FoldService(fold, settings.data_dir))
     keys = ServiceKeys(settings.service_key_scopes)
     reader = LogReader(settings.kafka_bootstrap, settings.events_topic, settings.group_instance_id)
     app.add_dependency(ClosingService(reader.close))
     history = SessionHistory(fold, reader)
     engine = Engine(settings, app, events, producer, rules, waiters, tokens, keys, fold, history, metrics)
+    app.add_dependency(GenerationService(engine, serving, local_rules))
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:

@@ -30,7 +30,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -124,11 +124,19 @@ class _Partition:
 
 @dataclass
 class _Command:
-    kind: str  # "assign", "revoke", "stop"
+    kind: str  # "assign", "revoke", "switch", "stop"
     partitions: frozenset[int]
     generation: int | None
     done: concurrent.futures.Future[None]
     standbys: frozenset[int] = frozenset()  # with "assign": the partitions to keep warm
+    switch_to: _Switch | None = None
+
+
+@dataclass(frozen=True)
+class _Switch:
+    changelog_topic: str
+    stores_dir: Path
+    rules: Rules
 
 
 class FoldLoop:
@@ -154,6 +162,7 @@ class FoldLoop:
         self._commands: queue.SimpleQueue[_Command] = queue.SimpleQueue()
         self._partitions: dict[int, _Partition] = {}  # open stores, serving or not
         self._serving: frozenset[int] = frozenset()  # restored and folded by this worker now
+        self._assigned: frozenset[int] = frozenset()  # what the control plane gave us (serving or not)
         self._generation: int | None = None
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
@@ -224,6 +233,26 @@ class FoldLoop:
 
     def revoke(self, partitions: Iterable[int]) -> concurrent.futures.Future[None]:
         return self._command("revoke", partitions, None)
+
+    def switch(self, changelog_topic: str, stores_dir: Path, rules: Rules) -> concurrent.futures.Future[None]:
+        """Serve another table generation (``streams.fold.generations``): between two batches, let
+        go of every partition, then restore the assigned ones from ``changelog_topic`` into stores
+        under ``stores_dir`` and fold on from their source offsets with ``rules``. Not ready meanwhile."""
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._ready.clear()
+        switch_to = _Switch(changelog_topic, stores_dir, rules)
+        self._commands.put(_Command("switch", frozenset(), None, done, switch_to=switch_to))
+        return done
+
+    def positions(self) -> dict[int, int]:
+        """The next event offset to fold, per served partition (any thread; for progress)."""
+        partitions = self._partitions
+        return {p: partitions[p].next_offset for p in self._serving if p in partitions}
+
+    @property
+    def failure(self) -> Exception | None:
+        """Why the loop stopped, when it failed."""
+        return self._failed
 
     def stop(self, timeout_s: float = 30.0) -> None:
         if self._thread is None:
@@ -376,6 +405,9 @@ class FoldLoop:
                     self._assign(command.partitions, command.generation, command.standbys)
                 elif command.kind == "revoke":
                     self._revoke(command.partitions)
+                    self._assigned = self._assigned - command.partitions
+                elif command.kind == "switch" and command.switch_to is not None:
+                    self._switch(command.switch_to)
                 else:
                     self._stopping = True
                 command.done.set_result(None)
@@ -385,7 +417,7 @@ class FoldLoop:
             if self._stopping:
                 return
             block = False
-            if self._commands.empty() and command.kind == "assign":
+            if self._commands.empty() and command.kind in ("assign", "switch"):
                 self._ready.set()
 
     def _open(self, partition: int) -> _Partition:
@@ -408,6 +440,7 @@ class FoldLoop:
         self._keep_warm(standbys - partitions)
         c = self.config
         self._generation = generation
+        self._assigned = partitions
         adding = sorted(partitions - self._serving)
         assigned = []
         serving = set(self._serving & partitions)
@@ -528,6 +561,21 @@ class FoldLoop:
             return None, staleness_ms
         stored = unpack_stored(raw)
         return (None if self._expired(stored.activity_ms, _now_ms()) else stored.encoded), staleness_ms
+
+    def _switch(self, to: _Switch) -> None:
+        """Between batches: what was folded is flushed and written; close the old generation's
+        stores and restore the assigned partitions from the new one."""
+        assigned, standbys = self._assigned, self._standby
+        self._revoke(self._serving)
+        self._keep_warm(frozenset())  # no longer tailing the old changelog
+        for state in self._partitions.values():
+            state.close()
+        self._partitions.clear()
+        self._restored_by_partition.clear()
+        self.config = replace(self.config, changelog_topic=to.changelog_topic, stores_dir=to.stores_dir)
+        self.rules = to.rules
+        log.warning("switching to changelog %s, stores in %s", to.changelog_topic, to.stores_dir)
+        self._assign(assigned, self._generation, standbys)
 
     def _revoke(self, partitions: frozenset[int]) -> None:
         """Called between batches: everything folded so far is flushed and written already."""

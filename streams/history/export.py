@@ -450,15 +450,16 @@ def export_to_file(
 
 
 class RichProgress:
-    """A progress bar on a terminal: records read of at most those planned, events, events/s, ETA."""
+    """A progress bar on a terminal: records read of at most those planned, events, events/s, ETA.
+    ``label`` names the job (``sessionctl rebuild`` shows its folds with it too)."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: str = "export") -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self._began = time.monotonic()
         self._progress = Progress(
-            TextColumn("export"),
+            TextColumn(label),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("records · {task.fields[events]} events · {task.fields[rate]:,.0f} events/s · ETA"),
@@ -466,7 +467,7 @@ class RichProgress:
             console=Console(stderr=True),
             transient=True,
         )
-        self._task = self._progress.add_task("export", total=None, events=0, rate=0.0)
+        self._task = self._progress.add_task(label, total=None, events=0, rate=0.0)
 
     def __enter__(self) -> RichProgress:
         self._progress.start()
@@ -483,7 +484,10 @@ class RichProgress:
 class LogProgress:
     """Plain lines on stderr (not a terminal), one every ``every_s`` seconds."""
 
-    def __init__(self, every_s: float = 5.0, stream: IO[str] | None = None) -> None:
+    def __init__(
+        self, every_s: float = 5.0, stream: IO[str] | None = None, label: str = "export", verb: str = "written"
+    ) -> None:
+        self._label, self._verb = label, verb
         self._began = self._last = time.monotonic()
         self._every_s = every_s
         self._stream = stream or sys.stderr
@@ -501,7 +505,7 @@ class LogProgress:
         self._last = now
         rate = written / max(now - self._began, 1e-6)
         print(
-            f"export: {read}/{planned} records read, {written} events written, {rate:,.0f} events/s",
+            f"{self._label}: {read}/{planned} records read, {written} events {self._verb}, {rate:,.0f} events/s",
             file=self._stream,
             flush=True,
         )

@@ -127,13 +127,17 @@ class SessionService:
         self.engine = engine
         self.settings = engine.settings
         self.host_accounts = engine.settings.host_account_map
-        self.accounts = frozenset(engine.rules.accounts)
         for host, account in self.host_accounts.items():
             if self.accounts and account not in self.accounts:
                 raise SettingsError(
                     f"SESSIONS_HOST_ACCOUNTS: host {host!r} maps to account {account!r}, "
                     "which the rules file does not define under [accounts]"
                 )
+
+    @property
+    def accounts(self) -> frozenset[str]:
+        """The accounts of the rules served now (a switch of table generation may change them)."""
+        return frozenset(self.engine.rules.accounts)
 
     def account(self, request: web.Request) -> str | None:
         """The account a new session of this request belongs to: ``an=<account>``, else the

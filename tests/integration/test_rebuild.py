@@ -1,0 +1,225 @@
+"""Rebuilding a projection: ``sessionctl rebuild --rules B`` folds the whole log into a new table
+generation while the worker keeps serving the current one; ``--switch`` makes the worker serve it,
+and old sessions come out with the derived keys of the new rules. Real broker, real worker, the CLI
+as a real subprocess."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import orjson
+import pytest
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+from streams.fold.generations import parse_rules_text
+from streams.kafka.admin import TopicSpec, ensure_topics
+from streams.testing.events import campaign_click, new_session_id, page_view
+from streams.testing.paths import REPO, SAMPLE_RULES_FILE, sample_rules
+from streams.testing.workers import SERVICE_HEADERS
+from tests.integration.test_fold_engine_faults import produce
+from tests.support.streams import expected_views, served_views, stream_of_events
+
+pytestmark = pytest.mark.integration
+
+RULES_A = sample_rules()
+# Rules B: the same file with another price table for the blackfriday audience and a new audience.
+RULES_B_TEXT = SAMPLE_RULES_FILE.read_text().replace('price_tables = ["promo-bf"]', 'price_tables = ["promo-bf-b"]') + (
+    '\n[[campaigns]]\nname = "summer-b"\nwhen = { utm_campaign = "summer" }\nprice_tables = ["promo-summer"]\n'
+)
+RULES_B = parse_rules_text(RULES_B_TEXT, "rules B")
+
+
+def sessionctl(env: dict[str, str], *args: str, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streams", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def served_as(
+    url: str, expected: dict[str, dict], timeout: float = 90.0, headers: dict[str, str] | None = None
+) -> dict[str, dict]:
+    """Poll until every session is served as expected (503 while the worker switches is fine)."""
+    deadline = time.monotonic() + timeout
+    served: dict[str, dict] = {}
+    with httpx.Client(base_url=url, timeout=10) as client:
+        for sid, document in expected.items():
+            while True:
+                response = client.get(f"/api/v1/sessions/{sid}", headers={**SERVICE_HEADERS, **(headers or {})})
+                assert response.status_code in (200, 404, 503), response.text
+                if response.status_code == 503:
+                    assert response.headers.get("Retry-After")
+                if response.status_code == 200:
+                    served[sid] = response.json()
+                    if served[sid] == document:
+                        break
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{sid} not served as expected: {served.get(sid)} != {document}")
+                time.sleep(0.05)
+    return served
+
+
+def test_a_rebuild_with_new_rules_then_a_switch_gives_old_sessions_the_new_derived_keys(
+    worker_factory, kafka_bootstrap, tmp_path
+):
+    worker = worker_factory(partitions=3, SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE)).start()
+    topic = worker.env["SESSIONS_EVENTS_TOPIC"]
+    stream, distinct = stream_of_events(seed=9, sessions=30, events=1500)
+    produce(kafka_bootstrap, topic, stream)
+    as_a, as_b = expected_views(distinct, RULES_A), expected_views(distinct, RULES_B)
+    assert as_a != as_b, "rules B must derive other keys for these sessions"
+    assert served_views(worker.url, distinct) == as_a
+
+    rules_b = tmp_path / "rules-b.toml"
+    rules_b.write_text(RULES_B_TEXT)
+    rebuilt = sessionctl(worker.env, "rebuild", "--rules", str(rules_b))
+    assert rebuilt.returncode == 0, rebuilt.stderr + rebuilt.stdout
+    found = re.search(r"generation 2: (\d+) sessions, (\d+) events folded \((\d+) records read\)", rebuilt.stdout)
+    assert found, rebuilt.stdout
+    assert int(found[1]) == len(distinct)
+    assert int(found[3]) == len(stream)  # every record of the log, none twice
+    assert "run `sessionctl rebuild --switch`" in rebuilt.stderr
+    # The worker still serves generation 1, with rules A.
+    assert served_as(worker.url, as_a, timeout=5) == as_a
+
+    switched = sessionctl(worker.env, "rebuild", "--switch")
+    assert switched.returncode == 0, switched.stderr + switched.stdout
+    assert "switched: the workers serve generation 2" in switched.stdout
+    assert served_as(worker.url, as_b) == as_b
+
+    # A new event after the switch is folded with rules B too, onto the rebuilt state.
+    old = next(iter(distinct))
+    fresh = new_session_id()
+    after = [
+        campaign_click(old, 5000, utm_campaign="summer"),
+        page_view(old, "https://s/p?marker=after", 5001),
+        campaign_click(fresh, 5000, utm_campaign="summer"),
+        page_view(fresh, "https://s/p?marker=after", 5001),
+    ]
+    with httpx.Client(base_url=worker.url, timeout=10) as client:
+        assert client.post("/api/events", json=after).status_code == 202
+    distinct[old] += after[:2]
+    distinct[fresh] = after[2:]
+    now_b = expected_views({sid: distinct[sid] for sid in (old, fresh)}, RULES_B)
+    assert served_as(worker.url, now_b) == now_b
+    assert now_b[fresh]["namespaces"]["profile"]["priceTables"]["value"] == "promo-summer"
+    # Nothing lost: every session's event count is its distinct events.
+    for sid, document in served_as(worker.url, expected_views(distinct, RULES_B)).items():
+        assert document["meta"]["eventCount"] == len(distinct[sid]), sid
+
+    # A restart reads the control topic first: it serves generation 2 (rules B), not its local file's.
+    assert worker.stop() == 0
+    worker.start()
+    assert served_as(worker.url, expected_views(distinct, RULES_B), timeout=30)
+    assert "rules than SESSIONS_RULES_FILE" in worker.log_tail(400)
+
+
+def test_two_workers_a_resumed_rebuild_and_a_switch_in_one_go(worker_factory, kafka_bootstrap, tmp_path):
+    # Each keeps the other's partitions warm as standbys: those switch to the new changelog too.
+    env = {"SESSIONS_RULES_FILE": str(SAMPLE_RULES_FILE), "SESSIONS_STANDBY_REPLICAS": "1"}
+    w1 = worker_factory("w1", partitions=4, **env).start()
+    w2 = worker_factory("w2", partitions=4, **env).start()
+    topic = w1.env["SESSIONS_EVENTS_TOPIC"]
+    stream, distinct = stream_of_events(seed=11, sessions=40, events=1200)
+    first, second = stream[: len(stream) // 2], stream[len(stream) // 2 :]
+    produce(kafka_bootstrap, topic, first)
+    rules_b = tmp_path / "rules-b.toml"
+    rules_b.write_text(RULES_B_TEXT)
+    scratch = tmp_path / "rebuild"  # the rebuild's own data folder, beside the workers'
+    env = {**w1.env, "SESSIONS_DATA_DIR": str(scratch)}
+
+    rebuilt = sessionctl(env, "rebuild", "--rules", str(rules_b))
+    assert rebuilt.returncode == 0, rebuilt.stderr + rebuilt.stdout
+    assert f"({len(first)} records read)" in rebuilt.stdout
+
+    # More events, then the same rules again with --switch: the rebuild goes on from where its
+    # stores stand (as after Ctrl-C) and reads only what was appended since.
+    produce(kafka_bootstrap, topic, second)
+    switched = sessionctl(env, "rebuild", "--rules", str(rules_b), "--switch", "--max-lag", "0")
+    assert switched.returncode == 0, switched.stderr + switched.stdout
+    assert "going on with the rebuild of generation 2" in switched.stderr
+    assert f"({len(second)} records read)" in switched.stdout
+    assert "switched: the workers serve generation 2" in switched.stdout
+    assert not (scratch / "rebuild-g2").exists()  # the scratch stores go once switched
+
+    # Both workers switched: every session read through either (reads go to the owner) is rules B.
+    expected = expected_views(distinct, RULES_B)
+    assert served_as(w1.url, expected) == expected
+    assert served_as(w2.url, expected) == expected
+    for worker in (w1, w2):
+        assert "switching from table generation 1 to 2" in worker.log_tail(400)
+        # Reads that may take a standby copy: each worker answers from its own stores (owned or
+        # standby), so every session through both workers shows its standby copies are rules B.
+        assert served_as(worker.url, expected, headers={"X-Session-Allow-Stale": "true"}) == expected
+
+    # A switch with nothing newer to switch to is refused, clearly.
+    again = sessionctl(env, "rebuild", "--switch")
+    assert again.returncode == 2
+    assert "no rebuild to switch to" in again.stderr
+
+
+def test_ctrl_c_stops_a_rebuild_that_goes_on_where_it_stood(worker_factory, kafka_bootstrap):
+    # No worker needed: the rebuild reads the log alone. Enough events for a few seconds of folding.
+    env = worker_factory(partitions=4, SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE)).env
+    topic = env["SESSIONS_EVENTS_TOPIC"]
+    ensure_topics(kafka_bootstrap, [TopicSpec(topic, 4)])
+    stream = [page_view(f"00000000-0000-4000-8000-{n % 5000:012d}", f"https://s/p?n={n}", n) for n in range(150_000)]
+    produce_many(kafka_bootstrap, topic, stream)
+
+    group = f"{env['SESSIONS_APP_ID']}-rebuild-g2"  # the rebuild commits its offsets here (lag tools)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streams", "rebuild"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        committed = 0
+        while committed == 0 and process.poll() is None:
+            committed = committed_total(kafka_bootstrap, group, topic, 4)
+        assert process.poll() is None, "the rebuild ended before it could be interrupted"
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    assert "stopped before the end: run the same command again" in stderr
+    first = int(re.search(r"\((\d+) records read\)", stdout)[1])
+    assert 0 < first < len(stream)
+
+    again = sessionctl(env, "rebuild")
+    assert again.returncode == 0, again.stderr
+    assert "going on with the rebuild of generation 2" in again.stderr
+    second = int(re.search(r"(\d+) sessions, \d+ events folded \((\d+) records read\)", again.stdout)[2])
+    assert first + second == len(stream)  # nothing read twice, nothing left out
+    assert "generation 2: 5000 sessions" in again.stdout
+
+
+def committed_total(bootstrap: str, group: str, topic: str, partitions: int) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        offsets = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+    except KafkaException:  # the group's coordinator is still loading: nothing committed yet
+        return 0
+    finally:
+        consumer.close()
+    return sum(max(0, tp.offset) for tp in offsets)
+
+
+def produce_many(bootstrap: str, topic: str, stream: list[dict]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 20})
+    for event in stream:
+        while True:
+            try:
+                producer.produce(topic, key=event["subject"].encode(), value=orjson.dumps(event))
+                break
+            except BufferError:
+                producer.poll(0.1)  # the client's queue is full: let it deliver
+    assert producer.flush(60) == 0
