@@ -110,6 +110,12 @@ def rss_of(pid: int) -> dict[str, float]:
     return out
 
 
+# sessionctl rebuild's last line, e.g.
+# "generation 2: 19989 sessions, 200000 events folded (200500 records read) in 6.2s, 32,204 events/s"
+REBUILT = re.compile(
+    r"generation (\d+): (\d+) sessions, (\d+) events folded \((\d+) records read\) in ([\d.]+)s, ([\d,.]+) events/s"
+)
+
 # The worker at rest after the fold (streams/fold/loop.py trims its heap after 0.5 s idle).
 RSS_SETTLE_S = 2.0
 
@@ -682,6 +688,41 @@ class Bench:
             "ok": rows == summary.written == len(self.fold_records),
         }
         path.unlink(missing_ok=True)
+
+    def rebuild_generation(self) -> None:
+        """``sessionctl rebuild`` (a process of its own, as an operator runs it) folds the whole
+        pre-loaded topic into table generation 2; the figure is the rate it prints, its own clock."""
+        cfg = self.config
+        env = {
+            **os.environ,
+            "SESSIONS_KAFKA_BOOTSTRAP": self.bootstrap,
+            "SESSIONS_APP_ID": self.app_id,
+            "SESSIONS_EVENTS_TOPIC": self.topic,
+            "SESSIONS_PARTITIONS": str(cfg.partitions),
+            "SESSIONS_DATA_DIR": str(self.scratch / "rebuild-generation"),
+            "SESSIONS_RULES_FILE": str(SAMPLE_RULES_FILE),
+            "SESSIONS_LOG_LEVEL": "warning",
+        }
+        log_path = self.logs / "rebuild-generation.log"
+        meter = self.meter()
+        try:
+            proc = spawn([sys.executable, "-m", "streams", "rebuild"], log_path, env)
+            code = proc.wait(cfg.phase_timeout)
+        finally:
+            self.metered("rebuild-generation", meter)
+        text = log_path.read_text(errors="replace")
+        found = REBUILT.search(text)
+        if code != 0 or found is None:
+            raise RuntimeError(f"sessionctl rebuild exited {code}:\n{tail(log_path)}")
+        generation, sessions, events, records, seconds, rate = found.groups()
+        self.results["rebuild_generation"] = {
+            "generation": int(generation),
+            "sessions": int(sessions),
+            "events": int(events),
+            "records": int(records),
+            "seconds": float(seconds),
+            "rate": float(rate.replace(",", "")),
+        }
 
     def rss(self) -> None:
         """A fresh worker folds ``rss_sessions`` sessions of one event each, with LONG_SESSIONS sessions

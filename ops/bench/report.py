@@ -352,6 +352,9 @@ def history_section(
     then the first read with the history store deleted), and the export to Parquet."""
     history = r.get("history", {})
     export = r.get("export", {})
+    generation = r.get("rebuild_generation", {})
+    fold = r.get("worker_fold", {})
+    fold_rate = fold.get("rate") if fold.get("finished") else None
     raw = r.get("peer_raw", {}).get("rate")
     long_events = history.get("events_per_session", 100)
     topic = history.get("topic_events") or r.get("rss", {}).get("events")
@@ -387,6 +390,23 @@ def history_section(
         Row("at_p99", "  ?at= p99", past.get("p99_ms"), "ms", Target("<", timeline_p99_ms), note=why),
         Row("cold_timeline_p50", "first timeline read, history store deleted, p50", cold.get("p50_ms"), "ms"),
         Row("cold_timeline_p99", "  same, p99 (records read from Kafka by offset)", cold.get("p99_ms"), "ms"),
+        Row(
+            "rebuild_generation_rate",
+            "sessionctl rebuild: the pre-loaded topic into a new generation",
+            generation.get("rate"),
+            "ev/s",
+            peers=ratio_text(generation.get("rate"), {"worker fold": fold_rate}),
+            note=errors.get("rebuild into a new generation", ""),
+        ),
+        Row(
+            "rebuild_generation_vs_fold",
+            "  rebuild / the worker's fold rate (same run)",
+            ratio(generation.get("rate"), fold_rate),
+            "x",
+            Target(">=", 1.0),
+            note=errors.get("rebuild into a new generation", ""),
+            who="the rebuild",
+        ),
         Row(
             "export_rate",
             "export of the pre-loaded topic to Parquet",

@@ -60,6 +60,7 @@ def run(bench: Bench) -> int:
         if "worker warm restart" not in bench.errors:
             bench.phase("stream + reads", bench.stream_and_reads)
             bench.phase("rebuild from the changelog", bench.rebuild)
+            bench.phase("rebuild into a new generation", bench.rebuild_generation)
             bench.phase("scale-out", scale_out, bench)
     else:
         for name in ("stream + reads", "rebuild from the changelog"):
