@@ -11,14 +11,15 @@ Kafka started from its jars). Integration tests never skip for want of a broker.
 from __future__ import annotations
 
 import os
+import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
 
 from streams.kafka import broker as local_broker
-from streams.testing.workers import WorkerProcess, make_worker
+from streams.testing.workers import SPAWNED_LOGS, WorkerProcess, make_worker
 
 KAFKA_IMAGE = "apache/kafka:4.1.1"
 
@@ -84,3 +85,41 @@ def worker_factory(
     yield make
     for worker in workers:
         worker.kill()
+
+
+# --- after the run: the workers' logs hold no secret and no personal data ---------------------------
+
+# What must never reach a log: an e-mail address, a session token (a JWT), a service key.
+LOG_LEAKS = {
+    "e-mail address": re.compile(rb"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
+    "session token": re.compile(rb"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
+    "service key": re.compile(rb"test-(?:service-key|only|all-but)-[a-z:-]*[0-9a-f]{16,}"),
+}
+
+
+def log_leaks(paths: Iterable[Path]) -> list[str]:
+    """Every log of ``paths`` that holds one of ``LOG_LEAKS``: file, what, the line."""
+    found = []
+    for path in paths:
+        if not path.is_file():
+            continue
+        text = path.read_bytes()
+        for what, pattern in LOG_LEAKS.items():
+            match = pattern.search(text)
+            if match is not None:
+                start = text.rfind(b"\n", 0, match.start()) + 1
+                line = text[start : text.find(b"\n", match.end())][:300].decode(errors="replace")
+                found.append(f"{path}: {what}: {line}")
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A run fails when a process it spawned (workers, sessionctl) logged a secret or an e-mail."""
+    leaks = log_leaks(SPAWNED_LOGS)
+    if leaks:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line("worker logs leaked what must never be logged:", red=True)
+            for leak in leaks[:20]:
+                reporter.write_line(f"  {leak}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -31,8 +31,14 @@ TEST_SERVICE_KEY = "test-service-key-" + secrets.token_hex(16)
 SERVICE_HEADERS = {"Authorization": f"Bearer {TEST_SERVICE_KEY}"}
 
 
+# Every log file a process spawned here wrote to (the tests scan them at the end of a run).
+SPAWNED_LOGS: list[Path] = []
+
+
 def spawn(cmd: list[str], log_path: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
     """``cmd`` in the checkout, stdout and stderr appended to ``log_path``, no stdin."""
+    if log_path not in SPAWNED_LOGS:
+        SPAWNED_LOGS.append(log_path)
     with open(log_path, "ab") as log:
         return subprocess.Popen(
             cmd,
