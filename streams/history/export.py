@@ -242,7 +242,9 @@ class ParquetWriter:
                 pa.field("data", string, nullable=False),
             ]
         )
-        self._writer = pq.ParquetWriter(str(path), self.schema, compression="zstd")
+        # Dictionary encoding only where values repeat (ids, URLs and data would only pay for trying).
+        repeated = ["type", "source", "dataschema", "pageType", *(n for n in COMMON_FIELDS if n.startswith("utm"))]
+        self._writer = pq.ParquetWriter(str(path), self.schema, compression="zstd", use_dictionary=repeated)
         self._rows: list[tuple[Any, ...]] = []  # one tuple a row, turned into columns per row group
         self._batch_rows = batch_rows
 
@@ -253,8 +255,10 @@ class ParquetWriter:
 
     def _flush(self) -> None:
         if self._rows:
-            columns = dict(zip(COLUMNS, map(list, zip(*self._rows, strict=True)), strict=True))
-            self._writer.write_table(self._pa.table(columns, schema=self.schema))
+            pa = self._pa
+            columns = zip(*self._rows, strict=True)
+            arrays = [pa.array(column, type=field.type) for column, field in zip(columns, self.schema, strict=True)]
+            self._writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
             self._rows = []
 
     def close(self) -> None:
