@@ -27,6 +27,7 @@ from streams.fold.loop import FoldConfig, FoldLoop
 from streams.fold.store import StoreMemory
 from streams.fold_waiters import FoldWaiters
 from streams.history.timeline import LogReader, SessionHistory
+from streams.kafka.clients import faust_credentials
 from streams.kafka.faust_private import broker_url, group_generation, hold, standby_partitions
 from streams.kafka.producer import EventProducer
 from streams.metrics import Metrics
@@ -188,6 +189,7 @@ def create_engine(settings: Settings, current: Generation | None = None) -> Engi
     app = faust.App(
         settings.app_id,
         broker=broker_url(settings.kafka_bootstrap, frozenset({settings.events_topic})),
+        broker_credentials=faust_credentials(settings),
         store="memory://",
         datadir=str(settings.data_dir / "faust"),
         autodiscover=False,

@@ -42,6 +42,7 @@ from streams.fold.loop import FoldConfig, FoldLoop
 from streams.fold.store import SESSIONS_START, SOURCE_OFFSET, unpack_offset
 from streams.fold_waiters import FoldWaiters
 from streams.kafka.admin import TopicSpec, ensure_topics
+from streams.kafka.clients import client_config
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ def prepare(settings: Settings, chosen: Plan) -> None:
         ],
     )
     # A topic created a moment ago may have no leader yet: wait for them before folding.
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"{settings.app_id}-rebuild"})
+    consumer = Consumer({**client_config(settings.kafka_bootstrap), "group.id": f"{settings.app_id}-rebuild"})
     try:
         for partition in range(settings.partitions):
             watermarks(consumer, TopicPartition(changelog_topic(settings.changelog_topic, n), partition), 30.0)
@@ -199,7 +200,7 @@ def rebuild(
     loop = FoldLoop(config, generation.parsed_rules(), FoldWaiters(), fence=lambda: 0, on_batch=on_batch)
     partitions = frozenset(range(settings.partitions))
     asyncio_loop = asyncio.new_event_loop()  # never run: nothing waits on a rebuild's folds
-    watermarks = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": config.group_id})
+    watermarks = Consumer({**client_config(settings.kafka_bootstrap), "group.id": config.group_id})
     started = time.monotonic()
     try:
         ends = _highs(watermarks, settings.events_topic, partitions)
@@ -271,7 +272,7 @@ def count_stored_sessions(stores: Path, partitions: frozenset[int]) -> int:
 def changelog_positions(bootstrap: str, topic: str, partitions: frozenset[int]) -> dict[int, int]:
     """Per partition, the next event offset the last marker of ``topic`` names (0 when none):
     how far the generation's changelog says its fold stands."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{topic}-check", "enable.auto.commit": False})
+    consumer = Consumer({**client_config(bootstrap), "group.id": f"{topic}-check", "enable.auto.commit": False})
     positions: dict[int, int] = {}
     try:
         for partition in sorted(partitions):
@@ -315,7 +316,7 @@ def switch(settings: Settings, target: Generation, max_lag: int) -> dict[int, in
     positions = changelog_positions(
         settings.kafka_bootstrap, changelog_topic(settings.changelog_topic, target.number), partitions
     )
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"{settings.app_id}-switch"})
+    consumer = Consumer({**client_config(settings.kafka_bootstrap), "group.id": f"{settings.app_id}-switch"})
     try:
         ends = _highs(consumer, settings.events_topic, partitions)
     finally:

@@ -25,6 +25,16 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # How every Kafka client of the project connects (streams.kafka.clients): PLAINTEXT, SSL,
+    # SASL_PLAINTEXT or SASL_SSL; SASL with PLAIN or SCRAM-SHA-256/512; TLS with a CA file (and a
+    # client certificate and key for mutual TLS). The password is a secret, out of repr.
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "PLAIN"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = field(default="", repr=False)
+    kafka_ssl_ca_location: str = ""
+    kafka_ssl_certificate_location: str = ""
+    kafka_ssl_key_location: str = ""
     web_host: str = "127.0.0.1"
     web_port: int = 8080
     # The URL other workers reach this one by (faust publishes it to the group, and requests for a
@@ -140,6 +150,28 @@ class Settings:
         return f"{self.app_id}-{digest}"
 
     @property
+    def kafka_security(self) -> dict[str, str]:
+        """librdkafka's connection settings for every client (empty for PLAINTEXT)."""
+        config: dict[str, str] = {}
+        protocol = self.kafka_security_protocol
+        if protocol == "PLAINTEXT":
+            return config
+        config["security.protocol"] = protocol.lower()
+        if protocol.startswith("SASL"):
+            config["sasl.mechanism"] = self.kafka_sasl_mechanism
+            config["sasl.username"] = self.kafka_sasl_username
+            config["sasl.password"] = self.kafka_sasl_password
+        if protocol.endswith("SSL"):
+            for key, value in (
+                ("ssl.ca.location", self.kafka_ssl_ca_location),
+                ("ssl.certificate.location", self.kafka_ssl_certificate_location),
+                ("ssl.key.location", self.kafka_ssl_key_location),
+            ):
+                if value:
+                    config[key] = value
+        return config
+
+    @property
     def cors_origin_set(self) -> frozenset[str]:
         return parse_cors_origins(self.cors_origins)
 
@@ -224,6 +256,16 @@ class Settings:
         for index, key in enumerate(self.session_signing_key_list):
             if len(key) < 32:
                 raise SettingsError(f"{PREFIX}SESSION_SIGNING_KEYS entry {index} must be at least 32 characters")
+        if self.kafka_security_protocol not in KAFKA_PROTOCOLS:
+            raise SettingsError(
+                f"{PREFIX}KAFKA_SECURITY_PROTOCOL must be one of {', '.join(KAFKA_PROTOCOLS)}, "
+                f"got {self.kafka_security_protocol!r}"
+            )
+        if self.kafka_security_protocol.startswith("SASL"):
+            if self.kafka_sasl_mechanism not in SASL_MECHANISMS:
+                raise SettingsError(f"{PREFIX}KAFKA_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}")
+            if not self.kafka_sasl_username or not self.kafka_sasl_password:
+                raise SettingsError(f"{PREFIX}KAFKA_SASL_USERNAME and {PREFIX}KAFKA_SASL_PASSWORD are needed for SASL")
         if self.cookie_domain and not _COOKIE_DOMAIN.match(self.cookie_domain):
             raise SettingsError(f"{PREFIX}COOKIE_DOMAIN must be a host name such as .shop.example")
         if self.trusted_proxy_hops < 0:
@@ -243,6 +285,8 @@ class Limit:
 
 
 _LIMIT = re.compile(r"^(address|session)=(\d+(?:\.\d+)?)/s(?::(\d+))?$")
+KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 _COOKIE_DOMAIN = re.compile(r"^\.?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
 

@@ -29,6 +29,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from projections.rules import EMPTY_RULES, Rules, RulesError, parse_rules
+from streams.kafka.clients import client_config
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ def read_records(bootstrap: str, topic: str, timeout_s: float = 10.0) -> dict[by
     """The latest record of each key of the control topic (none when the topic is empty or absent)."""
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **client_config(bootstrap),
             "group.id": f"{topic}-reader",  # assign() only: never joined nor committed
             "enable.auto.commit": False,
             "enable.partition.eof": False,
@@ -206,7 +207,7 @@ def write_record(
     bootstrap: str, topic: str, key: bytes, generation: Generation | None, timeout_s: float = 30.0
 ) -> None:
     """Append a control record (None deletes the key) and wait for Kafka's acknowledgement."""
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
+    producer = Producer({**client_config(bootstrap), "enable.idempotence": True, "acks": "all"})
     failures: list[str] = []
 
     def delivered(err: KafkaError | None, message: Message) -> None:
@@ -235,7 +236,7 @@ class GenerationWatcher:
         if self._consumer is None:
             consumer = Consumer(
                 {
-                    "bootstrap.servers": self.bootstrap,
+                    **client_config(self.bootstrap),
                     "group.id": f"{self.topic}-watch",  # assign() only
                     "enable.auto.commit": False,
                     "enable.partition.eof": False,

@@ -61,6 +61,7 @@ from streams.fold.store import (
     unpack_stored,
 )
 from streams.fold_waiters import FoldWaiters
+from streams.kafka.clients import client_config
 from streams.kafka.producer import KAFKA_CLIENT_LOG
 from streams.memory import trim
 
@@ -191,7 +192,7 @@ class FoldLoop:
         self._loop = loop
         self._options = c.memory.options()
         common = {
-            "bootstrap.servers": c.bootstrap,
+            **client_config(c.bootstrap),
             "group.id": c.group_id,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
@@ -205,7 +206,7 @@ class FoldLoop:
         self._tailer = Consumer({**common, "fetch.wait.max.ms": 100, "client.id": f"{c.writer_id}-standby"})
         self._producer = Producer(
             {
-                "bootstrap.servers": c.bootstrap,
+                **client_config(c.bootstrap),
                 "enable.idempotence": True,
                 "acks": "all",
                 "linger.ms": 2,

@@ -31,6 +31,7 @@ import msgspec
 import orjson
 
 from schemas.events import EVENT_TYPE_NAMES, EVENT_TYPES, Envelope, Event, EventDecodeError, decode_event, type_name
+from streams.kafka.clients import client_config
 
 log = logging.getLogger(__name__)
 
@@ -350,7 +351,7 @@ def read_window(
     counted = 0
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **client_config(bootstrap),
             "group.id": "session-engine-export",  # never joined nor committed: assign() only
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,

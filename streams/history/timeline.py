@@ -27,6 +27,7 @@ from projections.rules import Rules
 from schemas.events import Event, EventDecodeError, decode_event
 from streams.fold.loop import FoldLoop
 from streams.history.export import ExportError, parse_instant
+from streams.kafka.clients import client_config
 from streams.kafka.producer import KAFKA_CLIENT_LOG
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ class LogReader:
         if self._consumer is None:
             self._consumer = Consumer(
                 {
-                    "bootstrap.servers": self.bootstrap,
+                    **client_config(self.bootstrap),
                     "group.id": f"{self.client_id}-history",  # never joined nor committed: assign() only
                     "client.id": f"{self.client_id}-history",
                     "enable.auto.commit": False,

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from streams.kafka.clients import client_config
+
 log = logging.getLogger(__name__)
 
 
@@ -29,7 +31,7 @@ def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout: float = 30.0)
     Keys are routed to partitions by hash, so a session folded on partition 3 of a 12-partition
     topic would be looked for elsewhere after a silent change of count.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(client_config(bootstrap))
     existing = admin.list_topics(timeout=timeout).topics
     missing = []
     for spec in specs:

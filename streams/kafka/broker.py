@@ -164,19 +164,43 @@ class BrokerLayout:
         return self.data_dir / "cluster.id"
 
 
-def render_properties(layout: BrokerLayout, port: int, controller_port: int) -> str:
+@dataclass(frozen=True)
+class SaslListener:
+    """A second listener, SASL_PLAINTEXT with the PLAIN mechanism, for these users (name -> password):
+    how the tests check that every client of the project connects with SASL when told to."""
+
+    port: int
+    users: dict[str, str]
+
+    def properties(self) -> list[str]:
+        accounts = " ".join(f'user_{name}="{password}"' for name, password in sorted(self.users.items()))
+        return [
+            "sasl.enabled.mechanisms=PLAIN",
+            "listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config="
+            f"org.apache.kafka.common.security.plain.PlainLoginModule required {accounts};",
+        ]
+
+
+def render_properties(layout: BrokerLayout, port: int, controller_port: int, sasl: SaslListener | None = None) -> str:
     # Single-node KRaft, as the distribution's config/server.properties, with replication factors
     # of 1 and no initial rebalance delay so consumer groups form at once.
+    listeners = f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"
+    protocols = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+    if sasl is not None:
+        listeners += f",SASL_PLAINTEXT://127.0.0.1:{sasl.port}"
+        protocols += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
     return "\n".join(
         [
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+            f"listeners={listeners}",
+            f"advertised.listeners={listeners}",
             "inter.broker.listener.name=PLAINTEXT",
             "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"listener.security.protocol.map={protocols}",
+            *(sasl.properties() if sasl is not None else []),
             f"log.dirs={layout.log_dir}",
             "num.partitions=1",
             "num.network.threads=2",
@@ -306,8 +330,11 @@ def _log_tail(layout: BrokerLayout, lines: int = 40) -> str:
     return "\n".join(text[-lines:])
 
 
-def start(data_dir: Path, port: int = 9092, timeout: float = 90.0, quiet: bool = False) -> str:
-    """Start a broker (or find the one already running in ``data_dir``); return its bootstrap."""
+def start(
+    data_dir: Path, port: int = 9092, timeout: float = 90.0, quiet: bool = False, sasl: SaslListener | None = None
+) -> str:
+    """Start a broker (or find the one already running in ``data_dir``); return its bootstrap
+    (the plaintext listener's; ``sasl`` adds a SASL_PLAINTEXT one on its own port)."""
     layout = BrokerLayout(data_dir.resolve())
     layout.data_dir.mkdir(parents=True, exist_ok=True)
 
@@ -328,7 +355,7 @@ def start(data_dir: Path, port: int = 9092, timeout: float = 90.0, quiet: bool =
     # A restart keeps its controller port: the KRaft voter set recorded at format time names it.
     controller_port = _previous_controller_port(layout) or free_port()
 
-    layout.properties.write_text(render_properties(layout, port, controller_port))
+    layout.properties.write_text(render_properties(layout, port, controller_port, sasl))
     classpath = f"{libs}/*"
     jvm = [
         java,

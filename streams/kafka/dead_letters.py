@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
 from schemas.events import EventDecodeError, decode_event
+from streams.kafka.clients import client_config
 from streams.kafka.producer import kafka_timestamp, time_ms
 
 POLL_TIMEOUT_S = 5.0
@@ -83,7 +84,7 @@ def _partitions(consumer: Consumer, topic: str) -> list[int]:
 
 def list_letters(bootstrap: str, dlq_topic: str, limit: int = 100) -> list[DeadLetter]:
     """The first ``limit`` dead letters, oldest first per partition."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "dlq-reader", "enable.auto.commit": False})
+    consumer = Consumer({**client_config(bootstrap), "group.id": "dlq-reader", "enable.auto.commit": False})
     try:
         partitions = _partitions(consumer, dlq_topic)
         starts, ends = {}, {}
@@ -104,14 +105,14 @@ def redrive(bootstrap: str, dlq_topic: str, events_topic: str, group: str, dry_r
     """Append every not yet re-driven letter to ``events_topic``; returns the letters re-driven."""
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **client_config(bootstrap),
             "group.id": group,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
         }
     )
     producer = Producer(
-        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "partitioner": "murmur2_random"}
+        {**client_config(bootstrap), "enable.idempotence": True, "acks": "all", "partitioner": "murmur2_random"}
     )
     try:
         partitions = _partitions(consumer, dlq_topic)

@@ -18,6 +18,8 @@ from datetime import datetime
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from streams.kafka.clients import client_config
+
 
 class ProduceFailed(RuntimeError):
     """Kafka did not acknowledge a record in time; the caller should answer 503."""
@@ -71,7 +73,7 @@ class EventProducer:
     def start(self) -> None:
         self._producer = Producer(
             {
-                "bootstrap.servers": self.bootstrap,
+                **client_config(self.bootstrap),
                 "enable.idempotence": True,
                 "acks": "all",
                 "partitioner": "murmur2_random",
