@@ -220,14 +220,43 @@ class JsonlWriter:
         self._file.close()
 
 
-class ParquetWriter:
-    """Rows buffered per column and written as a row group every ``batch_rows``."""
+class RowGroups:
+    """A Parquet file written a row group at a time: rows are tuples of cells in the schema's
+    order, turned into Arrow columns every ``batch_rows`` (shared by the event and session exports)."""
 
-    def __init__(self, path: Path, batch_rows: int = 50_000) -> None:
+    def __init__(self, path: Path, schema: Any, repeated: list[str], batch_rows: int = 50_000) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         self._pa = pa
+        self.schema = schema
+        # Dictionary encoding only where values repeat (ids, URLs and JSON would only pay for trying).
+        self._writer = pq.ParquetWriter(str(path), schema, compression="zstd", use_dictionary=repeated)
+        self._rows: list[tuple[Any, ...]] = []
+        self._batch_rows = batch_rows
+
+    def append(self, row: tuple[Any, ...]) -> None:
+        self._rows.append(row)
+        if len(self._rows) >= self._batch_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._rows:
+            pa = self._pa
+            columns = zip(*self._rows, strict=True)
+            arrays = [pa.array(column, type=field.type) for column, field in zip(columns, self.schema, strict=True)]
+            self._writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+            self._rows = []
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+
+
+class ParquetWriter:
+    def __init__(self, path: Path, batch_rows: int = 50_000) -> None:
+        import pyarrow as pa
+
         string = pa.string()
         self.schema = pa.schema(
             [
@@ -243,28 +272,14 @@ class ParquetWriter:
                 pa.field("data", string, nullable=False),
             ]
         )
-        # Dictionary encoding only where values repeat (ids, URLs and data would only pay for trying).
         repeated = ["type", "source", "dataschema", "pageType", *(n for n in COMMON_FIELDS if n.startswith("utm"))]
-        self._writer = pq.ParquetWriter(str(path), self.schema, compression="zstd", use_dictionary=repeated)
-        self._rows: list[tuple[Any, ...]] = []  # one tuple a row, turned into columns per row group
-        self._batch_rows = batch_rows
+        self._groups = RowGroups(path, self.schema, repeated, batch_rows)
 
     def write(self, event: Event, value: bytes, partition: int, offset: int) -> None:
-        self._rows.append(parquet_cells(event, partition, offset))
-        if len(self._rows) >= self._batch_rows:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self._rows:
-            pa = self._pa
-            columns = zip(*self._rows, strict=True)
-            arrays = [pa.array(column, type=field.type) for column, field in zip(columns, self.schema, strict=True)]
-            self._writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
-            self._rows = []
+        self._groups.append(parquet_cells(event, partition, offset))
 
     def close(self) -> None:
-        self._flush()
-        self._writer.close()
+        self._groups.close()
 
 
 def open_writer(fmt: str, path: Path) -> Writer:

@@ -33,7 +33,7 @@ from projections.rules import Rules
 from projections.session import apply
 from schemas.events import Event, EventDecodeError, decode_event
 from schemas.session import SessionState, decode_state, encode_state, encode_view
-from streams.history.export import DEFAULT_SLACK, ProgressCallback, Summary, read_window, to_ms
+from streams.history.export import DEFAULT_SLACK, ProgressCallback, RowGroups, Summary, read_window, to_ms
 
 log = logging.getLogger(__name__)
 
@@ -265,13 +265,9 @@ class JsonlSessionWriter:
 
 
 class ParquetSessionWriter:
-    """Rows buffered per column and written as a row group every ``batch_rows``."""
-
     def __init__(self, path: Path, batch_rows: int = 50_000) -> None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
-        self._pa = pa
         string = pa.string()
         stamp = pa.timestamp("us", tz="UTC")
         self.schema = pa.schema(
@@ -284,24 +280,13 @@ class ParquetSessionWriter:
                 pa.field("document", string, nullable=False),
             ]
         )
-        self._writer = pq.ParquetWriter(str(path), self.schema, compression="zstd")
-        self._columns: dict[str, list[Any]] = {name: [] for name in SESSION_COLUMNS}
-        self._batch_rows = batch_rows
+        self._groups = RowGroups(path, self.schema, [name for name, _, _ in SESSION_FIELDS], batch_rows)
 
     def write(self, state: SessionState) -> None:
-        for name, cell in session_row(state).items():
-            self._columns[name].append(cell)
-        if len(self._columns["id"]) >= self._batch_rows:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self._columns["id"]:
-            self._writer.write_table(self._pa.table(self._columns, schema=self.schema))
-            self._columns = {name: [] for name in SESSION_COLUMNS}
+        self._groups.append(tuple(session_row(state).values()))
 
     def close(self) -> None:
-        self._flush()
-        self._writer.close()
+        self._groups.close()
 
 
 def open_session_writer(fmt: str, path: Path) -> SessionWriter:
