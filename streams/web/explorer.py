@@ -84,7 +84,10 @@ def _same(a: str, b: str) -> bool:
     return (ua.host, ua.port) == (ub.host, ub.port)
 
 
-async def _gather(engine: Engine, request: web.Request, local: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+Part = dict[str, Any]
+
+
+async def _gather(engine: Engine, request: web.Request, local: Part) -> tuple[list[Part], list[str]]:
     """This worker's part plus every other worker's (asked for its own part only); the URLs of
     those that did not answer."""
     me = _self_url(engine)
@@ -102,7 +105,7 @@ async def _gather(engine: Engine, request: web.Request, local: dict[str, Any]) -
                     return None
                 part: dict[str, Any] = await answer.json()
                 return part
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+        except (TimeoutError, aiohttp.ClientError, ValueError):
             return None
 
     answers = await asyncio.gather(*(ask(url) for url in peers))
