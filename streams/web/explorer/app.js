@@ -130,6 +130,7 @@ function setView(view) {
   $("view-sessions").hidden = view !== "sessions";
   $("view-operations").hidden = view !== "operations";
   clearAlert();
+  say("");
   if (view === "operations") refreshOperations();
   else refreshRecent();
 }
@@ -293,7 +294,7 @@ const INTERESTING = [
 function fieldsOf(event) {
   const data = event.data || {};
   const parts = [];
-  for (const name of INTERESTING) if (name in data) parts.push(`${name}=${show(data[name])}`);
+  for (const name of INTERESTING) if (data[name] != null) parts.push(`${name}=${show(data[name])}`);
   if (data.public) for (const [name, entry] of Object.entries(data.public)) parts.push(`public.${name}=${show(entry && entry.value)}`);
   if (!parts.length) for (const [name, value] of Object.entries(data).slice(0, 3)) parts.push(`${name}=${show(value)}`);
   return clip(parts.join("  "), 240);
@@ -308,39 +309,42 @@ function renderTimeline() {
     const button = el(
       "button",
       { type: "button", "data-event": event.id, "aria-current": String(Boolean(selected)) },
+      el("span", { className: "visually-hidden", text: `Event ${index + 1}: ` }),
       el("span", { className: "time", text: formatTime(event.time) }),
       el("span", { className: "type", text: event.type + (event.rejected ? " (refused)" : "") }),
       el("span", { className: "fields", text: fieldsOf(event) || "no data" }),
       el("span", { className: "changes", text: changes }),
     );
-    button.setAttribute("aria-label", `Event ${index + 1}: ${event.type} at ${formatTime(event.time)}, ${changes}`);
     button.addEventListener("click", () => showPast({ after: event.id }));
     list.append(el("li", {}, button));
   });
   $("live").textContent = `(${state.events.length} events, live)`;
 }
 
+// The slider runs over the lifetime in milliseconds: its first event's time to its last one's.
 function renderSlider() {
   const slider = $("time-slider");
   if (!state.events.length) {
     slider.disabled = true;
     return;
   }
-  const first = Math.floor(Date.parse(state.events[0].time) / 1000);
-  const last = Math.ceil(Date.parse(state.events[state.events.length - 1].time) / 1000);
-  const atNow = !state.past;
+  const first = Date.parse(state.events[0].time);
+  const last = Date.parse(state.events[state.events.length - 1].time);
   slider.disabled = false;
   slider.min = String(first);
   slider.max = String(Math.max(last, first + 1));
-  if (atNow) slider.value = slider.max;
+  if (!state.past) slider.value = slider.max;
   updateSliderOutput();
 }
 
+function sliderTime() {
+  return new Date(Number($("time-slider").value)).toISOString();
+}
+
 function updateSliderOutput() {
-  const slider = $("time-slider");
-  const text = formatTime(new Date(Number(slider.value) * 1000).toISOString());
+  const text = formatTime(sliderTime());
   $("time-output").textContent = text;
-  slider.setAttribute("aria-valuetext", text);
+  $("time-slider").setAttribute("aria-valuetext", text);
 }
 
 async function showPast(past) {
@@ -537,9 +541,8 @@ function init() {
   const slider = $("time-slider");
   slider.addEventListener("input", updateSliderOutput);
   slider.addEventListener("change", () => {
-    const at = new Date(Number(slider.value) * 1000).toISOString().replace(".000Z", "Z");
     if (Number(slider.value) >= Number(slider.max)) backToNow();
-    else showPast({ at });
+    else showPast({ at: sliderTime() });
   });
   poll(pollSession, POLL_TIMELINE_MS);
   poll(refreshRecent, POLL_RECENT_MS);
