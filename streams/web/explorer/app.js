@@ -448,10 +448,24 @@ async function refreshOperations() {
   }
   const lag = $("lag").tBodies[0];
   lag.replaceChildren();
-  for (const [partition, behind] of Object.entries(body.lag)) {
-    lag.append(el("tr", {}, el("th", { scope: "row", text: partition }), el("td", { text: String(behind) })));
+  const owners = [];
+  for (const worker of body.workers) {
+    if (worker.reachable) for (const partition of worker.partitions) owners.push([partition, worker.url]);
   }
-  if (!lag.rows.length) lag.append(el("tr", {}, el("td", { colspan: "2", text: "No partition served yet." })));
+  owners.sort((a, b) => a[0] - b[0]);
+  for (const [partition, url] of owners) {
+    const behind = body.lag[String(partition)];
+    lag.append(
+      el(
+        "tr",
+        {},
+        el("th", { scope: "row", text: String(partition) }),
+        el("td", { text: behind === undefined ? "not measured yet" : String(behind) }),
+        el("td", { text: url }),
+      ),
+    );
+  }
+  if (!lag.rows.length) lag.append(el("tr", {}, el("td", { colspan: "3", text: "No partition served yet." })));
 }
 
 function renderChart(body) {
