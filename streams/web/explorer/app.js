@@ -147,6 +147,13 @@ async function refreshRecent() {
     return;
   }
   const list = $("recent");
+  const ids = body.sessions.map((item) => item.id).join(",");
+  if (list.dataset.ids === ids) {
+    list.querySelectorAll(".ago").forEach((span, index) => (span.textContent = ago(body.sessions[index].lastFoldedAt)));
+    return;
+  }
+  const focused = document.activeElement && document.activeElement.getAttribute("data-session");
+  list.dataset.ids = ids;
   list.replaceChildren();
   if (!body.sessions.length) list.append(el("li", { className: "help", text: "No session folded since the workers started." }));
   for (const item of body.sessions) {
@@ -154,6 +161,7 @@ async function refreshRecent() {
     button.append(el("span", { className: "ago", text: ago(item.lastFoldedAt) }));
     button.addEventListener("click", () => openSession(item.id));
     list.append(el("li", {}, button));
+    if (focused === item.id) button.focus();
   }
 }
 
@@ -302,6 +310,7 @@ function fieldsOf(event) {
 
 function renderTimeline() {
   const list = $("timeline");
+  const focused = document.activeElement && document.activeElement.getAttribute("data-event");
   list.replaceChildren();
   state.events.forEach((event, index) => {
     const selected = state.past && state.past.after === event.id;
@@ -317,6 +326,7 @@ function renderTimeline() {
     );
     button.addEventListener("click", () => showPast({ after: event.id }));
     list.append(el("li", {}, button));
+    if (focused === event.id) button.focus();
   });
   $("live").textContent = `(${state.events.length} events, live)`;
 }
@@ -386,32 +396,33 @@ async function backToNow() {
   say("Showing the session now.");
 }
 
-// Live: poll the open session's timeline; new events are added, and "now" is re-read.
+// Live: poll the open session's document (small); when its event count or last event time moved,
+// read the timeline again: new events are added, and "now" is re-rendered.
 async function pollSession() {
   const id = state.sessionId;
   if (!id || state.view !== "sessions" || !key()) return;
+  let document_;
   let events;
   try {
+    document_ = await api(`/api/v1/sessions/${id}`);
+    const before = state.meta || {};
+    const after = document_.meta || {};
+    if (after.eventCount === before.eventCount && after.lastEventTime === before.lastEventTime) return;
     events = await fetchTimeline(id);
   } catch (err) {
     return; // a transient failure: the next poll tries again
   }
-  if (id !== state.sessionId || events.length === state.events.length) return;
+  if (id !== state.sessionId) return;
   const added = events.length - state.events.length;
   state.events = events;
+  state.meta = document_.meta;
   renderTimeline();
   if (!state.past) {
-    try {
-      const document_ = await api(`/api/v1/sessions/${id}`);
-      state.meta = document_.meta;
-      renderSession(document_);
-      loadSegment(id);
-    } catch (err) {
-      return;
-    }
+    renderSession(document_);
     renderSlider();
+    loadSegment(id);
   }
-  say(`${added} new event${added === 1 ? "" : "s"} arrived.`);
+  if (added > 0) say(`${added} new event${added === 1 ? "" : "s"} arrived.`);
 }
 
 // --- operations ----------------------------------------------------------------------------------
@@ -545,6 +556,7 @@ function init() {
   $("key-forget").addEventListener("click", () => {
     sessionStorage.removeItem(KEY_STORAGE);
     $("recent").replaceChildren();
+    delete $("recent").dataset.ids;
     say("Key forgotten.");
   });
   $("find-form").addEventListener("submit", (event) => {
