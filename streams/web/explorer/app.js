@@ -283,10 +283,10 @@ function renderSession(document_) {
         el(
           "tr",
           { "data-path": `${namespace}.${name}` },
-          el("td", { text: namespace }),
-          el("th", { scope: "row", text: name }),
-          el("td", { className: "value", text: show(entry && entry.value) }),
-          el("td", { className: "by", text: setBy, title: setter ? `event ${setter.id}` : "" }),
+          el("td", { "data-label": "Namespace", text: namespace }),
+          el("th", { scope: "row", "data-label": "Key", text: name }),
+          el("td", { className: "value", "data-label": "Value", text: show(entry && entry.value) }),
+          el("td", { className: "by", "data-label": "Set by", text: setBy, title: setter ? `event ${setter.id}` : "" }),
         ),
       );
     }
