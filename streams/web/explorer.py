@@ -92,7 +92,8 @@ async def _gather(engine: Engine, request: web.Request, local: Part) -> tuple[li
     those that did not answer."""
     me = _self_url(engine)
     peers = [url for url in _workers(engine) if not _same(url, me)]
-    headers = {FORWARDED: "1"}
+    # Marked as forwarded (with the deployment's proof, as routing does): the peer answers for itself.
+    headers = {FORWARDED: engine.tokens.proof(f"GET {request.path}")}
     if "Authorization" in request.headers:
         headers["Authorization"] = request.headers["Authorization"]
     timeout = aiohttp.ClientTimeout(total=PEER_TIMEOUT_S)
