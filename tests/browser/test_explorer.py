@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from streams.testing.events import new_session_id, page_view
+from streams.testing.events import campaign_click, cart_item_added, logged_in, new_session_id, page_view
 from streams.testing.paths import SAMPLE_RULES_FILE
 from streams.testing.workers import SERVICE_HEADERS
 from tests.support.sessions import public_has, wait_for_session
@@ -27,6 +27,7 @@ pytestmark = pytest.mark.browser
 WAIT_MS = 20_000  # the longest a condition may take to show (the page polls every 2 s)
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
+STORY_EVENTS = 6
 
 worker = module_worker("explorer", partitions=2, SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE))
 
@@ -40,11 +41,18 @@ def _expect_timeout() -> None:
 
 @pytest.fixture(scope="module")
 def story(worker: Any) -> str:
-    """A session whose `public.color` went red, green, blue (three page views, a second apart)."""
+    """A visit: `public.color` goes red, then green (the second event), a campaign click, an item
+    in the cart, a login (trusted), and blue last; one event a second."""
     sid = new_session_id()
-    colors = ["red", "green", "blue"]
-    events = [page_view(sid, f"https://shop.example/p?color={c}", seconds=i) for i, c in enumerate(colors)]
-    with httpx.Client(base_url=worker.url, timeout=15.0) as client:
+    events = [
+        page_view(sid, "https://shop.example/p?color=red&utm_source=google", seconds=0, pageType="product"),
+        page_view(sid, "https://shop.example/p?color=green", seconds=1, pageType="product"),
+        campaign_click(sid, seconds=2, utm_source="google", utm_medium="cpc", utm_campaign="blackfriday"),
+        cart_item_added(sid, "sku-runner-2", 1, 349.9, seconds=3),
+        logged_in(sid, "user-42", "someone@example.com", seconds=4),
+        page_view(sid, "https://shop.example/p?color=blue", seconds=5, pageType="product"),
+    ]
+    with httpx.Client(base_url=worker.url, timeout=15.0, headers=SERVICE_HEADERS) as client:
         assert client.post("/api/events", json=events).status_code == 202
         wait_for_session(client, sid, public_has("color", "blue"))
     return sid
@@ -99,7 +107,7 @@ def test_a_person_explores_a_session_its_past_and_its_live_events(browser, worke
     expect(page.locator("#segment")).to_contain_text("currencyCode")
     expect(page.locator("#segment")).to_contain_text("BRL")
     timeline = page.locator("#timeline button")
-    expect(timeline).to_have_count(3)
+    expect(timeline).to_have_count(STORY_EVENTS)
     expect(timeline.nth(0)).to_contain_text("color=red")
     expect(timeline.nth(0)).to_contain_text("public.color")
 
@@ -118,13 +126,16 @@ def test_a_person_explores_a_session_its_past_and_its_live_events(browser, worke
 
     # Live: a new event shows up in the timeline without a reload; "now" then shows its value.
     with httpx.Client(base_url=worker.url, timeout=15.0) as client:
-        event = page_view(story, "https://shop.example/p?color=purple", seconds=3)
+        event = page_view(story, "https://shop.example/p?color=purple", seconds=6)
         assert client.post("/api/events", json=event).status_code == 202
-    expect(timeline).to_have_count(4)
-    expect(timeline.nth(3)).to_contain_text("color=purple")
+    expect(timeline).to_have_count(STORY_EVENTS + 1)
+    expect(timeline.nth(STORY_EVENTS)).to_contain_text("color=purple")
     page.get_by_role("button", name="Back to now").click()
     expect(row.locator("td.value")).to_have_text("purple")
-    expect(page.locator("#session-meta")).to_contain_text("4 events")
+    expect(page.locator("#session-meta")).to_contain_text(f"{STORY_EVENTS + 1} events")
+    expect(page.locator('#namespaces tr[data-path="rnb.campaigns"] td.by')).to_contain_text(
+        "navigation.campaign_clicked"
+    )
     page.screenshot(path=str(screenshots / "explorer-session.png"), full_page=True)
 
     # The operations view: the worker with its partitions, events folded per second, lag.

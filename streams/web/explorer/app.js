@@ -304,7 +304,11 @@ function fieldsOf(event) {
   const parts = [];
   for (const name of INTERESTING) if (data[name] != null) parts.push(`${name}=${show(data[name])}`);
   if (data.public) for (const [name, entry] of Object.entries(data.public)) parts.push(`public.${name}=${show(entry && entry.value)}`);
-  if (!parts.length) for (const [name, value] of Object.entries(data).slice(0, 3)) parts.push(`${name}=${show(value)}`);
+  if (!parts.length) {
+    for (const [name, value] of Object.entries(data).filter(([, v]) => v != null).slice(0, 3)) {
+      parts.push(`${name}=${show(value)}`);
+    }
+  }
   return clip(parts.join("  "), 240);
 }
 
