@@ -4,7 +4,7 @@ PY := .venv/bin/python
 KAFKA_DATA ?= var/kafka
 KAFKA_PORT ?= 9092
 
-.PHONY: help install run test test-unit lint format bench kafka-fetch kafka-start kafka-stop kafka-status clean
+.PHONY: help install run demo test test-unit lint format bench kafka-fetch kafka-start kafka-stop kafka-status clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
@@ -14,6 +14,9 @@ install: ## create .venv and install the project with its dev tools (no-op when 
 
 run: ## the main job: local Kafka + one worker on 127.0.0.1:8080, data under ./var (Ctrl-C stops both)
 	@exec ops/run.sh
+
+demo: ## make run plus a gentle `sessionctl simulate`: open http://127.0.0.1:8080/ and watch the explorer fill up
+	@exec ops/demo.sh
 
 test: ## every test tier against a throw-away local broker (pass ARGS=... to pytest)
 	@exec ops/test.sh $(ARGS)

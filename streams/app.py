@@ -20,6 +20,7 @@ import faust
 from mode import Service
 
 from projections.rules import RulesError
+from streams.activity import Activity
 from streams.engine import Engine
 from streams.fold import generations
 from streams.fold.generations import Generation, GenerationWatcher
@@ -33,6 +34,7 @@ from streams.kafka.producer import EventProducer
 from streams.metrics import Metrics
 from streams.rules_file import load_rules
 from streams.settings import Settings
+from streams.web.explorer import register_explorer_views
 from streams.web.history import register_history_views
 from streams.web.hygiene import install as install_hygiene
 from streams.web.metrics import register_metrics
@@ -226,12 +228,19 @@ def create_engine(settings: Settings, current: Generation | None = None) -> Engi
     app.add_dependency(ProducerService(producer))
     waiters = FoldWaiters()
     metrics = Metrics()
+    activity = Activity()
+
+    def on_batch(*figures: Any) -> None:
+        metrics.batch(*figures)
+        activity.batch(*figures)
+
     fold = FoldLoop(
         fold_config(settings, serving.number),
         rules,
         waiters,
         fence=lambda: group_generation(app),
-        on_batch=metrics.batch,
+        on_batch=on_batch,
+        on_written=activity.written,
     )
     app.add_dependency(FoldService(fold, settings.data_dir))
     keys = ServiceKeys(settings.service_key_scopes)
@@ -239,6 +248,7 @@ def create_engine(settings: Settings, current: Generation | None = None) -> Engi
     app.add_dependency(ClosingService(reader.close))
     history = SessionHistory(fold, reader)
     engine = Engine(settings, app, events, producer, rules, waiters, tokens, keys, fold, history, metrics)
+    engine.activity = activity
     app.add_dependency(GenerationService(engine, serving, local_rules))
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
@@ -262,6 +272,7 @@ def create_engine(settings: Settings, current: Generation | None = None) -> Engi
     register_history_views(engine)
     install_hygiene(engine)
     register_metrics(engine)
+    register_explorer_views(engine)
     return engine
 
 

@@ -109,13 +109,27 @@ def dlq_list(limit: int = 100, values: bool = False) -> None:
 
 @dlq_cli.command("redrive")
 def dlq_redrive(dry_run: bool = False) -> None:
-    """Append the dead letters not re-driven yet to the event topic again (after a fix)."""
+    """Append the dead letters not re-driven yet to the event topic again (after a fix).
+
+    A progress bar on a terminal (letters read of those planned, appended, rate, ETA), plain
+    lines otherwise."""
+    import sys
+
+    from streams.history.export import LogProgress, RichProgress
     from streams.kafka.dead_letters import redrive
 
     settings = _settings()
-    letters = redrive(
-        settings.kafka_bootstrap, settings.dlq_topic, settings.events_topic, f"{settings.app_id}-dlq-redrive", dry_run
-    )
+    label = "dlq redrive"
+    reporter = RichProgress(label) if sys.stderr.isatty() else LogProgress(label=label, verb="re-driven")
+    with reporter:
+        letters = redrive(
+            settings.kafka_bootstrap,
+            settings.dlq_topic,
+            settings.events_topic,
+            f"{settings.app_id}-dlq-redrive",
+            dry_run,
+            progress=reporter,
+        )
     verb = "would re-drive" if dry_run else "re-drove"
     typer.echo(f"{verb} {len(letters)} dead letter(s) from {settings.dlq_topic} to {settings.events_topic}")
 
@@ -347,6 +361,40 @@ def rebuild(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"switched: the workers serve generation {n} now ({sum(lags.values())} events left for them to fold)")
+
+
+@cli.command("simulate")
+def simulate(
+    url: Annotated[str, typer.Option("--url", help="the deployment's base URL")] = "http://127.0.0.1:8080",
+    rate: Annotated[float, typer.Option("--rate", help="new visitors (sessions) per second", min=0.1)] = 20.0,
+    duration: Annotated[float, typer.Option("--duration", help="seconds of arrivals", min=0.1)] = 10.0,
+    seed: Annotated[int, typer.Option("--seed", help="the same seed sends the same traffic")] = 1,
+    service_key: Annotated[
+        str | None,
+        typer.Option(
+            "--service-key",
+            envvar="SESSIONS_SERVICE_KEY",
+            help="a key with events:trusted: some visitors then log in (a trusted auth.logged_in event)",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as one JSON object")] = False,
+) -> None:
+    """Storefront traffic through the public HTTP API, as browsers send it (docs: streams/simulate.py).
+
+    Visitors arrive at --rate per second for --duration seconds, each with its own cookie jar:
+    they land (POST /api/sessions, some through a campaign link), view pages and follow campaigns
+    (POST /api/events), set a postal code (PATCH /api/sessions), add to the cart, and with
+    --service-key some log in. A live display on a terminal (requests/s, errors by status, latency
+    percentiles), plain lines otherwise; a summary at the end. Exit 1 when any request failed."""
+    import json
+
+    from streams.simulate import SimulationConfig, run, summary_text
+
+    config = SimulationConfig(url=url.rstrip("/"), rate=rate, duration=duration, seed=seed, service_key=service_key)
+    summary = run(config, as_json)
+    typer.echo(json.dumps(summary) if as_json else summary_text(summary))
+    if summary["errors"]:
+        raise typer.Exit(1)
 
 
 def _broker() -> ModuleType:

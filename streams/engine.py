@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import faust
 
 from projections.rules import Rules
+from streams.activity import Activity
 from streams.fold.loop import FoldLoop
 from streams.fold_waiters import FoldWaiters
 from streams.history.timeline import SessionHistory
@@ -36,6 +37,8 @@ class Engine:
     metrics: Metrics = field(default_factory=Metrics)  # this worker's own registry (/metrics)
     # (METHOD, path) -> the access the route declares (filled as the views register).
     access: dict[tuple[str, str], Access] = field(default_factory=dict)
+    # Recently active sessions and events folded per second, for the explorer (streams.activity).
+    activity: Activity = field(default_factory=Activity)
 
     def read_session(self, session_id: str) -> bytes | None:
         """The stored state of a session this worker owns (callers route to the owner first).

@@ -15,7 +15,7 @@ PREFIX = "SESSIONS_"
 _APP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _ADVERTISED_URL = re.compile(r"^https?://[A-Za-z0-9._-]+:[0-9]{1,5}/?$")
 # What a service API key may be granted (SESSIONS_SERVICE_KEYS).
-SCOPES = frozenset({"sessions:read", "sessions:history", "sessions:erase", "events:trusted"})
+SCOPES = frozenset({"sessions:read", "sessions:history", "sessions:erase", "events:trusted", "operations:read"})
 
 
 class SettingsError(ValueError):
@@ -120,7 +120,7 @@ class Settings:
     # How long a write waits for the owning agent to fold its event before answering 503.
     write_wait_s: float = 5.0
     # Service API keys: "<key>=<scope> <scope>;<key2>=<scope>" (scopes: sessions:read,
-    # sessions:history, sessions:erase, events:trusted). Secrets: kept out of repr; parsed by
+    # sessions:history, sessions:erase, events:trusted, operations:read). Secrets: kept out of repr; parsed by
     # ``service_key_scopes``.
     service_keys: str = field(default="", repr=False)
 

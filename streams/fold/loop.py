@@ -29,7 +29,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -72,6 +72,9 @@ IDLE_BEFORE_TRIM_S = 0.5  # how long without records before freed memory goes ba
 # Called once per written batch: (events folded by type, dead letters by type ("" = did not decode),
 # records in the batch, records skipped as redeliveries, seconds to fold, flush and write). The metrics.
 BatchObserver = Callable[[dict[str, int], dict[str, int], int, int, float], None]
+# Called per partition of a written batch with the keys of the sessions it wrote (the explorer's
+# recently active sessions, ``streams.activity``); it must be quick and must not raise.
+WrittenObserver = Callable[[int, Collection[bytes]], None]
 # How often the loop copies the consumer's high watermarks for lag() (metrics, any thread).
 HIGHS_EVERY_S = 0.5
 
@@ -150,12 +153,14 @@ class FoldLoop:
         waiters: FoldWaiters,
         fence: Fence,
         on_batch: BatchObserver | None = None,
+        on_written: WrittenObserver | None = None,
     ) -> None:
         self.config = config
         self.rules = rules
         self.waiters = waiters
         self.fence = fence
         self.on_batch = on_batch
+        self.on_written = on_written
         self._restoring: frozenset[int] = frozenset()  # being restored from the changelog now
         self._restored_by_partition: dict[int, int] = {}  # changelog records restored, since start
         self._highs: dict[int, int] = {}  # the event partitions' high watermarks, as last seen
@@ -683,6 +688,8 @@ class FoldLoop:
             state.store.write_batch(sessions, next_offset, markers[partition] + 1)
             state.next_offset = next_offset
             self._remember(state, packed[partition])
+            if self.on_written is not None:
+                self.on_written(partition, packed[partition].keys())
             if waiting:
                 awaited.extend(
                     (event_id, outcome.writes[key].encoded)

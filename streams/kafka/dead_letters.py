@@ -9,7 +9,7 @@ app remembers how far re-driving got, so a letter is re-driven once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
@@ -101,8 +101,18 @@ def list_letters(bootstrap: str, dlq_topic: str, limit: int = 100) -> list[DeadL
         consumer.close()
 
 
-def redrive(bootstrap: str, dlq_topic: str, events_topic: str, group: str, dry_run: bool = False) -> list[DeadLetter]:
-    """Append every not yet re-driven letter to ``events_topic``; returns the letters re-driven."""
+def redrive(
+    bootstrap: str,
+    dlq_topic: str,
+    events_topic: str,
+    group: str,
+    dry_run: bool = False,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> list[DeadLetter]:
+    """Append every not yet re-driven letter to ``events_topic``; returns the letters re-driven.
+    ``progress(read, appended, planned)`` is called as letters are read and appended (a
+    ``streams.history.export`` progress reporter)."""
+    report = progress or (lambda read, written, planned: None)
     consumer = Consumer(
         {
             **client_config(bootstrap),
@@ -123,10 +133,16 @@ def redrive(bootstrap: str, dlq_topic: str, events_topic: str, group: str, dry_r
             starts[tp.partition] = tp.offset if tp.offset >= 0 else low
             ends[tp.partition] = high
         consumer.assign([TopicPartition(dlq_topic, p, starts[p]) for p in partitions])
-        letters = [_letter(m) for m in _read_until_end(consumer, ends, starts)]
+        planned = sum(max(0, ends[p] - starts[p]) for p in partitions)
+        letters = []
+        for message in _read_until_end(consumer, ends, starts):
+            letters.append(_letter(message))
+            if len(letters) % 500 == 0:
+                report(len(letters), 0, planned)
+        report(len(letters), 0, planned)
         if dry_run or not letters:
             return letters
-        for letter in letters:
+        for appended, letter in enumerate(letters, 1):
             headers: list[tuple[str, str | bytes | None]] = [
                 ("dlq.redriven-from", f"{dlq_topic}[{letter.partition}]@{letter.offset}")
             ]
@@ -137,8 +153,12 @@ def redrive(bootstrap: str, dlq_topic: str, events_topic: str, group: str, dry_r
                 headers=headers,
                 timestamp=letter.redrive_timestamp_ms,  # 0 (no timestamp known): now
             )
+            if appended % 500 == 0:
+                producer.poll(0)
+                report(len(letters), appended, planned)
         if producer.flush(30) != 0:
             raise KafkaException("the event topic did not acknowledge every re-driven letter; nothing committed")
+        report(len(letters), len(letters), planned)
         # Only after every letter is acknowledged: a crash before this re-drives them again, never loses one.
         consumer.commit(offsets=[TopicPartition(dlq_topic, p, ends[p]) for p in partitions], asynchronous=False)
         return letters

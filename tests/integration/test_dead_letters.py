@@ -11,6 +11,7 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
+from streams.kafka.dead_letters import redrive
 from streams.testing.events import new_session_id, page_view
 from streams.testing.workers import SERVICE_HEADERS
 from tests.support.dead_letters import headers, read_dead_letters, reason
@@ -80,6 +81,14 @@ def test_garbage_between_good_events_goes_to_the_dlq_and_the_good_ones_fold(work
         time.sleep(0.2)
     # Each letter is re-driven once: the next run takes only the three that came back.
     assert "would re-drive 3 dead letter(s)" in sessionctl(worker, "dlq", "redrive", "--dry-run").stdout
+    # The progress it reports (a bar on a terminal, lines otherwise): letters read of those planned.
+    reported: list[tuple[int, int, int]] = []
+    env = worker.env
+    redrive(
+        env["SESSIONS_KAFKA_BOOTSTRAP"], f"{topic}.dlq", topic, f"{env['SESSIONS_APP_ID']}-dlq-redrive",
+        dry_run=True, progress=lambda *figures: reported.append(figures),
+    )  # fmt: skip
+    assert reported[-1] == (3, 0, 3)
     assert worker.stop() == 0
 
 

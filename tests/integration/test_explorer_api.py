@@ -1,0 +1,119 @@
+"""The endpoints the explorer needs, against two real workers of one group, and ``sessionctl
+simulate`` against a real worker.
+
+- ``GET /api/v1/sessions`` (recently active) and ``GET /api/v1/operations`` gather every worker's
+  part: asked on either worker, both answers hold the sessions and partitions of both.
+- ``GET /api/v1/sessions/{id}/segment``: the segment of the session, from its owner.
+- ``sessionctl simulate``: a short seeded run ends with 0 errors and its summary, and the same seed
+  sends the same traffic.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from streams.testing.events import new_session_id, page_view
+from streams.testing.paths import REPO, SAMPLE_RULES_FILE
+from tests.support.sessions import public_has, wait_for_session
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 4
+
+
+def wait_for(check, what: str, timeout: float = 60.0):
+    """Poll ``check()`` until it returns something truthy (each worker joins the group on its own)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f}s"
+        time.sleep(0.1)
+
+
+def test_recent_sessions_and_operations_gather_every_worker(worker_factory):
+    first = worker_factory("w1", PARTITIONS, SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE)).start()
+    second = worker_factory("w2", PARTITIONS, SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE)).start()
+
+    def operations(worker) -> dict | None:
+        answer = httpx.get(f"{worker.url}/api/v1/operations", params={"seconds": 60}, headers=worker.service_headers)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        owned = [w.get("partitions", []) for w in body["workers"] if w["reachable"]]
+        return body if len(owned) == 2 and all(owned) and sum(len(p) for p in owned) == PARTITIONS else None
+
+    both = wait_for(lambda: operations(first) and operations(second), "two workers, each owning partitions")
+    # Lag is known once a partition's high watermark was fetched: never a partition nobody serves.
+    assert {int(p) for p in both["lag"]} <= set(range(PARTITIONS))
+    assert len(both["folded"]) == 60 and len(both["deadLetters"]) == 60
+
+    sids = [new_session_id() for _ in range(12)]
+    with httpx.Client(base_url=first.url, timeout=15, headers=first.service_headers) as service:
+        for sid in sids:
+            assert service.post("/api/events", json=page_view(sid, "https://shop.example/?done=1")).status_code == 202
+        for sid in sids:
+            wait_for_session(service, sid, public_has("done"))
+        # Both workers folded some of them (4 partitions, 12 sessions), yet either lists them all.
+        for worker in (first, second):
+            answer = httpx.get(f"{worker.url}/api/v1/sessions", params={"limit": 200}, headers=worker.service_headers)
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            assert body["unreachable"] == []
+            listed = [s["id"] for s in body["sessions"]]
+            assert set(sids) <= set(listed), worker.url
+            times = [s["lastFoldedAt"] for s in body["sessions"]]
+            assert times == sorted(times, reverse=True)
+        assert len(service.get("/api/v1/sessions", params={"limit": 3}).json()["sessions"]) == 3
+        totals = wait_for(
+            lambda: (b := operations(first)) and b["totals"]["folded"] >= len(sids) and b, "the folds counted"
+        )
+        assert sum(totals["folded"]) >= len(sids)
+
+        # The segment, from the session's owner whichever worker is asked.
+        for worker in (first, second):
+            answer = httpx.get(f"{worker.url}/api/v1/sessions/{sids[0]}/segment", headers=worker.service_headers)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["segment"]["currencyCode"] == "BRL"
+        unknown = service.get(f"/api/v1/sessions/{new_session_id()}/segment")
+        assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "session_not_found"
+        for bad in ({"limit": 0}, {"limit": "x"}, {"limit": 201}):
+            assert service.get("/api/v1/sessions", params=bad).status_code == 400
+        assert service.get("/api/v1/operations", params={"seconds": 301}).status_code == 400
+
+
+def simulate(url: str, key: str, seed: int) -> dict:
+    command = [sys.executable, "-m", "streams.cli", "simulate", "--url", url, "--rate", "25", "--duration", "2"]
+    command += ["--seed", str(seed), "--service-key", key, "--json"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout)
+
+
+def test_a_short_simulation_ends_without_errors_and_repeats_with_its_seed(worker_factory):
+    worker = worker_factory("sim", PARTITIONS, SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE)).start()
+    first = simulate(worker.url, worker.service_key, seed=7)
+    assert first["errors"] == 0 and first["errorsByStatus"] == {}, first
+    assert first["sessions"] == first["sessionsCompleted"] == 50
+    assert first["requestsByKind"]["create"] == 50
+    assert first["requests"] == sum(first["requestsByKind"].values()) > 50
+    assert first["logins"] == first["requestsByKind"].get("login", 0) > 0
+    assert set(first["latencyMs"]) == {"p50", "p95", "p99", "max"}
+    again = simulate(worker.url, worker.service_key, seed=7)
+    assert again["requestsByKind"] == first["requestsByKind"]
+    other = simulate(worker.url, worker.service_key, seed=8)
+    assert other["requestsByKind"] != first["requestsByKind"]
+    # The sessions it made are there, logins included.
+    recent = httpx.get(f"{worker.url}/api/v1/sessions", params={"limit": 200}, headers=worker.service_headers).json()
+    assert len(recent["sessions"]) >= 150
+    logged_in = 0
+    for item in recent["sessions"]:
+        document = httpx.get(f"{worker.url}/api/v1/sessions/{item['id']}", headers=worker.service_headers).json()
+        logged_in += document["namespaces"].get("profile", {}).get("isAuthenticated", {}).get("value") == "true"
+    assert logged_in > 0
