@@ -1,0 +1,74 @@
+"""Three workers under a steady load while two are SIGKILLed one after the other, both restarted,
+and the broker stopped and started: nothing acknowledged is lost or applied twice, no 5xx but 503,
+no 404 for a session that exists, and /metrics parses with the lag back to 0 after each fault.
+
+The suite runs once (about 2 minutes, ``tests/support/fault_suite.py``); each test judges one side
+of its report. ``make soak`` runs the same suite for longer and prints the figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from streams.kafka import broker
+from streams.testing.paths import SAMPLE_RULES_FILE, sample_rules
+from tests.support.cluster import make_cluster
+from tests.support.fault_suite import FaultSuite, Report
+
+pytestmark = pytest.mark.integration
+
+SUITE_ENV = {
+    "SESSIONS_RULES_FILE": str(SAMPLE_RULES_FILE),
+    "SESSIONS_KAFKA_SESSION_TIMEOUT_S": "6",
+    "SESSIONS_PRODUCE_TIMEOUT_S": "3",
+    "SESSIONS_LOG_LEVEL": "info",
+}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Report]:
+    # A broker of its own: the suite stops it.
+    base = tmp_path_factory.mktemp("fault-suite")
+    kafka_dir, port = base / "kafka", broker.free_port()
+    bootstrap = broker.start(kafka_dir, port, quiet=True)
+    cluster = make_cluster(bootstrap, base, workers=3, partitions=6, name="faults", **SUITE_ENV)
+    try:
+        cluster.start()
+        suite = FaultSuite(cluster, kafka_dir, port, sample_rules(), say=print)
+        report = suite.run(rounds=1)
+        print("\n".join(report.summary()))
+        yield report
+        assert cluster.stop() == [0, 0, 0], [w.log_tail() for w in cluster.workers]
+    finally:
+        cluster.kill()
+        broker.stop(kafka_dir, quiet=True)
+
+
+@pytest.mark.timeout(600)
+def test_nothing_acknowledged_is_lost_or_applied_twice(report: Report):
+    assert not report.never_acked
+    assert report.acknowledged > 0
+    assert not report.lost
+    assert not report.foreign
+    assert not report.mismatched  # each session == the pure fold of its distinct events, via every worker
+
+
+def test_no_answer_is_a_5xx_other_than_503(report: Report):
+    assert not report.server_errors(), report.server_errors()[:20]
+    assert not report.bad_statuses(), report.bad_statuses()[:20]
+
+
+def test_no_read_of_an_existing_session_answers_404(report: Report):
+    assert not report.incidents, "\n".join(map(str, report.incidents))
+
+
+def test_a_storefront_write_is_read_at_once_through_any_worker(report: Report):
+    assert not report.stale, report.stale[:20]
+
+
+def test_metrics_parse_and_the_lag_falls_back_to_zero_after_each_fault(report: Report):
+    assert not report.metric_errors
+    assert [fault for fault, _ in report.lag_after_fault] == ["SIGKILL w1", "SIGKILL w2", "restart", "broker restart"]
+    assert all(reason is None for _, reason in report.lag_after_fault), report.lag_after_fault

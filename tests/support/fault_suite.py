@@ -1,0 +1,608 @@
+"""The fault suite: a steady load over three workers while workers are SIGKILLed and restarted and
+the broker is stopped and started; then what was acknowledged is checked against the log and the
+pure fold. ``tests/integration/test_fault_suite.py`` runs one round of faults (about 2 minutes),
+``make soak`` (``ops/soak.py``) runs rounds for as long as it is asked and prints the figures.
+
+The load, spread over the running workers (a load balancer's view: a worker is left out once it is
+killed and back once it is restarted; requests in flight when it dies fail and are retried):
+
+- service events (``POST /api/events``, trusted key), each retried with the same id after a 503 or
+  no answer until it is acknowledged (202);
+- storefront writes (``PATCH /api/sessions`` with the session's cookie), each a new value of
+  ``public.sf``; after a 200 the very next read, through another worker, must show it;
+- service reads (``GET /api/v1/sessions/{id}``) and storefront reads (``GET /api/sessions``);
+- a prober that reads one session of every partition in turn (how long a partition goes unread).
+
+Every session exists (its first event was folded) before the load starts, so a 404 for it, or a
+storefront read that answers another session, is an *incident*: recorded with the time, the worker
+and the faults just before it.
+
+At the end each session gets a marker event; once every worker serves every marker, the event topic
+is read from the start and each session must equal the pure fold (``projections.session.fold``,
+same rules) of its distinct events in log order; every acknowledged event must be in the log, and
+the log must hold nothing the load did not send.
+
+No pytest here (``ops/soak.py`` uses it); no timed assertion: figures are returned, not judged.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from confluent_kafka import Consumer, TopicPartition
+
+from projections.rules import Rules
+from projections.session import fold
+from schemas.events import decode_event, type_name
+from schemas.session import encode_view
+from streams.kafka import broker as local_broker
+from streams.testing.events import BASE_TIME, new_session_id, page_view, public_set
+from streams.testing.workers import WorkerProcess
+from tests.support.cluster import Cluster, parse_metrics, partition_of
+
+UNREACHABLE = "unreachable"  # no HTTP answer: connection refused or reset (a killed worker)
+TIMEOUT = "timeout"
+
+
+def seconds_now() -> float:
+    """Now, as the event builders count time (seconds after BASE_TIME)."""
+    return time.time() - BASE_TIME.timestamp()
+
+
+@dataclass
+class Exchange:
+    at: float  # seconds since the suite started
+    worker: str
+    kind: str  # event | read | sf_write | sf_read | probe | marker
+    status: int | str
+    sid: str
+
+
+@dataclass
+class Incident:
+    at: float
+    worker: str
+    kind: str
+    sid: str
+    detail: str
+    before: list[str]
+
+    def __str__(self) -> str:
+        return f"t={self.at:.2f}s {self.worker} {self.kind} {self.sid}: {self.detail}; just before: {self.before}"
+
+
+@dataclass
+class Tracked:
+    """One session of the load; only its own load thread writes it (its requests are sequential)."""
+
+    sid: str
+    cookie: str | None = None  # storefront sessions
+    sent: set[str] = field(default_factory=set)  # service event ids sent, whatever the answer
+    acked: set[str] = field(default_factory=set)  # service event ids answered 202
+    sf_acked: list[str] = field(default_factory=list)  # storefront values answered 200
+    sf_maybe: set[str] = field(default_factory=set)  # storefront values answered 503 or nothing
+    allowed: set[str] | None = None  # the public.sf values a read may show now
+
+
+@dataclass
+class Report:
+    exchanges: list[Exchange]
+    incidents: list[Incident]  # 404s (or another session) for sessions that exist
+    stale: list[str]  # reads that did not show an acknowledged storefront write
+    never_acked: list[str]  # service events still refused at the end of their retries
+    notes: list[tuple[float, str]]  # the faults and recoveries, in order
+    recoveries: list[tuple[str, float, float]]  # fault, seconds to all partitions served, to lag 0
+    metric_errors: list[str]  # scrapes that did not parse
+    lag_after_fault: list[tuple[str, str | None]]  # fault, why the lag did not fall to 0 (None: it did)
+    acknowledged: int = 0  # events acknowledged (service 202s + storefront 2xx writes)
+    folded: int = 0  # events folded (sum of the sessions' eventCount)
+    log_events: int = 0  # records in the event topic
+    lost: list[str] = field(default_factory=list)
+    mismatched: list[str] = field(default_factory=list)  # served != pure fold of the distinct events
+    foreign: list[str] = field(default_factory=list)  # log events the load never sent
+    duplicated_in_log: int = 0  # records whose id was already in the log (retries); folded once
+    duration_s: float = 0.0
+
+    def summary(self) -> list[str]:
+        """The figures, one a line (``make soak`` prints them; the test prints them with ``-s``)."""
+        statuses = self.statuses()
+        longest, where = self.longest_unreadable()
+        other = {k: v for k, v in statuses.items() if k not in ("2xx", "503")}
+        lines = [
+            f"duration                     {self.duration_s:.0f} s",
+            f"events acknowledged          {self.acknowledged:,} (service 202 + storefront 2xx writes)",
+            f"events folded                {self.folded:,} (sum of the sessions' eventCount, markers and creations "
+            f"included; {self.log_events:,} records in the log, {self.duplicated_in_log:,} of them retries of an id "
+            "already there)",
+            f"requests answered            2xx {statuses['2xx']:,} / 503 {statuses['503']:,} / other "
+            f"{sum(other.values()):,} {dict(sorted(other.items())) if other else ''}",
+            f"longest unreadable window    {longest:.2f} s ({where or 'none'})",
+        ]
+        for fault, served, lag_zero in self.recoveries:
+            lines.append(f"{fault:<28} all partitions served after {served:.1f} s, lag 0 after {lag_zero:.1f} s")
+        lines += [
+            f"lost                         {len(self.lost)}",
+            f"duplicated                   {len(self.mismatched)} (sessions != the pure fold of their distinct events)",
+            f"events nobody sent           {len(self.foreign)}",
+            f"404 for existing sessions    {len(self.incidents)} (or a storefront read answering another session)",
+            f"stale reads                  {len(self.stale)} (a read not showing an acknowledged storefront write)",
+            f"5xx other than 503           {len(self.server_errors())}",
+            f"/metrics not parsed          {len(self.metric_errors)}",
+        ]
+        return lines
+
+    def statuses(self) -> Counter[str]:
+        def bucket(status: int | str) -> str:
+            if isinstance(status, str):
+                return status
+            return "2xx" if 200 <= status < 300 else str(status)
+
+        return Counter(bucket(e.status) for e in self.exchanges)
+
+    def bad_statuses(self) -> list[Exchange]:
+        """Answers that are neither 2xx, 503, nor a 404 (404s are judged as incidents)."""
+        return [
+            e
+            for e in self.exchanges
+            if isinstance(e.status, int) and not (200 <= e.status < 300 or e.status in (503, 404))
+        ]
+
+    def server_errors(self) -> list[Exchange]:
+        return [e for e in self.exchanges if isinstance(e.status, int) and e.status >= 500 and e.status != 503]
+
+    def longest_unreadable(self) -> tuple[float, str]:
+        """The longest time from a failed read of a session to its next successful read."""
+        reads: dict[str, list[Exchange]] = defaultdict(list)
+        for e in self.exchanges:
+            if e.kind in ("read", "sf_read", "probe"):
+                reads[e.sid].append(e)
+        longest, where = 0.0, ""
+        for sid, seen in reads.items():
+            failed_at: float | None = None
+            for e in sorted(seen, key=lambda x: x.at):
+                if e.status == 200:
+                    if failed_at is not None and e.at - failed_at > longest:
+                        longest, where = e.at - failed_at, f"{sid} from t={failed_at:.1f}s"
+                    failed_at = None
+                elif failed_at is None:
+                    failed_at = e.at
+        return longest, where
+
+
+class FaultSuite:
+    def __init__(
+        self,
+        cluster: Cluster,
+        broker_dir: Path,
+        broker_port: int,
+        rules: Rules,
+        storefront_sessions: int = 16,
+        service_sessions: int = 16,
+        threads: int = 4,
+        pace_s: float = 0.05,
+        seed: int = 10,
+        say: Callable[[str], None] = lambda line: None,
+    ) -> None:
+        self.cluster = cluster
+        self.broker_dir, self.broker_port = broker_dir, broker_port
+        self.rules = rules
+        self.rng = random.Random(seed)
+        self.threads, self.pace_s = threads, pace_s
+        self.n_storefront, self.n_service = storefront_sessions, service_sessions
+        self.say = say
+        self.started = time.monotonic()
+        self.lock = threading.Lock()
+        self.exchanges: list[Exchange] = []
+        self.incidents: list[Incident] = []
+        self.stale: list[str] = []
+        self.never_acked: list[str] = []
+        self.notes: list[tuple[float, str]] = []
+        self.recoveries: list[tuple[str, float, float]] = []
+        self.metric_errors: list[str] = []
+        self.lag_after_fault: list[tuple[str, str | None]] = []
+        self.sessions: list[Tracked] = []
+        self.alive: list[WorkerProcess] = list(cluster.workers)
+        self.stopping = threading.Event()
+        self.counter = 0
+
+    # -- plumbing -----------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return time.monotonic() - self.started
+
+    def note(self, text: str) -> None:
+        with self.lock:
+            self.notes.append((self.now(), text))
+        self.say(f"[{self.now():6.1f}s] {text}")
+
+    def next_n(self) -> int:
+        with self.lock:
+            self.counter += 1
+            return self.counter
+
+    def pick(self, rng: random.Random, other_than: WorkerProcess | None = None) -> WorkerProcess:
+        with self.lock:
+            choices = [w for w in self.alive if w is not other_than] or list(self.alive) or list(self.cluster.workers)
+        return rng.choice(choices)
+
+    def call(
+        self, http: dict[str, httpx.Client], worker: WorkerProcess, kind: str, sid: str, method: str, path: str,
+        **kwargs: Any,
+    ) -> httpx.Response | None:  # fmt: skip
+        at = self.now()
+        try:
+            response = http[worker.url].request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            status: int | str = TIMEOUT
+            response = None
+        except httpx.TransportError:
+            status, response = UNREACHABLE, None
+        else:
+            status = response.status_code
+        with self.lock:
+            self.exchanges.append(Exchange(at, self.cluster.name(worker), kind, status, sid))
+        return response
+
+    def clients(self) -> dict[str, httpx.Client]:
+        return {
+            w.url: httpx.Client(
+                base_url=w.url, timeout=30.0, cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[]))
+            )
+            for w in self.cluster.workers
+        }
+
+    def incident(self, worker: WorkerProcess, kind: str, sid: str, detail: str) -> None:
+        at = self.now()
+        with self.lock:
+            before = [f"t={t:.2f}s {text}" for t, text in self.notes if t <= at][-3:]
+            self.incidents.append(Incident(at, self.cluster.name(worker), kind, sid, detail, before))
+
+    # -- the operations -----------------------------------------------------------------------------
+
+    def post_event(self, http: dict[str, httpx.Client], rng: random.Random, s: Tracked, event: dict, kind: str) -> bool:
+        """Post until acknowledged, the same id every time; False when the retries ran out."""
+        s.sent.add(event["id"])
+        deadline = time.monotonic() + 180
+        while True:
+            worker = self.pick(rng)
+            answer = self.call(
+                http, worker, kind, s.sid, "POST", "/api/events", json=event, headers=worker.service_headers
+            )
+            if answer is not None and answer.status_code == 202:
+                s.acked.add(event["id"])
+                return True
+            if answer is not None and answer.status_code != 503:
+                self.never_acked.append(f"{event['id']}: {answer.status_code} {answer.text[:200]}")
+                return False
+            if time.monotonic() > deadline:
+                self.never_acked.append(f"{event['id']}: still refused after 180 s")
+                return False
+            time.sleep(0.2)  # pacing the retries (Retry-After asks for more)
+
+    def check_read(self, worker: WorkerProcess, kind: str, s: Tracked, answer: httpx.Response | None) -> None:
+        if answer is None or answer.status_code == 503:
+            return
+        if answer.status_code == 404:
+            self.incident(worker, kind, s.sid, f"404 {answer.text[:200]}")
+            return
+        if answer.status_code != 200:
+            return  # counted with the statuses
+        document = answer.json()
+        if document.get("id") != s.sid:
+            self.incident(worker, kind, s.sid, f"answered session {document.get('id')} instead")
+            return
+        if s.allowed is not None:
+            shown = document["namespaces"].get("public", {}).get("sf", {}).get("value")
+            if shown not in s.allowed:
+                self.stale.append(
+                    f"t={self.now():.2f}s {self.cluster.name(worker)} {kind} {s.sid}: sf={shown!r}, "
+                    f"acknowledged last {s.sf_acked[-1:]} (maybe applied: {sorted(s.sf_maybe)})"
+                )
+
+    def read(self, http: dict[str, httpx.Client], worker: WorkerProcess, s: Tracked, storefront: bool) -> None:
+        if storefront and s.cookie is not None:
+            answer = self.call(
+                http, worker, "sf_read", s.sid, "GET", "/api/sessions", params={"items": "*"},
+                headers={"Cookie": f"vtex_session={s.cookie}"},
+            )  # fmt: skip
+            self.check_read(worker, "sf_read", s, answer)
+        else:
+            answer = self.call(
+                http, worker, "read", s.sid, "GET", f"/api/v1/sessions/{s.sid}", headers=worker.service_headers
+            )
+            self.check_read(worker, "read", s, answer)
+
+    def storefront_write(self, http: dict[str, httpx.Client], rng: random.Random, s: Tracked) -> None:
+        assert s.cookie is not None
+        value = f"{s.sid[:8]}-{self.next_n()}"
+        worker = self.pick(rng)
+        answer = self.call(
+            http, worker, "sf_write", s.sid, "PATCH", "/api/sessions", json={"public": {"sf": {"value": value}}},
+            headers={"Cookie": f"vtex_session={s.cookie}"},
+        )  # fmt: skip
+        if answer is not None and answer.status_code == 200:
+            s.sf_acked.append(value)
+            s.allowed = {value} | s.sf_maybe
+            s.cookie = answer.cookies.get("vtex_session") or s.cookie
+            # Read-your-writes across workers: the very next read, through another worker.
+            self.read(http, self.pick(rng, other_than=worker), s, storefront=rng.random() < 0.5)
+        elif answer is None or answer.status_code == 503:
+            s.sf_maybe.add(value)  # maybe appended: it may show from now on
+            if s.allowed is not None:
+                s.allowed.add(value)
+
+    def service_event(self, http: dict[str, httpx.Client], rng: random.Random, s: Tracked) -> None:
+        n = self.next_n()
+        if rng.random() < 0.7:
+            campaign = rng.choice(["blackfriday", "summer", "none"])
+            event = page_view(s.sid, f"https://s/p?n={n}&utm_campaign={campaign}", seconds_now())
+        else:
+            event = public_set(s.sid, {f"k{n % 4}": n}, seconds_now())
+        self.post_event(http, rng, s, event, "event")
+
+    def load(self, index: int) -> None:
+        rng = random.Random(f"{index}-{self.rng.random()}")
+        mine = self.sessions[index :: self.threads]
+        http = self.clients()
+        try:
+            while not self.stopping.is_set():
+                s = rng.choice(mine)
+                roll = rng.random()
+                if roll < 0.4:
+                    self.service_event(http, rng, s)
+                elif roll < 0.6 and s.cookie is not None:
+                    self.storefront_write(http, rng, s)
+                else:
+                    self.read(http, self.pick(rng), s, storefront=rng.random() < 0.5)
+                time.sleep(self.pace_s)  # pacing the load, not waiting for anything
+        finally:
+            for client in http.values():
+                client.close()
+
+    def probe(self) -> None:
+        """Read one session of each partition in turn, through any running worker."""
+        rng = random.Random(1)
+        per_partition: dict[int, Tracked] = {}
+        for s in self.sessions:
+            per_partition.setdefault(partition_of(s.sid, self.cluster.partitions), s)
+        http = self.clients()
+        try:
+            while not self.stopping.is_set():
+                for s in per_partition.values():
+                    worker = self.pick(rng)
+                    answer = self.call(
+                        http, worker, "probe", s.sid, "GET", f"/api/v1/sessions/{s.sid}", headers=worker.service_headers
+                    )
+                    if answer is not None and answer.status_code == 404:
+                        self.incident(worker, "probe", s.sid, f"404 {answer.text[:200]}")
+                time.sleep(0.05)
+        finally:
+            for client in http.values():
+                client.close()
+
+    def scrape_metrics(self) -> None:
+        """Every running worker's /metrics, parsed with prometheus_client, once a second."""
+        while not self.stopping.wait(1.0):
+            for worker in self.cluster.running:
+                try:
+                    response = httpx.get(f"{worker.url}/metrics", timeout=5.0)
+                except httpx.HTTPError:
+                    continue
+                try:
+                    parse_metrics(response.text)
+                except Exception as exc:  # noqa: BLE001 - any parse failure is what we report
+                    self.metric_errors.append(f"{self.cluster.name(worker)}: {exc!r}")
+
+    # -- setup, faults, end -------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Sessions made and folded before the load: storefront ones (spread over the workers) and
+        ones made by a service event."""
+        http = self.clients()
+        try:
+            for n in range(self.n_storefront):
+                worker = self.cluster.workers[n % len(self.cluster.workers)]
+                answer = http[worker.url].post("/api/sessions", json={"public": {"made": {"value": n}}})
+                assert answer.status_code == 201, answer.text
+                cookie = answer.cookies["vtex_session"]
+                sid = (
+                    http[worker.url]
+                    .get("/api/sessions", params={"items": "*"}, headers={"Cookie": f"vtex_session={cookie}"})
+                    .json()["id"]
+                )
+                self.sessions.append(Tracked(sid, cookie=cookie))
+            rng = random.Random(2)
+            for _ in range(self.n_service):
+                s = Tracked(new_session_id())
+                assert self.post_event(http, rng, s, page_view(s.sid, "https://s/?start=1", seconds_now()), "event")
+                self.sessions.append(s)
+            self.wait_folded(http)
+        finally:
+            for client in http.values():
+                client.close()
+        self.rng.shuffle(self.sessions)
+        self.note(f"{len(self.sessions)} sessions made; load starts")
+
+    def wait_folded(self, http: dict[str, httpx.Client], marker: str | None = None, timeout: float = 180) -> None:
+        """Until every running worker serves every session (with ``public.marker`` when given)."""
+        deadline = time.monotonic() + timeout
+        for worker in self.cluster.running:
+            for s in self.sessions:
+                while True:
+                    answer = http[worker.url].get(f"/api/v1/sessions/{s.sid}", headers=worker.service_headers)
+                    if answer.status_code == 200 and (
+                        marker is None
+                        or answer.json()["namespaces"].get("public", {}).get("marker") == {"value": marker}
+                    ):
+                        break
+                    assert answer.status_code in (200, 404, 503), answer.text
+                    assert time.monotonic() < deadline, (
+                        f"{s.sid} not folded via {self.cluster.name(worker)}: {answer.text}"
+                    )
+                    time.sleep(0.05)
+
+    def recover(self, fault: str, since: float) -> None:
+        """Wait until the running workers have settled, then until the lag gauge is back to 0."""
+        self.cluster.wait_settled(240)
+        served = self.now() - since
+        self.note(f"after {fault}: every partition served again ({served:.1f}s)")
+        try:
+            self.cluster.wait_settled(120, also=self.cluster.lag_behind)
+            reason = None
+        except AssertionError as exc:
+            reason = str(exc).splitlines()[0]
+        lag_zero = self.now() - since
+        self.lag_after_fault.append((fault, reason))
+        self.recoveries.append((fault, served, lag_zero))
+        self.note(f"after {fault}: lag {'0' if reason is None else 'NOT 0'} ({lag_zero:.1f}s)")
+
+    def kill(self, worker: WorkerProcess) -> float:
+        with self.lock:
+            self.alive.remove(worker)
+        pid = worker.process.pid if worker.process else None
+        worker.kill()
+        at = self.now()
+        self.note(f"SIGKILL {self.cluster.name(worker)} (pid {pid})")
+        return at
+
+    def restart(self, workers: list[WorkerProcess]) -> float:
+        at = self.now()
+        for worker in workers:
+            worker.spawn()
+        for worker in workers:
+            worker.wait_ready(180)
+            with self.lock:
+                self.alive.append(worker)
+        self.note(f"restarted {', '.join(self.cluster.name(w) for w in workers)}")
+        return at
+
+    def broker_outage(self, down_s: float) -> float:
+        local_broker.stop(self.broker_dir, quiet=True)
+        at = self.now()
+        self.note("broker stopped")
+        time.sleep(down_s)  # the outage lasts this long: what the load meets
+        local_broker.start(self.broker_dir, self.broker_port, quiet=True)
+        self.note("broker started")
+        return at
+
+    def round(self, number: int, steady_s: float, down_s: float) -> None:
+        """One round of faults: kill A, kill B, restart both, stop and start the broker."""
+        workers = self.cluster.workers
+        a, b = workers[number % len(workers)], workers[(number + 1) % len(workers)]
+        time.sleep(steady_s)  # steady load before each fault
+        self.recover(f"SIGKILL {self.cluster.name(a)}", self.kill(a))
+        time.sleep(steady_s)
+        self.recover(f"SIGKILL {self.cluster.name(b)}", self.kill(b))
+        time.sleep(steady_s)
+        self.recover("restart", self.restart([a, b]))
+        time.sleep(steady_s)
+        self.recover("broker restart", self.broker_outage(down_s))
+
+    def run(self, rounds: int = 1, minutes: float = 0.0, steady_s: float = 3.0, down_s: float = 5.0) -> Report:
+        """``rounds`` rounds of faults, or as many as fit in ``minutes`` (at least one); then the checks."""
+        self.setup()
+        threads = [threading.Thread(target=self.load, args=(i,), daemon=True) for i in range(self.threads)]
+        threads += [
+            threading.Thread(target=self.probe, daemon=True),
+            threading.Thread(target=self.scrape_metrics, daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            number = 0
+            while True:
+                self.round(number, steady_s, down_s)
+                number += 1
+                if number >= rounds and self.now() >= minutes * 60:
+                    break
+            time.sleep(steady_s)  # the load goes on a while after the last fault
+        finally:
+            self.stopping.set()
+            for thread in threads:
+                thread.join(240)
+        self.note("load stopped")
+        return self.check()
+
+    def check(self) -> Report:
+        report = Report(
+            self.exchanges, self.incidents, self.stale, self.never_acked, self.notes, self.recoveries,
+            self.metric_errors, self.lag_after_fault,
+        )  # fmt: skip
+        http = self.clients()
+        try:
+            rng = random.Random(3)
+            for s in self.sessions:
+                assert self.post_event(http, rng, s, public_set(s.sid, {"marker": "end"}, seconds_now()), "marker")
+            self.wait_folded(http, marker="end")
+            logged = read_log(self.cluster.bootstrap, self.cluster.topic, self.cluster.partitions)
+            report.log_events = sum(len(v) for v in logged.values())
+            for s in self.sessions:
+                events, seen = [], set()
+                for event in logged.get(s.sid, []):
+                    if event.id in seen:
+                        report.duplicated_in_log += 1
+                        continue
+                    seen.add(event.id)
+                    events.append(event)
+                    ours = event.id in s.sent or (
+                        type_name(type(event)) in ("session.created", "session.public_set") and s.cookie is not None
+                        and _sf_value(event) in {None, *s.sf_acked, *s.sf_maybe}
+                    )  # fmt: skip
+                    if not ours:
+                        report.foreign.append(f"{s.sid}: {type_name(type(event))} {event.id}")
+                logged_values = {_sf_value(e) for e in events}
+                report.lost += [f"{s.sid}: event {i}" for i in sorted(s.acked - seen)]
+                report.lost += [f"{s.sid}: storefront write {v}" for v in s.sf_acked if v not in logged_values]
+                report.acknowledged += len(s.acked) + len(s.sf_acked)
+                expected = orjson.loads(encode_view(fold(events, rules=self.rules)))  # type: ignore[arg-type]
+                for worker in self.cluster.running:
+                    served = http[worker.url].get(f"/api/v1/sessions/{s.sid}", headers=worker.service_headers)
+                    if served.status_code != 200 or served.json() != expected:
+                        report.mismatched.append(
+                            f"{s.sid} via {self.cluster.name(worker)}: {served.status_code} {served.text[:300]} "
+                            f"!= {orjson.dumps(expected).decode()[:300]}"
+                        )
+                    elif worker is self.cluster.running[0]:
+                        report.folded += served.json()["meta"]["eventCount"]
+        finally:
+            for client in http.values():
+                client.close()
+        report.duration_s = self.now()
+        return report
+
+
+def _sf_value(event: Any) -> Any:
+    public = getattr(getattr(event, "data", None), "public", None)
+    if not public or "sf" not in public:
+        return None
+    return public["sf"].value
+
+
+def read_log(bootstrap: str, topic: str, partitions: int) -> dict[str, list[Any]]:
+    """Every record of the event topic, decoded, grouped by session in log order."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "fault-suite-reader", "enable.auto.commit": False})
+    by_session: dict[str, list[Any]] = defaultdict(list)
+    try:
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)}
+        remaining = {p for p, end in ends.items() if end > 0}
+        consumer.assign([TopicPartition(topic, p, 0) for p in remaining])
+        while remaining:
+            message = consumer.poll(10)
+            assert message is not None and not message.error(), "the event topic could not be read"
+            event = decode_event(message.value())
+            by_session[event.subject].append(event)
+            if message.offset() + 1 >= ends[message.partition()]:
+                remaining.discard(message.partition())
+    finally:
+        consumer.close()
+    return by_session
