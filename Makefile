@@ -4,7 +4,7 @@ PY := .venv/bin/python
 KAFKA_DATA ?= var/kafka
 KAFKA_PORT ?= 9092
 
-.PHONY: help install run demo test test-unit lint format bench kafka-fetch kafka-start kafka-stop kafka-status clean
+.PHONY: help install run demo test test-unit lint format bench soak kafka-fetch kafka-start kafka-stop kafka-status clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ format: install ## apply ruff's fixes and formatting
 bench: install ## issue 8's figures: one worker vs Quix Streams and the raw ceiling, <10 min (ARGS="--quick" ~1 min): table + var/bench.json
 	@$(PY) -c 'import importlib.metadata as m; m.version("py-spy")' 2>/dev/null || $(PY) -m pip install --quiet -e '.[bench]'
 	@$(PY) ops/bench/run.py $(ARGS)
+
+soak: install ## the fault suite for longer: 3 workers, SIGKILLs, restarts, a broker restart, under load (ARGS="--minutes 3"); figures, 0 lost / 0 duplicated
+	@$(PY) ops/soak.py $(ARGS)
 
 kafka-fetch: install ## fetch the pinned Kafka jars with Maven into ops/kafka/.cache (streams/kafka/broker.py)
 	@$(PY) -m streams.kafka.broker fetch

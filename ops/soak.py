@@ -1,0 +1,87 @@
+"""``make soak``: the fault suite of ``tests/integration/test_fault_suite.py`` for longer, with figures.
+
+Three workers (their own data folders and ports, one group) and a throw-away local broker on a free
+port, both under a scratch folder; a steady load of service events and storefront writes and reads
+spread over the workers, while rounds of faults run for ``--minutes``: SIGKILL a worker, SIGKILL a
+second one, restart both, stop and start the broker. Then every session is checked against the log
+and the pure fold (``tests/support/fault_suite.py`` says how), and the figures are printed: events
+acknowledged and folded, requests answered 2xx / 503 / other, the longest window in which a session
+could not be read, the time from each fault to all partitions served (and lag 0), and the lost and
+duplicated events (0 and 0, or the exit code is 1).
+
+    .venv/bin/python ops/soak.py [--minutes 3] [--partitions 6] [--threads 4] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # tests.support: the suite's code is the test's code
+
+from streams.kafka import broker  # noqa: E402
+from streams.testing.paths import SAMPLE_RULES_FILE, sample_rules  # noqa: E402
+from tests.support.cluster import make_cluster  # noqa: E402
+from tests.support.fault_suite import FaultSuite  # noqa: E402
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=3.0, help="how long the rounds of faults go on (default 3)")
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--threads", type=int, default=4, help="load threads (each paced, one request at a time)")
+    parser.add_argument("--steady", type=float, default=8.0, help="seconds of steady load before each fault")
+    parser.add_argument("--outage", type=float, default=5.0, help="seconds the broker stays down")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch folder (worker and broker logs)")
+    args = parser.parse_args(argv)
+
+    scratch = Path(tempfile.mkdtemp(prefix="session-engine-soak."))
+    kafka_dir, port = scratch / "kafka", broker.free_port()
+    say(f"soak: {args.minutes:g} min of faults, 3 workers, {args.partitions} partitions, scratch {scratch}")
+    bootstrap = broker.start(kafka_dir, port, quiet=True)
+    cluster = make_cluster(
+        bootstrap, scratch, workers=3, partitions=args.partitions, name="soak",
+        SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE), SESSIONS_KAFKA_SESSION_TIMEOUT_S="6",
+        SESSIONS_PRODUCE_TIMEOUT_S="3", SESSIONS_LOG_LEVEL="info",
+    )  # fmt: skip
+    failed = True
+    try:
+        started = time.monotonic()
+        cluster.start()
+        say(f"3 workers ready and settled in {time.monotonic() - started:.1f} s")
+        suite = FaultSuite(cluster, kafka_dir, port, sample_rules(), threads=args.threads, say=say)
+        report = suite.run(minutes=args.minutes, steady_s=args.steady, down_s=args.outage)
+        say("")
+        for line in report.summary():
+            say(line)
+        for problem in [*report.lost, *report.mismatched, *report.foreign, *map(str, report.incidents),
+                        *report.stale, *map(str, report.server_errors()), *report.never_acked,
+                        *report.metric_errors]:  # fmt: skip
+            say(f"  ! {problem}")
+        failed = bool(
+            report.lost or report.mismatched or report.foreign or report.incidents or report.stale
+            or report.server_errors() or report.bad_statuses() or report.never_acked or report.metric_errors
+        )  # fmt: skip
+        say("result: " + ("FAILED (see above)" if failed else "0 lost, 0 duplicated, every check passed"))
+        cluster.stop()
+    finally:
+        cluster.kill()
+        broker.stop(kafka_dir, quiet=True)
+        if args.keep or failed:
+            say(f"logs kept in {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
