@@ -37,7 +37,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Report]:
     try:
         cluster.start()
         suite = FaultSuite(cluster, kafka_dir, port, sample_rules(), say=print)
-        report = suite.run(rounds=1)
+        report = suite.run(rounds=1, steady_s=4)
         print("\n".join(report.summary()))
         yield report
         assert cluster.stop() == [0, 0, 0], [w.log_tail() for w in cluster.workers]
@@ -70,5 +70,6 @@ def test_a_storefront_write_is_read_at_once_through_any_worker(report: Report):
 
 def test_metrics_parse_and_the_lag_falls_back_to_zero_after_each_fault(report: Report):
     assert not report.metric_errors
-    assert [fault for fault, _ in report.lag_after_fault] == ["SIGKILL w1", "SIGKILL w2", "restart", "broker restart"]
+    faults = ["SIGKILL w1", "SIGKILL w2", "restart", "broker restart", "SIGKILL w3, restart at once"]
+    assert [fault for fault, _ in report.lag_after_fault] == faults
     assert all(reason is None for _, reason in report.lag_after_fault), report.lag_after_fault

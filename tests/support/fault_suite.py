@@ -499,9 +499,10 @@ class FaultSuite:
         return at
 
     def round(self, number: int, steady_s: float, down_s: float) -> None:
-        """One round of faults: kill A, kill B, restart both, stop and start the broker."""
+        """One round of faults: kill A, kill B, restart both, stop and start the broker, kill C and
+        restart it at once (within the session timeout: the group never notices it left)."""
         workers = self.cluster.workers
-        a, b = workers[number % len(workers)], workers[(number + 1) % len(workers)]
+        a, b, c = (workers[(number + k) % len(workers)] for k in range(3))
         time.sleep(steady_s)  # steady load before each fault
         self.recover(f"SIGKILL {self.cluster.name(a)}", self.kill(a))
         time.sleep(steady_s)
@@ -510,6 +511,10 @@ class FaultSuite:
         self.recover("restart", self.restart([a, b]))
         time.sleep(steady_s)
         self.recover("broker restart", self.broker_outage(down_s))
+        time.sleep(steady_s)
+        killed = self.kill(c)
+        self.restart([c])
+        self.recover(f"SIGKILL {self.cluster.name(c)}, restart at once", killed)
 
     def run(self, rounds: int = 1, minutes: float = 0.0, steady_s: float = 3.0, down_s: float = 5.0) -> Report:
         """``rounds`` rounds of faults, or as many as fit in ``minutes`` (at least one); then the checks."""
