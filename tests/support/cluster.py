@@ -30,7 +30,8 @@ Families = dict[str, list[tuple[str, dict[str, str], float]]]
 
 def partition_of(session_id: str, partitions: int) -> int:
     """The partition of a session, as every producer of the event topic computes it (murmur2)."""
-    return (murmur2(session_id.encode()) & 0x7FFFFFFF) % partitions
+    partition: int = (murmur2(session_id.encode()) & 0x7FFFFFFF) % partitions
+    return partition
 
 
 def session_in(partition: int, partitions: int) -> str:

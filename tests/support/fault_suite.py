@@ -243,15 +243,14 @@ class FaultSuite:
         **kwargs: Any,
     ) -> httpx.Response | None:  # fmt: skip
         at = self.now()
+        response: httpx.Response | None = None
         try:
             response = http[worker.url].request(method, path, **kwargs)
+            status: int | str = response.status_code
         except httpx.TimeoutException:
-            status: int | str = TIMEOUT
-            response = None
+            status = TIMEOUT
         except httpx.TransportError:
-            status, response = UNREACHABLE, None
-        else:
-            status = response.status_code
+            status = UNREACHABLE
         with self.lock:
             self.exchanges.append(Exchange(at, self.cluster.name(worker), kind, status, sid))
         return response
@@ -272,7 +271,9 @@ class FaultSuite:
 
     # -- the operations -----------------------------------------------------------------------------
 
-    def post_event(self, http: dict[str, httpx.Client], rng: random.Random, s: Tracked, event: dict, kind: str) -> bool:
+    def post_event(
+        self, http: dict[str, httpx.Client], rng: random.Random, s: Tracked, event: dict[str, Any], kind: str
+    ) -> bool:
         """Post until acknowledged, the same id every time; False when the retries ran out."""
         s.sent.add(event["id"])
         deadline = time.monotonic() + 180
@@ -609,10 +610,12 @@ def read_log(bootstrap: str, topic: str, partitions: int) -> dict[str, list[Any]
         while remaining:
             message = consumer.poll(10)
             assert message is not None and not message.error(), "the event topic could not be read"
-            event = decode_event(message.value())
+            value, partition, offset = message.value(), message.partition(), message.offset()
+            assert value is not None and partition is not None and offset is not None
+            event = decode_event(value)
             by_session[event.subject].append(event)
-            if message.offset() + 1 >= ends[message.partition()]:
-                remaining.discard(message.partition())
+            if offset + 1 >= ends[partition]:
+                remaining.discard(partition)
     finally:
         consumer.close()
     return by_session
