@@ -10,12 +10,13 @@ killed and back once it is restarted; requests in flight when it dies fail and a
   no answer until it is acknowledged (202);
 - storefront writes (``PATCH /api/sessions`` with the session's cookie), each a new value of
   ``public.sf``; after a 200 the very next read, through another worker, must show it;
+- new storefront sessions (``POST /api/sessions`` without a cookie), which join the load once made;
 - service reads (``GET /api/v1/sessions/{id}``) and storefront reads (``GET /api/sessions``);
 - a prober that reads one session of every partition in turn (how long a partition goes unread).
 
-Every session exists (its first event was folded) before the load starts, so a 404 for it, or a
-storefront read that answers another session, is an *incident*: recorded with the time, the worker
-and the faults just before it.
+Every session exists (its first event was folded) before the load reads it (made before the load
+starts, or answered 201 when the load made it), so a 404 for it, or a storefront read that answers
+another session, is an *incident*: recorded with the time, the worker and the faults just before it.
 
 At the end each session gets a marker event; once every worker serves every marker, the event topic
 is read from the start and each session must equal the pure fold (``projections.session.fold``,
@@ -48,6 +49,7 @@ from schemas.session import encode_view
 from streams.kafka import broker as local_broker
 from streams.testing.events import BASE_TIME, new_session_id, page_view, public_set
 from streams.testing.workers import WorkerProcess
+from streams.web.tokens import SessionTokens
 from tests.support.cluster import Cluster, parse_metrics, partition_of
 
 UNREACHABLE = "unreachable"  # no HTTP answer: connection refused or reset (a killed worker)
@@ -112,6 +114,7 @@ class Report:
     foreign: list[str] = field(default_factory=list)  # log events the load never sent
     duplicated_in_log: int = 0  # records whose id was already in the log (retries); folded once
     duration_s: float = 0.0
+    sessions: int = 0  # sessions checked at the end (those the load made included)
 
     def summary(self) -> list[str]:
         """The figures, one a line (``make soak`` prints them; the test prints them with ``-s``)."""
@@ -119,7 +122,7 @@ class Report:
         longest, where = self.longest_unreadable()
         other = {k: v for k, v in statuses.items() if k not in ("2xx", "503")}
         lines = [
-            f"duration                     {self.duration_s:.0f} s",
+            f"duration                     {self.duration_s:.0f} s, {self.sessions} sessions checked",
             f"events acknowledged          {self.acknowledged:,} (service 202s, storefront 2xx writes and creations)",
             f"events folded                {self.folded:,} (the sessions' eventCount; more than acknowledged by "
             "the writes answered 503 that were applied all the same)",
@@ -217,6 +220,7 @@ class FaultSuite:
         self.alive: list[WorkerProcess] = list(cluster.workers)
         self.stopping = threading.Event()
         self.counter = 0
+        self.tokens = SessionTokens(cluster.signing_key, 3600)
 
     # -- plumbing -----------------------------------------------------------------------------------
 
@@ -345,6 +349,21 @@ class FaultSuite:
             if s.allowed is not None:
                 s.allowed.add(value)
 
+    def create(self, http: dict[str, httpx.Client], rng: random.Random, mine: list[Tracked]) -> None:
+        """A new storefront session (no cookie); once answered 201 it exists, and the load goes on with it."""
+        worker = self.pick(rng)
+        answer = self.call(
+            http, worker, "sf_create", "-", "POST", "/api/sessions", json={"public": {"made": {"value": "load"}}}
+        )
+        if answer is not None and answer.status_code == 201:
+            token = answer.json()["sessionToken"]
+            sid = self.tokens.session_id(token)
+            assert sid is not None, "a token the group's key does not verify"
+            s = Tracked(sid, cookie=token)
+            mine.append(s)
+            with self.lock:
+                self.sessions.append(s)
+
     def service_event(self, http: dict[str, httpx.Client], rng: random.Random, s: Tracked) -> None:
         n = self.next_n()
         if rng.random() < 0.7:
@@ -356,7 +375,7 @@ class FaultSuite:
 
     def load(self, index: int) -> None:
         rng = random.Random(f"{index}-{self.rng.random()}")
-        mine = self.sessions[index :: self.threads]
+        mine = self.sessions[index :: self.threads]  # this thread's own (it makes more as it goes)
         http = self.clients()
         try:
             while not self.stopping.is_set():
@@ -366,6 +385,8 @@ class FaultSuite:
                     self.service_event(http, rng, s)
                 elif roll < 0.6 and s.cookie is not None:
                     self.storefront_write(http, rng, s)
+                elif roll < 0.63:
+                    self.create(http, rng, mine)
                 else:
                     self.read(http, self.pick(rng), s, storefront=rng.random() < 0.5)
                 time.sleep(self.pace_s)  # pacing the load, not waiting for anything
@@ -589,6 +610,7 @@ class FaultSuite:
             for client in http.values():
                 client.close()
         report.duration_s = self.now()
+        report.sessions = len(self.sessions)
         return report
 
 
