@@ -61,6 +61,10 @@ def test_no_read_of_an_existing_session_answers_404(report: Report):
     assert not report.incidents, "\n".join(map(str, report.incidents))
 
 
+def test_a_worker_stopped_with_sigterm_exits_cleanly(report: Report):
+    assert not report.unclean_exits
+
+
 def test_a_storefront_write_is_read_at_once_through_any_worker(report: Report):
     assert not report.stale, report.stale[:20]
 
@@ -68,5 +72,6 @@ def test_a_storefront_write_is_read_at_once_through_any_worker(report: Report):
 def test_metrics_parse_and_the_lag_falls_back_to_zero_after_each_fault(report: Report):
     assert not report.metric_errors
     faults = ["SIGKILL w1", "SIGKILL w2", "restart", "broker restart", "SIGKILL w3, restart at once"]
+    faults.append("SIGTERM w1, restart")
     assert [fault for fault, _ in report.lag_after_fault] == faults
     assert all(reason is None for _, reason in report.lag_after_fault), report.lag_after_fault

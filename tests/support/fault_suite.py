@@ -106,6 +106,7 @@ class Report:
     recoveries: list[tuple[str, float, float]]  # fault, seconds to all partitions served, to lag 0
     metric_errors: list[str]  # scrapes that did not parse
     lag_after_fault: list[tuple[str, str | None]]  # fault, why the lag did not fall to 0 (None: it did)
+    unclean_exits: list[str]  # workers that did not exit 0 on SIGTERM
     acknowledged: int = 0  # events acknowledged (service 202s, storefront 2xx writes and creations)
     folded: int = 0  # events folded (sum of the sessions' eventCount)
     log_events: int = 0  # records in the event topic
@@ -142,6 +143,7 @@ class Report:
             f"stale reads                  {len(self.stale)} (a read not showing an acknowledged storefront write)",
             f"5xx other than 503           {len(self.server_errors())}",
             f"/metrics not parsed          {len(self.metric_errors)}",
+            f"unclean exits on SIGTERM     {len(self.unclean_exits)}",
         ]
         return lines
 
@@ -216,6 +218,7 @@ class FaultSuite:
         self.recoveries: list[tuple[str, float, float]] = []
         self.metric_errors: list[str] = []
         self.lag_after_fault: list[tuple[str, str | None]] = []
+        self.unclean_exits: list[str] = []
         self.sessions: list[Tracked] = []
         self.alive: list[WorkerProcess] = list(cluster.workers)
         self.stopping = threading.Event()
@@ -385,7 +388,7 @@ class FaultSuite:
                     self.service_event(http, rng, s)
                 elif roll < 0.6 and s.cookie is not None:
                     self.storefront_write(http, rng, s)
-                elif roll < 0.63:
+                elif roll < 0.615:
                     self.create(http, rng, mine)
                 else:
                     self.read(http, self.pick(rng), s, storefront=rng.random() < 0.5)
@@ -511,6 +514,18 @@ class FaultSuite:
         self.note(f"restarted {', '.join(self.cluster.name(w) for w in workers)}")
         return at
 
+    def rolling_restart(self, worker: WorkerProcess) -> float:
+        """What a deploy does: out of the load balancer, SIGTERM, wait for the exit, start again."""
+        with self.lock:
+            self.alive.remove(worker)
+        at = self.now()
+        code = worker.stop()
+        self.note(f"SIGTERM {self.cluster.name(worker)}: exit code {code}")
+        if code != 0:
+            self.unclean_exits.append(f"{self.cluster.name(worker)} exited with {code} on SIGTERM")
+        self.restart([worker])
+        return at
+
     def broker_outage(self, down_s: float) -> float:
         local_broker.stop(self.broker_dir, quiet=True)
         at = self.now()
@@ -522,7 +537,8 @@ class FaultSuite:
 
     def round(self, number: int, steady_s: float, down_s: float) -> None:
         """One round of faults: kill A, kill B, restart both, stop and start the broker, kill C and
-        restart it at once (within the session timeout: the group never notices it left)."""
+        restart it at once (within the session timeout: the group never notices it left), stop A
+        (SIGTERM) and start it again as a deploy does."""
         workers = self.cluster.workers
         a, b, c = (workers[(number + k) % len(workers)] for k in range(3))
         time.sleep(steady_s)  # steady load before each fault
@@ -537,6 +553,8 @@ class FaultSuite:
         killed = self.kill(c)
         self.restart([c])
         self.recover(f"SIGKILL {self.cluster.name(c)}, restart at once", killed)
+        time.sleep(steady_s)
+        self.recover(f"SIGTERM {self.cluster.name(a)}, restart", self.rolling_restart(a))
 
     def run(self, rounds: int = 1, minutes: float = 0.0, steady_s: float = 3.0, down_s: float = 5.0) -> Report:
         """``rounds`` rounds of faults, or as many as fit in ``minutes`` (at least one); then the checks."""
@@ -566,7 +584,7 @@ class FaultSuite:
     def check(self) -> Report:
         report = Report(
             self.exchanges, self.incidents, self.stale, self.never_acked, self.notes, self.recoveries,
-            self.metric_errors, self.lag_after_fault,
+            self.metric_errors, self.lag_after_fault, self.unclean_exits,
         )  # fmt: skip
         http = self.clients()
         try:
