@@ -9,7 +9,7 @@ acknowledged and folded, requests answered 2xx / 503 / other, the longest window
 could not be read, the time from each fault to all partitions served (and lag 0), and the lost and
 duplicated events (0 and 0, or the exit code is 1).
 
-    .venv/bin/python ops/soak.py [--minutes 3] [--partitions 6] [--threads 4] [--keep]
+    .venv/bin/python ops/soak.py [--minutes 3] [--partitions 6] [--standby-replicas 0] [--threads 4] [--keep]
 """
 
 from __future__ import annotations
@@ -41,17 +41,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=4, help="load threads (each paced, one request at a time)")
     parser.add_argument("--steady", type=float, default=8.0, help="seconds of steady load before each fault")
     parser.add_argument("--outage", type=float, default=5.0, help="seconds the broker stays down")
+    parser.add_argument("--standby-replicas", type=int, default=0, help="SESSIONS_STANDBY_REPLICAS of the workers")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (worker and broker logs)")
     args = parser.parse_args(argv)
 
     scratch = Path(tempfile.mkdtemp(prefix="session-engine-soak."))
     kafka_dir, port = scratch / "kafka", broker.free_port()
-    say(f"soak: {args.minutes:g} min of faults, 3 workers, {args.partitions} partitions, scratch {scratch}")
+    say(
+        f"soak: {args.minutes:g} min of faults, 3 workers, {args.partitions} partitions, "
+        f"{args.standby_replicas} standby replicas, scratch {scratch}"
+    )
     bootstrap = broker.start(kafka_dir, port, quiet=True)
     cluster = make_cluster(
         bootstrap, scratch, workers=3, partitions=args.partitions, name="soak",
         SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE), SESSIONS_KAFKA_SESSION_TIMEOUT_S="6",
         SESSIONS_PRODUCE_TIMEOUT_S="3", SESSIONS_LOG_LEVEL="info",
+        SESSIONS_STANDBY_REPLICAS=str(args.standby_replicas),
     )  # fmt: skip
     failed = True
     try:
