@@ -388,7 +388,7 @@ class FaultSuite:
                     self.service_event(http, rng, s)
                 elif roll < 0.6 and s.cookie is not None:
                     self.storefront_write(http, rng, s)
-                elif roll < 0.615:
+                elif 0.6 <= roll < 0.615:
                     self.create(http, rng, mine)
                 else:
                     self.read(http, self.pick(rng), s, storefront=rng.random() < 0.5)
