@@ -41,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=4, help="load threads (each paced, one request at a time)")
     parser.add_argument("--steady", type=float, default=8.0, help="seconds of steady load before each fault")
     parser.add_argument("--outage", type=float, default=5.0, help="seconds the broker stays down")
-    parser.add_argument("--standby-replicas", type=int, default=0, help="SESSIONS_STANDBY_REPLICAS of the workers")
+    parser.add_argument(
+        "--standby-replicas", type=int, default=1, help="SESSIONS_STANDBY_REPLICAS of the workers (the default: 1)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (worker and broker logs)")
     args = parser.parse_args(argv)
 
