@@ -45,7 +45,9 @@ def axe_script() -> str:
     return Path(path).read_text()
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an event loop running in this thread
+# while it is open, and every later test that calls asyncio.run() would fail.
+@pytest.fixture(scope="module")
 def browser(axe_script: str) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
