@@ -27,11 +27,10 @@ from yarl import URL
 
 from projections.segment import encode_segment_token, segment_of
 from schemas.session import decode_state
-from streams.fold.store import StoreClosed
 from streams.web.bodies import session_id_param
-from streams.web.errors import HttpError, json_response, unavailable
+from streams.web.errors import json_response
 from streams.web.history import bad_parameter
-from streams.web.routing import FORWARDED, forward_if_not_owner
+from streams.web.routing import FORWARDED, forward_if_not_owner, read_owned
 from streams.web.service_auth import OPERATIONS_READ, SESSIONS_READ, page, public, requires
 
 if TYPE_CHECKING:
@@ -214,13 +213,7 @@ def register_explorer_views(engine: Engine) -> None:
             answer = await forward_if_not_owner(engine, session_id, request, b"")
             if answer is not None:
                 return answer
-            try:
-                raw = engine.read_session(session_id)
-            except StoreClosed:
-                raise unavailable("the session's partition is being restored or moving between workers") from None
-            if raw is None:
-                raise HttpError(404, "session_not_found", f"no session {session_id}")
-            segment = segment_of(decode_state(raw).namespaces)
+            segment = segment_of(decode_state(read_owned(engine, session_id)).namespaces)
             return json_response({"segment": segment, "segmentToken": encode_segment_token(segment)})
 
     @route("/api/v1/operations")

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from aiohttp import ClientError, web
 from yarl import URL
 
-from streams.web.errors import unavailable
+from streams.fold.store import StoreClosed
+from streams.web.errors import HttpError, unavailable
 from streams.web.metrics import route_of
 
 if TYPE_CHECKING:
@@ -42,6 +43,18 @@ def owner_of(engine: Engine, session_id: str) -> URL | None:
             owner = URL(url)
             return None if _ident(owner) == _ident(URL(str(app.conf.canonical_url))) else owner
     raise unavailable("partitions are being assigned")
+
+
+def read_owned(engine: Engine, session_id: str) -> bytes:
+    """The stored state of a session this worker owns (after ``forward_if_not_owner``): 503 while
+    its partition is restored or moving, 404 when there is no such session."""
+    try:
+        raw = engine.read_session(session_id)
+    except StoreClosed:
+        raise unavailable("the session's partition is being restored or moving between workers") from None
+    if raw is None:
+        raise HttpError(404, "session_not_found", f"no session {session_id}")
+    return raw
 
 
 async def forward_if_not_owner(

@@ -30,7 +30,7 @@ from streams.kafka.producer import ProduceFailed, Record, time_ms
 from streams.web.bodies import read_json_body, session_id_param
 from streams.web.errors import JSON, HttpError, json_errors, json_response, unavailable
 from streams.web.history import PAST_PARAMETERS, past_state
-from streams.web.routing import forward_if_not_owner
+from streams.web.routing import forward_if_not_owner, read_owned
 from streams.web.service_auth import (
     EVENTS_TRUSTED,
     SESSIONS_HISTORY,
@@ -234,11 +234,6 @@ def register_views(engine: Engine) -> None:
                 return answer
             if past:
                 return await past_state(engine, session_id, request)
-            try:
-                raw = engine.read_session(session_id)
-            except StoreClosed:
-                raise unavailable("the session's partition is being restored or moving between workers") from None
-            if raw is None:
-                raise HttpError(404, "session_not_found", f"no session {session_id}")
+            raw = read_owned(engine, session_id)
             fresh = {STALENESS: "0"} if allow_stale else None  # the owner's copy is the current one
             return web.Response(body=encode_view(decode_state(raw)), content_type=JSON, headers=fresh)
