@@ -32,7 +32,7 @@ from streams.kafka.clients import faust_credentials
 from streams.kafka.faust_private import broker_url, group_generation, hold, standby_partitions
 from streams.kafka.producer import EventProducer
 from streams.metrics import Metrics
-from streams.rules_file import load_rules
+from streams.rules_file import parse_rules_text, read_rules_file
 from streams.settings import Settings
 from streams.web.explorer import register_explorer_views
 from streams.web.history import register_history_views
@@ -181,11 +181,10 @@ def create_engine(settings: Settings, current: Generation | None = None) -> Engi
 
     ``current`` is the table generation to serve (``streams.fold.generations``; None: generation 1
     with ``SESSIONS_RULES_FILE``); its rules win over the local file."""
-    rules = load_rules(settings.rules_file)
-    local_rules = generations.read_rules_file(settings.rules_file)
+    local_rules = read_rules_file(settings.rules_file)  # read and checked once
     serving = current or Generation(1, local_rules)
-    if current is not None:
-        rules = current.parsed_rules()  # the worker's CLI says when they differ from the local file
+    # A generation's rules win over the local file (the worker's CLI says when they differ).
+    rules = serving.parsed_rules() if current is not None else parse_rules_text(local_rules, settings.rules_file)
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     tokens = SessionTokens(signing_keys(settings.session_signing_key_list, settings.data_dir), settings.session_ttl_s)
     app = faust.App(

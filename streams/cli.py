@@ -35,8 +35,9 @@ def worker() -> None:
     """Create the topics, then fold events and serve HTTP until SIGTERM/Ctrl-C."""
     from projections.rules import RulesError
     from streams.app import create_engine
-    from streams.fold.generations import CURRENT, control_topic, read_records, read_rules_file
+    from streams.fold.generations import CURRENT, control_topic, read_records
     from streams.kafka.admin import TopicMismatch, TopicSpec, ensure_topics
+    from streams.rules_file import read_rules_file
     from streams.worker import QuietWorker, tune_process
 
     settings = _settings()
@@ -296,8 +297,9 @@ def rebuild(
 
     from projections.rules import RulesError
     from streams import rebuild as rebuilding
-    from streams.fold.generations import changelog_topic, read_rules_file
+    from streams.fold.generations import changelog_topic
     from streams.history.export import LogProgress, RichProgress
+    from streams.rules_file import read_rules_file
     from streams.worker import tune_process
 
     # Every option is checked before anything touches Kafka: a bad one creates no topic.

@@ -33,7 +33,6 @@ from streams.fold.generations import (
     control_topic,
     now_rfc3339,
     read_records,
-    read_rules_file,
     scratch_dir,
     watermarks,
     write_record,
@@ -43,6 +42,7 @@ from streams.fold.store import SESSIONS_START, SOURCE_OFFSET, unpack_offset
 from streams.fold_waiters import FoldWaiters
 from streams.kafka.admin import TopicSpec, ensure_topics
 from streams.kafka.clients import client_config
+from streams.rules_file import read_rules_file
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)

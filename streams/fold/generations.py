@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import time
-import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,8 +27,9 @@ from typing import Final
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from projections.rules import EMPTY_RULES, Rules, RulesError, parse_rules
+from projections.rules import Rules
 from streams.kafka.clients import client_config
+from streams.rules_file import parse_rules_text
 
 log = logging.getLogger(__name__)
 
@@ -74,19 +74,6 @@ class Generation:
         return parse_rules_text(self.rules, f"the rules of generation {self.number}")
 
 
-def parse_rules_text(text: str, where: str) -> Rules:
-    if not text.strip():
-        return EMPTY_RULES
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise RulesError(f"{where} is not valid TOML: {exc}") from None
-    try:
-        return parse_rules(document)
-    except RulesError as exc:
-        raise RulesError(f"{where}: {exc}") from None
-
-
 def now_rfc3339() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -108,20 +95,6 @@ def decode_generation(raw: bytes) -> Generation:
     if not isinstance(rules, str) or not isinstance(at, str):
         raise GenerationRecordError("rules and at must be strings")
     return Generation(number, rules, at)
-
-
-def read_rules_file(path: str) -> str:
-    """The text of a rules file, checked (raises RulesError naming the file)."""
-    if not path:
-        return ""
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise RulesError(f"cannot read the rules file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise RulesError(f"{path} is not UTF-8 text") from None
-    parse_rules_text(text, path)
-    return text
 
 
 # --- I/O part -----------------------------------------------------------------------------------

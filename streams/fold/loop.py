@@ -58,6 +58,8 @@ from streams.fold.store import (
     StoreMemory,
     history_key,
     pack_session,
+    stored_activity,
+    stored_state,
     unpack_stored,
 )
 from streams.fold_waiters import FoldWaiters
@@ -303,10 +305,9 @@ class FoldLoop:
 
         Raises :class:`StoreClosed` when it does not serve that partition (moving or restoring)."""
         raw = self._served(key).store.get(key)
-        if raw is None:
+        if raw is None or self._expired(stored_activity(raw), _now_ms()):
             return None
-        stored = unpack_stored(raw)
-        return None if self._expired(stored.activity_ms, _now_ms()) else stored.encoded
+        return stored_state(raw)
 
     def _expired(self, activity_ms: int, now_ms: int) -> bool:
         lifetime = self.config.lifetime_ms
@@ -345,7 +346,7 @@ class FoldLoop:
         """Keep records read from Kafka for the next reader of the same session (a cache fill)."""
         history = self._served(key).history
         if history is not None and records:
-            history.put_many({history_key(key, offset): value for offset, value in records.items()})
+            history.put_many((history_key(key, offset), value) for offset, value in records.items())
 
     def _served(self, key: bytes) -> _Partition:
         partition = self.partition_of(key)
@@ -563,10 +564,9 @@ class FoldLoop:
             raise StoreClosed(f"no standby of partition {partition}")
         staleness_ms = max(0, int((time.time() - caught_up) * 1000))
         raw = state.store.get(key)
-        if raw is None:
+        if raw is None or self._expired(stored_activity(raw), _now_ms()):
             return None, staleness_ms
-        stored = unpack_stored(raw)
-        return (None if self._expired(stored.activity_ms, _now_ms()) else stored.encoded), staleness_ms
+        return stored_state(raw), staleness_ms
 
     def _switch(self, to: _Switch) -> None:
         """Between batches: what was folded is flushed and written; close the old generation's
@@ -680,7 +680,7 @@ class FoldLoop:
                 # Before the states: a crash in between leaves records no locator names yet (the
                 # replay puts them again), never a located record missing (only a slower read).
                 state.history.put_many(
-                    {history_key(k, o): v for k, v, o in by_partition[partition] if k is not None and v is not None}
+                    (history_key(k, o), v) for k, v, o in by_partition[partition] if k is not None and v is not None
                 )
             sessions = packed[partition]
             if outcome.sealed:  # rare: a session of thousands of events

@@ -21,6 +21,7 @@ import shutil
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import NamedTuple
 
@@ -76,6 +77,14 @@ def unpack_session(raw: bytes) -> tuple[int, bytes]:
     """(offset of the last record folded into it, the encoded state)."""
     stored = unpack_stored(raw)
     return stored.offset, stored.encoded
+
+
+def stored_activity(raw: bytes) -> int:
+    """Only the activity of a stored value (0 for an older value), from its header."""
+    if raw[_OFFSET.size] == _LEGACY_STATE_START:
+        return 0
+    activity: int = _HEADER.unpack_from(raw)[2]
+    return activity
 
 
 def stored_state(raw: bytes) -> bytes:
@@ -194,15 +203,9 @@ class PartitionStore:
             raise StoreClosed(str(self.path)) from None
         return found
 
-    def put_many(self, records: Mapping[bytes, bytes]) -> None:
-        """One atomic write of raw records."""
-        batch = WriteBatch(raw_mode=True)
-        for key, value in records.items():
-            batch.put(key, value)
-        try:
-            self._require().write(batch, self._write_options)
-        except DbClosedError:
-            raise StoreClosed(str(self.path)) from None
+    def put_many(self, records: Iterable[tuple[bytes, bytes]]) -> None:
+        """One atomic write of raw (key, value) records."""
+        self._write(records)
 
     def scan_sessions(self, start: bytes, limit: int) -> tuple[list[tuple[bytes, bytes]], bytes]:
         """Up to ``limit`` sessions (key, value) from ``start`` on, and where the next scan starts
@@ -222,29 +225,26 @@ class PartitionStore:
 
     def expire(self, sealed: Mapping[bytes, bytes], sessions: Iterable[bytes]) -> None:
         """One atomic write: the expired sessions' sealed locators in, their values out."""
-        batch = WriteBatch(raw_mode=True)
-        for key, value in sealed.items():
-            batch.put(key, value)
-        for key in sessions:
-            batch.delete(key)
-        self._require().write(batch)
+        self._write(chain(sealed.items(), ((key, None) for key in sessions)))
 
     def write_batch(self, sessions: Mapping[bytes, bytes], source_offset: int, changelog_offset: int) -> None:
         """One atomic write: ``sessions`` (already packed), the next source and changelog offsets."""
-        batch = WriteBatch(raw_mode=True)
-        for key, value in sessions.items():
-            batch.put(key, value)
-        batch.put(SOURCE_OFFSET, pack_offset(source_offset))
-        batch.put(CHANGELOG_OFFSET, pack_offset(changelog_offset))
-        self._require().write(batch)
+        offsets = ((SOURCE_OFFSET, pack_offset(source_offset)), (CHANGELOG_OFFSET, pack_offset(changelog_offset)))
+        self._write(chain(sessions.items(), offsets))
 
     def restore(self, records: Iterable[tuple[bytes, bytes | None]], changelog_offset: int) -> None:
         """Raw changelog records (a None value deletes), with the next changelog offset, at once."""
+        self._write(chain(records, ((CHANGELOG_OFFSET, pack_offset(changelog_offset)),)))
+
+    def _write(self, records: Iterable[tuple[bytes, bytes | None]]) -> None:
+        """Every write of the store: one ``WriteBatch``, a None value deletes its key."""
         batch = WriteBatch(raw_mode=True)
         for key, value in records:
             if value is None:
                 batch.delete(key)
             else:
                 batch.put(key, value)
-        batch.put(CHANGELOG_OFFSET, pack_offset(changelog_offset))
-        self._require().write(batch)
+        try:
+            self._require().write(batch, self._write_options)
+        except DbClosedError:
+            raise StoreClosed(str(self.path)) from None

@@ -16,8 +16,8 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from streams.fold.generations import parse_rules_text
 from streams.kafka.admin import TopicSpec, ensure_topics
+from streams.rules_file import parse_rules_text
 from streams.testing.events import campaign_click, new_session_id, page_view
 from streams.testing.paths import REPO, SAMPLE_RULES_FILE, sample_rules
 from streams.testing.workers import SERVICE_HEADERS

@@ -19,11 +19,10 @@ from streams.fold.generations import (
     control_topic,
     decode_generation,
     encode_generation,
-    parse_rules_text,
-    read_rules_file,
     scratch_dir,
     stores_dir,
 )
+from streams.rules_file import parse_rules_text, read_rules_file
 from streams.settings import Settings
 from streams.testing.paths import SAMPLE_RULES_FILE
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from schemas.session import decode_state
 from streams.fold import locator
 from streams.fold.batch import Stored, fold_batch
-from streams.fold.store import pack_offset, pack_session, stored_state, unpack_stored
+from streams.fold.store import pack_offset, pack_session, stored_activity, stored_state, unpack_stored
 from streams.testing.events import new_session_id, page_view
 from streams.testing.paths import sample_rules
 
@@ -52,9 +52,11 @@ def test_stored_value_round_trip_and_older_values() -> None:
         41, 1_700_000_000_000, [3, 41], b'{"id":"x"}',
     )  # fmt: skip
     assert stored_state(raw) == b'{"id":"x"}'
+    assert stored_activity(raw) == 1_700_000_000_000
     older = pack_offset(7) + b'{"id":"y"}'  # written before the locator existed
     assert unpack_stored(older) == (7, 0, b"", b'{"id":"y"}')
     assert stored_state(older) == b'{"id":"y"}'
+    assert stored_activity(older) == 0
 
 
 def test_fold_batch_appends_the_folded_offsets_and_seals_a_long_locator(monkeypatch: pytest.MonkeyPatch) -> None:
