@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from projections.errors import EventRejected
 from projections.rules import EMPTY_RULES, Rules
-from projections.session import apply
+from projections.session import apply, ends_session
 from schemas.events import Event
 from schemas.session import Namespaces, SessionState
 
@@ -72,6 +72,10 @@ def replay(events: Iterable[Event], rules: Rules = EMPTY_RULES, lifetime: timede
     state: SessionState | None = None
     clock = Lifetime(lifetime)
     for event in events:
+        if ends_session(event):  # erased: nothing is left, whatever the lifetime says
+            yield Step(event, None, changed_paths(state.namespaces if state is not None else {}, {}), False)
+            state, clock = None, Lifetime(lifetime)
+            continue
         base = None if clock.expired_by(event) else state
         try:
             after = apply(base, event, rules)
@@ -95,6 +99,9 @@ def state_at(
     clock = Lifetime(lifetime)
     for event in events:
         if event.time <= instant:
+            if ends_session(event):
+                state, clock = None, Lifetime(lifetime)
+                continue
             base = None if clock.expired_by(event) else state
             try:
                 state = apply(base, event, rules)

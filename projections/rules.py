@@ -52,6 +52,9 @@ class Rules:
     campaigns: tuple[CampaignRule, ...] = ()
     regions: tuple[RegionRule, ...] = ()
     customer_price_tables: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Keys of ``public`` that hold personal data besides ``storeUserEmail`` (encrypted in the log
+    # and erased with the session: ``schemas.personal``).
+    personal_public_keys: frozenset[str] = frozenset()
 
     def store_for(self, account: str | None) -> StoreDefaults:
         name = account or self.default_account
@@ -112,7 +115,7 @@ def _unknown(table: Mapping[str, Any], allowed: set[str], path: str) -> None:
 def parse_rules(document: Mapping[str, Any]) -> Rules:
     """A rules mapping (as loaded from TOML or JSON) -> :class:`Rules`. Raises :class:`RulesError`."""
     root = _table(document, "$")
-    _unknown(root, {"default_account", "accounts", "campaigns", "regions", "customers"}, "$")
+    _unknown(root, {"default_account", "accounts", "campaigns", "regions", "customers", "personal_public_keys"}, "$")
 
     accounts: dict[str, StoreDefaults] = {}
     for name, raw in _table(root.get("accounts", {}), "$.accounts").items():
@@ -170,4 +173,8 @@ def parse_rules(document: Mapping[str, Any]) -> Rules:
         _unknown(entry, {"price_tables"}, path)
         customers[email.lower()] = _price_tables(entry.get("price_tables", []), f"{path}.price_tables")
 
-    return Rules(default_account, accounts, tuple(campaigns), tuple(regions), customers)
+    personal = root.get("personal_public_keys", [])
+    if not isinstance(personal, list) or not all(isinstance(k, str) and 0 < len(k) <= 256 for k in personal):
+        raise RulesError("$.personal_public_keys: expected a list of public key names")
+
+    return Rules(default_account, accounts, tuple(campaigns), tuple(regions), customers, frozenset(personal))

@@ -28,6 +28,7 @@ from schemas.events import (
     PageViewed,
     PublicSet,
     SessionCreated,
+    SessionErased,
 )
 from schemas.session import Namespaces, SessionMeta, SessionState
 
@@ -127,6 +128,11 @@ def _(event: LoggedIn, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
 
 
 @_change.register
+def _(event: SessionErased, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
+    raise TypeError("session.erased ends the session: fold with ends_session() before apply()")
+
+
+@_change.register
 def _(event: LoggedOut, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
     remaining = {k: v for k, v in facts.items() if k != "login"}
     return Change(namespaces, remaining, frozenset({"@login"}))
@@ -193,12 +199,21 @@ def apply(state: SessionState | None, event: Event, rules: Rules = EMPTY_RULES) 
     return SessionState(id=event.subject, namespaces=derived, meta=meta, facts=change.facts, recent_ids=recent)
 
 
+def ends_session(event: Event) -> bool:
+    """The event ends its session (``session.erased``): nothing is left of it, and the next event
+    of the same id starts a new one. Every fold checks this before :func:`apply`."""
+    return type(event) is SessionErased
+
+
 def fold(events: Iterable[Event], state: SessionState | None = None, rules: Rules = EMPTY_RULES) -> SessionState | None:
     """Apply events in order; the reference every faster path must agree with.
 
     A rejected event leaves the state as it was, as in the worker (which dead-letters it).
     """
     for event in events:
+        if ends_session(event):
+            state = None
+            continue
         try:
             state = apply(state, event, rules)
         except EventRejected:

@@ -182,6 +182,14 @@ class LoggedOut(Envelope, frozen=True, tag="auth.logged_out"):
     dataschema: str | None = None
 
 
+class SessionErased(Envelope, frozen=True, tag="session.erased"):
+    """The service API erased the session (right to be forgotten): the fold deletes it, and a
+    replay or rebuild ends it here too. Its data key is destroyed beside it (``streams.privacy``)."""
+
+    data: Empty = Empty()
+    dataschema: str | None = None
+
+
 Sku = Annotated[str, Meta(min_length=1, max_length=128)]
 Quantity = Annotated[int, Meta(ge=1, le=10_000)]
 Price = Annotated[float, Meta(ge=0, le=1_000_000_000, description="the price of one unit, a JSON number")]
@@ -206,7 +214,9 @@ class CartItemAdded(Envelope, frozen=True, tag="cart.item_added"):
 
 
 # The contract: every member is a full envelope tagged by its ``type``; everything else is derived.
-Event: TypeAlias = PageViewed | CampaignClicked | PublicSet | SessionCreated | LoggedIn | LoggedOut | CartItemAdded
+Event: TypeAlias = (
+    PageViewed | CampaignClicked | PublicSet | SessionCreated | LoggedIn | LoggedOut | CartItemAdded | SessionErased
+)
 EVENT_TYPES: Final[tuple[type[Envelope], ...]] = get_args(Event)
 
 

@@ -32,8 +32,12 @@ from streams.kafka.clients import faust_credentials
 from streams.kafka.faust_private import broker_url, group_generation, hold, standby_partitions
 from streams.kafka.producer import EventProducer
 from streams.metrics import Metrics
+from streams.privacy.appender import SealingAppender
+from streams.privacy.cipher import master_keys
+from streams.privacy.keyring import KeyRing
 from streams.rules_file import parse_rules_text, read_rules_file
 from streams.settings import Settings
+from streams.web.erasure import register_erasure_views
 from streams.web.explorer import register_explorer_views
 from streams.web.history import register_history_views
 from streams.web.hygiene import install as install_hygiene
@@ -58,6 +62,20 @@ class ProducerService(Service):
 
     async def on_stop(self) -> None:
         self.producer.stop()
+
+
+class KeyRingService(Service):
+    """Tails the session data keys' topic for as long as the worker runs (streams.privacy)."""
+
+    def __init__(self, keys: KeyRing, **kwargs: Any) -> None:
+        self.keys = keys
+        super().__init__(**kwargs)
+
+    async def on_start(self) -> None:
+        self.keys.start()
+
+    async def on_stop(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.keys.stop)
 
 
 class ClosingService(Service):
@@ -225,6 +243,14 @@ def create_engine(settings: Settings, current: Generation | None = None) -> Engi
     app.topics.add(events)
     producer = EventProducer(settings.kafka_bootstrap, settings.events_topic, settings.produce_timeout_s)
     app.add_dependency(ProducerService(producer))
+    keys = KeyRing(
+        settings.kafka_bootstrap,
+        settings.keys_topic,
+        master_keys(settings.master_key, settings.data_dir),
+        settings.group_instance_id,
+    )
+    # Started before the fold loop (which opens and seals personal values with it), stopped after.
+    app.add_dependency(KeyRingService(keys))
     waiters = FoldWaiters()
     metrics = Metrics()
     activity = Activity()
@@ -240,13 +266,15 @@ def create_engine(settings: Settings, current: Generation | None = None) -> Engi
         fence=lambda: group_generation(app),
         on_batch=on_batch,
         on_written=activity.written,
+        keys=keys,
     )
     app.add_dependency(FoldService(fold, settings.data_dir))
-    keys = ServiceKeys(settings.service_key_scopes)
+    service_keys = ServiceKeys(settings.service_key_scopes)
     reader = LogReader(settings.kafka_bootstrap, settings.events_topic, settings.group_instance_id)
     app.add_dependency(ClosingService(reader.close))
-    history = SessionHistory(fold, reader)
-    engine = Engine(settings, app, events, producer, rules, waiters, tokens, keys, fold, history, metrics)
+    history = SessionHistory(fold, reader, keys)
+    appender = SealingAppender(producer, keys, lambda: engine.rules.personal_public_keys)
+    engine = Engine(settings, app, events, appender, rules, waiters, tokens, service_keys, fold, history, metrics, keys)
     engine.activity = activity
     app.add_dependency(GenerationService(engine, serving, local_rules))
 
@@ -269,6 +297,7 @@ def create_engine(settings: Settings, current: Generation | None = None) -> Engi
     register_views(engine)
     register_storefront_views(engine)
     register_history_views(engine)
+    register_erasure_views(engine)
     install_hygiene(engine)
     register_metrics(engine)
     register_explorer_views(engine)

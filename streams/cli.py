@@ -56,6 +56,9 @@ def worker() -> None:
                     settings.replication_factor,
                     {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
                 ),
+                # The sessions' data keys and the people index (streams.privacy.keyring): one
+                # partition, compacted; a tombstone is an erasure, kept a day for lagging readers.
+                TopicSpec(settings.keys_topic, 1, settings.replication_factor, {"cleanup.policy": "compact"}),
                 # Which table generation the workers serve (sessionctl rebuild --switch writes it).
                 TopicSpec(
                     control_topic(settings.app_id), 1, settings.replication_factor, {"cleanup.policy": "compact"}

@@ -13,8 +13,9 @@ from streams.activity import Activity
 from streams.fold.loop import FoldLoop
 from streams.fold_waiters import FoldWaiters
 from streams.history.timeline import SessionHistory
-from streams.kafka.producer import EventProducer
 from streams.metrics import Metrics
+from streams.privacy.appender import SealingAppender
+from streams.privacy.keyring import KeyRing
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ class Engine:
     settings: Settings
     app: faust.App
     events: faust.TopicT  # subscribed by faust's group (for placement and routing), read by the fold loop
-    producer: EventProducer
+    producer: SealingAppender  # the event appender: personal values sealed (streams.privacy)
     rules: Rules
     waiters: FoldWaiters
     tokens: SessionTokens
@@ -35,6 +36,7 @@ class Engine:
     fold: FoldLoop
     history: SessionHistory  # a session's events, read back for its timeline and past states
     metrics: Metrics = field(default_factory=Metrics)  # this worker's own registry (/metrics)
+    keys: KeyRing | None = None  # the sessions' data keys and the people index (erasure)
     # (METHOD, path) -> the access the route declares (filled as the views register).
     access: dict[tuple[str, str], Access] = field(default_factory=dict)
     # Recently active sessions and events folded per second, for the explorer (streams.activity).

@@ -123,6 +123,15 @@ class Settings:
     # sessions:history, sessions:erase, events:trusted, operations:read). Secrets: kept out of repr; parsed by
     # ``service_key_scopes``.
     service_keys: str = field(default="", repr=False)
+    # The master key that wraps every session's data key (personal fields in the log are sealed
+    # with those: streams.privacy): base64 of 32 bytes, several newest first (comma-separated) to
+    # rotate. Empty: one is generated once under the data folder (``<data dir>/master.key``);
+    # every worker of a deployment needs the same. A secret: out of repr.
+    master_key: str = field(default="", repr=False)
+
+    @property
+    def keys_topic(self) -> str:
+        return f"{self.app_id}-session-keys"
 
     @property
     def dlq_topic(self) -> str:
@@ -274,6 +283,13 @@ class Settings:
         self.rate_limit_pair  # noqa: B018 - likewise
         self.host_account_map  # noqa: B018 - likewise
         self.service_key_scopes  # noqa: B018 - likewise
+        if self.master_key:
+            from streams.privacy.cipher import MasterKeyError, MasterKeys
+
+            try:
+                MasterKeys(self.master_key)
+            except MasterKeyError as exc:
+                raise SettingsError(f"{PREFIX}MASTER_KEY: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from projections.rules import Rules
-from projections.session import apply
+from projections.session import apply, ends_session
 from schemas.events import Event, EventDecodeError, decode_event, type_name
 from schemas.session import SessionState, encode_state
 from streams.fold import locator
@@ -58,8 +58,11 @@ class BatchOutcome:
     writes: dict[bytes, Written] = field(default_factory=dict)  # changed sessions only
     dead: list[DeadRecord] = field(default_factory=list)
     folded: list[tuple[str, bytes]] = field(default_factory=list)  # (event id, its session key)
-    # Locators that grew too long, sealed under keys of their own (locator.chunk_key -> its bytes).
+    # Locators that grew too long, or of erased sessions, sealed under keys of their own
+    # (locator.chunk_key -> its bytes): the timeline still finds an erased session's events.
     sealed: dict[bytes, bytes] = field(default_factory=dict)
+    # Sessions the batch ended with a ``session.erased``: deleted (store and changelog tombstone).
+    erased: dict[bytes, int] = field(default_factory=dict)  # session key -> the erasure's offset
     skipped: int = 0  # records at or below their session's folded offset (redeliveries)
     # Events folded, per event class (named once per batch by ``folded_by_type``, not per event).
     folded_by_class: dict[type, int] = field(default_factory=dict)
@@ -127,12 +130,22 @@ def _fold_session(
     folded_offset = stored.offset if stored is not None else -1
     state = stored.state if stored is not None else None
     activity_ms = stored.activity_ms if stored is not None else 0
+    # The locator this batch's events extend, and its last entry (an erasure seals it and starts over).
+    base_locator = stored.locator if stored is not None else b""
+    base_last = folded_offset
     last_offset, encoded = folded_offset, b""
     applied: list[Event] = []
     applied_offsets: list[int] = []
     for offset, event, value in events:
         if offset <= folded_offset:
             outcome.skipped += not check_each
+            continue
+        if ends_session(event):  # erased: its events stay located (sealed), nothing else is left
+            erased = locator.append(base_locator, base_last, [*applied_offsets, offset])
+            outcome.sealed[locator.chunk_key(key, locator.offsets(erased)[0])] = erased
+            state, activity_ms, last_offset = None, 0, offset
+            base_locator, base_last, applied_offsets = b"", offset, []
+            applied.append(event)
             continue
         event_ms = int(event.time.timestamp() * 1000)
         # An activity of 0 is unknown (a value stored before it was kept): never expired here.
@@ -160,19 +173,21 @@ def _fold_session(
         state, last_offset, activity_ms = candidate, offset, max(activity_ms, event_ms)
         applied.append(event)
         applied_offsets.append(offset)
-    if state is None or not applied:
+    if not applied:
         return
-    if not check_each:
-        encoded = encode_state(state)
-        if len(encoded) > max_session_bytes:
-            _fold_session(key, events, stored, rules, max_session_bytes, lifetime_ms, outcome, check_each=True)
-            return
-    stored_locator = stored.locator if stored is not None else b""
-    grown = locator.append(stored_locator, folded_offset, applied_offsets)
-    if len(grown) > locator.LOCATOR_MAX_BYTES:
-        outcome.sealed[locator.chunk_key(key, locator.offsets(grown)[0])] = grown
-        grown = b""
-    outcome.writes[key] = Written(last_offset, encoded, state, grown, activity_ms)
+    if state is None:  # the batch's last word on the session was its erasure
+        outcome.erased[key] = last_offset
+    else:
+        if not check_each:
+            encoded = encode_state(state)
+            if len(encoded) > max_session_bytes:
+                _fold_session(key, events, stored, rules, max_session_bytes, lifetime_ms, outcome, check_each=True)
+                return
+        grown = locator.append(base_locator, base_last, applied_offsets)
+        if len(grown) > locator.LOCATOR_MAX_BYTES:
+            outcome.sealed[locator.chunk_key(key, locator.offsets(grown)[0])] = grown
+            grown = b""
+        outcome.writes[key] = Written(last_offset, encoded, state, grown, activity_ms)
     outcome.folded.extend((event.id, key) for event in applied)
     by_class = outcome.folded_by_class
     for event in applied:  # counted once the session's events are written, as `folded` is

@@ -47,9 +47,10 @@ from confluent_kafka import (
 )
 
 from projections.rules import Rules
+from schemas.personal import is_personal_state, public_keys
 from schemas.session import decode_state
 from streams.fold import locator
-from streams.fold.batch import BatchOutcome, Stored, fold_batch
+from streams.fold.batch import BatchOutcome, SourceRecord, Stored, fold_batch
 from streams.fold.changelog import RESTORE_BATCH, SOURCE_OFFSET_HEADER, catch_up, marker, record_value
 from streams.fold.store import (
     PartitionStore,
@@ -66,6 +67,8 @@ from streams.fold_waiters import FoldWaiters
 from streams.kafka.clients import client_config
 from streams.kafka.producer import KAFKA_CLIENT_LOG
 from streams.memory import trim
+from streams.privacy.keyring import KeyRing, KeysUnavailable
+from streams.privacy.sealing import is_sealed, open_json, seal_state
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +159,12 @@ class FoldLoop:
         fence: Fence,
         on_batch: BatchObserver | None = None,
         on_written: WrittenObserver | None = None,
+        keys: KeyRing | None = None,
     ) -> None:
         self.config = config
+        # Personal values are sealed in the store and the changelog under the sessions' data keys,
+        # opened for the fold and for reads (streams.privacy). None: no key ring (kept in clear).
+        self.keys = keys
         self.rules = rules
         self.waiters = waiters
         self.fence = fence
@@ -307,7 +314,13 @@ class FoldLoop:
         raw = self._served(key).store.get(key)
         if raw is None or self._expired(stored_activity(raw), _now_ms()):
             return None
-        return stored_state(raw)
+        return self._opened(stored_state(raw))
+
+    def _opened(self, encoded: bytes) -> bytes:
+        """A stored state with its personal values in clear (a destroyed key's read as erased)."""
+        if self.keys is None or not is_sealed(encoded):
+            return encoded
+        return open_json(encoded, self.keys.find)
 
     def _expired(self, activity_ms: int, now_ms: int) -> bool:
         lifetime = self.config.lifetime_ms
@@ -566,7 +579,7 @@ class FoldLoop:
         raw = state.store.get(key)
         if raw is None or self._expired(stored_activity(raw), _now_ms()):
             return None, staleness_ms
-        return stored_state(raw), staleness_ms
+        return self._opened(stored_state(raw)), staleness_ms
 
     def _switch(self, to: _Switch) -> None:
         """Between batches: what was folded is flushed and written; close the old generation's
@@ -648,25 +661,29 @@ class FoldLoop:
         started = time.perf_counter()
         self._batches_seen += 1
         outcomes: dict[int, BatchOutcome] = {}
-        for partition, records in by_partition.items():
-            state = self._partitions[partition]
-            outcomes[partition] = fold_batch(
-                records, self._reader(state), self.rules, c.max_session_bytes, c.lifetime_ms
-            )
+        sealed_records: dict[int, bytes] = {}  # (partition << 48 | offset) -> the record as logged
+        try:
+            for partition, records in by_partition.items():
+                state = self._partitions[partition]
+                outcomes[partition] = fold_batch(
+                    self._open_records(partition, records, sealed_records),
+                    self._reader(state),
+                    self.rules,
+                    c.max_session_bytes,
+                    c.lifetime_ms,
+                )
+            packed = self._pack(outcomes)
+        except KeysUnavailable as exc:
+            log.warning("the session keys cannot be read or written (%s): folding the batch again", exc)
+            time.sleep(1.0)  # a pause before the retry, not a wait for a condition
+            self._rewind(by_partition)
+            return
         generation = self._generation
         if not self._fence_holds(generation):
             self._rewind(by_partition)
             return
-        # Each changed session's stored bytes, built once: the changelog value, the store value and
-        # the cache entry are the same object.
-        packed = {
-            partition: {
-                key: pack_session(w.offset, w.encoded, w.locator, w.activity_ms) for key, w in outcome.writes.items()
-            }
-            for partition, outcome in outcomes.items()
-        }
         self._fault("before_produce")
-        markers = self._produce(by_partition, outcomes, packed, generation)
+        markers = self._produce(by_partition, outcomes, packed, generation, sealed_records)
         if markers is None or not self._fence_holds(generation):
             self._rewind(by_partition)
             return
@@ -685,14 +702,14 @@ class FoldLoop:
             sessions = packed[partition]
             if outcome.sealed:  # rare: a session of thousands of events
                 sessions = {**outcome.sealed, **sessions}
-            state.store.write_batch(sessions, next_offset, markers[partition] + 1)
+            state.store.write_batch(sessions, next_offset, markers[partition] + 1)  # None deletes (erased)
             state.next_offset = next_offset
             self._remember(state, packed[partition])
             if self.on_written is not None:
-                self.on_written(partition, packed[partition].keys())
+                self.on_written(partition, [key for key, value in packed[partition].items() if value is not None])
             if waiting:
                 awaited.extend(
-                    (event_id, outcome.writes[key].encoded)
+                    (event_id, outcome.writes[key].encoded if key in outcome.writes else b"")  # b"": erased
                     for event_id, key in outcome.folded
                     if event_id in self.waiters
                 )
@@ -735,18 +752,60 @@ class FoldLoop:
                 if raw is None:
                     return None
             stored = unpack_stored(raw)
-            return Stored(stored.offset, decode_state(stored.encoded), stored.locator, stored.activity_ms)
+            encoded = self._opened(stored.encoded)
+            return Stored(stored.offset, decode_state(encoded), stored.locator, stored.activity_ms)
 
         return read
 
-    def _remember(self, state: _Partition, packed: dict[bytes, bytes]) -> None:
+    def _open_records(
+        self, partition: int, records: list[SourceRecord], sealed_records: dict[int, bytes]
+    ) -> list[SourceRecord]:
+        """The records with their personal values opened for the fold (transformers see them in
+        clear); the records as logged are kept in ``sealed_records`` for the dead letters."""
+        keys = self.keys
+        if keys is None or not any(value is not None and is_sealed(value) for _, value, _ in records):
+            return records
+        opened: list[SourceRecord] = []
+        for key, value, offset in records:
+            if value is not None and is_sealed(value):
+                sealed_records[partition << 48 | offset] = value
+                value = open_json(value, keys.find)
+            opened.append((key, value, offset))
+        return opened
+
+    def _pack(self, outcomes: dict[int, BatchOutcome]) -> dict[int, dict[bytes, bytes | None]]:
+        """Each changed session's stored bytes, built once (the changelog value, the store value and
+        the cache entry are the same object), its personal values sealed; None for an erased one."""
+        personal = public_keys(self.rules.personal_public_keys)
+        keys = self.keys
+        needing: set[str] = set()
+        if keys is not None:
+            for outcome in outcomes.values():
+                for w in outcome.writes.values():
+                    if is_personal_state(w.state.namespaces, w.state.facts, personal):
+                        needing.add(w.state.id)
+        data_keys = keys.ensure(needing) if keys is not None and needing else {}
+        packed: dict[int, dict[bytes, bytes | None]] = {}
+        for partition, outcome in outcomes.items():
+            sessions: dict[bytes, bytes | None] = {}
+            for key, w in outcome.writes.items():
+                data_key = data_keys.get(w.state.id)
+                encoded = w.encoded if data_key is None else seal_state(w.state, data_key, personal)
+                sessions[key] = pack_session(w.offset, encoded, w.locator, w.activity_ms)
+            for key in outcome.erased:
+                sessions[key] = None
+            packed[partition] = sessions
+        return packed
+
+    def _remember(self, state: _Partition, packed: dict[bytes, bytes | None]) -> None:
         """Keep the batch's sessions for the next batches (within the cache's bound), as the stored
         bytes: decoded states would be millions of objects for the garbage collector to walk, and
         its full passes (250 ms at 20,000 sessions) cost more than decoding (docs/engine.md)."""
         cache = state.cache
         for key, value in packed.items():
             cache.pop(key, None)
-            cache[key] = value
+            if value is not None:
+                cache[key] = value
         bound = max(1, self.config.cache_sessions // max(1, len(self._serving)))
         if len(cache) > bound:
             for key in list(cache)[: len(cache) - bound // 2]:  # the least recently written half goes
@@ -756,8 +815,9 @@ class FoldLoop:
         self,
         by_partition: dict[int, list[tuple[bytes | None, bytes | None, int]]],
         outcomes: dict[int, BatchOutcome],
-        packed: dict[int, dict[bytes, bytes]],
+        packed: dict[int, dict[bytes, bytes | None]],
         generation: int | None,
+        sealed_records: dict[int, bytes],
     ) -> dict[int, int] | None:
         """Append the changelog and the dead letters, flush; the changelog offset of each marker,
         or None when Kafka refused a record (the batch is then folded again)."""
@@ -789,6 +849,10 @@ class FoldLoop:
                     c.changelog_topic, key, values[key], partition,
                     [(SOURCE_OFFSET_HEADER, str(written.offset).encode())], None,
                 )  # fmt: skip
+            for key, erased_at in outcome.erased.items():  # a tombstone: compaction forgets the state
+                self._send(
+                    c.changelog_topic, key, None, partition, [(SOURCE_OFFSET_HEADER, str(erased_at).encode())], None
+                )
             for dead in outcome.dead:
                 log.warning(
                     "dead letter %s[%d]@%d: %s", c.events_topic, partition, dead.offset, dead.reason,
@@ -801,7 +865,9 @@ class FoldLoop:
                     ("dlq.offset", str(dead.offset).encode()),
                 ]
                 stamp = self._source_timestamp(partition, dead.offset)
-                self._send(c.dlq_topic, dead.key, dead.value, partition, headers, on_letter, stamp)
+                # As logged: a record whose personal values were opened for the fold goes sealed.
+                value = sealed_records.get(partition << 48 | dead.offset, dead.value)
+                self._send(c.dlq_topic, dead.key, value, partition, headers, on_letter, stamp)
             key, value = marker(by_partition[partition][-1][2] + 1)
             self._send(c.changelog_topic, key, value, partition, marker_headers, on_marker)
         self._fault("before_flush")  # some records may be on their way, none acknowledged for sure

@@ -227,8 +227,9 @@ class PartitionStore:
         """One atomic write: the expired sessions' sealed locators in, their values out."""
         self._write(chain(sealed.items(), ((key, None) for key in sessions)))
 
-    def write_batch(self, sessions: Mapping[bytes, bytes], source_offset: int, changelog_offset: int) -> None:
-        """One atomic write: ``sessions`` (already packed), the next source and changelog offsets."""
+    def write_batch(self, sessions: Mapping[bytes, bytes | None], source_offset: int, changelog_offset: int) -> None:
+        """One atomic write: ``sessions`` (already packed; None deletes), the next source and
+        changelog offsets."""
         offsets = ((SOURCE_OFFSET, pack_offset(source_offset)), (CHANGELOG_OFFSET, pack_offset(changelog_offset)))
         self._write(chain(sessions.items(), offsets))
 

@@ -29,6 +29,8 @@ from streams.fold.loop import FoldLoop
 from streams.history.export import ExportError, parse_instant
 from streams.kafka.clients import client_config
 from streams.kafka.producer import KAFKA_CLIENT_LOG
+from streams.privacy.keyring import KeyRing
+from streams.privacy.sealing import is_sealed, open_json
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +134,9 @@ class SessionHistory:
 
     fold: FoldLoop
     reader: LogReader
+    # Opens the personal values for the history's readers (``sessions:history``); a session whose
+    # data keys were destroyed (erased) shows them as ``[erased]``. None: shown as logged.
+    keys: KeyRing | None = None
 
     def events(self, session_id: str, timeout_s: float = 5.0) -> list[Located] | None:
         """Every event folded into the session, in log order; None when the session never had one.
@@ -154,6 +159,8 @@ class SessionHistory:
             value = records.get(offset)
             if value is None:
                 continue  # logged by the reader: gone from the log
+            if self.keys is not None and is_sealed(value):
+                value = open_json(value, self.keys.find)
             try:
                 event = decode_event(value)
             except EventDecodeError as exc:  # folded once, so only a contract change can do this

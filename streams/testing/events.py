@@ -66,6 +66,10 @@ def logged_out(subject: str, seconds: float = 0) -> dict[str, Any]:
     return envelope("auth.logged_out", subject, seconds, {}, source="/tests/identity")
 
 
+def session_erased(subject: str, seconds: float = 0) -> dict[str, Any]:
+    return envelope("session.erased", subject, seconds, {}, source="/api/v1/sessions")
+
+
 def session_created(subject: str, account: str | None = None, seconds: float = 0) -> dict[str, Any]:
     return envelope("session.created", subject, seconds, {"account": account} if account else {})
 
@@ -87,4 +91,5 @@ EXAMPLES: dict[str, Callable[[str], dict[str, Any]]] = {
     "auth.logged_in": lambda sid: logged_in(sid, "u", "a@b.co", firstName="A", priceTables=["t1"]),
     "auth.logged_out": lambda sid: logged_out(sid),
     "cart.item_added": lambda sid: cart_item_added(sid, "sku-1", 2, 19.9, "BRL"),
+    "session.erased": lambda sid: session_erased(sid),
 }

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streams.kafka import broker as local_broker
+from streams.privacy.cipher import MasterKeys
 from streams.settings import SCOPES
 from streams.testing.paths import REPO
 
@@ -33,6 +34,9 @@ SERVICE_HEADERS = {"Authorization": f"Bearer {TEST_SERVICE_KEY}"}
 
 # Every log file a process spawned here wrote to (the tests scan them at the end of a run).
 SPAWNED_LOGS: list[Path] = []
+
+
+_MASTER_KEYS: dict[str, str] = {}
 
 
 def spawn(cmd: list[str], log_path: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -166,6 +170,9 @@ def make_worker(
         "SESSIONS_LOG_LEVEL": "warning",
         **extra_env,
     }
+    # One master key per app, drawn at random: every worker of a test's deployment shares it (as
+    # every worker of a real one must), and no key is written in the code.
+    env.setdefault("SESSIONS_MASTER_KEY", _MASTER_KEYS.setdefault(app_id, MasterKeys.generate()))
     # The test key (every scope) besides the caller's keys.
     every_scope = " ".join(sorted(SCOPES))
     env["SESSIONS_SERVICE_KEYS"] = ";".join(

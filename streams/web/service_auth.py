@@ -28,6 +28,7 @@ from streams.web.errors import HttpError
 SESSIONS_READ = "sessions:read"
 SESSIONS_HISTORY = "sessions:history"
 EVENTS_TRUSTED = "events:trusted"
+SESSIONS_ERASE = "sessions:erase"
 OPERATIONS_READ = "operations:read"  # the explorer's operations view: figures, no session data
 PUBLIC = "public"
 HTTP_METHODS = ("get", "post", "patch", "put", "delete")

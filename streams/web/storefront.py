@@ -211,6 +211,8 @@ class SessionService:
                 "the change is accepted but not yet applied; it will be, once: retry the read shortly",
                 retry_after_s=1,
             )
+        if not folded:  # b"": a session.erased folded right after the change (streams.fold.batch)
+            raise HttpError(409, "session_erased", "the session was erased while the change was applied")
         return decode_state(folded)
 
     async def write(

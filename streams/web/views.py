@@ -28,11 +28,13 @@ from schemas.session import decode_state, encode_view
 from streams.fold.store import StoreClosed
 from streams.kafka.producer import ProduceFailed, Record, time_ms
 from streams.web.bodies import read_json_body, session_id_param
+from streams.web.erasure import delete_session
 from streams.web.errors import JSON, HttpError, json_errors, json_response, unavailable
 from streams.web.history import PAST_PARAMETERS, past_state
 from streams.web.routing import forward_if_not_owner, read_owned
 from streams.web.service_auth import (
     EVENTS_TRUSTED,
+    SESSIONS_ERASE,
     SESSIONS_HISTORY,
     SESSIONS_READ,
     authenticate,
@@ -111,6 +113,12 @@ def _check_batch(
             event = event_from_object(_complete_envelope(item, now))
         except EventDecodeError as exc:
             batch.problems.append(("invalid", {"index": index, "path": exc.path, "message": exc.message}))
+            continue
+        if item["type"] == "session.erased":
+            message = (
+                "a session is erased by DELETE /api/v1/sessions/{id} (sessions:erase), which also destroys its keys"
+            )
+            batch.problems.append(("forbidden", {"index": index, "path": "$.type", "message": message}))
             continue
         if item["type"] not in STOREFRONT_EVENT_TYPES and not trusted:
             message = f"{item['type']} needs a trusted service key"
@@ -237,3 +245,12 @@ def register_views(engine: Engine) -> None:
             raw = read_owned(engine, session_id)
             fresh = {STALENESS: "0"} if allow_stale else None  # the owner's copy is the current one
             return web.Response(body=encode_view(decode_state(raw)), content_type=JSON, headers=fresh)
+
+        # Erasure (streams.web.erasure): 202 once the data keys are destroyed.
+        @requires(SESSIONS_ERASE)
+        async def delete(self, request: web.Request, session_id: str) -> web.Response:
+            session_id_param(session_id)
+            answer = await forward_if_not_owner(engine, session_id, request, b"")
+            if answer is not None:
+                return answer
+            return await delete_session(engine, session_id)

@@ -13,6 +13,7 @@ from streams.testing.events import (
     cart_item_added,
     logged_in,
     logged_out,
+    session_erased,
     page_view,
     public_set,
     session_created,
@@ -65,6 +66,10 @@ def _logout(sid: str, n: int) -> st.SearchStrategy[dict]:
     return st.just(logged_out(sid, n))
 
 
+def _erase(sid: str, n: int) -> st.SearchStrategy[dict]:
+    return st.just(session_erased(sid, n))
+
+
 def _cart(sid: str, n: int) -> st.SearchStrategy[dict]:
     # Mostly the store's currency; now and then another, which the fold refuses (dead-lettered).
     return st.tuples(
@@ -85,6 +90,7 @@ EVENT_STRATEGIES: dict[str, Callable[[str, int], st.SearchStrategy[dict]]] = {
     "auth.logged_in": _login,
     "auth.logged_out": _logout,
     "cart.item_added": _cart,
+    "session.erased": _erase,
 }
 
 

@@ -22,6 +22,8 @@ EVERY_INPUT = frozenset().union(*(t.inputs for t in BUILT_IN))
 
 
 def reference_apply(state, event):
+    if type(event).__name__ == "SessionErased":  # nothing is left of the session
+        return None
     if state is not None and event.id in state.recent_ids:
         return state
     when = fold_module.rfc3339(event.time)
