@@ -42,6 +42,8 @@ from streams.fold.store import SESSIONS_START, SOURCE_OFFSET, unpack_offset
 from streams.fold_waiters import FoldWaiters
 from streams.kafka.admin import TopicSpec, ensure_topics
 from streams.kafka.clients import client_config
+from streams.privacy.cipher import master_keys
+from streams.privacy.keyring import KeyRing
 from streams.rules_file import read_rules_file
 from streams.settings import Settings
 
@@ -197,13 +199,22 @@ def rebuild(
         folded[0] += sum(by_type.values())
         folded[1] += records
 
-    loop = FoldLoop(config, generation.parsed_rules(), FoldWaiters(), fence=lambda: 0, on_batch=on_batch)
+    # The same data keys as the workers: personal values are opened for the fold and sealed again
+    # in the new generation's changelog.
+    keys = KeyRing(
+        settings.kafka_bootstrap,
+        settings.keys_topic,
+        master_keys(settings.master_key, settings.data_dir),
+        f"{settings.group_instance_id}-rebuild",
+    )
+    loop = FoldLoop(config, generation.parsed_rules(), FoldWaiters(), fence=lambda: 0, on_batch=on_batch, keys=keys)
     partitions = frozenset(range(settings.partitions))
     asyncio_loop = asyncio.new_event_loop()  # never run: nothing waits on a rebuild's folds
     watermarks = Consumer({**client_config(settings.kafka_bootstrap), "group.id": config.group_id})
     started = time.monotonic()
     try:
         ends = _highs(watermarks, settings.events_topic, partitions)
+        keys.start()
         loop.start(asyncio_loop)
         assigned = loop.assign(partitions, 0)
         while not stop.is_set():
@@ -226,6 +237,7 @@ def rebuild(
             stop.wait(0.1)  # a progress tick, not a wait for a condition
     finally:
         loop.stop()
+        keys.stop()
         watermarks.close()
         asyncio_loop.close()
         summary.seconds = time.monotonic() - started

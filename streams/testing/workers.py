@@ -36,7 +36,7 @@ SERVICE_HEADERS = {"Authorization": f"Bearer {TEST_SERVICE_KEY}"}
 SPAWNED_LOGS: list[Path] = []
 
 
-_MASTER_KEYS: dict[str, str] = {}
+MASTER_KEYS: dict[str, str] = {}  # app id -> its master key (tests scan logs for them)
 
 
 def spawn(cmd: list[str], log_path: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -172,7 +172,7 @@ def make_worker(
     }
     # One master key per app, drawn at random: every worker of a test's deployment shares it (as
     # every worker of a real one must), and no key is written in the code.
-    env.setdefault("SESSIONS_MASTER_KEY", _MASTER_KEYS.setdefault(app_id, MasterKeys.generate()))
+    env.setdefault("SESSIONS_MASTER_KEY", MASTER_KEYS.setdefault(app_id, MasterKeys.generate()))
     # The test key (every scope) besides the caller's keys.
     every_scope = " ".join(sorted(SCOPES))
     env["SESSIONS_SERVICE_KEYS"] = ";".join(

@@ -13,10 +13,10 @@ from streams.testing.events import (
     cart_item_added,
     logged_in,
     logged_out,
-    session_erased,
     page_view,
     public_set,
     session_created,
+    session_erased,
 )
 
 # Keys and values the transformers react to, mixed with arbitrary ones.

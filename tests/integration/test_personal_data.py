@@ -1,0 +1,251 @@
+"""Personal data in Kafka (issue 11, items 4 and 5), against two real workers and a real broker.
+
+Logins are posted through one worker while the sessions are spread over both (half of them are
+folded by the worker that did not write their data key: it finds the key in the keys' topic). A
+plain consumer then reads every topic of the deployment from the beginning: no e-mail address,
+phone or document is there in clear, before or after erasure. The service API serves them in
+clear; erasure destroys the keys, deletes the session (404) and leaves a timeline of [erased] values.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import orjson
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
+
+from streams.testing.events import logged_in, page_view
+from streams.testing.paths import SAMPLE_RULES_FILE
+from streams.testing.workers import WorkerProcess, make_worker
+from tests.support.cluster import Cluster, make_cluster, session_in
+from tests.support.sessions import wait_for_session
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 4
+RUN = uuid.uuid4().hex[:8]
+PHONE = f"+55 11 9{RUN[:4]}-{RUN[4:]}"  # unique to this run: a hit in Kafka is ours
+DOCUMENT = f"DOC-{RUN}-77"
+
+
+def email(n: int) -> str:
+    return f"shopper.{n}.{RUN}@example.com"
+
+
+@pytest.fixture(scope="module")
+def cluster(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    made = make_cluster(
+        kafka_bootstrap, tmp_path_factory.mktemp("personal"), workers=2, partitions=PARTITIONS, name="personal",
+        SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE), SESSIONS_STANDBY_REPLICAS="0",
+    )  # fmt: skip
+    try:
+        made.start()
+        yield made
+        assert made.stop() == [0, 0], [w.log_tail() for w in made.workers]
+    finally:
+        made.kill()
+
+
+def client(worker: WorkerProcess) -> httpx.Client:
+    return httpx.Client(base_url=worker.url, timeout=20.0, headers=worker.service_headers)
+
+
+def everything_in_kafka(cluster: Cluster) -> bytes:
+    """Keys, values and headers of every record of every topic of this deployment, read from the
+    beginning by a plain consumer (no key, no worker code)."""
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    topics = [name for name in admin.list_topics(timeout=10).topics if RUN_OF(cluster) in name]
+    assert any(name.endswith("-session-keys") for name in topics), topics
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": f"scan-{uuid.uuid4()}"})
+    chunks: list[bytes] = []
+    try:
+        for topic in topics:
+            for partition in admin.list_topics(topic, timeout=10).topics[topic].partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+                if high <= low:
+                    continue
+                consumer.assign([TopicPartition(topic, partition, low)])
+                position = low
+                while position < high:
+                    for message in consumer.consume(1000, 2.0):
+                        assert message.error() is None, message.error()
+                        position = (message.offset() or 0) + 1
+                        chunks += [message.key() or b"", message.value() or b""]
+                        chunks += [value or b"" for _, value in message.headers() or []]
+    finally:
+        consumer.close()
+    return b"\n".join(chunks)
+
+
+def RUN_OF(cluster: Cluster) -> str:
+    return cluster.topic.rsplit("-", 1)[1]
+
+
+def login(sid: str, n: int, address: str) -> list[dict]:
+    return [
+        page_view(sid, f"https://shop.example/p?n={n}", 0),
+        logged_in(sid, f"user-{n}-{RUN}", address, 1, firstName="Ana", phone=PHONE, document=DOCUMENT),
+    ]
+
+
+def test_personal_fields_are_sealed_in_every_topic_and_erasure_shreds_them(cluster: Cluster):
+    first, second = (client(w) for w in cluster.workers)
+    sids = [session_in(p, PARTITIONS) for p in range(PARTITIONS)]
+    for n, sid in enumerate(sids):  # all through worker 1: it writes every data key
+        assert first.post("/api/events", json=login(sid, n, email(n))).status_code == 202
+    for n, sid in enumerate(sids):  # read through worker 2: clear for sessions:read
+        document, _ = wait_for_session(second, sid, 2)
+        profile = document["namespaces"]["profile"]
+        assert profile["email"]["value"] == email(n)
+        assert profile["phone"]["value"] == PHONE and profile["document"]["value"] == DOCUMENT
+        assert document["namespaces"]["authentication"]["storeUserEmail"]["value"] == email(n)
+    # A storefront sets public.storeUserEmail (always personal) and public.phone (personal by the
+    # sample rules) on its own session.
+    browser = httpx.Client(base_url=cluster.workers[0].url, timeout=20.0)
+    created = browser.post(
+        "/api/sessions",
+        json={"public": {"storeUserEmail": {"value": email(90)}, "phone": {"value": PHONE}, "color": {"value": "red"}}},
+    )
+    assert created.status_code == 201, created.text
+    mine = browser.get("/api/sessions", params={"items": "public.storeUserEmail,public.color"})
+    assert mine.json()["namespaces"]["public"]["storeUserEmail"]["value"] == email(90)  # its own data, in clear
+
+    log = everything_in_kafka(cluster)
+    assert b'"enc:v1:' in log
+    for secret in [*(email(n) for n in range(PARTITIONS)), email(90), PHONE, DOCUMENT]:
+        assert secret.encode() not in log, secret
+    assert b'"red"' in log  # what is not personal stays readable
+
+    # The timeline opens them for sessions:history.
+    events = second.get(f"/api/v1/sessions/{sids[0]}/events").json()["events"]
+    assert [e["type"] for e in events] == ["navigation.page_viewed", "auth.logged_in"]
+    assert events[1]["data"]["email"] == email(0) and events[1]["data"]["priceTables"] == []
+
+    # Erasure of one session, asked of the worker that does not own it (forwarded).
+    erased = first.delete(f"/api/v1/sessions/{sids[0]}")
+    assert erased.status_code == 202, erased.text
+    assert erased.json()["dataKeysDestroyed"] == 1 and erased.json()["deleted"] is True
+    for worker in (first, second):
+        assert worker.get(f"/api/v1/sessions/{sids[0]}").status_code == 404
+    events = second.get(f"/api/v1/sessions/{sids[0]}/events").json()["events"]
+    assert [e["type"] for e in events] == ["navigation.page_viewed", "auth.logged_in", "session.erased"]
+    data = events[1]["data"]
+    assert data["email"] == "[erased]@erased.invalid" and data["userId"] == data["phone"] == "[erased]"
+    assert first.delete(f"/api/v1/sessions/{uuid.uuid4()}").status_code == 404
+
+    # Erasure by person: two more sessions of one shopper (the address in another case).
+    again = session_in(0, PARTITIONS)
+    assert first.post("/api/events", json=login(again, 9, email(1).upper())).status_code == 202
+    wait_for_session(first, again, 2)
+    person = second.delete("/api/v1/people", params={"email": email(1).title()})
+    assert person.status_code == 202, person.text
+    assert person.json()["sessions"] == sorted([sids[1], again])
+    for sid in (sids[1], again):
+        wait_until_gone(second, sid)
+    assert second.delete("/api/v1/people", params={"email": email(1)}).status_code == 404
+    bad = second.delete("/api/v1/people", params={"email": email(1), "userId": "x"})
+    assert bad.status_code == 400 and "exactly one" in bad.json()["error"]["message"]
+
+    # Every key of the erased sessions is a tombstone now: nothing left can open their values.
+    log = everything_in_kafka(cluster)
+    for secret in [email(0), email(1), email(1).upper()]:
+        assert secret.encode() not in log
+    assert_keys_destroyed(cluster, [sids[0], sids[1], again])
+    # The other sessions are untouched.
+    assert second.get(f"/api/v1/sessions/{sids[2]}").json()["namespaces"]["profile"]["email"]["value"] == email(2)
+
+
+def wait_until_gone(http: httpx.Client, sid: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (status := http.get(f"/api/v1/sessions/{sid}").status_code) != 404:
+        assert status == 200 and time.monotonic() < deadline, status
+        time.sleep(0.1)  # polling for the fold of the erasure (people erasure does not wait)
+
+
+def assert_keys_destroyed(cluster: Cluster, sids: list[str]) -> None:
+    topic = f"{cluster.app_id}-session-keys"
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": f"scan-{uuid.uuid4()}"})
+    latest: dict[bytes, bytes | None] = {}
+    try:
+        _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        position = 0
+        while position < high:
+            for message in consumer.consume(1000, 2.0):
+                position = (message.offset() or 0) + 1
+                latest[message.key() or b""] = message.value()
+    finally:
+        consumer.close()
+    for sid in sids:
+        keys = {k: v for k, v in latest.items() if k.startswith(f"k:{sid}:".encode())}
+        assert keys and all(value is None for value in keys.values()), (sid, keys)
+        assert not [k for k, v in latest.items() if k.endswith(f":{sid}".encode()) and v is not None]
+
+
+def test_a_dead_letter_of_a_sealed_event_stays_sealed(cluster: Cluster):
+    first = client(cluster.workers[0])
+    sid = session_in(1, PARTITIONS)
+    assert first.post("/api/events", json=login(sid, 50, email(50))).status_code == 202
+    wait_for_session(first, sid, 2)
+    sealed = next(v for v in read_topic(cluster, cluster.topic) if sid.encode() in v and b"auth.logged_in" in v)
+    assert email(50).encode() not in sealed and b'"enc:v1:' in sealed
+    # The same record under a key that is not its subject: the fold opens it, then refuses it.
+    producer = Producer({"bootstrap.servers": cluster.bootstrap})
+    producer.produce(cluster.topic, key=b"not-the-subject", value=sealed)
+    assert producer.flush(10) == 0
+    deadline = time.monotonic() + 30
+    while not (letters := [v for v in read_topic(cluster, f"{cluster.topic}.dlq") if v == sealed]):
+        assert time.monotonic() < deadline, "no dead letter"
+        time.sleep(0.2)  # polling for the fold
+    assert letters == [sealed]  # as logged: sealed, byte for byte
+
+
+def read_topic(cluster: Cluster, topic: str) -> list[bytes]:
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": f"scan-{uuid.uuid4()}"})
+    values: list[bytes] = []
+    try:
+        for partition in range(PARTITIONS):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            if high <= low:
+                continue
+            consumer.assign([TopicPartition(topic, partition, low)])
+            position = low
+            while position < high:
+                for message in consumer.consume(1000, 2.0):
+                    position = (message.offset() or 0) + 1
+                    values.append(message.value() or b"")
+    finally:
+        consumer.close()
+    return values
+
+
+def test_a_restored_store_still_opens_personal_fields(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory):
+    """The store and the changelog hold the states sealed: a worker whose data folder is lost
+    restores them from the changelog and serves them in clear again (its master key is the
+    deployment's, not the lost folder's)."""
+    base = tmp_path_factory.mktemp("restore")
+    app_id, topic = f"app-restore-{RUN}", f"events-restore-{RUN}"
+    worker = make_worker(kafka_bootstrap, app_id, topic, base / "w1", base / "w1.log", PARTITIONS)
+    worker.start()
+    try:
+        http = client(worker)
+        sid = session_in(2, PARTITIONS)
+        assert http.post("/api/events", json=login(sid, 70, email(70))).status_code == 202
+        wait_for_session(http, sid, 2)
+        assert worker.stop() == 0
+        store = base / "w1" / "store"
+        raw = b"".join(path.read_bytes() for path in store.rglob("*") if path.is_file())
+        assert email(70).encode() not in raw  # not in the RocksDB files either
+        for path in sorted(store.rglob("*"), reverse=True):  # the data folder's store is lost
+            path.unlink() if path.is_file() else path.rmdir()
+        worker.start()
+        document, _ = wait_for_session(http, sid, 2)
+        assert document["namespaces"]["profile"]["email"]["value"] == email(70)
+        assert orjson.loads(http.get(f"/api/v1/sessions/{sid}").content)["id"] == sid
+    finally:
+        worker.kill()
