@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from streams.kafka import broker
+from streams.privacy.cipher import MasterKeys
 from streams.settings import Settings, SettingsError
 
 pytestmark = pytest.mark.unit
@@ -21,7 +22,11 @@ COMPOSE = REPO / "docker-compose.yml"
 NGINX = REPO / "ops" / "nginx" / "nginx.conf"
 WORKERS = ["worker-1", "worker-2", "worker-3"]
 # Placeholders for the secrets the file takes from the environment (`${VAR:?...}`).
-SECRETS = {"SESSIONS_SESSION_SIGNING_KEY": "k" * 32, "SESSIONS_SERVICE_KEYS": "compose-test-key-0123=sessions:read"}
+SECRETS = {
+    "SESSIONS_SESSION_SIGNING_KEY": "k" * 32,
+    "SESSIONS_SERVICE_KEYS": "compose-test-key-0123=sessions:read",
+    "SESSIONS_MASTER_KEY": MasterKeys.generate(),  # drawn per run: no key is written down
+}
 
 
 @pytest.fixture(scope="module")
