@@ -16,9 +16,11 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
+from streams.fold import generations
 from streams.kafka.admin import TopicSpec, ensure_topics
 from streams.rules_file import parse_rules_text
-from streams.testing.events import campaign_click, new_session_id, page_view
+from streams.settings import Settings
+from streams.testing.events import campaign_click, logged_in, new_session_id, page_view
 from streams.testing.paths import REPO, SAMPLE_RULES_FILE, sample_rules
 from streams.testing.workers import SERVICE_HEADERS
 from tests.integration.test_fold_engine_faults import produce
@@ -32,6 +34,26 @@ RULES_B_TEXT = SAMPLE_RULES_FILE.read_text().replace('price_tables = ["promo-bf"
     '\n[[campaigns]]\nname = "summer-b"\nwhen = { utm_campaign = "summer" }\nprice_tables = ["promo-summer"]\n'
 )
 RULES_B = parse_rules_text(RULES_B_TEXT, "rules B")
+SHOPPER_EMAIL = "rebuild.shopper@example.com"
+
+
+def read_all(bootstrap: str, topic: str, partitions: int) -> list[bytes]:
+    """Every value of a topic, read from the beginning by a plain consumer."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "rebuild-scan"})
+    values: list[bytes] = []
+    try:
+        for partition in range(partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            if high > low:
+                consumer.assign([TopicPartition(topic, partition, low)])
+                position = low
+                while position < high:
+                    for message in consumer.consume(1000, 2.0):
+                        position = (message.offset() or 0) + 1
+                        values.append(message.value() or b"")
+    finally:
+        consumer.close()
+    return values
 
 
 def sessionctl(env: dict[str, str], *args: str, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
@@ -70,6 +92,13 @@ def test_a_rebuild_with_new_rules_then_a_switch_gives_old_sessions_the_new_deriv
     topic = worker.env["SESSIONS_EVENTS_TOPIC"]
     stream, distinct = stream_of_events(seed=9, sessions=30, events=1500)
     produce(kafka_bootstrap, topic, stream)
+    # A login through the API, sealed in the log: the rebuild opens it for the fold and seals the
+    # state it writes again (the new generation's changelog holds no e-mail address in clear).
+    shopper = next(iter(distinct))
+    login = logged_in(shopper, "u-rebuild", SHOPPER_EMAIL, 1600, firstName="Rui")
+    with httpx.Client(base_url=worker.url, timeout=10, headers=SERVICE_HEADERS) as client:
+        assert client.post("/api/events", json=[login]).status_code == 202
+    distinct[shopper].append(login)
     as_a, as_b = expected_views(distinct, RULES_A), expected_views(distinct, RULES_B)
     assert as_a != as_b, "rules B must derive other keys for these sessions"
     assert served_views(worker.url, distinct) == as_a
@@ -81,7 +110,7 @@ def test_a_rebuild_with_new_rules_then_a_switch_gives_old_sessions_the_new_deriv
     found = re.search(r"generation 2: (\d+) sessions, (\d+) events folded \((\d+) records read\)", rebuilt.stdout)
     assert found, rebuilt.stdout
     assert int(found[1]) == len(distinct)
-    assert int(found[3]) == len(stream)  # every record of the log, none twice
+    assert int(found[3]) == len(stream) + 1  # every record of the log (and the login), none twice
     assert "run `sessionctl rebuild --switch`" in rebuilt.stderr
     # The worker still serves generation 1, with rules A.
     assert served_as(worker.url, as_a, timeout=5) == as_a
@@ -90,6 +119,11 @@ def test_a_rebuild_with_new_rules_then_a_switch_gives_old_sessions_the_new_deriv
     assert switched.returncode == 0, switched.stderr + switched.stdout
     assert "switched: the workers serve generation 2" in switched.stdout
     assert served_as(worker.url, as_b) == as_b
+    assert as_b[shopper]["namespaces"]["profile"]["email"]["value"] == SHOPPER_EMAIL
+    changelog = generations.changelog_topic(Settings.from_env(worker.env).changelog_topic, 2)
+    records = read_all(kafka_bootstrap, changelog, 3)
+    assert any(b'"enc:v1:' in value for value in records)
+    assert not any(SHOPPER_EMAIL.encode() in value for value in records)
 
     # A new event after the switch is folded with rules B too, onto the rebuilt state.
     old = next(iter(distinct))
