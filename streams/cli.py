@@ -170,7 +170,7 @@ def export(
         typer.Option(
             "--master-key",
             help="open personal fields with the deployment's master key: SESSIONS_MASTER_KEY, else "
-            "<data dir>/master.key (default: they are written redacted, as [redacted])",
+            "<data dir>/master.key (default: they are written redacted)",
         ),
     ] = False,
 ) -> None:
@@ -186,8 +186,8 @@ def export(
     partition is read from its beginning.
 
     Personal fields (e-mail, user id, names, phone, document) are sealed in the log: they are
-    written as [redacted] stand-ins unless --master-key is given, which opens them (a value of an
-    erased session reads [erased])."""
+    written redacted (a "redacted" stand-in) unless --master-key is given, which opens them (a value
+    of an erased session then reads as an "erased" stand-in)."""
     import sys
 
     from streams.history.export import (
