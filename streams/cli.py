@@ -14,6 +14,7 @@ from streams.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from streams.history.export import LogProgress, RecordFilter, RichProgress
+    from streams.privacy.cipher import MasterKeys
 
 cli = typer.Typer(help="Session engine: an event-sourced Session Manager on Apache Kafka.", no_args_is_help=True)
 broker_cli = typer.Typer(help="The local single-node Kafka broker (streams/kafka/broker.py).", no_args_is_help=True)
@@ -164,6 +165,14 @@ def export(
         Path | None,
         typer.Option("--rules", help="with --sessions: the transformers' rules file (default SESSIONS_RULES_FILE)"),
     ] = None,
+    master_key: Annotated[
+        bool,
+        typer.Option(
+            "--master-key",
+            help="open personal fields with the deployment's master key: SESSIONS_MASTER_KEY, else "
+            "<data dir>/master.key (default: they are written redacted)",
+        ),
+    ] = False,
 ) -> None:
     """Write the events whose `time` is in [--from, --to) to a JSON Lines or Parquet file.
 
@@ -174,7 +183,11 @@ def export(
     With --sessions: the session documents as of --to (as the service API serves them) of the
     sessions active in [--from, --to), i.e. with at least one event whose time is in the range. Each
     is the fold of its events whose time is before --to, in log order, with the worker's rules; every
-    partition is read from its beginning."""
+    partition is read from its beginning.
+
+    Personal fields (e-mail, user id, names, phone, document) are sealed in the log: they are
+    written redacted (a "redacted" stand-in) unless --master-key is given, which opens them (a value
+    of an erased session then reads as an "erased" stand-in)."""
     import sys
 
     from streams.history.export import (
@@ -188,6 +201,7 @@ def export(
         export_to_file,
         parse_duration,
         parse_instant,
+        personal_fields,
     )
 
     try:
@@ -205,12 +219,18 @@ def export(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     settings = _settings()
+    master = _export_master_keys(settings) if master_key else None
+    if master is None:
+        typer.echo("personal fields: redacted ([redacted]); --master-key opens them", err=True)
+    else:
+        typer.echo("personal fields: opened with the master key (erased sessions read [erased])", err=True)
     reporter = RichProgress() if sys.stderr.isatty() else LogProgress()
     if sessions_:
-        _export_sessions(settings, selection, format_, output, window, rules_file, reporter)
+        _export_sessions(settings, selection, format_, output, window, rules_file, reporter, master)
         return
     try:
-        with reporter:
+        with personal_fields(settings.kafka_bootstrap, settings.keys_topic, master) as unseal, reporter:
+            selection.unseal = unseal
             summary = export_to_file(
                 settings.kafka_bootstrap,
                 settings.events_topic,
@@ -238,8 +258,10 @@ def _export_sessions(
     window: timedelta,
     rules_file: Path | None,
     reporter: RichProgress | LogProgress,
+    master: MasterKeys | None,
 ) -> None:
     from projections.rules import RulesError
+    from streams.history.export import personal_fields
     from streams.history.sessions import export_sessions_to_file
     from streams.rules_file import load_rules
 
@@ -249,7 +271,7 @@ def _export_sessions(
         typer.echo(f"error: --rules: {exc}", err=True)
         raise typer.Exit(2) from None
     try:
-        with reporter:
+        with personal_fields(settings.kafka_bootstrap, settings.keys_topic, master) as unseal, reporter:
             summary = export_sessions_to_file(
                 settings.kafka_bootstrap,
                 settings.events_topic,
@@ -262,6 +284,7 @@ def _export_sessions(
                 window,
                 settings.max_session_bytes,
                 reporter,
+                unseal,
             )
     except Exception as exc:  # noqa: BLE001 - the broker is unreachable, the topic missing, the file unwritable
         typer.echo(f"error: export failed: {exc}", err=True)
@@ -271,6 +294,25 @@ def _export_sessions(
         f"{summary.read} records read from {summary.partitions_read} of {summary.partitions} partitions, "
         f"{summary.skipped} skipped (not events), {summary.refused} refused, {summary.seconds:.1f}s"
     )
+
+
+def _export_master_keys(settings: Settings) -> MasterKeys:
+    """``export --master-key``: SESSIONS_MASTER_KEY, else the data folder's master.key (never one
+    generated here: it would open nothing)."""
+    from streams.privacy.cipher import MasterKeyError, master_keys
+
+    if not settings.master_key and not (settings.data_dir / "master.key").is_file():
+        typer.echo(
+            f"error: --master-key: SESSIONS_MASTER_KEY is not set and {settings.data_dir / 'master.key'} does not "
+            "exist (set SESSIONS_MASTER_KEY, or SESSIONS_DATA_DIR to the worker's data folder)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    try:
+        return master_keys(settings.master_key, settings.data_dir)
+    except (MasterKeyError, OSError) as exc:
+        typer.echo(f"error: --master-key: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @cli.command("rebuild")

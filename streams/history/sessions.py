@@ -14,6 +14,10 @@ not Python objects. Records the worker would not fold are skipped the way it ski
 that is not an event, whose key is not its event's subject, an event the session refuses
 (``EventRejected``, or a failing rule), an event that would grow the session over
 ``max_session_bytes``.
+
+Sealed personal values are redacted, or opened with the master key, before an event is decoded
+(``streams.history.export``, the ``unseal`` of :class:`SessionFolder`): the fold sees the stand-ins
+(``[redacted]``, ``[erased]``) or the clear values, and logins are folded either way.
 """
 
 from __future__ import annotations
@@ -33,7 +37,16 @@ from projections.rules import Rules
 from projections.session import apply
 from schemas.events import Event, EventDecodeError, decode_event
 from schemas.session import SessionState, decode_state, encode_state, encode_view
-from streams.history.export import DEFAULT_SLACK, ProgressCallback, RowGroups, Summary, read_window, to_ms
+from streams.history.export import (
+    DEFAULT_SLACK,
+    ProgressCallback,
+    RowGroups,
+    Summary,
+    Unseal,
+    read_window,
+    to_ms,
+)
+from streams.privacy.sealing import is_sealed, redact_json
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +181,7 @@ class SessionFolder:
     states: States
     sessions: frozenset[str] = frozenset()  # only these (all when empty)
     max_session_bytes: int = 256 * 1024
+    unseal: Unseal = redact_json  # a record holding sealed values: redacted (default) or opened
 
     def __post_init__(self) -> None:
         self.counts = FoldCounts()
@@ -185,6 +199,11 @@ class SessionFolder:
                 continue
             if self._wanted and key not in self._wanted:
                 continue
+            if is_sealed(value):
+                try:
+                    value = self.unseal(value)
+                except ValueError:  # not JSON: decode_event refuses it below
+                    pass
             try:
                 event = decode_event(value)
             except EventDecodeError:
@@ -385,13 +404,14 @@ def export_sessions_to_file(
     slack: timedelta = DEFAULT_SLACK,
     max_session_bytes: int = 256 * 1024,
     progress: ProgressCallback | None = None,
+    unseal: Unseal = redact_json,
 ) -> SessionsSummary:
     """The export written to ``path.partial`` and renamed to ``path`` once complete; the folded
     states wait in a temporary RocksDB store beside nothing else (the system's temp folder)."""
     partial = path.with_name(path.name + ".partial")
     states = DiskStates()
     try:
-        folder = SessionFolder(start, end, rules, states, sessions, max_session_bytes)
+        folder = SessionFolder(start, end, rules, states, sessions, max_session_bytes, unseal)
         writer = open_session_writer(fmt, partial)
         try:
             summary = export_sessions(bootstrap, topic, folder, writer, slack, progress)

@@ -11,6 +11,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -26,6 +27,7 @@ from streams.testing.events import (
     at,
     campaign_click,
     cart_item_added,
+    logged_in,
     new_session_id,
     page_view,
     public_set,
@@ -242,3 +244,79 @@ def test_bad_options_are_refused_naming_the_option(log, tmp_path):
     assert not (tmp_path / "never.jsonl").exists()
     help_text = sessionctl(log["env"], "export", "--help").stdout
     assert "--sessions" in help_text and "active in the range" in help_text
+
+
+# --- personal fields: sealed in the log, redacted unless --master-key ----------------------------
+
+
+@pytest.fixture(scope="module")
+def sealed(kafka_bootstrap, tmp_path_factory):
+    """A worker (with the sample rules) that sealed a login in the range: the e-mail and user id are
+    in its log only sealed."""
+    from tests.support.workers import shared_worker
+
+    rules = str(RULES)
+    with shared_worker(kafka_bootstrap, tmp_path_factory, "sessions-sealed", 2, SESSIONS_RULES_FILE=rules) as worker:
+        run = uuid.uuid4().hex[:8]
+        sid, user, email = new_session_id(), f"user-{run}", f"ana.{run}@example.com"
+        events = [
+            campaign_click(sid, T1 + 100, utm_source="g", utm_campaign="blackfriday"),
+            logged_in(sid, user, email, T1 + 200, firstName="Ana", priceTables=["t1"]),
+        ]
+        with httpx.Client(base_url=worker.url, headers=worker.service_headers, timeout=30) as client:
+            response = client.post("/api/events", json=events)
+            assert response.status_code == 202, response.text
+        raw = b"".join(value or b"" for _, value in read_log(kafka_bootstrap, worker.env["SESSIONS_EVENTS_TOPIC"]))
+        assert email.encode() not in raw and user.encode() not in raw and b'"enc:v1:' in raw
+        yield {"worker": worker, "sid": sid, "user": user, "email": email}
+
+
+def sealed_documents(sealed, tmp_path, *args: str, fmt: str = "jsonl", master: bool = False):
+    env = dict(sealed["worker"].env)
+    if not master:
+        env.pop("SESSIONS_MASTER_KEY")
+    out = tmp_path / f"sealed-{uuid.uuid4().hex[:6]}.{fmt}"
+    options = ["--sessions", "--from", at(T1), "--to", at(T2), "--format", fmt, "-o", str(out), *args]
+    result = sessionctl(env, "export", *options, "--session", sealed["sid"], *(["--master-key"] if master else []))
+    if fmt == "jsonl":
+        lines = out.read_bytes().splitlines()
+        text = out.read_text()
+    else:
+        import duckdb
+
+        lines = [row[0].encode() for row in duckdb.sql(f"select document from '{out}'").fetchall()]
+        text = repr(duckdb.sql(f"select * from '{out}'").fetchall())
+    assert len(lines) == 1, lines
+    return orjson.loads(lines[0]), text, result
+
+
+def only_stand_ins(node, word: str) -> None:
+    """Every value that mentions the stand-in's word is a stand-in itself, nothing derived from one."""
+    if isinstance(node, dict):
+        for value in node.values():
+            only_stand_ins(value, word)
+    elif isinstance(node, list):
+        for value in node:
+            only_stand_ins(value, word)
+    elif isinstance(node, str) and word in node:
+        assert node in (f"[{word}]", f"[{word}]@{word}.invalid"), node
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_sessions_fold_sealed_logins_redacted_without_the_master_key(sealed, tmp_path, fmt):
+    document, text, result = sealed_documents(sealed, tmp_path, fmt=fmt)
+    assert "personal fields: redacted" in result.stderr, result.stderr
+    namespaces = document["namespaces"]
+    assert namespaces["profile"]["email"]["value"] == "[redacted]@redacted.invalid"  # the login was folded
+    assert namespaces["profile"]["priceTables"]["value"]  # and what it carries that is not personal
+    assert namespaces["rnb"]["campaigns"]  # the rules applied
+    only_stand_ins(document, "redacted")
+    assert sealed["email"] not in text and sealed["user"] not in text and "enc:v1:" not in text
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_sessions_fold_sealed_logins_in_clear_with_the_master_key(sealed, tmp_path, fmt):
+    document, text, result = sealed_documents(sealed, tmp_path, fmt=fmt, master=True)
+    assert "personal fields: opened with the master key" in result.stderr, result.stderr
+    assert document["namespaces"]["profile"]["email"]["value"] == sealed["email"]
+    assert "redacted" not in text and "enc:v1:" not in text

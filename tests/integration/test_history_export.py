@@ -19,7 +19,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from schemas.events import decode_event
 from streams.kafka.producer import time_ms
-from streams.testing.events import BASE_TIME, at, campaign_click, new_session_id, page_view
+from streams.testing.events import BASE_TIME, at, campaign_click, logged_in, new_session_id, page_view
 from tests.support.workers import shared_worker
 
 pytestmark = pytest.mark.integration
@@ -236,3 +236,116 @@ def test_redrive_re_appends_with_the_events_time_else_the_letters_timestamp(kafk
     stamps = {m.value(): m.timestamp() for m in read_topic(kafka_bootstrap, topic)}
     assert stamps[orjson.dumps(event)] == (TIMESTAMP_CREATE_TIME, ms(OLD))
     assert stamps[b"still not an event"] == (TIMESTAMP_CREATE_TIME, letter_ms)
+
+
+# --- personal fields: sealed in the log, redacted unless --master-key ----------------------------
+
+
+@pytest.fixture(scope="module")
+def sealed(kafka_bootstrap, tmp_path_factory):
+    """A worker of its own (the other tests count their topic's records) that sealed two logins in
+    the range, then erased the second person: their e-mails and user ids are in the log only sealed."""
+    with shared_worker(kafka_bootstrap, tmp_path_factory, "export-sealed", partitions=2) as process:
+        run = uuid.uuid4().hex[:8]
+        kept, gone = new_session_id(), new_session_id()
+        people = {
+            kept: (f"user-{run}-kept", f"ana.{run}@example.com"),
+            gone: (f"user-{run}-gone", f"bia.{run}@example.com"),
+        }
+        events = [page_view(kept, "https://s/?sealed=1", T1 + 100), page_view(gone, "https://s/?sealed=2", T1 + 110)]
+        events += [logged_in(sid, user, email, T1 + 200, firstName="Ana") for sid, (user, email) in people.items()]
+        with httpx.Client(base_url=process.url, headers=process.service_headers, timeout=30) as client:
+            post(client, events)
+            erased = client.delete("/api/v1/people", params={"email": people[gone][1]})
+            assert erased.status_code == 202, erased.text
+        raw = b"".join(m.value() or b"" for m in read_topic(kafka_bootstrap, process.env["SESSIONS_EVENTS_TOPIC"]))
+        for user, email in people.values():
+            assert email.encode() not in raw and user.encode() not in raw
+        assert raw.count(b'"enc:v1:') >= 2 * 3  # userId, email, firstName of each login
+        yield {"worker": process, "kept": kept, "gone": gone, "people": people}
+
+
+def sealed_export(sealed, tmp_path, env: dict[str, str], *args: str, fmt: str = "jsonl", expect: int = 0):
+    out = tmp_path / f"sealed-{uuid.uuid4().hex[:6]}.{fmt}"
+    chosen = [arg for sid in (sealed["kept"], sealed["gone"]) for arg in ("--session", sid)]
+    options = ["--from", at(T1), "--to", at(T2), "--format", fmt, "-o", str(out), *chosen, *args]
+    return out, sessionctl(env, "export", *options, expect=expect)
+
+
+def without_master_key(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k != "SESSIONS_MASTER_KEY"}
+
+
+def logins_of_jsonl(out) -> dict[str, dict]:
+    events = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert len(events) == 4, events  # the two page views and the two logins: none dropped
+    return {e["subject"]: e["data"] for e in events if e["type"] == "auth.logged_in"}
+
+
+def logins_of_parquet(out) -> dict[str, dict]:
+    import duckdb
+
+    rows = duckdb.sql(f"select * from '{out}'").fetchall()
+    assert len(rows) == 4, rows
+    columns = [c[0] for c in duckdb.sql(f"describe select * from '{out}'").fetchall()]
+    found = {}
+    for row in rows:
+        cells = dict(zip(columns, row, strict=True))
+        if cells["type"] == "auth.logged_in":
+            found[cells["subject"]] = json.loads(cells["data"])
+    return found
+
+
+def cells_text(out, fmt: str) -> str:
+    if fmt == "jsonl":
+        return out.read_text()
+    import duckdb
+
+    return repr(duckdb.sql(f"select * from '{out}'").fetchall())
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_sealed_logins_are_exported_redacted_without_the_master_key(sealed, tmp_path, fmt):
+    env = without_master_key(sealed["worker"].env)
+    out, result = sealed_export(sealed, tmp_path, env, fmt=fmt)
+    assert "personal fields: redacted" in result.stderr, result.stderr
+    logins = logins_of_jsonl(out) if fmt == "jsonl" else logins_of_parquet(out)
+    assert set(logins) == {sealed["kept"], sealed["gone"]}
+    for data in logins.values():
+        assert data["email"] == "[redacted]@redacted.invalid"
+        assert data["userId"] == data["firstName"] == "[redacted]"
+    text = cells_text(out, fmt)
+    for user, email in sealed["people"].values():
+        assert email not in text and user not in text
+    assert "enc:v1:" not in text and "[redacted]@redacted.invalid" in text
+    assert "exported 4 events" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_the_master_key_opens_them_and_an_erased_persons_read_erased(sealed, tmp_path, fmt):
+    out, result = sealed_export(sealed, tmp_path, sealed["worker"].env, "--master-key", fmt=fmt)
+    assert "personal fields: opened with the master key" in result.stderr, result.stderr
+    logins = logins_of_jsonl(out) if fmt == "jsonl" else logins_of_parquet(out)
+    user, email = sealed["people"][sealed["kept"]]
+    kept = logins[sealed["kept"]]
+    assert (kept["userId"], kept["email"], kept["firstName"]) == (user, email, "Ana")
+    gone = logins[sealed["gone"]]
+    assert gone["email"] == "[erased]@erased.invalid" and gone["userId"] == "[erased]"
+    assert sealed["people"][sealed["gone"]][1] not in cells_text(out, fmt)
+
+
+def test_the_master_key_file_of_the_data_folder_and_no_key_at_all(sealed, tmp_path):
+    worker = sealed["worker"]
+    folder = tmp_path / "ops-data"
+    folder.mkdir()
+    (folder / "master.key").write_text(worker.env["SESSIONS_MASTER_KEY"] + "\n")
+    env = {**without_master_key(worker.env), "SESSIONS_DATA_DIR": str(folder)}
+    out, _ = sealed_export(sealed, tmp_path, env, "--master-key")
+    assert logins_of_jsonl(out)[sealed["kept"]]["email"] == sealed["people"][sealed["kept"]][1]
+
+    empty = tmp_path / "no-key"
+    empty.mkdir()
+    env = {**without_master_key(worker.env), "SESSIONS_DATA_DIR": str(empty)}
+    out, result = sealed_export(sealed, tmp_path, env, "--master-key", expect=2)
+    assert "error: --master-key:" in result.stderr, result.stderr
+    assert not out.exists() and not (empty / "master.key").exists()  # none generated: it would open nothing
