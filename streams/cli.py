@@ -21,6 +21,10 @@ broker_cli = typer.Typer(help="The local single-node Kafka broker (streams/kafka
 cli.add_typer(broker_cli, name="broker")
 dlq_cli = typer.Typer(help="The dead-letter topic: records the worker could not fold.", no_args_is_help=True)
 cli.add_typer(dlq_cli, name="dlq")
+keys_cli = typer.Typer(
+    help="The sessions' data keys (personal fields in the log; README, Security).", no_args_is_help=True
+)
+cli.add_typer(keys_cli, name="keys")
 
 
 def _settings() -> Settings:
@@ -137,6 +141,33 @@ def dlq_redrive(dry_run: bool = False) -> None:
         )
     verb = "would re-drive" if dry_run else "re-drove"
     typer.echo(f"{verb} {len(letters)} dead letter(s) from {settings.dlq_topic} to {settings.events_topic}")
+
+
+@keys_cli.command("rewrap")
+def keys_rewrap() -> None:
+    """Wrap every data key again with the newest master key (the first of SESSIONS_MASTER_KEY), so
+    an older master key can be dropped from the setting once the topic has compacted."""
+    from streams.privacy.cipher import MasterKeyError, master_keys
+    from streams.privacy.keyring import KeysUnavailable
+    from streams.privacy.rotation import rewrap
+
+    settings = _settings()
+    try:
+        master = master_keys(settings.master_key, settings.data_dir)
+        summary = rewrap(settings.kafka_bootstrap, settings.keys_topic, master)
+    except MasterKeyError as exc:
+        typer.echo(f"error: SESSIONS_MASTER_KEY: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except KeysUnavailable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(3) from None
+    typer.echo(
+        f"{summary.keys} data keys: {summary.rewrapped} wrapped again with the newest master key, "
+        f"{summary.unreadable} wrapped with no configured master key (left as they are), "
+        f"{summary.erased_meanwhile} erased meanwhile (their tombstones written again)"
+    )
+    if summary.unreadable:
+        raise typer.Exit(1)
 
 
 @cli.command("export")

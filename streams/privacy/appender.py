@@ -17,7 +17,7 @@ from streams.kafka.producer import Delivered, EventProducer, ProduceFailed, Reco
 from streams.privacy.keyring import KeyRing, KeysUnavailable
 from streams.privacy.sealing import seal_event
 
-_PERSONAL_TYPES = (b'"auth.logged_in"', b'"session.public_set"')
+_LOGIN = b'"auth.logged_in"'
 
 
 class SealingAppender:
@@ -25,20 +25,33 @@ class SealingAppender:
         self.producer = producer
         self.keys = keys
         self.personal_public = personal_public  # the rules' keys (they change with a generation)
+        self._marked_for: frozenset[str] = frozenset()
+        self._marked: tuple[bytes, ...] = ()
 
     async def send(self, records: Sequence[Record]) -> list[Delivered]:
         """As :meth:`EventProducer.send`; raises ``ProduceFailed`` also when a data key cannot be
         written (nothing is appended then)."""
-        if any(_may_be_personal(record.value) for record in records):
+        markers = self._markers()
+        if any(_may_be_personal(record.value, markers) for record in records):
             loop = asyncio.get_running_loop()
             records = await loop.run_in_executor(None, self._seal, records)
         return await self.producer.send(records)
 
+    def _markers(self) -> tuple[bytes, ...]:
+        """What a record holding a personal value must contain: a login's type, or the quoted name
+        of a personal public key (most storefront writes contain neither and are not parsed)."""
+        personal = public_keys(self.personal_public())
+        if personal != self._marked_for:
+            self._marked_for = personal
+            self._marked = (_LOGIN, *(orjson.dumps(name) for name in sorted(personal)))
+        return self._marked
+
     def _seal(self, records: Sequence[Record]) -> list[Record]:
         personal = public_keys(self.personal_public())
+        markers = self._markers()
         parsed: dict[int, dict[str, object]] = {}
         for index, record in enumerate(records):
-            if _may_be_personal(record.value):
+            if _may_be_personal(record.value, markers):
                 document = orjson.loads(record.value)
                 if any(True for _ in event_places(document, personal)):
                     parsed[index] = document
@@ -58,5 +71,5 @@ class SealingAppender:
         return sealed
 
 
-def _may_be_personal(value: bytes) -> bool:
-    return any(marker in value for marker in _PERSONAL_TYPES)
+def _may_be_personal(value: bytes, markers: tuple[bytes, ...]) -> bool:
+    return any(marker in value for marker in markers)

@@ -110,6 +110,19 @@ class MasterKeys:
 
     def unwrap(self, session_id: str, kid: str, value: bytes) -> DataKey:
         """Raises :class:`Unreadable` when no configured master key opens it."""
+        return DataKey(kid, AESGCM(self._unwrap_raw(session_id, kid, value)[1]))
+
+    def rewrap(self, session_id: str, kid: str, value: bytes) -> bytes | None:
+        """The data key record wrapped with the newest master key; None when it already is.
+        Raises :class:`Unreadable` when no configured master key opens it."""
+        master, raw = self._unwrap_raw(session_id, kid, value)
+        if master == self._newest:
+            return None
+        nonce = os.urandom(NONCE_BYTES)
+        wrapped = AESGCM(self._keys[self._newest]).encrypt(nonce, raw, f"dek|{session_id}|{kid}".encode())
+        return orjson.dumps({"master": self._newest, "wrapped": _b64(nonce + wrapped)})
+
+    def _unwrap_raw(self, session_id: str, kid: str, value: bytes) -> tuple[str, bytes]:
         try:
             record = orjson.loads(value)
             master = self._keys[record["master"]]
@@ -117,7 +130,7 @@ class MasterKeys:
             plain = AESGCM(master).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], f"dek|{session_id}|{kid}".encode())
         except (KeyError, TypeError, ValueError, InvalidTag, orjson.JSONDecodeError):
             raise Unreadable(f"data key {kid}") from None
-        return DataKey(kid, AESGCM(plain))
+        return record["master"], plain
 
     def digests(self, kind: str, value: str) -> list[str]:
         """The people index's keys of one identifier (one per master key, the newest first)."""

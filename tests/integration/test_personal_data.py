@@ -9,6 +9,9 @@ clear; erasure destroys the keys, deletes the session (404) and leaves a timelin
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,9 +22,10 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
 
+from streams.privacy.cipher import MasterKeys
 from streams.testing.events import logged_in, page_view
-from streams.testing.paths import SAMPLE_RULES_FILE
-from streams.testing.workers import WorkerProcess, make_worker
+from streams.testing.paths import REPO, SAMPLE_RULES_FILE
+from streams.testing.workers import MASTER_KEYS, WorkerProcess, make_worker
 from tests.support.cluster import Cluster, make_cluster, session_in
 from tests.support.sessions import wait_for_session
 
@@ -247,5 +251,45 @@ def test_a_restored_store_still_opens_personal_fields(kafka_bootstrap: str, tmp_
         document, _ = wait_for_session(http, sid, 2)
         assert document["namespaces"]["profile"]["email"]["value"] == email(70)
         assert orjson.loads(http.get(f"/api/v1/sessions/{sid}").content)["id"] == sid
+    finally:
+        worker.kill()
+
+
+def test_master_key_rotation_rewraps_every_data_key(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory):
+    """``SESSIONS_MASTER_KEY="<new>,<old>"`` then ``sessionctl keys rewrap``: a worker that has
+    only the new key afterwards still opens every session's personal fields."""
+    old, new = MasterKeys.generate(), MasterKeys.generate()
+    base = tmp_path_factory.mktemp("rotate")
+    app_id, topic = f"app-rotate-{RUN}", f"events-rotate-{RUN}"
+    worker = make_worker(
+        kafka_bootstrap, app_id, topic, base / "w1", base / "w1.log", PARTITIONS, SESSIONS_MASTER_KEY=old
+    )
+    MASTER_KEYS[f"{app_id}-old"], MASTER_KEYS[f"{app_id}-new"] = old, new  # the log scan looks for them too
+    worker.start()
+    try:
+        http = client(worker)
+        sid = session_in(3, PARTITIONS)
+        assert http.post("/api/events", json=login(sid, 80, email(80))).status_code == 202
+        wait_for_session(http, sid, 2)
+        rotated = {**worker.env, "SESSIONS_MASTER_KEY": f"{new},{old}"}
+        done = subprocess.run(
+            [sys.executable, "-m", "streams", "keys", "rewrap"], cwd=REPO, env=rotated, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "1 data keys: 1 wrapped again with the newest master key" in done.stdout
+        again = subprocess.run(
+            [sys.executable, "-m", "streams", "keys", "rewrap"], cwd=REPO, env=rotated, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+        assert "1 data keys: 0 wrapped again" in again.stdout  # idempotent
+        assert worker.stop() == 0
+        worker.env["SESSIONS_MASTER_KEY"] = new  # the old key is gone
+        shutil.rmtree(base / "w1" / "store")  # and the store: everything is opened again from Kafka
+        worker.start()
+        document, _ = wait_for_session(http, sid, 2)
+        assert document["namespaces"]["profile"]["email"]["value"] == email(80)
+        events = http.get(f"/api/v1/sessions/{sid}/events").json()["events"]
+        assert events[1]["data"]["email"] == email(80)
     finally:
         worker.kill()
