@@ -7,7 +7,7 @@ per event. Lag, restore progress and partitions are read off the loop at scrape 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
@@ -113,6 +113,25 @@ class Metrics:
     def watch_fold(self, fold: FoldState) -> None:
         """Lag, restore progress and partitions, read off the loop at each scrape."""
         self.registry.register(FoldCollector(fold))
+
+    def watch_keys(self, count: Callable[[], int]) -> None:
+        """How many sessions' data keys this worker holds in memory (streams.privacy.keyring)."""
+        self.registry.register(KeysCollector(count))
+
+
+class KeysCollector(Collector):
+    def __init__(self, count: Callable[[], int]) -> None:
+        self.count = count
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            f"{NAMESPACE}_data_keys",
+            "Sessions whose data key (personal fields) this worker holds in memory, from the keys' topic.",
+            value=self.count(),
+        )
 
 
 class FoldCollector(Collector):

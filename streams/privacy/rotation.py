@@ -8,6 +8,7 @@ read after the writes puts the tombstone back on top of any record rewrapped aft
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -43,11 +44,12 @@ def read_records(bootstrap: str, topic: str, start: int = 0, timeout_s: float = 
         if high > start:
             consumer.assign([TopicPartition(topic, PARTITION, start)])
             position = start
+            deadline = time.monotonic() + timeout_s
             while position < high:
-                messages = consumer.consume(1000, timeout_s)
-                if not messages:
+                if time.monotonic() > deadline:
                     raise KeysUnavailable(f"{topic}: not read to offset {high} in {timeout_s}s")
-                for message in messages:
+                # A short wait per call: consume() waits out its timeout unless it fills the batch.
+                for message in consumer.consume(1000, 0.2):
                     error = message.error()
                     if error is not None and error.code() != KafkaError._PARTITION_EOF:
                         raise KeysUnavailable(f"{topic}: {error.str()}")

@@ -53,6 +53,9 @@ def register_metrics(engine: Engine) -> None:
     """The middleware goes first (outermost): it sees the status the client gets."""
     metrics = engine.metrics
     metrics.watch_fold(engine.fold)
+    keys = engine.keys
+    if keys is not None:
+        metrics.watch_keys(lambda: keys.sessions_with_keys)
     engine.app.web.web_app.middlewares.insert(0, metrics_middleware(metrics))  # type: ignore[attr-defined]
 
     @page(engine.app, "/metrics", engine.service_keys, engine.access)

@@ -48,7 +48,7 @@ def read_all(bootstrap: str, topic: str, partitions: int) -> list[bytes]:
                 consumer.assign([TopicPartition(topic, partition, low)])
                 position = low
                 while position < high:
-                    for message in consumer.consume(1000, 2.0):
+                    for message in consumer.consume(1000, 0.2):
                         position = (message.offset() or 0) + 1
                         values.append(message.value() or b"")
     finally:
