@@ -198,6 +198,7 @@ class FoldLoop:
         self._last_commit = 0.0
         self._last_sweep = time.monotonic()  # the first sweep comes a period after the start
         self._failed: Exception | None = None
+        self._keys_read = False  # the key ring read to its end once (``_read_keys``)
 
     # -- the control plane's side (any thread) ---------------------------------------------------
 
@@ -453,8 +454,20 @@ class FoldLoop:
             state = self._partitions[partition] = _Partition(store, history)
         return state
 
+    def _read_keys(self) -> None:
+        """Once, before the first partition is served: the key ring has read every data key that
+        existed, so the reads of restored states (on the web's event loop) never wait for one."""
+        if self.keys is None or self._keys_read:
+            return
+        try:
+            self.keys.catch_up(30.0)
+            self._keys_read = True
+        except KeysUnavailable as exc:  # a later read or fold looks for its key itself
+            log.warning("the session keys were not all read before serving: %s", exc)
+
     def _assign(self, partitions: frozenset[int], generation: int | None, standbys: frozenset[int]) -> None:
         assert self._consumer is not None and self._restorer is not None
+        self._read_keys()
         self._revoke(self._serving - partitions)
         # First: a standby promoted to active stops being tailed (nothing tailed lands after this).
         self._keep_warm(standbys - partitions)
