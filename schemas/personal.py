@@ -72,13 +72,16 @@ def state_places(state: dict[str, Any], personal_public: frozenset[str]) -> Iter
 
 
 def is_personal_state(namespaces: Mapping[str, Any], facts: Mapping[str, Any], personal_public: frozenset[str]) -> bool:
-    """Cheap check before any encoding: does a state hold a personal value at all?"""
+    """Cheap check before any encoding (once per written session): does a state hold a personal
+    value at all? Key-set intersections first: most states hold none of the names."""
     if "login" in facts:
         return True
     for namespace, names in (*PERSONAL_STATE_KEYS.items(), ("public", personal_public)):
         keys = namespaces.get(namespace)
-        if keys and any(name in keys and (keys[name] or {}).get("value") is not None for name in names):
-            return True
+        if keys:
+            for name in names & keys.keys():
+                if (keys[name] or {}).get("value") is not None:
+                    return True
     return False
 
 

@@ -776,7 +776,7 @@ class FoldLoop:
         """The records with their personal values opened for the fold (transformers see them in
         clear); the records as logged are kept in ``sealed_records`` for the dead letters."""
         keys = self.keys
-        if keys is None or not any(value is not None and is_sealed(value) for _, value, _ in records):
+        if keys is None or not any(is_sealed(value) for _, value, _ in records if value is not None):
             return records
         opened: list[SourceRecord] = []
         for key, value, offset in records:

@@ -70,7 +70,7 @@ class KeyRing:
             "logger": KAFKA_CLIENT_LOG,
         }
         self._tail = Consumer(
-            client_config(self.bootstrap, {**base, "enable.partition.eof": True, "fetch.wait.max.ms": 50})
+            client_config(self.bootstrap, {**base, "enable.partition.eof": True})
         )
         self._tail.assign([TopicPartition(self.topic, PARTITION, 0)])
         self._marks = Consumer(client_config(self.bootstrap, base))
