@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -28,6 +28,7 @@ from streams.testing.paths import REPO, SAMPLE_RULES_FILE
 from streams.testing.workers import MASTER_KEYS, WorkerProcess, make_worker
 from tests.support.cluster import Cluster, make_cluster, session_in
 from tests.support.sessions import wait_for_session
+from tests.support.topics import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -65,24 +66,10 @@ def everything_in_kafka(cluster: Cluster) -> bytes:
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
     topics = [name for name in admin.list_topics(timeout=10).topics if RUN_OF(cluster) in name]
     assert any(name.endswith("-session-keys") for name in topics), topics
-    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": f"scan-{uuid.uuid4()}"})
     chunks: list[bytes] = []
-    try:
-        for topic in topics:
-            for partition in admin.list_topics(topic, timeout=10).topics[topic].partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-                if high <= low:
-                    continue
-                consumer.assign([TopicPartition(topic, partition, low)])
-                position = low
-                while position < high:
-                    for message in consumer.consume(1000, 0.2):
-                        assert message.error() is None, message.error()
-                        position = (message.offset() or 0) + 1
-                        chunks += [message.key() or b"", message.value() or b""]
-                        chunks += [value or b"" for _, value in message.headers() or []]
-    finally:
-        consumer.close()
+    for topic in topics:
+        for record in read_topic(cluster.bootstrap, topic):
+            chunks += [record.key or b"", record.value or b"", *(value or b"" for _, value in record.headers)]
     return b"\n".join(chunks)
 
 
@@ -188,19 +175,9 @@ def wait_until_gone(http: httpx.Client, sid: str, timeout: float = 20.0) -> None
 
 
 def assert_keys_destroyed(cluster: Cluster, sids: list[str]) -> None:
-    topic = f"{cluster.app_id}-session-keys"
-    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": f"scan-{uuid.uuid4()}"})
     latest: dict[bytes, bytes | None] = {}
-    try:
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
-        consumer.assign([TopicPartition(topic, 0, 0)])
-        position = 0
-        while position < high:
-            for message in consumer.consume(1000, 0.2):
-                position = (message.offset() or 0) + 1
-                latest[message.key() or b""] = message.value()
-    finally:
-        consumer.close()
+    for record in read_topic(cluster.bootstrap, f"{cluster.app_id}-session-keys"):
+        latest[record.key or b""] = record.value
     for sid in sids:
         keys = {k: v for k, v in latest.items() if k.startswith(f"k:{sid}:".encode())}
         assert keys and all(value is None for value in keys.values()), (sid, keys)
@@ -212,36 +189,21 @@ def test_a_dead_letter_of_a_sealed_event_stays_sealed(cluster: Cluster):
     sid = session_in(1, PARTITIONS)
     assert first.post("/api/events", json=login(sid, 50, email(50))).status_code == 202
     wait_for_session(first, sid, 2)
-    sealed = next(v for v in read_topic(cluster, cluster.topic) if sid.encode() in v and b"auth.logged_in" in v)
+    sealed = next(v for v in values_of(cluster, cluster.topic) if sid.encode() in v and b"auth.logged_in" in v)
     assert email(50).encode() not in sealed and b'"enc:v1:' in sealed
     # The same record under a key that is not its subject: the fold opens it, then refuses it.
     producer = Producer({"bootstrap.servers": cluster.bootstrap})
     producer.produce(cluster.topic, key=b"not-the-subject", value=sealed)
     assert producer.flush(10) == 0
     deadline = time.monotonic() + 30
-    while not (letters := [v for v in read_topic(cluster, f"{cluster.topic}.dlq") if v == sealed]):
+    while not (letters := [v for v in values_of(cluster, f"{cluster.topic}.dlq") if v == sealed]):
         assert time.monotonic() < deadline, "no dead letter"
         time.sleep(0.2)  # polling for the fold
     assert letters == [sealed]  # as logged: sealed, byte for byte
 
 
-def read_topic(cluster: Cluster, topic: str) -> list[bytes]:
-    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": f"scan-{uuid.uuid4()}"})
-    values: list[bytes] = []
-    try:
-        for partition in range(PARTITIONS):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-            if high <= low:
-                continue
-            consumer.assign([TopicPartition(topic, partition, low)])
-            position = low
-            while position < high:
-                for message in consumer.consume(1000, 0.2):
-                    position = (message.offset() or 0) + 1
-                    values.append(message.value() or b"")
-    finally:
-        consumer.close()
-    return values
+def values_of(cluster: Cluster, topic: str) -> list[bytes]:
+    return [record.value or b"" for record in read_topic(cluster.bootstrap, topic)]
 
 
 def test_master_key_rotation_rewraps_every_data_key(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory):

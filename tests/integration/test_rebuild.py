@@ -25,6 +25,7 @@ from streams.testing.paths import REPO, SAMPLE_RULES_FILE, sample_rules
 from streams.testing.workers import SERVICE_HEADERS
 from tests.integration.test_fold_engine_faults import produce
 from tests.support.streams import expected_views, served_views, stream_of_events
+from tests.support.topics import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -35,25 +36,6 @@ RULES_B_TEXT = SAMPLE_RULES_FILE.read_text().replace('price_tables = ["promo-bf"
 )
 RULES_B = parse_rules_text(RULES_B_TEXT, "rules B")
 SHOPPER_EMAIL = "rebuild.shopper@example.com"
-
-
-def read_all(bootstrap: str, topic: str, partitions: int) -> list[bytes]:
-    """Every value of a topic, read from the beginning by a plain consumer."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "rebuild-scan"})
-    values: list[bytes] = []
-    try:
-        for partition in range(partitions):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-            if high > low:
-                consumer.assign([TopicPartition(topic, partition, low)])
-                position = low
-                while position < high:
-                    for message in consumer.consume(1000, 0.2):
-                        position = (message.offset() or 0) + 1
-                        values.append(message.value() or b"")
-    finally:
-        consumer.close()
-    return values
 
 
 def sessionctl(env: dict[str, str], *args: str, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
@@ -121,7 +103,7 @@ def test_a_rebuild_with_new_rules_then_a_switch_gives_old_sessions_the_new_deriv
     assert served_as(worker.url, as_b) == as_b
     assert as_b[shopper]["namespaces"]["profile"]["email"]["value"] == SHOPPER_EMAIL
     changelog = generations.changelog_topic(Settings.from_env(worker.env).changelog_topic, 2)
-    records = read_all(kafka_bootstrap, changelog, 3)
+    records = [record.value or b"" for record in read_topic(kafka_bootstrap, changelog)]
     assert any(b'"enc:v1:' in value for value in records)
     assert not any(SHOPPER_EMAIL.encode() in value for value in records)
 
