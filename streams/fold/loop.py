@@ -674,7 +674,7 @@ class FoldLoop:
         started = time.perf_counter()
         self._batches_seen += 1
         outcomes: dict[int, BatchOutcome] = {}
-        sealed_records: dict[int, bytes] = {}  # (partition << 48 | offset) -> the record as logged
+        sealed_records: dict[tuple[int, int], bytes] = {}  # (partition, offset) -> the record as logged
         try:
             for partition, records in by_partition.items():
                 state = self._partitions[partition]
@@ -771,7 +771,7 @@ class FoldLoop:
         return read
 
     def _open_records(
-        self, partition: int, records: list[SourceRecord], sealed_records: dict[int, bytes]
+        self, partition: int, records: list[SourceRecord], sealed_records: dict[tuple[int, int], bytes]
     ) -> list[SourceRecord]:
         """The records with their personal values opened for the fold (transformers see them in
         clear); the records as logged are kept in ``sealed_records`` for the dead letters."""
@@ -781,7 +781,7 @@ class FoldLoop:
         opened: list[SourceRecord] = []
         for key, value, offset in records:
             if value is not None and is_sealed(value):
-                sealed_records[partition << 48 | offset] = value
+                sealed_records[partition, offset] = value
                 value = open_json(value, keys.find)
             opened.append((key, value, offset))
         return opened
@@ -830,7 +830,7 @@ class FoldLoop:
         outcomes: dict[int, BatchOutcome],
         packed: dict[int, dict[bytes, bytes | None]],
         generation: int | None,
-        sealed_records: dict[int, bytes],
+        sealed_records: dict[tuple[int, int], bytes],
     ) -> dict[int, int] | None:
         """Append the changelog and the dead letters, flush; the changelog offset of each marker,
         or None when Kafka refused a record (the batch is then folded again)."""
@@ -879,7 +879,7 @@ class FoldLoop:
                 ]
                 stamp = self._source_timestamp(partition, dead.offset)
                 # As logged: a record whose personal values were opened for the fold goes sealed.
-                value = sealed_records.get(partition << 48 | dead.offset, dead.value)
+                value = sealed_records.get((partition, dead.offset), dead.value)
                 self._send(c.dlq_topic, dead.key, value, partition, headers, on_letter, stamp)
             key, value = marker(by_partition[partition][-1][2] + 1)
             self._send(c.changelog_topic, key, value, partition, marker_headers, on_marker)

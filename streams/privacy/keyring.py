@@ -69,9 +69,7 @@ class KeyRing:
             "enable.auto.offset.store": False,
             "logger": KAFKA_CLIENT_LOG,
         }
-        self._tail = Consumer(
-            client_config(self.bootstrap, {**base, "enable.partition.eof": True})
-        )
+        self._tail = Consumer(client_config(self.bootstrap, {**base, "enable.partition.eof": True}))
         self._tail.assign([TopicPartition(self.topic, PARTITION, 0)])
         self._marks = Consumer(client_config(self.bootstrap, base))
         self._producer = Producer(
