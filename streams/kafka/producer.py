@@ -18,6 +18,7 @@ from datetime import datetime
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from schemas.events import Event, encode_event
 from streams.kafka.clients import client_config
 
 
@@ -53,6 +54,11 @@ class Record:
     # The event's ``time`` (ms since the epoch): the record's Kafka timestamp, so Kafka's time index
     # finds it (``sessionctl export``). None: the producer's clock.
     timestamp_ms: int | None = None
+
+
+def event_record(event: Event) -> Record:
+    """The record of an event: keyed by its session, stamped with its time."""
+    return Record(event.subject.encode(), encode_event(event), time_ms(event.time))
 
 
 @dataclass(frozen=True)

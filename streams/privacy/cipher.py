@@ -104,8 +104,12 @@ class MasterKeys:
         return base64.urlsafe_b64encode(os.urandom(KEY_BYTES)).decode()
 
     def wrap(self, session_id: str, key: DataKey, raw_key: bytes) -> bytes:
+        """A data key record: the key wrapped with the newest master key, which it names."""
+        return self._wrap(session_id, key.kid, raw_key)
+
+    def _wrap(self, session_id: str, kid: str, raw_key: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
-        wrapped = AESGCM(self._keys[self._newest]).encrypt(nonce, raw_key, f"dek|{session_id}|{key.kid}".encode())
+        wrapped = AESGCM(self._keys[self._newest]).encrypt(nonce, raw_key, f"dek|{session_id}|{kid}".encode())
         return orjson.dumps({"master": self._newest, "wrapped": _b64(nonce + wrapped)})
 
     def unwrap(self, session_id: str, kid: str, value: bytes) -> DataKey:
@@ -116,11 +120,7 @@ class MasterKeys:
         """The data key record wrapped with the newest master key; None when it already is.
         Raises :class:`Unreadable` when no configured master key opens it."""
         master, raw = self._unwrap_raw(session_id, kid, value)
-        if master == self._newest:
-            return None
-        nonce = os.urandom(NONCE_BYTES)
-        wrapped = AESGCM(self._keys[self._newest]).encrypt(nonce, raw, f"dek|{session_id}|{kid}".encode())
-        return orjson.dumps({"master": self._newest, "wrapped": _b64(nonce + wrapped)})
+        return None if master == self._newest else self._wrap(session_id, kid, raw)
 
     def _unwrap_raw(self, session_id: str, kid: str, value: bytes) -> tuple[str, bytes]:
         try:

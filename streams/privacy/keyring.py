@@ -48,7 +48,6 @@ class KeyRing:
         self._keys: dict[str, dict[str, DataKey]] = {}  # session id -> kid -> key
         self._people: dict[str, set[str]] = {}  # digest -> session ids
         self._digests: dict[str, set[str]] = {}  # session id -> digests (to erase its entries)
-        self._indexed: set[tuple[str, str]] = set()  # (digest, session id) produced or seen
         self._position = 0  # the next offset the tail will read
         self._changed = threading.Condition()
         self._lock = threading.Lock()
@@ -130,11 +129,9 @@ class KeyRing:
                 if value is None:
                     self._people.get(digest, set()).discard(session_id)
                     self._digests.get(session_id, set()).discard(digest)
-                    self._indexed.discard((digest, session_id))
                 else:
                     self._people.setdefault(digest, set()).add(session_id)
                     self._digests.setdefault(session_id, set()).add(digest)
-                    self._indexed.add((digest, session_id))
         with self._changed:
             self._position = max(self._position, (message.offset() or 0) + 1)
             self._changed.notify_all()
@@ -222,13 +219,12 @@ class KeyRing:
         """Record that the session holds these identifiers (kind, normalized value)."""
         digest = [d for kind, value in identifiers for d in self.master.digests(kind, value)[:1]]
         with self._lock:
-            fresh = [d for d in digest if (d, session_id) not in self._indexed]
+            fresh = [d for d in digest if d not in self._digests.get(session_id, ())]
         if not fresh:
             return
         self._send(((f"p:{d}:{session_id}", b"1") for d in fresh), timeout_s)
         with self._lock:
             for d in fresh:
-                self._indexed.add((d, session_id))
                 self._people.setdefault(d, set()).add(session_id)
                 self._digests.setdefault(session_id, set()).add(d)
 
@@ -248,20 +244,26 @@ class KeyRing:
             self._keys.pop(session_id, None)
             for digest in self._digests.pop(session_id, set()):
                 self._people.get(digest, set()).discard(session_id)
-                self._indexed.discard((digest, session_id))
         return len(kids)
 
     def _send(self, records: Iterable[tuple[str, bytes | None]], timeout_s: float) -> None:
-        producer = self._producer
-        if producer is None:
+        if self._producer is None:
             raise KeysUnavailable("the key ring is not started")
-        failures: list[str] = []
+        produce_acknowledged(self._producer, self.topic, ((key.encode(), value) for key, value in records), timeout_s)
 
-        def delivered(err: KafkaError | None, message: Any) -> None:
-            if err is not None:
-                failures.append(err.str())
 
-        for key, value in records:
-            producer.produce(self.topic, key=key.encode(), value=value, partition=PARTITION, on_delivery=delivered)
-        if producer.flush(timeout_s) > 0 or failures:
-            raise KeysUnavailable(f"{self.topic}: not acknowledged ({'; '.join(failures[:2]) or 'timeout'})")
+def produce_acknowledged(
+    producer: Producer, topic: str, records: Iterable[tuple[bytes, bytes | None]], timeout_s: float
+) -> None:
+    """Produce to the keys' topic and wait until Kafka acknowledged all; raises
+    :class:`KeysUnavailable` otherwise (what was sent may still land: every write here is idempotent)."""
+    failures: list[str] = []
+
+    def delivered(err: KafkaError | None, message: Any) -> None:
+        if err is not None:
+            failures.append(err.str())
+
+    for key, value in records:
+        producer.produce(topic, key=key, value=value, partition=PARTITION, on_delivery=delivered)
+    if producer.flush(timeout_s) > 0 or failures:
+        raise KeysUnavailable(f"{topic}: not acknowledged ({'; '.join(failures[:2]) or 'timeout'})")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
@@ -18,7 +17,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from streams.kafka.clients import client_config
 from streams.kafka.producer import KAFKA_CLIENT_LOG
 from streams.privacy.cipher import MasterKeys, Unreadable
-from streams.privacy.keyring import PARTITION, KeysUnavailable
+from streams.privacy.keyring import PARTITION, KeysUnavailable, produce_acknowledged
 
 Records = list[tuple[int, bytes, bytes | None]]  # (offset, key, value) in log order
 
@@ -83,24 +82,11 @@ def rewrap(bootstrap: str, topic: str, master: MasterKeys, timeout_s: float = 30
     producer = Producer(
         client_config(bootstrap, {"acks": "all", "enable.idempotence": True, "logger": KAFKA_CLIENT_LOG})
     )
-    _send(producer, topic, rewritten.items(), timeout_s)
+    produce_acknowledged(producer, topic, rewritten.items(), timeout_s)
     summary.rewrapped = len(rewritten)
     # Erased while this ran (a tombstone after the first read): the tombstone goes on top again.
     later, _ = read_records(bootstrap, topic, end, timeout_s)
     erased = {key for _, key, value in later if key in rewritten and value is None}
-    _send(producer, topic, ((key, None) for key in erased), timeout_s)
+    produce_acknowledged(producer, topic, ((key, None) for key in erased), timeout_s)
     summary.erased_meanwhile = len(erased)
     return summary
-
-
-def _send(producer: Producer, topic: str, records: Iterable[tuple[bytes, bytes | None]], timeout_s: float) -> None:
-    failures: list[str] = []
-
-    def delivered(err: KafkaError | None, message: object) -> None:
-        if err is not None:
-            failures.append(err.str())
-
-    for key, value in records:
-        producer.produce(topic, key=key, value=value, partition=PARTITION, on_delivery=delivered)
-    if producer.flush(timeout_s) > 0 or failures:
-        raise KeysUnavailable(f"{topic}: not acknowledged ({'; '.join(failures[:2]) or 'timeout'})")

@@ -9,21 +9,19 @@ anywhere in Kafka, no longer open for anyone. Event metadata and URLs are not er
 from __future__ import annotations
 
 import asyncio
-import uuid
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from faust.web import View
 
-from projections.session import rfc3339
-from schemas.events import SessionErased, encode_event, event_from_object
+from schemas.events import SessionErased
 from schemas.personal import normalize
 from streams.fold.store import StoreClosed
-from streams.kafka.producer import ProduceFailed, Record, time_ms
+from streams.kafka.producer import ProduceFailed, event_record
 from streams.privacy.keyring import KeyRing, KeysUnavailable
 from streams.web.errors import HttpError, json_response, unavailable
 from streams.web.service_auth import SESSIONS_ERASE, page, requires
+from streams.web.storefront import new_event
 
 if TYPE_CHECKING:
     from streams.engine import Engine
@@ -33,23 +31,9 @@ IDENTIFIER_KINDS = ("email", "userId")
 
 
 def _erased_event(session_id: str) -> SessionErased:
-    event = event_from_object(
-        {
-            "specversion": "1.0",
-            "id": str(uuid.uuid4()),
-            "source": SOURCE,
-            "type": "session.erased",
-            "subject": session_id,
-            "time": rfc3339(datetime.now(UTC)),
-            "data": {},
-        }
-    )
+    event = new_event("session.erased", session_id, {}, SOURCE)
     assert isinstance(event, SessionErased)
     return event
-
-
-def _record(event: SessionErased) -> Record:
-    return Record(event.subject.encode(), encode_event(event), time_ms(event.time))
 
 
 def _keys(engine: Engine) -> KeyRing:
@@ -89,7 +73,7 @@ async def erase_session(engine: Engine, session_id: str) -> dict[str, Any]:
     event = _erased_event(session_id)
     future = engine.waiters.expect(event.id)
     try:
-        await engine.producer.send([_record(event)])
+        await engine.producer.send([event_record(event)])
     except ProduceFailed as exc:
         engine.waiters.forget(event.id)
         raise unavailable(f"the event log is unavailable: {exc}", retry_after_s=2) from None
@@ -110,7 +94,7 @@ async def erase_person(engine: Engine, kind: str, value: str) -> dict[str, Any]:
         raise HttpError(404, "person_not_found", f"no session recorded this {kind}")
     events = [_erased_event(session_id) for session_id in sessions]
     try:
-        await engine.producer.send([_record(event) for event in events])
+        await engine.producer.send([event_record(event) for event in events])
     except ProduceFailed as exc:
         raise unavailable(f"the event log is unavailable: {exc}", retry_after_s=2) from None
     destroyed = await _destroy_keys(engine, sessions)

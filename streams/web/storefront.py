@@ -25,10 +25,10 @@ from projections.segment import (
     with_overrides,
 )
 from projections.session import apply, rfc3339
-from schemas.events import Event, EventDecodeError, encode_event, event_from_object
+from schemas.events import Event, EventDecodeError, event_from_object
 from schemas.session import SessionState, decode_state, encode_state
 from streams.fold.store import StoreClosed
-from streams.kafka.producer import ProduceFailed, Record, time_ms
+from streams.kafka.producer import ProduceFailed, Record, event_record
 from streams.settings import SettingsError
 from streams.web.bodies import parse_json_body, read_body
 from streams.web.errors import HttpError, json_response, unavailable
@@ -53,11 +53,12 @@ def _now() -> str:
     return rfc3339(datetime.now(UTC))
 
 
-def _event(type_: str, subject: str, data: dict[str, Any]) -> Event:
+def new_event(type_: str, subject: str, data: dict[str, Any], source: str = SOURCE) -> Event:
+    """An event the API itself emits: a fresh id, now as its time. A 400 names what does not check."""
     envelope = {
         "specversion": "1.0",
         "id": str(uuid.uuid4()),
-        "source": SOURCE,
+        "source": source,
         "type": type_,
         "subject": subject,
         "time": _now(),
@@ -166,7 +167,7 @@ class SessionService:
 
     def default_segment(self, account: str | None) -> Segment:
         """The segment a new session of ``account`` would have, derived without storing anything."""
-        created = _event("session.created", _NO_SESSION, {"account": account} if account else {})
+        created = new_event("session.created", _NO_SESSION, {"account": account} if account else {})
         return segment_of(apply(None, created, self.engine.rules).namespaces)
 
     def new_session_id(self) -> str:
@@ -223,17 +224,17 @@ class SessionService:
         events: list[Event] = []
         if current is None:
             session_id = self.new_session_id()
-            events.append(_event("session.created", session_id, {"account": account} if account else {}))
+            events.append(new_event("session.created", session_id, {"account": account} if account else {}))
         else:
             session_id = current.id
         if public:
             events.append(
-                _event("session.public_set", session_id, {"public": {k: {"value": v} for k, v in public.items()}})
+                new_event("session.public_set", session_id, {"public": {k: {"value": v} for k, v in public.items()}})
             )
         if not events:
             assert current is not None
             return current
-        records = [Record(e.subject.encode(), encode_event(e), time_ms(e.time)) for e in events]
+        records = [event_record(e) for e in events]
         self._check_sizes(current, events, records)
         return await self.append_and_wait(records, events[-1].id)
 
