@@ -255,7 +255,28 @@ def port_is_free(port: int) -> bool:
         return True
 
 
+# Ports handed out by this process come from its own range once ``own_port_range`` was called:
+# parallel test processes each own one (tests/conftest.py), below the kernel's ephemeral ports. A
+# port the kernel draws for one process can be drawn again for another before the first binds it;
+# a range of one's own only races with itself, and the cursor never repeats a port until it wraps.
+_own_range: list[int] = []  # [low, high, cursor]
+
+
+def own_port_range(low: int, high: int) -> None:
+    """Hand out this process's ports from ``low..high`` (inclusive) from now on."""
+    _own_range[:] = [low, high, low]
+
+
 def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (from this process's own range when it has one)."""
+    if _own_range:
+        low, high, cursor = _own_range
+        for _ in range(high - low + 1):
+            port, cursor = cursor, low if cursor >= high else cursor + 1
+            _own_range[2] = cursor
+            if port_is_free(port):
+                return port
+        raise BrokerError(f"no free port left in {low}-{high}")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
