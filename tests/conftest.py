@@ -20,8 +20,43 @@ import pytest
 
 from streams.kafka import broker as local_broker
 from streams.testing.workers import MASTER_KEYS, SPAWNED_LOGS, WorkerProcess, make_worker
+from tests.support import service_worker as service
+from tests.support.workers import TEST_WORKER_ENV, shared_worker
 
 KAFKA_IMAGE = "apache/kafka:4.1.1"
+
+# --- parallel runs (pytest-xdist, ``--dist loadfile``) ----------------------------------------------
+
+# The files that take longest start first, so that the run does not end waiting for one of them
+# (figures from ``--durations`` of a full run; a file not listed starts after these, in its order).
+LONGEST_FIRST = [
+    "tests/integration/test_fault_suite.py",
+    "tests/integration/test_fold_engine_faults.py",
+    "tests/integration/test_rebuild.py",
+    "tests/integration/test_openapi_fuzz.py",
+]
+
+
+def _xdist_index() -> int | None:
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... under xdist
+    return int(name[2:]) if name.startswith("gw") else None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Each process hands out ports from a range of its own (1,000 ports, below the kernel's
+    # ephemeral range): workers and brokers of two processes never draw the same free port.
+    index = _xdist_index()
+    low = 19_000 if index is None else 20_000 + 1_000 * (index % 12)
+    local_broker.own_port_range(low, low + 999)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+
+    def file_rank(item: pytest.Item) -> int:
+        return rank.get(item.nodeid.split("::")[0], len(rank))
+
+    items.sort(key=file_rank)  # stable: a file's tests keep their order
 
 
 def _docker_answers() -> bool:
@@ -54,6 +89,17 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         local_broker.stop(data_dir, quiet=True)
 
 
+@pytest.fixture(scope="session")
+def service_worker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    """The one worker of this process for the files that only need "a worker" (tests/support/service_worker.py)."""
+    rules = tmp_path_factory.mktemp("service-rules") / "rules.toml"
+    rules.write_text(service.rules_text())
+    with shared_worker(
+        kafka_bootstrap, tmp_path_factory, "service", service.PARTITIONS, **service.settings(str(rules))
+    ) as worker:
+        yield worker
+
+
 @pytest.fixture
 def unique_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
     """Topic, app and group names no other test (or earlier run) uses."""
@@ -76,8 +122,9 @@ def worker_factory(
     app_id = unique_name("app")
 
     def make(name: str = "w1", partitions: int = 4, **extra_env: str) -> WorkerProcess:
+        env = {**TEST_WORKER_ENV, **extra_env}
         worker = make_worker(
-            kafka_bootstrap, app_id, topic, tmp_path / name, tmp_path / f"{name}.log", partitions, **extra_env
+            kafka_bootstrap, app_id, topic, tmp_path / name, tmp_path / f"{name}.log", partitions, **env
         )
         workers.append(worker)
         return worker
@@ -116,9 +163,29 @@ def log_leaks(paths: Iterable[Path]) -> list[str]:
     return found
 
 
+_REMOTE_LEAKS = pytest.StashKey[list[str]]()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """xdist's controller: keep what a parallel process found in its spawned logs (below)."""
+    found = getattr(node, "workeroutput", {}).get("log_leaks", [])
+    config: pytest.Config = node.config  # type: ignore[attr-defined]
+    config.stash.setdefault(_REMOTE_LEAKS, []).extend(found)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """A run fails when a process it spawned (workers, sessionctl) logged a secret or an e-mail."""
+    """A run fails when a process it spawned (workers, sessionctl) logged a secret or an e-mail.
+
+    Under xdist each process scans the logs of what it spawned and hands its findings to the
+    controller (``workeroutput``), which reports them all and sets the run's exit status: a
+    process's own exit status would be ignored."""
     leaks = log_leaks(SPAWNED_LOGS)
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["log_leaks"] = leaks
+        return
+    leaks += session.config.stash.get(_REMOTE_LEAKS, [])
     if leaks:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:

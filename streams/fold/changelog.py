@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from streams.fold.store import SOURCE_OFFSET, PartitionStore, pack_offset
+from streams.kafka.clients import watermarks
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def catch_up(
     """
     started = time.monotonic()
     tp = TopicPartition(topic, partition)
-    low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+    low, high = watermarks(consumer, tp, timeout_s=10.0)
     start = store.changelog_offset
     if start is not None and start > high:
         log.warning(

@@ -18,17 +18,16 @@ The pure part (names, the record codec) is above the I/O part (reading and writi
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 
 from projections.rules import Rules
-from streams.kafka.clients import client_config
+from streams.kafka.clients import client_config, watermarks
 from streams.rules_file import parse_rules_text
 
 log = logging.getLogger(__name__)
@@ -118,34 +117,6 @@ def read_records(bootstrap: str, topic: str, timeout_s: float = 10.0) -> dict[by
         return _read_range(consumer, topic, low, high, timeout_s)
     finally:
         consumer.close()
-
-
-# Errors of a partition created a moment ago, before its leader is known (locally or at the broker).
-WAITING_FOR_A_LEADER = frozenset(
-    {
-        KafkaError.NOT_LEADER_FOR_PARTITION,
-        KafkaError.LEADER_NOT_AVAILABLE,
-        KafkaError.UNKNOWN_TOPIC_OR_PART,
-        KafkaError._UNKNOWN_PARTITION,
-        KafkaError._UNKNOWN_TOPIC,
-    }
-)
-
-
-def watermarks(consumer: Consumer, tp: TopicPartition, timeout_s: float) -> tuple[int, int]:
-    """The partition's watermarks, polled until its leader answers (a topic created a moment ago
-    has none yet) or ``timeout_s`` passed."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s, cached=False)
-            return int(low), int(high)
-        except KafkaException as exc:
-            code = exc.args[0].code() if exc.args and isinstance(exc.args[0], KafkaError) else None
-            waiting = code in WAITING_FOR_A_LEADER
-            if not waiting or time.monotonic() > deadline:
-                raise
-        time.sleep(0.1)  # the interval of polling for the leader
 
 
 def _read_range(consumer: Consumer, topic: str, low: int, high: int, timeout_s: float) -> dict[bytes, Generation]:

@@ -213,6 +213,9 @@ def render_properties(layout: BrokerLayout, port: int, controller_port: int, sas
             "share.coordinator.state.topic.replication.factor=1",
             "share.coordinator.state.topic.min.isr=1",
             "group.initial.rebalance.delay.ms=0",
+            # Kafka's floor for a member's session timeout is 6 s; tests and local runs may ask for
+            # less (about 3 s) so that a killed or paused worker's partitions move sooner.
+            "group.min.session.timeout.ms=1000",
             # Topics are created explicitly by the app (partition count, retention); a typo in a
             # topic name should fail loudly instead of creating a one-partition topic.
             "auto.create.topics.enable=false",

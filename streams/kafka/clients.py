@@ -9,9 +9,12 @@ confluent-kafka clients take :func:`client_config`; faust's own (aiokafka) clien
 from __future__ import annotations
 
 import ssl
+import time
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from streams.settings import Settings
 
@@ -46,3 +49,32 @@ def faust_credentials(settings: Settings) -> Any:
     if context is not None:
         return faust.SSLCredentials(context)
     return None
+
+
+# A partition answers so while its leader is elected, or before the client's metadata knows a topic
+# created a moment ago: ask again rather than fail.
+WAITING_FOR_A_LEADER = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_PARTITION,
+        KafkaError._UNKNOWN_TOPIC,
+    }
+)
+
+
+def watermarks(consumer: Consumer, tp: TopicPartition, timeout_s: float) -> tuple[int, int]:
+    """The partition's watermarks, polled until its leader answers (a topic created a moment ago
+    has none yet) or ``timeout_s`` passed."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s, cached=False)
+            return int(low), int(high)
+        except KafkaException as exc:
+            code = exc.args[0].code() if exc.args and isinstance(exc.args[0], KafkaError) else None
+            waiting = code in WAITING_FOR_A_LEADER
+            if not waiting or time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)  # the interval of polling for the leader

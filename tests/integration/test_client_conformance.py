@@ -20,7 +20,6 @@ version read, the file and the function it follows. Sources read (public, not co
 from __future__ import annotations
 
 import base64
-import uuid
 from urllib.parse import unquote
 
 import httpx
@@ -31,25 +30,12 @@ from confluent_kafka import Consumer, TopicPartition
 
 from projections.segment import encode_segment_token
 from streams.testing.events import logged_in
-from streams.testing.paths import SAMPLE_RULES_FILE
-from tests.support.workers import shared_worker, worker_client
+from tests.support.service_worker import NEW_SIGNING_KEY, OUTLET_HOST, TRUSTED_KEY
+from tests.support.workers import worker_client
 
 pytestmark = pytest.mark.integration
 
-TRUSTED_KEY = "test-conformance-service-key-" + uuid.uuid4().hex
 FIVE_DAYS = 5 * 24 * 3600
-# A second store beside the sample's "demo": one deployment, two accounts.
-OUTLET_RULES = """
-[accounts.outlet]
-id = "0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
-channel = "2"
-currency_code = "USD"
-currency_symbol = "$"
-country_code = "USA"
-culture_info = "en-US"
-channel_privacy = "public"
-"""
-OUTLET_HOST = "outlet.example"
 
 # node-vtex-api Segment.ts: ALLOWED_QUERY_PREFIXES, the query keys rawSegment keeps (sorted).
 SEGMENT_QUERY_PREFIXES = ("utm", "cultureInfo", "supportedLocales", "__bindingId")
@@ -88,16 +74,8 @@ OPENAPI_SEGMENT_KEYS = [
 
 
 @pytest.fixture(scope="module")
-def worker(kafka_bootstrap, tmp_path_factory):
-    rules = tmp_path_factory.mktemp("conformance-rules") / "rules.toml"
-    rules.write_text(SAMPLE_RULES_FILE.read_text() + OUTLET_RULES)
-    with shared_worker(
-        kafka_bootstrap, tmp_path_factory, "conformance", partitions=4,
-        SESSIONS_RULES_FILE=str(rules),
-        SESSIONS_SERVICE_KEYS=f"{TRUSTED_KEY}=events:trusted",
-        SESSIONS_HOST_ACCOUNTS=f"{OUTLET_HOST}=outlet",
-    ) as process:  # fmt: skip
-        yield process
+def worker(service_worker):
+    return service_worker  # this process's shared worker (tests/support/service_worker.py)
 
 
 # An IO app's server-side HTTP client (its tests set every cookie by hand), and a browser.
@@ -134,7 +112,7 @@ def any_set_cookie(response: httpx.Response, name: str) -> str | None:
 
 
 def claims_of(token: str, worker) -> dict:
-    key = (worker.data_dir / "session-signing.key").read_text()
+    key = NEW_SIGNING_KEY  # the shared worker's current signing key
     return jwt.decode(token, key, algorithms=["HS256"])  # raises unless signed with the current key
 
 

@@ -13,15 +13,13 @@ from streams.testing.events import at, cart_item_added, new_session_id, page_vie
 from streams.testing.workers import SERVICE_HEADERS
 from tests.support.dead_letters import headers, read_dead_letters, reason
 from tests.support.sessions import public_has, wait_for_session
-from tests.support.workers import shared_worker
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def worker(kafka_bootstrap, tmp_path_factory):
-    with shared_worker(kafka_bootstrap, tmp_path_factory, "event-path", partitions=6) as process:
-        yield process
+def worker(service_worker):
+    return service_worker  # this process's shared worker (tests/support/service_worker.py)
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
 import orjson
 import pytest
@@ -13,27 +11,20 @@ from projections.session import fold
 from schemas.events import event_from_object
 from schemas.session import encode_view
 from streams.testing.events import page_view
-from streams.testing.paths import SAMPLE_RULES_FILE, sample_rules
+from streams.testing.paths import sample_rules
+from tests.support.service_worker import TRUSTED_KEY as KEY
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.strategies import event_sequences
-from tests.support.workers import shared_worker
 
 pytestmark = pytest.mark.integration
 
-KEY = "property-test-service-key-" + uuid.uuid4().hex
 RULES = sample_rules()
 
 
 @pytest.fixture(scope="module")
-def service(kafka_bootstrap, tmp_path_factory):
-    with (
-        shared_worker(
-            kafka_bootstrap, tmp_path_factory, "property", partitions=3,
-            SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE),
-            SESSIONS_SERVICE_KEYS=f"{KEY}=events:trusted sessions:read",
-        ) as worker,
-        httpx.Client(base_url=worker.url, timeout=15.0, headers={"Authorization": f"Bearer {KEY}"}) as client,
-    ):  # fmt: skip
+def service(service_worker):
+    headers = {"Authorization": f"Bearer {KEY}"}
+    with httpx.Client(base_url=service_worker.url, timeout=15.0, headers=headers) as client:
         yield client
 
 

@@ -33,13 +33,12 @@ from schemathesis.specs.openapi.checks import (
 from streams.app import create_engine
 from streams.settings import Settings
 from streams.testing.paths import SAMPLE_RULES_FILE
-from tests.support.workers import module_worker
+from tests.support.service_worker import TRUSTED_KEY
 
 pytestmark = pytest.mark.integration
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "streams" / "web" / "openapi.json"
 REF = "#/components/schemas/{name}"
-TRUSTED_KEY = "test-openapi-service-key-" + uuid.uuid4().hex
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -56,11 +55,9 @@ FUZZ = settings(
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
-worker = module_worker(
-    "openapi",
-    SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE),
-    SESSIONS_SERVICE_KEYS=f"{TRUSTED_KEY}=events:trusted sessions:read",
-)
+@pytest.fixture(scope="module")
+def worker(service_worker):
+    return service_worker  # this process's shared worker (tests/support/service_worker.py)
 
 
 @pytest.fixture(scope="module")

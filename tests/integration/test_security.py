@@ -21,14 +21,15 @@ import orjson
 import pytest
 
 from streams.app import create_engine
-from streams.settings import SCOPES, Settings
+from streams.settings import Settings
 from streams.testing.events import logged_in, page_view
 from streams.testing.paths import SAMPLE_RULES_FILE
 from streams.testing.workers import SERVICE_HEADERS
 from streams.web.tokens import SessionTokens
+from tests.support.service_worker import ALL_BUT, NEW_SIGNING_KEY, OLD_SIGNING_KEY, ONLY
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.tokens import tampered
-from tests.support.workers import module_worker, worker_client
+from tests.support.workers import worker_client
 
 pytestmark = pytest.mark.integration
 
@@ -40,11 +41,6 @@ OPERATIONS = sorted(
     for method, operation in item.items()
     if method in METHODS
 )
-# One key per scope (only that scope), and per scope one key with every other scope but that one.
-ONLY = {scope: f"test-only-{scope.replace(':', '-')}-{uuid.uuid4().hex}" for scope in SCOPES}
-ALL_BUT = {scope: f"test-all-but-{scope.replace(':', '-')}-{uuid.uuid4().hex}" for scope in SCOPES}
-OLD_SIGNING_KEY = "old-signing-key-" + uuid.uuid4().hex + uuid.uuid4().hex
-NEW_SIGNING_KEY = "new-signing-key-" + uuid.uuid4().hex + uuid.uuid4().hex
 GONE_SIGNING_KEY = "gone-signing-key-" + uuid.uuid4().hex + uuid.uuid4().hex
 
 
@@ -52,17 +48,11 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-# One key with only each scope, one with every scope but it.
-KEYS = [f"{ONLY[scope]}={scope}" for scope in SCOPES] + [
-    f"{ALL_BUT[scope]}={' '.join(sorted(SCOPES - {scope}))}" for scope in SCOPES
-]
-worker = module_worker(
-    "security",
-    partitions=2,
-    SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE),
-    SESSIONS_SERVICE_KEYS=";".join(KEYS),
-    SESSIONS_SESSION_SIGNING_KEYS=f"{NEW_SIGNING_KEY},{OLD_SIGNING_KEY}",
-)
+@pytest.fixture(scope="module")
+def worker(service_worker):
+    return service_worker  # this process's shared worker (tests/support/service_worker.py)
+
+
 client = worker_client()
 
 

@@ -24,7 +24,7 @@ def partition_of(sid: str) -> int:
 
 
 SESSIONS = 40
-FAST_FAILOVER = {"SESSIONS_KAFKA_SESSION_TIMEOUT_S": "6", "SESSIONS_STANDBY_REPLICAS": "1"}
+FAST_FAILOVER = {"SESSIONS_STANDBY_REPLICAS": "1"}  # with the tests' 3 s session timeout
 
 
 def gauges(worker) -> dict[str, dict[tuple, float]]:

@@ -16,23 +16,22 @@ import orjson
 import pytest
 
 from streams.testing.events import cart_item_added, logged_in, logged_out, page_view, public_set
-from streams.testing.paths import SAMPLE_RULES_FILE
 from tests.support.dead_letters import read_dead_letters, reason
+from tests.support.service_worker import NEW_SIGNING_KEY, TRUSTED_KEY
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.tokens import tampered
-from tests.support.workers import module_worker, worker_client
+from tests.support.workers import worker_client
 
 pytestmark = pytest.mark.integration
 
-TRUSTED_KEY = "test-identity-service-key-" + uuid.uuid4().hex
 FIVE_DAYS = 5 * 24 * 3600
 
 
-worker = module_worker(
-    "storefront",
-    SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE),
-    SESSIONS_SERVICE_KEYS=f"{TRUSTED_KEY}=events:trusted sessions:read",
-)
+@pytest.fixture(scope="module")
+def worker(service_worker):
+    return service_worker  # this process's shared worker (tests/support/service_worker.py)
+
+
 browser = worker_client()
 identity_service = worker_client(Authorization=f"Bearer {TRUSTED_KEY}")
 
@@ -255,7 +254,7 @@ def test_a_tampered_token_gets_a_fresh_session_and_never_the_original_data(brows
     header, payload, signature = original.split(".")
     claims = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     forged_payload = base64.urlsafe_b64encode(orjson.dumps({**claims, "version": 99})).rstrip(b"=").decode()
-    key = (worker.data_dir / "session-signing.key").read_text()
+    key = NEW_SIGNING_KEY  # the shared worker's current signing key
     expired = jwt.encode({**claims, "iat": 1, "exp": 2}, key, algorithm="HS256")
     wrong_key = jwt.encode(claims, "x" * 64, algorithm="HS256")
     for bad in [
