@@ -23,6 +23,8 @@ from streams.testing.workers import MASTER_KEYS, SPAWNED_LOGS, WorkerProcess, ma
 from tests.support import service_worker as service
 from tests.support.workers import TEST_WORKER_ENV, shared_worker
 
+pytest_plugins = ["pytester"]  # tests/integration/test_leak_scan.py runs an inner pytest
+
 KAFKA_IMAGE = "apache/kafka:4.1.1"
 
 # --- parallel runs (pytest-xdist, ``--dist loadfile``) ----------------------------------------------
