@@ -84,7 +84,7 @@ class Metrics:
         self.forwarded = Counter(
             "forwarded_requests",
             "Requests forwarded to the worker owning the session, by route template and the owner's status "
-            "('unreachable' when it did not answer).",
+            "('unreachable': no connection; 'timeout': no answer within SESSIONS_FORWARD_TIMEOUT_S).",
             ["route", "status"], namespace=NAMESPACE, registry=r,
         )  # fmt: skip
 
@@ -107,8 +107,9 @@ class Metrics:
         self.http_requests.labels(route, method, str(status)).inc()
         self.http_seconds.labels(route, method).observe(seconds)
 
-    def forwarded_request(self, route: str, status: int | None) -> None:
-        self.forwarded.labels(route, "unreachable" if status is None else str(status)).inc()
+    def forwarded_request(self, route: str, status: int | str) -> None:
+        """``status``: the owner's, or "unreachable" (no connection) or "timeout" (no answer in time)."""
+        self.forwarded.labels(route, str(status)).inc()
 
     def watch_fold(self, fold: FoldState) -> None:
         """Lag, restore progress and partitions, read off the loop at each scrape."""

@@ -119,6 +119,10 @@ class Settings:
     host_accounts: str = ""
     # How long a write waits for the owning agent to fold its event before answering 503.
     write_wait_s: float = 5.0
+    # How long a worker waits for the owner of a session to answer a request it forwarded there
+    # before answering 503 with Retry-After itself: an owner that accepts connections but does not
+    # answer (a paused process, a full event loop) must not hold storefront requests for minutes.
+    forward_timeout_s: float = 5.0
     # Service API keys: "<key>=<scope> <scope>;<key2>=<scope>" (scopes: sessions:read,
     # sessions:history, sessions:erase, events:trusted, operations:read). Secrets: kept out of repr; parsed by
     # ``service_key_scopes``.
@@ -256,6 +260,8 @@ class Settings:
             raise SettingsError(f"{PREFIX}PRODUCE_TIMEOUT_S must be positive")
         if self.write_wait_s <= 0:
             raise SettingsError(f"{PREFIX}WRITE_WAIT_S must be positive")
+        if self.forward_timeout_s <= 0:
+            raise SettingsError(f"{PREFIX}FORWARD_TIMEOUT_S must be positive")
         if self.session_ttl_s < 60:
             raise SettingsError(f"{PREFIX}SESSION_TTL_S must be at least 60 seconds")
         if self.log_format not in ("text", "json"):

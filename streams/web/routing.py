@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aiohttp import ClientError, web
+from aiohttp import ClientError, ClientTimeout, web
 from yarl import URL
 
 from streams.fold.store import StoreClosed
@@ -73,14 +73,20 @@ async def forward_if_not_owner(
     headers[FORWARDED] = engine.tokens.proof(f"{request.method} {request.path}")
     target = owner.with_path(request.path).with_query(request.query)
     route = route_of(request)
+    limit = engine.settings.forward_timeout_s
     try:
-        async with engine.app.http_client.request(request.method, target, headers=headers, data=body) as answer:
+        async with engine.app.http_client.request(
+            request.method, target, headers=headers, data=body, timeout=ClientTimeout(total=limit)
+        ) as answer:
             relayed = web.Response(body=await answer.read(), status=answer.status)
             for name, value in answer.headers.items():
                 if name.lower() not in _HOP_HEADERS | {"content-encoding", "date", "server"}:
                     relayed.headers.add(name, value)
+    except TimeoutError:  # aiohttp's timeouts are asyncio.TimeoutError, TimeoutError since 3.11
+        engine.metrics.forwarded_request(route, "timeout")
+        raise unavailable(f"the worker owning this session did not answer within {limit:g}s") from None
     except ClientError:
-        engine.metrics.forwarded_request(route, None)
+        engine.metrics.forwarded_request(route, "unreachable")
         raise unavailable("the worker owning this session does not answer") from None
     engine.metrics.forwarded_request(route, relayed.status)
     return relayed

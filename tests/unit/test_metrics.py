@@ -73,7 +73,8 @@ def test_every_metric_has_its_name_type_and_labels():
     metrics.batch({"navigation.page_viewed": 3}, {"": 1, "session.public_set": 2}, 6, 1, 0.01)
     metrics.request("/api/v1/sessions/{session_id}", "GET", 200, 0.002)
     metrics.forwarded_request("/api/sessions", 201)
-    metrics.forwarded_request("/api/sessions", None)
+    metrics.forwarded_request("/api/sessions", "unreachable")
+    metrics.forwarded_request("/api/v1/sessions/{session_id}", "timeout")
     found = families(metrics)
     assert set(found) == set(EXPECTED_FAMILIES)
     for name, (kind, labels) in EXPECTED_FAMILIES.items():
@@ -87,6 +88,7 @@ def test_every_metric_has_its_name_type_and_labels():
     assert sample(found, "sessions_fold_batch_size_count") == 1
     assert sample(found, "sessions_fold_batch_size_sum") == 6
     assert sample(found, "sessions_forwarded_requests_total", status="unreachable") == 1
+    assert sample(found, "sessions_forwarded_requests_total", status="timeout") == 1
     assert sample(found, "sessions_consumer_lag", partition="2") == 7
     assert sample(found, "sessions_changelog_restored_records_total", partition="3") == 5
     assert sample(found, "sessions_partition_restoring", partition="3") == 1
