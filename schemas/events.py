@@ -353,3 +353,11 @@ def event_from_object(obj: Any) -> Event:
 
 def encode_event(event: Event) -> bytes:
     return _encoder.encode(event)
+
+
+def ahead_of_clock_ms(time: datetime, clock_ms: int) -> int:
+    """How far an event's ``time`` lies after ``clock_ms`` (0 when it does not): the clock of whoever
+    recorded it, the API's at intake. Past a few minutes the event is refused: its session's
+    lifetime runs from its latest event time, so one event stamped a day ahead would keep the
+    session alive for a day."""
+    return max(0, int(time.timestamp() * 1000) - clock_ms)

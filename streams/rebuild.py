@@ -34,14 +34,13 @@ from streams.fold.generations import (
     now_rfc3339,
     read_records,
     scratch_dir,
-    watermarks,
     write_record,
 )
 from streams.fold.loop import FoldConfig, FoldLoop
 from streams.fold.store import SESSIONS_START, SOURCE_OFFSET, unpack_offset
 from streams.fold_waiters import FoldWaiters
 from streams.kafka.admin import TopicSpec, ensure_topics
-from streams.kafka.clients import client_config
+from streams.kafka.clients import client_config, watermarks
 from streams.privacy.cipher import master_keys
 from streams.privacy.keyring import KeyRing
 from streams.rules_file import read_rules_file
@@ -210,10 +209,10 @@ def rebuild(
     loop = FoldLoop(config, generation.parsed_rules(), FoldWaiters(), fence=lambda: 0, on_batch=on_batch, keys=keys)
     partitions = frozenset(range(settings.partitions))
     asyncio_loop = asyncio.new_event_loop()  # never run: nothing waits on a rebuild's folds
-    watermarks = Consumer({**client_config(settings.kafka_bootstrap), "group.id": config.group_id})
+    ends_probe = Consumer({**client_config(settings.kafka_bootstrap), "group.id": config.group_id})
     started = time.monotonic()
     try:
-        ends = _highs(watermarks, settings.events_topic, partitions)
+        ends = _highs(ends_probe, settings.events_topic, partitions)
         keys.start()
         loop.start(asyncio_loop)
         assigned = loop.assign(partitions, 0)
@@ -226,7 +225,7 @@ def rebuild(
                     raise RebuildError("the fold loop stopped")
                 positions = loop.positions()
                 if until_live:
-                    ends = _highs(watermarks, settings.events_topic, partitions)
+                    ends = _highs(ends_probe, settings.events_topic, partitions)
                 left = sum(max(0, ends[p] - positions.get(p, 0)) for p in partitions)
                 if progress is not None:
                     total = sum(ends.values())
@@ -238,7 +237,7 @@ def rebuild(
     finally:
         loop.stop()
         keys.stop()
-        watermarks.close()
+        ends_probe.close()
         asyncio_loop.close()
         summary.seconds = time.monotonic() - started
         summary.events, summary.records = folded

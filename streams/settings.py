@@ -58,6 +58,8 @@ class Settings:
     # limit, so the log and the changelog always take them.
     max_event_bytes: int = 64 * 1024
     max_session_bytes: int = 256 * 1024
+    # An event stamped further ahead of the API's clock than this is refused (400 naming $.time).
+    max_clock_skew_s: float = 300.0
     # The fold loop's RocksDB: one block cache shared by every partition's store, a memtable per
     # partition, and a ceiling on all memtables together (the worker's RSS budget rests on these).
     rocksdb_block_cache_bytes: int = 64 * 1024 * 1024
@@ -260,6 +262,8 @@ class Settings:
             raise SettingsError(f"{PREFIX}PRODUCE_TIMEOUT_S must be positive")
         if self.write_wait_s <= 0:
             raise SettingsError(f"{PREFIX}WRITE_WAIT_S must be positive")
+        if self.max_clock_skew_s < 0:
+            raise SettingsError(f"{PREFIX}MAX_CLOCK_SKEW_S must not be negative")
         if self.forward_timeout_s <= 0:
             raise SettingsError(f"{PREFIX}FORWARD_TIMEOUT_S must be positive")
         if self.session_ttl_s < 60:

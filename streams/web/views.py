@@ -21,6 +21,7 @@ from projections.session import rfc3339
 from schemas.events import (
     STOREFRONT_EVENT_TYPES,
     EventDecodeError,
+    ahead_of_clock_ms,
     encode_event,
     event_from_object,
 )
@@ -97,10 +98,17 @@ class _Batch:
 
 
 def _check_batch(
-    items: list[Any], now: str, trusted: bool, cookie_session: str | None, bound: bool, max_event_bytes: int
+    items: list[Any],
+    now: datetime,
+    trusted: bool,
+    cookie_session: str | None,
+    bound: bool,
+    max_event_bytes: int,
+    max_skew_s: float,
 ) -> _Batch:
     """``bound``: the events may name only ``cookie_session`` (a storefront with a cookie)."""
     batch = _Batch()
+    now_text, now_ms = rfc3339(now), int(now.timestamp() * 1000)
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             batch.problems.append(
@@ -110,9 +118,14 @@ def _check_batch(
         if "subject" not in item and cookie_session is not None:
             item["subject"] = cookie_session  # a storefront posting for its own session
         try:
-            event = event_from_object(_complete_envelope(item, now))
+            event = event_from_object(_complete_envelope(item, now_text))
         except EventDecodeError as exc:
             batch.problems.append(("invalid", {"index": index, "path": exc.path, "message": exc.message}))
+            continue
+        ahead_ms = ahead_of_clock_ms(event.time, now_ms)
+        if ahead_ms > max_skew_s * 1000:
+            message = f"the time is {ahead_ms / 1000:.0f}s ahead of the server's clock (at most {max_skew_s:g}s)"
+            batch.problems.append(("invalid", {"index": index, "path": "$.time", "message": message}))
             continue
         if item["type"] == "session.erased":
             message = (
@@ -210,11 +223,12 @@ def register_views(engine: Engine) -> None:
             cookie_session = engine.tokens.session_id(request.cookies.get(settings.session_cookie))
             batch = _check_batch(
                 items,
-                now=rfc3339(datetime.now(UTC)),
+                now=datetime.now(UTC),
                 trusted=scopes is not None and EVENTS_TRUSTED in scopes,
                 cookie_session=cookie_session,
                 bound=scopes is None and cookie_session is not None,
                 max_event_bytes=settings.max_event_bytes,
+                max_skew_s=settings.max_clock_skew_s,
             )
             if batch.problems:
                 # All or nothing: a batch with one bad event appends none of them.

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import httpx
 import orjson
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
+from projections.session import rfc3339
 from streams.settings import Settings
 from streams.testing.events import at, cart_item_added, new_session_id, page_view
 from streams.testing.workers import SERVICE_HEADERS
@@ -182,6 +185,8 @@ def _bad(mutation):
         (_bad(lambda e: e["data"].update(title="t" * 2000)), "$.data.title", "length <= 1024"),
         (_bad(lambda e: e.update(time="26/11/2026 10:00")), "$.time", "datetime"),
         (_bad(lambda e: e.update(time="2026-11-26T10:00:00")), "$.time", "timezone"),
+        (_bad(lambda e: e.update(time=rfc3339(datetime.now(UTC) + timedelta(hours=1)))), "$.time",
+         "ahead of the server's clock"),
         (_bad(lambda e: e.update(subject="session-42")), "$.subject", "regex"),
         (_bad(lambda e: e.pop("subject")), "$.subject", "missing required field `subject`"),
         (_bad(lambda e: e.update(dataschema="urn:session-engine:schema:navigation.page_viewed:v9")), "$.dataschema",
