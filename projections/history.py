@@ -1,7 +1,8 @@
 """A session's past, folded again from its events: what each event changed, the state at an
 instant, the state right after an event. Pure: the events come from the caller (the worker reads
-them from its history store or from Kafka), and the fold is the one the worker runs
-(:func:`projections.session.apply`), with the rules of today.
+them from its history store or from Kafka), and the fold is the worker's own step
+(:func:`projections.step.step`: erasures end a session, the lifetime restarts it), with the rules
+of today.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from projections.errors import EventRejected
+from projections.lifetime import epoch_ms, expired, lifetime_ms_of
 from projections.rules import EMPTY_RULES, Rules
-from projections.session import apply, ends_session
+from projections.session import ends_session
+from projections.step import NO_SESSION, continues, step
 from schemas.events import Event
 from schemas.session import Namespaces, SessionState
 
@@ -41,51 +44,22 @@ def changed_paths(before: Namespaces, after: Namespaces) -> list[str]:
     return paths
 
 
-class Lifetime:
-    """A session's lifetime (None: forever): an event that comes more than ``lifetime`` after the
-    latest event time folded so far starts the session afresh; the old one had expired. The fold
-    engine applies the same rule (``streams.fold.batch``), so a replay meets the same restarts."""
-
-    def __init__(self, lifetime: timedelta | None) -> None:
-        # In whole milliseconds, as the engine stores a session's activity.
-        self.lifetime_ms = None if lifetime is None else int(lifetime.total_seconds() * 1000)
-        self.latest_ms: int | None = None
-
-    def expired_by(self, event: Event) -> bool:
-        return self.expired_at(event.time)
-
-    def expired_at(self, moment: datetime) -> bool:
-        if self.lifetime_ms is None or self.latest_ms is None:
-            return False
-        return _ms(moment) - self.latest_ms > self.lifetime_ms
-
-    def folded(self, event: Event) -> None:
-        self.latest_ms = _ms(event.time) if self.latest_ms is None else max(self.latest_ms, _ms(event.time))
-
-
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
 def replay(events: Iterable[Event], rules: Rules = EMPTY_RULES, lifetime: timedelta | None = None) -> Iterator[Step]:
-    """Fold the events in order, yielding each with the state after it and what it changed."""
-    state: SessionState | None = None
-    clock = Lifetime(lifetime)
+    """Fold the events in order (the worker's step: ``projections.step``), yielding each with the
+    state after it and what it changed."""
+    session, lifetime_ms = NO_SESSION, lifetime_ms_of(lifetime)
     for event in events:
-        if ends_session(event):  # erased: nothing is left, whatever the lifetime says
-            yield Step(event, None, changed_paths(state.namespaces if state is not None else {}, {}), False)
-            state, clock = None, Lifetime(lifetime)
-            continue
-        base = None if clock.expired_by(event) else state
+        # What the event changed is measured from what it folded into: nothing when it starts the
+        # session afresh; everything the session held when it ends it.
+        base = session.state if ends_session(event) or continues(session, event, lifetime_ms) else None
         try:
-            after = apply(base, event, rules)
+            after = step(session, event, rules, lifetime_ms)
         except EventRejected:
-            yield Step(event, state, [], True)
+            yield Step(event, session.state, [], True)
             continue
-        clock.folded(event)
         before: Namespaces = base.namespaces if base is not None else {}
-        yield Step(event, after, changed_paths(before, after.namespaces), False)
-        state = after
+        yield Step(event, after.state, changed_paths(before, after.state.namespaces if after.state else {}), False)
+        session = after
 
 
 def state_at(
@@ -95,22 +69,16 @@ def state_at(
     or the session had expired by then).
 
     A skewed event (earlier in the log, later in time) is left out even when later ones are in."""
-    state: SessionState | None = None
-    clock = Lifetime(lifetime)
+    session, lifetime_ms = NO_SESSION, lifetime_ms_of(lifetime)
     for event in events:
         if event.time <= instant:
-            if ends_session(event):
-                state, clock = None, Lifetime(lifetime)
-                continue
-            base = None if clock.expired_by(event) else state
             try:
-                state = apply(base, event, rules)
+                session = step(session, event, rules, lifetime_ms)
             except EventRejected:
                 continue
-            clock.folded(event)
-    if state is not None and clock.expired_at(instant):
+    if expired(session.activity_ms, epoch_ms(instant), lifetime_ms):
         return None  # inactive for longer than its lifetime at that instant: expired
-    return state
+    return session.state
 
 
 class UnknownEvent(LookupError):
@@ -123,7 +91,7 @@ def state_after(
     """The state right after the event with ``event_id`` (its first occurrence): the fold of the
     events before it and itself, in log order. None when the session had no state by then (the
     event was refused and nothing came before it)."""
-    for step in replay(events, rules, lifetime):
-        if step.event.id == event_id:
-            return step.state
+    for replayed in replay(events, rules, lifetime):
+        if replayed.event.id == event_id:
+            return replayed.state
     raise UnknownEvent(event_id)

@@ -213,8 +213,9 @@ def export(
 
     With --sessions: the session documents as of --to (as the service API serves them) of the
     sessions active in [--from, --to), i.e. with at least one event whose time is in the range. Each
-    is the fold of its events whose time is before --to, in log order, with the worker's rules; every
-    partition is read from its beginning.
+    is the fold of its events whose time is before --to, in log order, with the worker's rules and
+    lifetime (SESSIONS_SESSION_TTL_S): an erased session has no document, one restarted after its
+    lifetime is written from the restart; every partition is read from its beginning.
 
     Personal fields (e-mail, user id, names, phone, document) are sealed in the log: they are
     written redacted (a "redacted" stand-in) unless --master-key is given, which opens them (a value
@@ -316,6 +317,9 @@ def _export_sessions(
                 settings.max_session_bytes,
                 reporter,
                 unseal,
+                # The worker's lifetime (``streams.app.fold_config``): the export restarts the
+                # sessions it restarted.
+                lifetime_ms=settings.session_ttl_s * 1000,
             )
     except Exception as exc:  # noqa: BLE001 - the broker is unreachable, the topic missing, the file unwritable
         typer.echo(f"error: export failed: {exc}", err=True)

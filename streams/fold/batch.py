@@ -1,8 +1,9 @@
 """One batch of one partition's records through the fold, with no I/O: the data plane's pure step.
 
 Records are grouped by session in log order; each touched session is read once (through ``read``,
-which the loop backs with its cache and the store), folded over its events of the batch,
-and encoded once. The outcome equals folding the records one at a time: each session sees its
+which the loop backs with its cache and the store), folded over its events of the batch by the one
+per-session step every fold of the log shares (``projections.step``: erasures, the lifetime, the
+size limit), and encoded once. The outcome equals folding the records one at a time: each session sees its
 events in order, and a record that cannot be folded is set aside with its reason.
 
 Every stored session remembers the offset of the last record folded into it, so a record at or
@@ -18,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from projections.rules import Rules
-from projections.session import apply, ends_session
+from projections.step import NO_SESSION, Session, fold_session
 from schemas.events import Event, EventDecodeError, decode_event, type_name
-from schemas.session import SessionState, encode_state
+from schemas.session import SessionState
 from streams.fold import locator
 
 log = logging.getLogger(__name__)
@@ -87,8 +88,9 @@ SourceRecord = tuple[bytes | None, bytes | None, int]
 def fold_batch(
     records: Iterable[SourceRecord], read: Reader, rules: Rules, max_session_bytes: int, lifetime_ms: int = 0
 ) -> BatchOutcome:
-    """``lifetime_ms`` (0: forever): an event more than this after its session's previous one
-    starts the session afresh (the old one expired; ``projections.history`` replays the same)."""
+    """``lifetime_ms`` (0: forever): an event more than this after its session's latest one
+    starts the session afresh (the old one expired: ``projections.step``, which the replays and
+    ``sessionctl export --sessions`` fold with too)."""
     outcome = BatchOutcome()
     by_session: dict[bytes, list[tuple[int, Event, bytes]]] = {}
     for key, value, offset in records:
@@ -122,80 +124,55 @@ def _fold_session(
     max_session_bytes: int,
     lifetime_ms: int,
     outcome: BatchOutcome,
-    check_each: bool = False,
 ) -> None:
-    """Fold one session's events of the batch, encoding it once at the end; ``check_each`` (the
-    rare second pass of a session that overgrew) encodes after every event to set aside exactly
-    the events that overgrow it."""
+    """Fold one session's events of the batch by the one per-session policy
+    (``projections.step``), then do the batch's bookkeeping: redeliveries skipped, refusals
+    dead-lettered, locators grown (and sealed at an erasure), the state written once."""
     folded_offset = stored.offset if stored is not None else -1
-    state = stored.state if stored is not None else None
-    activity_ms = stored.activity_ms if stored is not None else 0
+    if events[0][0] <= folded_offset:  # offsets grow within a batch: the redeliveries come first
+        fresh = [entry for entry in events if entry[0] > folded_offset]
+        outcome.skipped += len(events) - len(fresh)
+        if not fresh:
+            return
+        events = fresh
+    session = Session(stored.state, stored.activity_ms) if stored is not None else NO_SESSION
+    result = fold_session(session, [event for _, event, _ in events], rules, lifetime_ms, max_session_bytes)
     # The locator this batch's events extend, and its last entry (an erasure seals it and starts over).
     base_locator = stored.locator if stored is not None else b""
-    base_last = folded_offset
-    last_offset, encoded = folded_offset, b""
+    base_last = last_offset = folded_offset
     applied: list[Event] = []
     applied_offsets: list[int] = []
-    for offset, event, value in events:
-        if offset <= folded_offset:
-            outcome.skipped += not check_each
+    for (offset, event, value), done in zip(events, result.outcomes, strict=True):
+        if done.refusal:
+            if done.error is not None:
+                log.error(
+                    "fold failed for event %s",
+                    event.id,
+                    exc_info=done.error,
+                    extra={"session_id": event.subject, "event_id": event.id},
+                )
+            outcome.dead.append(DeadRecord(offset, key, value, done.refusal, type_name(type(event)), event.id))
             continue
-        if ends_session(event):  # erased: its events stay located (sealed), nothing else is left
+        applied.append(event)
+        last_offset = offset
+        if done.ended:  # erased: its events stay located (sealed), nothing else is left
             erased = locator.append(base_locator, base_last, [*applied_offsets, offset])
             outcome.sealed[locator.chunk_key(key, locator.offsets(erased)[0])] = erased
-            state, activity_ms, last_offset = None, 0, offset
             base_locator, base_last, applied_offsets = b"", offset, []
-            applied.append(event)
-            continue
-        event_ms = int(event.time.timestamp() * 1000)
-        # An activity of 0 is unknown (a value stored before it was kept): never expired here.
-        expired = lifetime_ms and activity_ms and event_ms - activity_ms > lifetime_ms
-        try:
-            candidate = apply(None if expired else state, event, rules)
-        except Exception as exc:  # a bug in one rule must not stop every session's stream
-            if not check_each:  # the second pass meets the same failures: reported once
-                log.exception(
-                    "fold failed for event %s", event.id, extra={"session_id": event.subject, "event_id": event.id}
-                )
-                outcome.dead.append(
-                    DeadRecord(offset, key, value, rejection_reason(exc), type_name(type(event)), event.id)
-                )
-            continue
-        if check_each:
-            candidate_encoded = encode_state(candidate)
-            if len(candidate_encoded) > max_session_bytes:
-                # Kept below Kafka's message limit: a changelog write that fails would stop the
-                # loop, and it would fail again on every restart.
-                reason = f"the session would grow over {max_session_bytes} bytes"
-                outcome.dead.append(DeadRecord(offset, key, value, reason, type_name(type(event)), event.id))
-                continue
-            encoded = candidate_encoded
-        state, last_offset, activity_ms = candidate, offset, max(activity_ms, event_ms)
-        applied.append(event)
-        applied_offsets.append(offset)
+        else:
+            applied_offsets.append(offset)
     if not applied:
         return
+    state = result.session.state
     if state is None:  # the batch's last word on the session was its erasure
         outcome.erased[key] = last_offset
     else:
-        if not check_each:
-            encoded = encode_state(state)
-            if len(encoded) > max_session_bytes:
-                _fold_session(key, events, stored, rules, max_session_bytes, lifetime_ms, outcome, check_each=True)
-                return
         grown = locator.append(base_locator, base_last, applied_offsets)
         if len(grown) > locator.LOCATOR_MAX_BYTES:
             outcome.sealed[locator.chunk_key(key, locator.offsets(grown)[0])] = grown
             grown = b""
-        outcome.writes[key] = Written(last_offset, encoded, state, grown, activity_ms)
+        outcome.writes[key] = Written(last_offset, result.encoded, state, grown, result.session.activity_ms)
     outcome.folded.extend((event.id, key) for event in applied)
     by_class = outcome.folded_by_class
     for event in applied:  # counted once the session's events are written, as `folded` is
         by_class[type(event)] = by_class.get(type(event), 0) + 1
-
-
-def rejection_reason(exc: Exception) -> str:
-    """A dead letter's reason: a rule's own refusal as it words it, anything else as a failure."""
-    if getattr(exc, "dead_letter_reason", False):
-        return str(exc)
-    return f"fold failed: {exc!r}"

@@ -1,19 +1,23 @@
 """``sessionctl export --sessions``: the session documents as of ``T2`` of the sessions active in
 ``[T1, T2)``, to JSON Lines or Parquet.
 
-A session's document as of ``T2`` is the pure fold (``projections.session.apply``, the worker's
-code, with the worker's rules) of its events whose ``time`` is before ``T2``, in log order. So every
-partition is read from its beginning, not from ``T1``: up to the first record stamped at or after
-``T2 + slack`` (the slack rule of ``streams.history.export``), folding as it goes. A session is
-*active in the range* when at least one of its events has its ``time`` in ``[T1, T2)``; only those
-are written.
+A session's document as of ``T2`` is the pure fold of its events whose ``time`` is before ``T2``, in
+log order, by the worker's own per-session step (``projections.step``, with the worker's rules and
+lifetime): a ``session.erased`` leaves no document (unless later events start a new session), and
+an event more than the lifetime after the session's latest one starts it afresh, as the worker
+serves it. So every partition is read from its beginning, not from ``T1``: up to the first record
+stamped at or after ``T2 + slack`` (the slack rule of ``streams.history.export``), folding as it
+goes. A session is *active in the range* when at least one of its events has its ``time`` in
+``[T1, T2)``; only those are written, each as its last document before ``T2``, even when it expired
+after its last event (the export describes the sessions active in the range, not only those still
+alive at ``T2``).
 
-The folded states are kept encoded (msgspec JSON bytes, one flag byte in front saying whether the
-session is active), in a temporary RocksDB store by default, so that millions of sessions cost disk,
-not Python objects. Records the worker would not fold are skipped the way it skips them: a record
-that is not an event, whose key is not its event's subject, an event the session refuses
-(``EventRejected``, or a failing rule), an event that would grow the session over
-``max_session_bytes``.
+The folded states are kept encoded (msgspec JSON bytes, behind a flag byte saying whether the
+session is active and its activity for the lifetime rule: ``pack``), in a temporary RocksDB store
+by default, so that millions of sessions cost disk, not Python objects. Records the worker would
+not fold are skipped the way it skips them: a record that is not an event, whose key is not its
+event's subject, an event the session refuses (``EventRejected``, or a failing rule), an event that
+would grow the session over ``max_session_bytes``.
 
 Sealed personal values are redacted, or opened with the master key, before an event is decoded
 (``streams.history.export``, the ``unseal`` of :class:`SessionFolder`): the fold sees the stand-ins
@@ -25,18 +29,19 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import struct
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, Final, Protocol
+from typing import IO, Any, Final, NamedTuple, Protocol
 
 from projections.rules import Rules
-from projections.session import apply
+from projections.step import NO_SESSION, Session, fold_session
 from schemas.events import Event, EventDecodeError, decode_event
-from schemas.session import SessionState, decode_state, encode_state, encode_view
+from schemas.session import SessionState, decode_state, encode_view
 from streams.history.export import (
     DEFAULT_SLACK,
     ProgressCallback,
@@ -79,13 +84,23 @@ INACTIVE: Final = b"\x00"
 # --- pure part ----------------------------------------------------------------------------------
 
 
-def pack(active: bool, encoded: bytes) -> bytes:
-    """A stored session: one flag byte (active in the range or not), then the encoded state."""
-    return (ACTIVE if active else INACTIVE) + encoded
+_ACTIVITY = struct.Struct(">q")  # the session's activity (epoch ms), after the flag byte
 
 
-def unpack(stored: bytes) -> tuple[bool, bytes]:
-    return stored[:1] == ACTIVE, stored[1:]
+class Packed(NamedTuple):
+    active: bool  # the session has an event in the range
+    encoded: bytes  # its state (b"": none, e.g. erased)
+    activity_ms: int  # the latest event time folded into it (``projections.lifetime``)
+
+
+def pack(active: bool, encoded: bytes, activity_ms: int = 0) -> bytes:
+    """A stored session: one flag byte (active in the range or not), its activity, its encoded state."""
+    return (ACTIVE if active else INACTIVE) + _ACTIVITY.pack(activity_ms) + encoded
+
+
+def unpack(stored: bytes) -> Packed:
+    (activity_ms,) = _ACTIVITY.unpack_from(stored, 1)
+    return Packed(stored[:1] == ACTIVE, stored[1 + _ACTIVITY.size :], activity_ms)
 
 
 @dataclass
@@ -93,50 +108,8 @@ class FoldCounts:
     skipped: int = 0  # records that are not events (no value, not JSON, not a known event)
     mismatched: int = 0  # events whose record key is not their subject (the worker dead-letters them)
     later: int = 0  # events whose time is at or after T2 (read because of the slack, not folded)
-    folded: int = 0  # events applied
+    folded: int = 0  # events folded (erasures included)
     refused: int = 0  # events the session refused, or that would grow it over the size limit
-
-
-def fold_events(
-    state: SessionState | None,
-    events: Iterable[Event],
-    rules: Rules,
-    max_session_bytes: int,
-    counts: FoldCounts,
-) -> tuple[SessionState | None, bytes]:
-    """One session's events applied in order as the worker applies them; the state and its
-    encoding (``b""`` when there is no state). A refused event leaves the state as it was."""
-    events = list(events)
-    candidate, applied = state, 0
-    for event in events:
-        try:
-            candidate = apply(candidate, event, rules)
-        except Exception:  # noqa: BLE001 - EventRejected or a failing rule: the worker dead-letters it
-            counts.refused += 1
-            continue
-        applied += 1
-    if candidate is None:
-        return None, b""
-    encoded = encode_state(candidate)
-    if len(encoded) <= max_session_bytes:
-        counts.folded += applied
-        return candidate, encoded
-    # Over the limit: again, encoding after each event to refuse exactly the events that overgrow it.
-    counts.refused -= len(events) - applied
-    encoded = encode_state(state) if state is not None else b""
-    for event in events:
-        try:
-            next_state = apply(state, event, rules)
-        except Exception:  # noqa: BLE001 - as above
-            counts.refused += 1
-            continue
-        next_encoded = encode_state(next_state)
-        if len(next_encoded) > max_session_bytes:
-            counts.refused += 1
-            continue
-        state, encoded = next_state, next_encoded
-        counts.folded += 1
-    return state, encoded
 
 
 class States(Protocol):
@@ -182,6 +155,7 @@ class SessionFolder:
     sessions: frozenset[str] = frozenset()  # only these (all when empty)
     max_session_bytes: int = 256 * 1024
     unseal: Unseal = redact_json  # a record holding sealed values: redacted (default) or opened
+    lifetime_ms: int = 0  # sessions' lifetime, as the worker's (0: forever)
 
     def __post_init__(self) -> None:
         self.counts = FoldCounts()
@@ -225,11 +199,20 @@ class SessionFolder:
         changed: dict[bytes, bytes] = {}
         for key, events in by_session.items():
             stored = self.states.get(key)
-            was_active, encoded = unpack(stored) if stored is not None else (False, b"")
-            state = decode_state(encoded) if encoded else None
-            state, encoded = fold_events(state, events, self.rules, self.max_session_bytes, counts)
-            if state is not None:
-                changed[key] = pack(was_active or key in active, encoded)
+            if stored is None:
+                was_active, session = False, NO_SESSION
+            else:
+                was_active, encoded, activity_ms = unpack(stored)
+                session = Session(decode_state(encoded) if encoded else None, activity_ms)
+            result = fold_session(session, events, self.rules, self.lifetime_ms, self.max_session_bytes)
+            refused = sum(1 for outcome in result.outcomes if outcome.refusal)
+            counts.refused += refused
+            counts.folded += len(events) - refused
+            if refused == len(events) and (was_active or key not in active):
+                continue  # nothing changed
+            # An erased session is kept with no state (``documents`` leaves it out): the store has
+            # no delete, and a later batch's events start a new session from nothing either way.
+            changed[key] = pack(was_active or key in active, result.encoded, result.session.activity_ms)
         if changed:
             self.states.put_many(changed)
         return counts.folded - before
@@ -237,8 +220,8 @@ class SessionFolder:
     def documents(self) -> Iterator[SessionState]:
         """The sessions active in the range, in session id order."""
         for _, stored in self.states.items():
-            active, encoded = unpack(stored)
-            if active:
+            active, encoded, _ = unpack(stored)
+            if active and encoded:  # no state: erased (and nothing after it)
                 yield decode_state(encoded)
 
 
@@ -405,13 +388,14 @@ def export_sessions_to_file(
     max_session_bytes: int = 256 * 1024,
     progress: ProgressCallback | None = None,
     unseal: Unseal = redact_json,
+    lifetime_ms: int = 0,
 ) -> SessionsSummary:
     """The export written to ``path.partial`` and renamed to ``path`` once complete; the folded
     states wait in a temporary RocksDB store beside nothing else (the system's temp folder)."""
     partial = path.with_name(path.name + ".partial")
     states = DiskStates()
     try:
-        folder = SessionFolder(start, end, rules, states, sessions, max_session_bytes, unseal)
+        folder = SessionFolder(start, end, rules, states, sessions, max_session_bytes, unseal, lifetime_ms)
         writer = open_session_writer(fmt, partial)
         try:
             summary = export_sessions(bootstrap, topic, folder, writer, slack, progress)

@@ -17,8 +17,9 @@ from faust.web import View
 from schemas.events import SessionErased
 from schemas.personal import normalize
 from streams.fold.store import StoreClosed
-from streams.kafka.producer import ProduceFailed, event_record
+from streams.kafka.producer import event_record
 from streams.privacy.keyring import KeyRing, KeysUnavailable
+from streams.web.appending import EventLog
 from streams.web.errors import HttpError, json_response, unavailable
 from streams.web.service_auth import SESSIONS_ERASE, page, requires
 from streams.web.storefront import new_event
@@ -71,14 +72,13 @@ async def erase_session(engine: Engine, session_id: str) -> dict[str, Any]:
     if not _had_session(engine, session_id):
         raise HttpError(404, "session_not_found", f"no session {session_id}")
     event = _erased_event(session_id)
-    future = engine.waiters.expect(event.id)
+    pending = await EventLog.of(engine).append_expecting([event_record(event)], event.id)
     try:
-        await engine.producer.send([event_record(event)])
-    except ProduceFailed as exc:
-        engine.waiters.forget(event.id)
-        raise unavailable(f"the event log is unavailable: {exc}", retry_after_s=2) from None
-    destroyed = await _destroy_keys(engine, [session_id])
-    folded = await engine.waiters.wait(event.id, future, engine.settings.write_wait_s)
+        destroyed = await _destroy_keys(engine, [session_id])
+    except BaseException:
+        pending.forget()
+        raise
+    folded = await pending.folded()
     return {"id": session_id, "erasedEventId": event.id, "dataKeysDestroyed": destroyed, "deleted": folded is not None}
 
 
@@ -93,10 +93,7 @@ async def erase_person(engine: Engine, kind: str, value: str) -> dict[str, Any]:
     if not sessions:
         raise HttpError(404, "person_not_found", f"no session recorded this {kind}")
     events = [_erased_event(session_id) for session_id in sessions]
-    try:
-        await engine.producer.send([event_record(event) for event in events])
-    except ProduceFailed as exc:
-        raise unavailable(f"the event log is unavailable: {exc}", retry_after_s=2) from None
+    await EventLog.of(engine).append([event_record(event) for event in events])
     destroyed = await _destroy_keys(engine, sessions)
     return {"sessions": sessions, "dataKeysDestroyed": destroyed}
 

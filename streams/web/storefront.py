@@ -28,8 +28,9 @@ from projections.session import apply, rfc3339
 from schemas.events import Event, EventDecodeError, event_from_object
 from schemas.session import SessionState, decode_state, encode_state
 from streams.fold.store import StoreClosed
-from streams.kafka.producer import ProduceFailed, Record, event_record
+from streams.kafka.producer import Record, event_record
 from streams.settings import SettingsError
+from streams.web.appending import EventLog
 from streams.web.bodies import parse_json_body, read_body
 from streams.web.errors import HttpError, json_response, unavailable
 from streams.web.routing import forward_if_not_owner, owner_of
@@ -127,6 +128,7 @@ class SessionService:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.settings = engine.settings
+        self.log = EventLog.of(engine)
         self.host_accounts = engine.settings.host_account_map
         for host, account in self.host_accounts.items():
             if self.accounts and account not in self.accounts:
@@ -199,14 +201,8 @@ class SessionService:
         return decode_state(raw) if raw is not None else None
 
     async def append_and_wait(self, records: list[Record], last_event_id: str) -> SessionState:
-        waiters = self.engine.waiters
-        future = waiters.expect(last_event_id)
-        try:
-            await self.engine.producer.send(records)
-        except ProduceFailed as exc:
-            waiters.forget(last_event_id)
-            raise unavailable(f"the event log is unavailable: {exc}", retry_after_s=2) from None
-        folded = await waiters.wait(last_event_id, future, self.settings.write_wait_s)
+        """The session right after the change folded (read-your-writes), or the answer why not."""
+        folded = await self.log.append_and_wait(records, last_event_id)
         if folded is None:
             raise unavailable(
                 "the change is accepted but not yet applied; it will be, once: retry the read shortly",

@@ -27,7 +27,8 @@ from schemas.events import (
 )
 from schemas.session import decode_state, encode_view
 from streams.fold.store import StoreClosed
-from streams.kafka.producer import ProduceFailed, Record, time_ms
+from streams.kafka.producer import Record, time_ms
+from streams.web.appending import EventLog
 from streams.web.bodies import read_json_body, session_id_param
 from streams.web.erasure import delete_session
 from streams.web.errors import JSON, HttpError, json_errors, json_response, unavailable
@@ -173,6 +174,7 @@ def _standby_answer(engine: Engine, session_id: str) -> web.Response | None:
 def register_views(engine: Engine) -> None:
     app = engine.app
     settings = engine.settings
+    event_log = EventLog.of(engine)
     app.web.web_app.middlewares.append(json_errors)
 
     # The API's OpenAPI document, kept beside this module: parsed once here (a broken file stops
@@ -233,10 +235,7 @@ def register_views(engine: Engine) -> None:
             if batch.problems:
                 # All or nothing: a batch with one bad event appends none of them.
                 raise batch.refusal(len(items))
-            try:
-                await engine.producer.send(batch.records)
-            except ProduceFailed as exc:
-                raise unavailable(f"the event log is unavailable: {exc}", retry_after_s=2) from None
+            await event_log.append(batch.records)
             return json_response({"accepted": len(batch.records), "ids": batch.ids}, status=202)
 
     @route("/api/v1/sessions/{session_id}")

@@ -19,7 +19,6 @@ from streams.history.sessions import (
     MemoryStates,
     ParquetSessionWriter,
     SessionFolder,
-    fold_events,
     pack,
     session_row,
     unpack,
@@ -46,9 +45,9 @@ def folder(**kwargs) -> SessionFolder:
     return SessionFolder(START, END, EMPTY_RULES, MemoryStates(), **kwargs)
 
 
-def test_pack_keeps_the_active_flag_and_the_bytes():
-    assert unpack(pack(True, b'{"id":"x"}')) == (True, b'{"id":"x"}')
-    assert unpack(pack(False, b"")) == (False, b"")
+def test_pack_keeps_the_active_flag_the_bytes_and_the_activity():
+    assert unpack(pack(True, b'{"id":"x"}', 1_700_000_000_123)) == (True, b'{"id":"x"}', 1_700_000_000_123)
+    assert unpack(pack(False, b"")) == (False, b"", 0)
 
 
 def test_only_sessions_with_an_event_in_the_range_come_out_folded_up_to_the_end():
@@ -81,7 +80,7 @@ def test_the_states_wait_encoded_and_sorted_by_session():
     f.take([record(page_view(b, "https://s/", 700)), record(page_view(a, "https://s/", 800))])
     stored = dict(f.states.items())
     assert list(stored) == [a.encode(), b.encode()]
-    active, encoded = unpack(stored[a.encode()])
+    active, encoded, _ = unpack(stored[a.encode()])
     assert active and decode_state(encoded).id == a
     assert [state.id for state in f.documents()] == [a, b]
 
@@ -124,16 +123,20 @@ def test_the_session_filter_folds_only_the_chosen_sessions():
 
 def test_an_event_that_would_overgrow_the_session_is_refused_as_the_worker_refuses_it():
     sid = new_session_id()
-    small = decode_event(orjson.dumps(public_set(sid, {"a": "x"}, 700)))
-    big = decode_event(orjson.dumps(public_set(sid, {"b": "y" * 5000}, 701)))
-    last = decode_event(orjson.dumps(public_set(sid, {"c": "z"}, 702)))
-    counts = FoldCounts()
-    state, encoded = fold_events(None, [small, big, last], EMPTY_RULES, 2000, counts)
-    assert state is not None and encoded == encode_state(state) and len(encoded) <= 2000
-    assert set(state.namespaces["public"]) == {"a", "c"}
-    assert counts.folded == 2 and counts.refused == 1
-    state, _ = fold_events(None, [small, big, last], EMPTY_RULES, 1_000_000, FoldCounts())
-    assert state is not None and set(state.namespaces["public"]) == {"a", "b", "c"}
+    events = [
+        public_set(sid, {"a": "x"}, 700),
+        public_set(sid, {"b": "y" * 5000}, 701),
+        public_set(sid, {"c": "z"}, 702),
+    ]
+    f = folder(max_session_bytes=2000)
+    f.take(record(e) for e in events)
+    (state,) = f.documents()
+    assert len(encode_state(state)) <= 2000 and set(state.namespaces["public"]) == {"a", "c"}
+    assert f.counts.folded == 2 and f.counts.refused == 1
+    f = folder(max_session_bytes=1_000_000)
+    f.take(record(e) for e in events)
+    (state,) = f.documents()
+    assert set(state.namespaces["public"]) == {"a", "b", "c"}
 
 
 def test_rows_and_files(tmp_path):

@@ -159,18 +159,18 @@ def test_the_event_that_would_overgrow_the_session_is_dead_lettered_alone():
 
 
 def test_a_failing_rule_dead_letters_the_event_and_keeps_the_session(monkeypatch):
-    from streams.fold import batch
+    from projections import step  # the per-session step the batch folds with
 
     sid = new_session_id()
     events = [page_view(sid, "https://s/?a=1", 0), page_view(sid, "https://s/?boom=1", 1)]
-    real_apply = batch.apply
+    real_apply = step.apply
 
     def apply(state, event, rules):
         if "boom" in event.data.url:
             raise RuntimeError("a rule failed")
         return real_apply(state, event, rules)
 
-    monkeypatch.setattr(batch, "apply", apply)  # the rule set is what this test is not about
+    monkeypatch.setattr(step, "apply", apply)  # the rule set is what this test is not about
     outcome = fold_batch(records_of(events), DictStore().read, RULES, MAX)
     assert [d.offset for d in outcome.dead] == [1]
     assert outcome.dead[0].reason == "fold failed: RuntimeError('a rule failed')"
