@@ -9,6 +9,8 @@ scratch=$(mktemp -d "${TMPDIR:-/tmp}/session-engine-test.XXXXXX")
 broker() { .venv/bin/python -m streams.kafka.broker "$@"; }
 cleanup() {
     broker stop --data-dir "$scratch/kafka" >/dev/null 2>&1 || true
+    # The broker's log outlives the run (group rebalances and evictions are read there).
+    mkdir -p var && cp "$scratch/kafka/server.log" var/test-broker.log 2>/dev/null || true
     rm -rf "$scratch"
 }
 trap cleanup EXIT
