@@ -35,3 +35,17 @@ def test_the_cache_outside_a_checkout_is_the_users(monkeypatch, tmp_path):
 def test_the_cache_can_be_named(monkeypatch, tmp_path):
     monkeypatch.setenv("SESSIONS_KAFKA_CACHE", str(tmp_path / "jars"))
     assert broker._cache_dir() == tmp_path / "jars"
+
+
+def test_a_process_with_a_port_range_hands_out_its_ports_in_turn_and_skips_taken_ones(monkeypatch):
+    import socket
+
+    monkeypatch.setattr(broker, "_own_range", [])
+    broker.own_port_range(31_900, 31_909)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 31_901))
+        taken.listen()
+        handed = [broker.free_port() for _ in range(9)]
+    # Each free port of the range once (never one handed out before), the taken one skipped.
+    assert handed == [31_900, *range(31_902, 31_910)]
+    assert broker.free_port() == 31_900  # then round again
