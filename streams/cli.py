@@ -40,12 +40,18 @@ def worker() -> None:
     """Create the topics, then fold events and serve HTTP until SIGTERM/Ctrl-C."""
     from projections.rules import RulesError
     from streams.app import create_engine
+    from streams.fold.data_dir import DataDirError, claim
     from streams.fold.generations import CURRENT, control_topic, read_records
     from streams.kafka.admin import TopicMismatch, TopicSpec, ensure_topics
     from streams.rules_file import read_rules_file
     from streams.worker import QuietWorker, tune_process
 
     settings = _settings()
+    try:
+        claim(settings.data_dir)
+    except DataDirError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     forever = {"retention.ms": "-1", "retention.bytes": "-1"}
     try:
         ensure_topics(
