@@ -14,6 +14,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from streams.fold.store import damaged_stores
+
 # No `_created` series beside every counter and histogram (process-wide; nothing here reads them).
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -184,3 +186,8 @@ class FoldCollector(Collector):
         for partition, behind in sorted(fold.standby_lag().items()):
             standby_lag.add_metric([str(partition)], behind)
         yield standby_lag
+        yield CounterMetricFamily(
+            f"{NAMESPACE}_damaged_stores",
+            "Partition stores found damaged at open, moved aside and rebuilt from the changelog (since start).",
+            value=damaged_stores(),
+        )  # fmt: skip

@@ -17,8 +17,10 @@ Each fold batch is one ``WriteBatch``: the new states and both offsets land toge
 
 from __future__ import annotations
 
+import logging
 import shutil
 import struct
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import chain
@@ -35,6 +37,8 @@ from rocksdict import (
     WriteBufferManager,
     WriteOptions,
 )
+
+log = logging.getLogger(__name__)
 
 SOURCE_OFFSET = b"\x00source-offset"
 SESSIONS_START = b"\x02"  # session ids (UUID text) sort after every reserved key (\x00, \x01)
@@ -128,6 +132,23 @@ class StoreMemory:
         return options
 
 
+# Damaged stores moved aside by this process (``sessions_damaged_stores_total``).
+_damaged_stores = [0]
+
+
+def damaged_stores() -> int:
+    return _damaged_stores[0]
+
+
+def _damaged(exc: Exception, path: Path) -> bool:
+    """RocksDB's answer at open says the files on disk are damaged (not: locked, full, forbidden)."""
+    message = str(exc)
+    if message.startswith("Corruption:"):  # e.g. an SST shorter than the MANIFEST says
+        return True
+    # A file the MANIFEST or CURRENT names is gone (a crash before the directory was synced).
+    return message.startswith("IO error: No such file or directory") and (path / "CURRENT").exists()
+
+
 class PartitionStore:
     """No I/O until :meth:`open`. Writes come from the fold loop's thread only; reads from any."""
 
@@ -148,8 +169,26 @@ class PartitionStore:
     def open(self) -> None:
         if self._db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = Rdict(str(self.path), self._options)
+            try:
+                self._db = Rdict(str(self.path), self._options)
+            except Exception as exc:
+                if not _damaged(exc, self.path):
+                    raise
+                self._db = Rdict(str(self._move_aside(exc)), self._options)
             self._db.set_write_options(self._write_options)
+
+    def _move_aside(self, exc: Exception) -> Path:
+        """A store damaged on disk (a crash of the machine, a bad disk) is kept for inspection
+        under another name and replaced by an empty one, which the changelog then fills: a
+        store is a cache of the changelog, and never serves what it cannot read back whole."""
+        aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+        self.path.rename(aside)
+        _damaged_stores[0] += 1
+        log.error(
+            "the store %s is damaged (%s): moved aside to %s; it is rebuilt from the changelog",
+            self.path, str(exc).splitlines()[0], aside,
+        )  # fmt: skip
+        return self.path
 
     def close(self) -> None:
         db, self._db = self._db, None

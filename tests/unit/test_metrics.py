@@ -40,6 +40,7 @@ EXPECTED_FAMILIES = {
     "sessions_owned_partitions": ("gauge", set()),
     "sessions_standby_partitions": ("gauge", set()),
     "sessions_standby_lag": ("gauge", {"partition"}),
+    "sessions_damaged_stores": ("counter", set()),
 }
 
 
