@@ -1,7 +1,7 @@
 """The rules the transformers apply: configuration, not code.
 
 Parsed from a plain mapping (the worker reads it from a TOML file, see ``ops/rules.sample.toml``
-and the README's "Rules file" section). Parsing is strict and names the offending path, so a typo
+and docs/operations.md's "Rules file" section). Parsing is strict and names the offending path, so a typo
 fails at start-up instead of silently matching nothing.
 """
 

@@ -2,7 +2,7 @@
 
 The event fields and state keys below, plus ``public.storeUserEmail`` and any public key the rules
 file lists (``personal_public_keys``). Everything else (event metadata, URLs, utm values, carts,
-price tables) is not personal here and stays readable after an erasure (README, Security).
+price tables) is not personal here and stays readable after an erasure (docs/security.md).
 
 Pure declarations and path walks over parsed JSON; the encryption itself is ``streams.privacy``.
 """

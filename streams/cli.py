@@ -22,7 +22,7 @@ cli.add_typer(broker_cli, name="broker")
 dlq_cli = typer.Typer(help="The dead-letter topic: records the worker could not fold.", no_args_is_help=True)
 cli.add_typer(dlq_cli, name="dlq")
 keys_cli = typer.Typer(
-    help="The sessions' data keys (personal fields in the log; README, Security).", no_args_is_help=True
+    help="The sessions' data keys (personal fields in the log; docs/security.md).", no_args_is_help=True
 )
 cli.add_typer(keys_cli, name="keys")
 

@@ -1,5 +1,5 @@
 """The worker's Prometheus metrics, in a registry of its own (one per engine, so tests can build
-several). Served at ``/metrics`` by ``streams.web.metrics``; README lists every name.
+several). Served at ``/metrics`` by ``streams.web.metrics``; docs/operations.md lists every name.
 
 The fold loop reports once per batch (counts by event type, the batch's size and duration), never
 per event. Lag, restore progress and partitions are read off the loop at scrape time.

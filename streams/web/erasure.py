@@ -3,7 +3,7 @@
 Erasing a session appends ``session.erased`` (the fold deletes the session, with a changelog
 tombstone, and every replay or rebuild ends it there too) and destroys its data keys (tombstones
 in the keys' topic; every worker drops them from memory), so the personal values of its events,
-anywhere in Kafka, no longer open for anyone. Event metadata and URLs are not erased (README).
+anywhere in Kafka, no longer open for anyone. Event metadata and URLs are not erased (docs/security.md).
 """
 
 from __future__ import annotations

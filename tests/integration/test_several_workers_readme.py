@@ -1,6 +1,6 @@
-"""The README's "Running several workers" block, run as written: three ``sessionctl worker``
+"""The "Running several workers" block of docs/operations.md, run as written: three ``sessionctl worker``
 processes on the test broker, a write through one, reads through the two others, answered as the
-README shows; then its own ``kill`` stops them.
+block shows; then its own ``kill`` stops them.
 
 The block takes the broker, the ports and the data folder from variables it reads itself
 (KAFKA_BOOTSTRAP, PORT_1..3, DATA_ROOT); this test sets them, plus a topic and group of its own."""
@@ -27,13 +27,13 @@ MARKER = "# several-workers"
 
 
 def readme_block() -> str:
-    blocks = re.findall(r"^```sh\n(.*?)^```", (REPO / "README.md").read_text(), re.M | re.S)
+    blocks = re.findall(r"^```sh\n(.*?)^```", (REPO / "docs" / "operations.md").read_text(), re.M | re.S)
     (block,) = [b for b in blocks if b.startswith(MARKER)]
     return block
 
 
 def expected_outputs(block: str) -> list[re.Pattern[str]]:
-    """The answers the README shows: each `# {...}` comment, "…" standing for anything."""
+    """The answers the block shows: each `# {...}` comment, "…" standing for anything."""
     shown = [line[2:] for line in block.splitlines() if line.startswith("# {")]
     return [re.compile(".*".join(re.escape(part) for part in text.split("…"))) for text in shown]
 
@@ -89,14 +89,14 @@ def test_the_readme_runs_three_workers_and_any_of_them_answers(kafka_bootstrap, 
         except subprocess.TimeoutExpired:
             shell.kill()
             out, err = shell.communicate()
-            pytest.fail(f"the README block did not finish in 240 s:\n{out}\n{err}\n{logs(data_root)}")
+            pytest.fail(f"the block did not finish in 240 s:\n{out}\n{err}\n{logs(data_root)}")
         assert shell.returncode == 0, f"{out}\n{err}\n{logs(data_root)}"
 
         answers = [line for line in out.splitlines() if line.startswith("{")]
         patterns = expected_outputs(block)
         assert len(patterns) == 3 and len(answers) == len(patterns), out
         for pattern, answer in zip(patterns, answers, strict=True):
-            assert pattern.fullmatch(answer), f"README shows {pattern.pattern!r}, got {answer!r}"
+            assert pattern.fullmatch(answer), f"the block shows {pattern.pattern!r}, got {answer!r}"
 
         # The block's own `kill` stops the three (SIGTERM: a clean hand-over and exit).
         pids = [int(path.read_text()) for path in pid_files]
