@@ -22,4 +22,4 @@ SESSIONS_TEST_BOOTSTRAP=$(broker start --data-dir "$scratch/kafka" --port 0)
 # (--dist loadfile: module-scoped workers start once, and tests that build on each other stay
 # together). TEST_PROCESSES=3 on 2 cores: half of a serial run is waiting (group timeouts, worker
 # starts, JVMs), so one process more than cores keeps both busy; docs/tests.md has the figures. TEST_PROCESSES=0 runs serially. The 15 slowest tests close the report.
-.venv/bin/python -m pytest -n "${TEST_PROCESSES:-3}" --dist loadfile --durations=15 "$@"
+.venv/bin/python -m pytest -n "${TEST_PROCESSES:-3}" --dist loadfile --no-loadscope-reorder --durations=15 "$@"

@@ -29,13 +29,19 @@ KAFKA_IMAGE = "apache/kafka:4.1.1"
 
 # --- parallel runs (pytest-xdist, ``--dist loadfile``) ----------------------------------------------
 
-# The files that take longest start first, so that the run does not end waiting for one of them
-# (figures from ``--durations`` of a full run; a file not listed starts after these, in its order).
+# The order files start in (figures from ``--durations`` of a full parallel run). xdist keeps two
+# files on each process, the one running and the next: the three longest start at once, three
+# short files wait behind them, and the next longest go to whichever process frees up first.
 LONGEST_FIRST = [
-    "tests/integration/test_fault_suite.py",
-    "tests/integration/test_fold_engine_faults.py",
+    "tests/integration/test_fault_suite.py",  # about 4-5 min: one suite of faults, two checks
+    "tests/integration/test_openapi_fuzz.py",  # about 3-4 min
+    "tests/integration/test_openapi_fuzz_trusted.py",  # about 2-3 min
+]
+THEN_LONGEST = [
     "tests/integration/test_rebuild.py",
-    "tests/integration/test_openapi_fuzz.py",
+    "tests/integration/test_fold_engine_faults.py",
+    "tests/integration/test_paused_owner.py",
+    "tests/integration/test_broker_outage.py",
 ]
 
 
@@ -53,12 +59,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
-
-    def file_rank(item: pytest.Item) -> int:
-        return rank.get(item.nodeid.split("::")[0], len(rank))
-
-    items.sort(key=file_rank)  # stable: a file's tests keep their order
+    files = list(dict.fromkeys(item.nodeid.split("::")[0] for item in items))
+    others = [f for f in files if f not in LONGEST_FIRST and f not in THEN_LONGEST]
+    first = [f for f in LONGEST_FIRST if f in files]
+    order = first + others[: len(first)] + [f for f in THEN_LONGEST if f in files] + others[len(first) :]
+    rank = {path: i for i, path in enumerate(order)}
+    items.sort(key=lambda item: rank[item.nodeid.split("::")[0]])  # stable: a file's tests keep their order
 
 
 def _docker_answers() -> bool:

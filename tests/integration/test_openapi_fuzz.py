@@ -6,9 +6,8 @@ list exactly the routes the app has (its event contract is checked without a bro
 it from the running worker and drives every operation with generated requests, valid and invalid
 (its examples, coverage and fuzzing phases), then along the document's links (a session made, then
 read and edited through its tokens); no answer may be a 5xx or differ from the document in status,
-content type, headers or body schema. The events are sent once more with a trusted service key,
-so the ``session.*``/``auth.*`` types are accepted rather than refused, and the service read
-(``/api/v1/...``) with a key that has its scope.
+content type, headers or body schema. The events are sent once more with a trusted service key
+in ``test_openapi_fuzz_trusted.py`` (a file of its own: each takes minutes, and files run in parallel).
 """
 
 from __future__ import annotations
@@ -21,37 +20,17 @@ import orjson
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from streams.app import create_engine
 from streams.settings import Settings
 from streams.testing.paths import SAMPLE_RULES_FILE
-from tests.support.service_worker import TRUSTED_KEY
+from tests.support.openapi_fuzz import CHECKS, FUZZ, _node_id_for_schemathesis  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "streams" / "web" / "openapi.json"
 REF = "#/components/schemas/{name}"
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-]
-# Per operation: bounded so the whole file stays well under two minutes on two cores.
-FUZZ = settings(
-    max_examples=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
-)
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
@@ -63,19 +42,6 @@ def worker(service_worker):
 @pytest.fixture(scope="module")
 def api_schema(worker):
     return schemathesis.openapi.from_url(f"{worker.url}/openapi.json", config=SchemathesisConfig())
-
-
-@pytest.fixture(scope="module")
-def trusted_api_schema(worker):
-    config = SchemathesisConfig.from_dict({"auth": {"openapi": {"serviceKey": {"bearer": TRUSTED_KEY}}}})
-    return schemathesis.openapi.from_url(f"{worker.url}/openapi.json", config=config)
-
-
-@pytest.fixture(autouse=True)
-def _node_id_for_schemathesis(request):
-    # schemathesis 4.32 renames a lazy-schema test per operation through ``node._nodeid``, which
-    # pytest 9.2 no longer has (``nodeid`` reads ``_id``): give it the attribute it writes to.
-    request.node._nodeid = request.node.nodeid
 
 
 def operations(document: dict) -> set[tuple[str, str]]:
@@ -116,19 +82,11 @@ def test_every_documented_operation_is_routed_on_the_running_worker(worker):
 
 
 storefront = schemathesis.pytest.from_fixture("api_schema")
-# With a key: the trusted event types, and the service read (which answers 401 to everyone else).
-trusted = schemathesis.pytest.from_fixture("trusted_api_schema").include(path_regex=r"^/api/(events$|v1/)")
 
 
 @storefront.parametrize()
 @FUZZ
 def test_no_answer_is_a_server_error_or_breaks_the_document(case):
-    case.call_and_validate(checks=CHECKS)
-
-
-@trusted.parametrize()
-@FUZZ
-def test_trusted_events_no_answer_is_a_server_error_or_breaks_the_document(case):
     case.call_and_validate(checks=CHECKS)
 
 
