@@ -235,10 +235,10 @@ def test_master_key_rotation_rewraps_every_data_key(kafka_bootstrap: str, tmp_pa
         # under the store folder, as RocksDB gives them back (a raw file may hold them compressed).
         stored = list(store_records(store))
         assert {path.name for path, *_ in stored} >= {"sessions-3", "history-3"}, {path for path, *_ in stored}
-        session = [value for _, _, key, value in stored if key == sid.encode()]
-        assert len(session) == 1 and b'"enc:v1:' in session[0], session  # the session, its values sealed
         leaks = [(path.name, cf, key) for path, cf, key, value in stored if email(80).encode() in key + value]
         assert not leaks, f"{email(80)} in clear in the stores: {leaks}"
+        session = [value for _, _, key, value in stored if key == sid.encode()]
+        assert len(session) == 1 and b'"enc:v1:' in session[0], session  # the session, its values sealed
         worker.env["SESSIONS_MASTER_KEY"] = new  # the old key is gone
         shutil.rmtree(store)  # and the store: restored from the changelog, sealed, then opened
         worker.start()
