@@ -587,7 +587,11 @@ class FaultSuite:
             holds = assigned_partitions(back) if back is not None else set()
             if held <= holds:  # back as it was
                 break
-            if holds and http_status(f"{worker.url}/readyz", timeout=1.0) == 200:  # ready, with other partitions
+            if holds and http_status(f"{worker.url}/readyz", timeout=1.0) == 200:
+                # Ready: all it was assigned is served now (the gauge lists them as the assignment
+                # is taken up, so read again): its own partitions, or others after a failover.
+                back = scrape(worker)
+                holds = served_partitions(back) if back is not None else set()
                 break
             assert time.monotonic() < deadline, f"{name} did not hold partitions again within 180 s"
             time.sleep(0.05)  # polling the workers' /metrics
