@@ -97,7 +97,9 @@ def generation_config(settings: Settings, generation: int, stores: Path) -> Fold
         history_store=False,  # a cache for the workers' timelines: a rebuild has no reader
         group_id=f"{settings.app_id}-rebuild-g{generation}",
         writer_id=f"{settings.app_id}-rebuild-g{generation}",
-        fault_point="",
+        # Testing only: a slow fold ("slow:<seconds>" a batch) reaches the rebuild too, so a test can
+        # interrupt one in the middle; the SIGKILL points stay the worker's.
+        fault_point=settings.fault_point if settings.fault_point.startswith("slow:") else "",
     )
 
 

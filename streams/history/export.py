@@ -584,7 +584,8 @@ class RichProgress:
 
 
 class LogProgress:
-    """Plain lines on stderr (not a terminal), one every ``every_s`` seconds."""
+    """Plain lines on stderr (not a terminal): the first as soon as something was written (a sign
+    of life, which a caller may wait for), then one every ``every_s`` seconds."""
 
     def __init__(
         self, every_s: float = 5.0, stream: IO[str] | None = None, label: str = "export", verb: str = "written"
@@ -593,6 +594,7 @@ class LogProgress:
         self._began = self._last = time.monotonic()
         self._every_s = every_s
         self._stream = stream or sys.stderr
+        self._told = False
 
     def __enter__(self) -> LogProgress:
         return self
@@ -602,9 +604,9 @@ class LogProgress:
 
     def __call__(self, read: int, written: int, planned: int) -> None:
         now = time.monotonic()
-        if now - self._last < self._every_s:
+        if now - self._last < self._every_s and (self._told or not written):
             return
-        self._last = now
+        self._last, self._told = now, True
         rate = written / max(now - self._began, 1e-6)
         print(
             f"{self._label}: {read}/{planned} records read, {written} events {self._verb}, {rate:,.0f} events/s",

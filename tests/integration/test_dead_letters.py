@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import httpx
@@ -14,6 +12,7 @@ from confluent_kafka import Producer
 from streams.kafka.dead_letters import redrive
 from streams.testing.events import new_session_id, page_view
 from streams.testing.workers import SERVICE_HEADERS
+from tests.support.cli import sessionctl
 from tests.support.dead_letters import headers, read_dead_letters, reason
 from tests.support.sessions import wait_for_session
 
@@ -59,7 +58,7 @@ def test_garbage_between_good_events_goes_to_the_dlq_and_the_good_ones_fold(work
     assert any("subject" in r for r in reasons)
 
     # The CLI lists them with their reasons ...
-    listing = sessionctl(worker, "dlq", "list")
+    listing = sessionctl("dlq", "list", env=worker.env, expect=0)
     assert f"{len(bad_records)} dead letter(s)" in listing.stderr
     assert "unknown event type" in listing.stdout
     assert f"from {topic}[" in listing.stdout
@@ -69,18 +68,19 @@ def test_garbage_between_good_events_goes_to_the_dlq_and_the_good_ones_fold(work
     late = page_view(sid, "https://s/?redriven=1", 2)
     producer.produce(f"{topic}.dlq", key=sid.encode(), value=orjson.dumps(late), headers=[("dlq.reason", b"old bug")])
     assert producer.flush(10) == 0
-    assert "re-drove 4 dead letter(s)" in sessionctl(worker, "dlq", "redrive").stdout
+    assert "re-drove 4 dead letter(s)" in sessionctl("dlq", "redrive", env=worker.env, expect=0).stdout
     with httpx.Client(base_url=worker.url, timeout=10) as client:
         document, _ = wait_for_session(client, sid, 3)
     assert document["namespaces"]["public"]["redriven"] == {"value": "1"}
     assert document["meta"]["eventCount"] == 3
 
     deadline = time.monotonic() + 15
-    while "7 dead letter(s)" not in (listing := sessionctl(worker, "dlq", "list")).stderr:
+    while "7 dead letter(s)" not in (listing := sessionctl("dlq", "list", env=worker.env, expect=0)).stderr:
         assert time.monotonic() < deadline, listing.stderr
         time.sleep(0.2)
     # Each letter is re-driven once: the next run takes only the three that came back.
-    assert "would re-drive 3 dead letter(s)" in sessionctl(worker, "dlq", "redrive", "--dry-run").stdout
+    dry_run = sessionctl("dlq", "redrive", "--dry-run", env=worker.env, expect=0)
+    assert "would re-drive 3 dead letter(s)" in dry_run.stdout
     # The progress it reports (a bar on a terminal, lines otherwise): letters read of those planned.
     reported: list[tuple[int, int, int]] = []
     env = worker.env
@@ -90,11 +90,3 @@ def test_garbage_between_good_events_goes_to_the_dlq_and_the_good_ones_fold(work
     )  # fmt: skip
     assert reported[-1] == (3, 0, 3)
     assert worker.stop() == 0
-
-
-def sessionctl(worker, *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "streams", *args], env=worker.env, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    return result

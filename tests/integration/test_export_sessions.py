@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -32,6 +30,8 @@ from streams.testing.events import (
     page_view,
     public_set,
 )
+from tests.support.cli import sessionctl
+from tests.support.cli_runner import sessionctl_in_process
 
 pytestmark = pytest.mark.integration
 
@@ -143,18 +143,10 @@ def expected_documents(log_records, only: set[str] | None = None) -> dict[str, S
     return documents
 
 
-def sessionctl(env, *args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "streams", *args], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == expect, result.stdout + result.stderr
-    return result
-
-
 def export(log, tmp_path, *args: str, fmt: str = "jsonl", expect: int = 0):
     out = tmp_path / f"sessions-{uuid.uuid4().hex[:6]}.{fmt}"
     options = ["--sessions", "--from", at(T1), "--to", at(T2), "--format", fmt, "-o", str(out), *args]
-    result = sessionctl(log["env"], "export", *options, expect=expect)
+    result = sessionctl("export", *options, env=log["env"], expect=expect)
     return out, result
 
 
@@ -235,14 +227,13 @@ def test_bad_options_are_refused_naming_the_option(log, tmp_path):
         (["--from", at(T1), "--to", at(T2), "--type", "navigation.page_viewed"], "--type"),
         (["--from", at(T1), "--to", at(T2), "--rules", str(tmp_path / "missing.toml")], "--rules"),
     ]:
-        result = sessionctl(log["env"], "export", "--sessions", *args, "-o", out, expect=2)
+        result = sessionctl_in_process("export", "--sessions", *args, "-o", out, env=log["env"], expect=2)
         assert f"error: {option}:" in result.stderr, (args, result.stderr)
-    result = sessionctl(
-        log["env"], "export", "--from", at(T1), "--to", at(T2), "--rules", str(RULES), "-o", out, expect=2
-    )
+    options = ["--from", at(T1), "--to", at(T2), "--rules", str(RULES), "-o", out]
+    result = sessionctl_in_process("export", *options, env=log["env"], expect=2)
     assert "error: --rules:" in result.stderr
     assert not (tmp_path / "never.jsonl").exists()
-    help_text = sessionctl(log["env"], "export", "--help").stdout
+    help_text = sessionctl_in_process("export", "--help", env=log["env"], expect=0).stdout
     assert "--sessions" in help_text and "active in the range" in help_text
 
 
@@ -277,7 +268,8 @@ def sealed_documents(sealed, tmp_path, *args: str, fmt: str = "jsonl", master: b
         env.pop("SESSIONS_MASTER_KEY")
     out = tmp_path / f"sealed-{uuid.uuid4().hex[:6]}.{fmt}"
     options = ["--sessions", "--from", at(T1), "--to", at(T2), "--format", fmt, "-o", str(out), *args]
-    result = sessionctl(env, "export", *options, "--session", sealed["sid"], *(["--master-key"] if master else []))
+    options += ["--session", sealed["sid"], *(["--master-key"] if master else [])]
+    result = sessionctl("export", *options, env=env, expect=0)
     if fmt == "jsonl":
         lines = out.read_bytes().splitlines()
         text = out.read_text()

@@ -92,10 +92,17 @@ def changelog_markers(bootstrap: str, topic: str, partitions: int) -> dict[int, 
     return found
 
 
+SLOW_BATCH_S = 1.0
+
+
 def test_a_worker_revoked_while_folding_never_writes_the_partition_afterwards(worker_factory, kafka_bootstrap):
     partitions = 4
     env = {"SESSIONS_RULES_FILE": str(SAMPLE_RULES_FILE), "SESSIONS_FOLD_BATCH_MAX": "100"}
-    first = worker_factory("w1", partitions=partitions, **env).start()
+    # The first worker's batches each take a second before producing their changelog (its fold is
+    # slow): when the second one joins, a batch of the first is in flight, and the group moving on
+    # fences it (produced, never written to the store; folded again by whoever owns it next).
+    slow = {**env, "SESSIONS_FOLD_BATCH_MAX": "2000", "SESSIONS_FAULT_POINT": f"slow:{SLOW_BATCH_S}"}
+    first = worker_factory("w1", partitions=partitions, **slow).start()
     topic = first.env["SESSIONS_EVENTS_TOPIC"]
     rng = random.Random(11)
     ids = [new_session_id() for _ in range(200)]
@@ -136,6 +143,8 @@ def test_a_worker_revoked_while_folding_never_writes_the_partition_afterwards(wo
 
     assert served_views(second.url, expected, 120) == expected
     assert served_views(first.url, expected, 120) == expected
+    fenced = [line for line in first.log_path.read_text().splitlines() if "not writing this batch" in line]
+    assert fenced, "no batch of the first worker was in flight (and fenced) when the group took its partitions"
 
     markers = changelog_markers(kafka_bootstrap, f"{first.env['SESSIONS_APP_ID']}-sessions-state-changelog", partitions)
     writers = {writer for batches in markers.values() for _, writer, _ in batches}

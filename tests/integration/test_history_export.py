@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import uuid
 from datetime import timedelta
 
@@ -20,6 +18,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from schemas.events import decode_event
 from streams.kafka.producer import time_ms
 from streams.testing.events import BASE_TIME, at, campaign_click, logged_in, new_session_id, page_view
+from tests.support.cli import sessionctl
+from tests.support.cli_runner import sessionctl_in_process
 from tests.support.workers import shared_worker
 
 pytestmark = pytest.mark.integration
@@ -34,14 +34,6 @@ OLD_EVENTS = 600
 def worker(kafka_bootstrap, tmp_path_factory):
     with shared_worker(kafka_bootstrap, tmp_path_factory, "export", partitions=4) as process:
         yield process
-
-
-def sessionctl(env: dict[str, str], *args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "streams", *args], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == expect, result.stdout + result.stderr
-    return result
 
 
 def read_topic(bootstrap: str, topic: str) -> list[Message]:
@@ -112,9 +104,8 @@ def loaded(worker, kafka_bootstrap):
 
 def export(worker, tmp_path, *args: str, fmt: str = "jsonl", expect: int = 0):
     out = tmp_path / f"export-{uuid.uuid4().hex[:6]}.{fmt}"
-    result = sessionctl(
-        worker.env, "export", "--from", at(T1), "--to", at(T2), "--format", fmt, "-o", str(out), *args, expect=expect
-    )
+    options = ["--from", at(T1), "--to", at(T2), "--format", fmt, "-o", str(out), *args]
+    result = sessionctl("export", *options, env=worker.env, expect=expect)
     return out, result
 
 
@@ -209,7 +200,7 @@ def test_bad_ranges_are_refused_naming_the_option(worker, tmp_path):
         (["--from", at(T1), "--to", at(T2), "--type", "navigation.teleported"], "--type"),
         (["--from", at(T1), "--to", at(T2), "--format", "csv"], "--format"),
     ]:
-        result = sessionctl(worker.env, "export", *args, "-o", out, expect=2)
+        result = sessionctl_in_process("export", *args, "-o", out, env=worker.env, expect=2)
         assert f"error: {option}:" in result.stderr, (args, result.stderr)
     assert not (tmp_path / "never.jsonl").exists()
 
@@ -232,7 +223,7 @@ def test_redrive_re_appends_with_the_events_time_else_the_letters_timestamp(kafk
         "SESSIONS_EVENTS_TOPIC": topic,
         "SESSIONS_APP_ID": unique_name("app"),
     }
-    assert "re-drove 2 dead letter(s)" in sessionctl(env, "dlq", "redrive").stdout
+    assert "re-drove 2 dead letter(s)" in sessionctl("dlq", "redrive", env=env, expect=0).stdout
     stamps = {m.value(): m.timestamp() for m in read_topic(kafka_bootstrap, topic)}
     assert stamps[orjson.dumps(event)] == (TIMESTAMP_CREATE_TIME, ms(OLD))
     assert stamps[b"still not an event"] == (TIMESTAMP_CREATE_TIME, letter_ms)
@@ -265,11 +256,13 @@ def sealed(kafka_bootstrap, tmp_path_factory):
         yield {"worker": process, "kept": kept, "gone": gone, "people": people}
 
 
-def sealed_export(sealed, tmp_path, env: dict[str, str], *args: str, fmt: str = "jsonl", expect: int = 0):
+def sealed_export(
+    sealed, tmp_path, env: dict[str, str], *args: str, fmt: str = "jsonl", expect: int = 0, run=sessionctl
+):
     out = tmp_path / f"sealed-{uuid.uuid4().hex[:6]}.{fmt}"
     chosen = [arg for sid in (sealed["kept"], sealed["gone"]) for arg in ("--session", sid)]
     options = ["--from", at(T1), "--to", at(T2), "--format", fmt, "-o", str(out), *chosen, *args]
-    return out, sessionctl(env, "export", *options, expect=expect)
+    return out, run("export", *options, env=env, expect=expect)
 
 
 def without_master_key(env: dict[str, str]) -> dict[str, str]:
@@ -346,6 +339,6 @@ def test_the_master_key_file_of_the_data_folder_and_no_key_at_all(sealed, tmp_pa
     empty = tmp_path / "no-key"
     empty.mkdir()
     env = {**without_master_key(worker.env), "SESSIONS_DATA_DIR": str(empty)}
-    out, result = sealed_export(sealed, tmp_path, env, "--master-key", expect=2)
+    out, result = sealed_export(sealed, tmp_path, env, "--master-key", expect=2, run=sessionctl_in_process)
     assert "error: --master-key:" in result.stderr, result.stderr
     assert not out.exists() and not (empty / "master.key").exists()  # none generated: it would open nothing

@@ -5,8 +5,6 @@ gone, from Kafka by offset."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from datetime import timedelta
 
 import httpx
@@ -27,6 +25,7 @@ from streams.testing.events import (
     public_set,
 )
 from streams.testing.paths import SAMPLE_RULES_FILE, sample_rules
+from tests.support.cli import sessionctl
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.workers import module_worker
 
@@ -174,23 +173,18 @@ def test_unknown_sessions_and_events_are_404s(service, story):
 
 def test_sessionctl_history_prints_the_timeline_and_a_past_state(worker, story):
     sid, mine = story
-    command = [sys.executable, "-m", "streams", "history", sid, "--url", worker.url, "--key", worker.service_key]
-    printed = subprocess.run(command, capture_output=True, text=True, timeout=60, env=worker.env)
-    assert printed.returncode == 0, printed.stderr
+    # The key: the first of the worker's settings with sessions:history (never on a command line).
+    options = ["--url", worker.url]
+    printed = sessionctl("history", sid, *options, env=worker.env, expect=0)
     lines = printed.stdout.splitlines()
     assert lines[0] == f"session {sid}: {len(mine)} events"
     assert [line.split()[1] for line in lines[1::2]] == [e["type"] for e in mine]
     assert "url=https://shop.example/p/1?color=red" in lines[5]
     assert "public.utm_campaign" in lines[4]
-    past = subprocess.run(
-        [*command, "--after", mine[2]["id"]], capture_output=True, text=True, timeout=60, env=worker.env
-    )
-    assert past.returncode == 0, past.stderr
+    past = sessionctl("history", sid, *options, "--after", mine[2]["id"], env=worker.env, expect=0)
     assert "public.color = red" in past.stdout.splitlines()
-    unknown = subprocess.run(
-        [*command[:4], new_session_id(), *command[5:]], capture_output=True, text=True, timeout=60, env=worker.env
-    )
-    assert unknown.returncode == 1 and "no session" in unknown.stderr
+    unknown = sessionctl("history", new_session_id(), *options, env=worker.env, expect=1)
+    assert "no session" in unknown.stderr
 
 
 def test_without_the_local_history_store_the_timeline_is_read_from_kafka(worker, service, story):

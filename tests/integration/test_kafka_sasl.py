@@ -4,9 +4,8 @@ loop, the appender, the history reader) and `sessionctl export`; a wrong passwor
 
 from __future__ import annotations
 
+import re
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
@@ -15,11 +14,14 @@ import pytest
 from streams.kafka import broker as local_broker
 from streams.testing.events import at, new_session_id, page_view
 from streams.testing.workers import WorkerProcess, make_worker
+from tests.support.cli import sessionctl
 from tests.support.sessions import public_has, wait_for_session
 
 pytestmark = pytest.mark.integration
 
 USER = "sessions-engine"
+# What librdkafka says when the broker refuses the credentials (SASL PLAIN).
+AUTHENTICATION_FAILED = re.compile(r"SASL authentication error: Authentication failed")
 
 
 @pytest.fixture(scope="module")
@@ -59,16 +61,18 @@ def test_a_worker_and_the_cli_work_over_sasl_and_a_wrong_password_gets_nothing(s
             wait_for_session(service, sid, public_has("marker"))
             timeline = service.get(f"/api/v1/sessions/{sid}/events").json()["events"]
             assert [e["id"] for e in timeline] == [event["id"]]
-        command = [sys.executable, "-m", "streams", "export", "--from", at(-60), "--to", at(60)]
-        command += ["--format", "jsonl", "-o", str(tmp_path / "events.jsonl")]
-        env = {**worker.env}
-        exported = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-        assert exported.returncode == 0, exported.stderr
+        options = ["--from", at(-60), "--to", at(60), "--format", "jsonl", "-o", str(tmp_path / "events.jsonl")]
+        sessionctl("export", *options, env=worker.env, expect=0)
         assert (tmp_path / "events.jsonl").read_text().count("\n") == 1
 
-        wrong = {**env, "SESSIONS_KAFKA_SASL_PASSWORD": password + "-wrong"}
-        refused = subprocess.run(command, env=wrong, capture_output=True, text=True, timeout=120)
-        assert refused.returncode != 0 and "error" in refused.stderr
+        wrong = {**worker.env, "SESSIONS_KAFKA_SASL_PASSWORD": password + "-wrong"}
+        refused = sessionctl("export", *options, env=wrong)
+        # Refused by the broker's authentication, said so: not any error (an import error, a bad option).
+        assert refused.returncode == 3, refused.stdout + refused.stderr
+        assert AUTHENTICATION_FAILED.search(refused.stderr), refused.stderr
+        assert password not in refused.stdout + refused.stderr
+        stopped = worker.stop()
     finally:
-        assert worker.stop() == 0, worker.log_tail()
+        worker.kill()
+    assert stopped == 0, worker.log_tail()
     assert password not in worker.log_path.read_text(), "the SASL password reached the worker's log"

@@ -115,10 +115,18 @@ def test_metrics_count_events_requests_and_lag(client, worker, kafka_bootstrap):
                 assert not label.startswith("/api/sessions/") or label == "/api/sessions/{session_token}", labels
 
 
-def test_every_log_line_is_json_and_holds_no_secret(client, worker):
-    scrape(client)  # the worker has run the test above or at least started: there are log lines
+def test_every_log_line_is_json_and_holds_no_secret(client, worker, kafka_bootstrap):
+    # Its own dead letter (whatever ran before): a record that is not an event, under a known key.
+    before = value(scrape(client), "sessions_dead_letters_total")
+    sid = new_session_id()
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer.produce(worker.env["SESSIONS_EVENTS_TOPIC"], key=sid.encode(), value=b"not json either")
+    assert producer.flush(10) == 0
+    deadline = time.monotonic() + 30
+    while value(scrape(client), "sessions_dead_letters_total") < before + 1:
+        assert time.monotonic() < deadline, "the record was not dead-lettered"
+        time.sleep(0.1)  # polling the worker's counter (the log line is written before it moves)
     lines = [line for line in worker.log_path.read_text().splitlines() if line.strip()]
-    assert lines
     not_json = [line for line in lines if not _is_json(line)]
     assert not not_json, not_json[:5]
     records = [orjson.loads(line) for line in lines]
@@ -126,8 +134,9 @@ def test_every_log_line_is_json_and_holds_no_secret(client, worker):
     text = "\n".join(lines)
     assert SERVICE_KEY not in text and SIGNING_KEY not in text
     dead = [r for r in records if r["message"].startswith("dead letter")]
-    if dead:  # the test above sent one: its record names the session
-        assert all("session_id" in r for r in dead)
+    # This test's letter is logged with its session id, and so is every other one.
+    assert [r for r in dead if r.get("session_id") == sid], dead[-3:]
+    assert all("session_id" in r for r in dead), [r for r in dead if "session_id" not in r]
 
 
 def _is_json(line: str) -> bool:

@@ -10,22 +10,23 @@ clear; erasure destroys the keys, deletes the session (404) and leaves a timelin
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
 from prometheus_client.parser import text_string_to_metric_families
+from rocksdict import AccessType, Options, Rdict
 
 from streams.privacy.cipher import MasterKeys
 from streams.testing.events import logged_in, page_view
-from streams.testing.paths import REPO, SAMPLE_RULES_FILE
+from streams.testing.paths import SAMPLE_RULES_FILE
 from streams.testing.workers import MASTER_KEYS, WorkerProcess, make_worker
+from tests.support.cli import sessionctl
 from tests.support.cluster import Cluster, make_cluster, session_in
 from tests.support.sessions import wait_for_session
 from tests.support.topics import read_topic
@@ -224,21 +225,20 @@ def test_master_key_rotation_rewraps_every_data_key(kafka_bootstrap: str, tmp_pa
         assert http.post("/api/events", json=login(sid, 80, email(80))).status_code == 202
         wait_for_session(http, sid, 2)
         rotated = {**worker.env, "SESSIONS_MASTER_KEY": f"{new},{old}"}
-        done = subprocess.run(
-            [sys.executable, "-m", "streams", "keys", "rewrap"], cwd=REPO, env=rotated, capture_output=True, text=True,
-            timeout=120,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
+        done = sessionctl("keys", "rewrap", env=rotated, expect=0)
         assert "1 data keys: 1 wrapped again with the newest master key" in done.stdout
-        again = subprocess.run(
-            [sys.executable, "-m", "streams", "keys", "rewrap"], cwd=REPO, env=rotated, capture_output=True, text=True,
-            timeout=120,
-        )  # fmt: skip
+        again = sessionctl("keys", "rewrap", env=rotated, expect=0)
         assert "1 data keys: 0 wrapped again" in again.stdout  # idempotent
         assert worker.stop() == 0
         store = base / "w1" / "store"
-        raw = b"".join(path.read_bytes() for path in store.rglob("*") if path.is_file())
-        assert email(80).encode() not in raw  # not in the RocksDB files either
+        # Not in the stores either: every key and value of every column family of every RocksDB
+        # under the store folder, as RocksDB gives them back (a raw file may hold them compressed).
+        stored = list(store_records(store))
+        assert {path.name for path, *_ in stored} >= {"sessions-3", "history-3"}, {path for path, *_ in stored}
+        leaks = [(path.name, cf, key) for path, cf, key, value in stored if email(80).encode() in key + value]
+        assert not leaks, f"{email(80)} in clear in the stores: {leaks}"
+        session = [value for _, _, key, value in stored if key == sid.encode()]
+        assert len(session) == 1 and b'"enc:v1:' in session[0], session  # the session, its values sealed
         worker.env["SESSIONS_MASTER_KEY"] = new  # the old key is gone
         shutil.rmtree(store)  # and the store: restored from the changelog, sealed, then opened
         worker.start()
@@ -248,3 +248,20 @@ def test_master_key_rotation_rewraps_every_data_key(kafka_bootstrap: str, tmp_pa
         assert events[1]["data"]["email"] == email(80)
     finally:
         worker.kill()
+
+
+def store_records(store: Path) -> Iterator[tuple[Path, str, bytes, bytes]]:
+    """(database, column family, key, value) of every RocksDB under ``store``, opened read-only
+    (its worker stopped), every column family."""
+    databases = sorted(current.parent for current in store.rglob("CURRENT"))
+    assert databases, f"no RocksDB under {store}"
+    for path in databases:
+        families = Rdict.list_cf(str(path), Options(raw_mode=True))
+        others = {name: Options(raw_mode=True) for name in families if name != "default"}
+        db = Rdict(str(path), Options(raw_mode=True), column_families=others, access_type=AccessType.read_only())
+        try:
+            for family in families:
+                for key, value in db.get_column_family(family).items():
+                    yield path, family, key, value
+        finally:
+            db.close()

@@ -8,22 +8,23 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import sys
 import time
+from pathlib import Path
 
 import httpx
 import orjson
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from streams.fold import generations
 from streams.kafka.admin import TopicSpec, ensure_topics
 from streams.rules_file import parse_rules_text
 from streams.settings import Settings
 from streams.testing.events import campaign_click, logged_in, new_session_id, page_view
-from streams.testing.paths import REPO, SAMPLE_RULES_FILE, sample_rules
+from streams.testing.paths import SAMPLE_RULES_FILE, sample_rules
 from streams.testing.workers import SERVICE_HEADERS
 from tests.integration.test_fold_engine_faults import produce
+from tests.support.cli import sessionctl, spawn_sessionctl
 from tests.support.streams import expected_views, served_views, stream_of_events
 from tests.support.topics import read_topic
 
@@ -36,12 +37,6 @@ RULES_B_TEXT = SAMPLE_RULES_FILE.read_text().replace('price_tables = ["promo-bf"
 )
 RULES_B = parse_rules_text(RULES_B_TEXT, "rules B")
 SHOPPER_EMAIL = "rebuild.shopper@example.com"
-
-
-def sessionctl(env: dict[str, str], *args: str, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
-    )
 
 
 def served_as(
@@ -87,8 +82,7 @@ def test_a_rebuild_with_new_rules_then_a_switch_gives_old_sessions_the_new_deriv
 
     rules_b = tmp_path / "rules-b.toml"
     rules_b.write_text(RULES_B_TEXT)
-    rebuilt = sessionctl(worker.env, "rebuild", "--rules", str(rules_b))
-    assert rebuilt.returncode == 0, rebuilt.stderr + rebuilt.stdout
+    rebuilt = sessionctl("rebuild", "--rules", str(rules_b), env=worker.env, expect=0, timeout=180)
     found = re.search(r"generation 2: (\d+) sessions, (\d+) events folded \((\d+) records read\)", rebuilt.stdout)
     assert found, rebuilt.stdout
     assert int(found[1]) == len(distinct)
@@ -97,8 +91,7 @@ def test_a_rebuild_with_new_rules_then_a_switch_gives_old_sessions_the_new_deriv
     # The worker still serves generation 1, with rules A.
     assert served_as(worker.url, as_a, timeout=5) == as_a
 
-    switched = sessionctl(worker.env, "rebuild", "--switch")
-    assert switched.returncode == 0, switched.stderr + switched.stdout
+    switched = sessionctl("rebuild", "--switch", env=worker.env, expect=0, timeout=180)
     assert "switched: the workers serve generation 2" in switched.stdout
     assert served_as(worker.url, as_b) == as_b
     assert as_b[shopper]["namespaces"]["profile"]["email"]["value"] == SHOPPER_EMAIL
@@ -148,15 +141,14 @@ def test_two_workers_a_resumed_rebuild_and_a_switch_in_one_go(worker_factory, ka
     scratch = tmp_path / "rebuild"  # the rebuild's own data folder, beside the workers'
     env = {**w1.env, "SESSIONS_DATA_DIR": str(scratch)}
 
-    rebuilt = sessionctl(env, "rebuild", "--rules", str(rules_b))
-    assert rebuilt.returncode == 0, rebuilt.stderr + rebuilt.stdout
+    rebuilt = sessionctl("rebuild", "--rules", str(rules_b), env=env, expect=0, timeout=180)
     assert f"({len(first)} records read)" in rebuilt.stdout
 
     # More events, then the same rules again with --switch: the rebuild goes on from where its
     # stores stand (as after Ctrl-C) and reads only what was appended since.
     produce(kafka_bootstrap, topic, second)
-    switched = sessionctl(env, "rebuild", "--rules", str(rules_b), "--switch", "--max-lag", "0")
-    assert switched.returncode == 0, switched.stderr + switched.stdout
+    options = ["--rules", str(rules_b), "--switch", "--max-lag", "0"]
+    switched = sessionctl("rebuild", *options, env=env, expect=0, timeout=180)
     assert "going on with the rebuild of generation 2" in switched.stderr
     assert f"({len(second)} records read)" in switched.stdout
     assert "switched: the workers serve generation 2" in switched.stdout
@@ -173,60 +165,52 @@ def test_two_workers_a_resumed_rebuild_and_a_switch_in_one_go(worker_factory, ka
         assert served_as(worker.url, expected, headers={"X-Session-Allow-Stale": "true"}) == expected
 
     # A switch with nothing newer to switch to is refused, clearly.
-    again = sessionctl(env, "rebuild", "--switch")
-    assert again.returncode == 2
+    again = sessionctl("rebuild", "--switch", env=env, expect=2)
     assert "no rebuild to switch to" in again.stderr
 
 
 def test_ctrl_c_stops_a_rebuild_that_goes_on_where_it_stood(worker_factory, kafka_bootstrap):
-    # No worker needed: the rebuild reads the log alone. Enough events for a few seconds of folding.
+    # No worker needed: the rebuild reads the log alone. Its fold is made slow (each batch, at most
+    # 20,000 events, takes 2 s more), so it is still folding when its first progress line shows.
     env = worker_factory(partitions=4, SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE)).env
     topic = env["SESSIONS_EVENTS_TOPIC"]
     ensure_topics(kafka_bootstrap, [TopicSpec(topic, 4)])
-    stream = [page_view(f"00000000-0000-4000-8000-{n % 5000:012d}", f"https://s/p?n={n}", n) for n in range(150_000)]
+    stream = [page_view(f"00000000-0000-4000-8000-{n % 5000:012d}", f"https://s/p?n={n}", n) for n in range(40_000)]
     produce_many(kafka_bootstrap, topic, stream)
 
-    group = f"{env['SESSIONS_APP_ID']}-rebuild-g2"  # the rebuild commits its offsets here (lag tools)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streams", "rebuild"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process, log = spawn_sessionctl("rebuild", env={**env, "SESSIONS_FAULT_POINT": "slow:2"})
     try:
-        committed = 0
-        while committed == 0 and process.poll() is None:
-            committed = committed_total(kafka_bootstrap, group, topic, 4)
-        assert process.poll() is None, "the rebuild ended before it could be interrupted"
+        progress = wait_for_line(process, log, PROGRESS, 120)  # a first batch folded and written
         process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=60)
+        process.wait(60)
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 130, stderr
-    assert "stopped before the end: run the same command again" in stderr
-    first = int(re.search(r"\((\d+) records read\)", stdout)[1])
-    assert 0 < first < len(stream)
+            process.wait()
+    output = log.read_text()
+    assert process.returncode == 130, output
+    assert "stopped before the end: run the same command again" in output
+    first = int(re.search(r"\((\d+) records read\)", output)[1])
+    assert 0 < int(progress[1]) <= first < len(stream), (progress[0], first)
 
-    again = sessionctl(env, "rebuild")
-    assert again.returncode == 0, again.stderr
+    again = sessionctl("rebuild", env=env, expect=0, timeout=180)
     assert "going on with the rebuild of generation 2" in again.stderr
     second = int(re.search(r"(\d+) sessions, \d+ events folded \((\d+) records read\)", again.stdout)[2])
     assert first + second == len(stream)  # nothing read twice, nothing left out
     assert "generation 2: 5000 sessions" in again.stdout
 
 
-def committed_total(bootstrap: str, group: str, topic: str, partitions: int) -> int:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    try:
-        offsets = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
-    except KafkaException:  # the group's coordinator is still loading: nothing committed yet
-        return 0
-    finally:
-        consumer.close()
-    return sum(max(0, tp.offset) for tp in offsets)
+PROGRESS = re.compile(r"^rebuild: (\d+)/\d+ records read, [1-9]\d* events folded", re.MULTILINE)
+
+
+def wait_for_line(process: subprocess.Popen[str], log: Path, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
+    """The first match of ``pattern`` in the log of a running ``sessionctl``."""
+    deadline = time.monotonic() + timeout
+    while (found := pattern.search(log.read_text())) is None:
+        assert process.poll() is None, f"it ended (exit {process.returncode}) before the line:\n{log.read_text()}"
+        assert time.monotonic() < deadline, f"no such line within {timeout:.0f}s:\n{log.read_text()}"
+        time.sleep(0.05)  # polling its log for the line
+    return found
 
 
 def produce_many(bootstrap: str, topic: str, stream: list[dict]) -> None:

@@ -18,10 +18,16 @@ Every session exists (its first event was folded) before the load reads it (made
 starts, or answered 201 when the load made it), so a 404 for it, or a storefront read that answers
 another session, is an *incident*: recorded with the time, the worker and the faults just before it.
 
+Between two faults the load goes on until every running worker has answered every kind of request
+a few times (``steady``), not for a fixed time. The SIGKILL with a restart at once is measured: the
+new process must hold the old one's partitions again within the group's session timeout, and no other
+worker may serve one of them meanwhile (else it was a failover, which the group noticed).
+
 At the end each session gets a marker event; once every worker serves every marker, the event topic
 is read from the start and each session must equal the pure fold (``projections.session.fold``,
 same rules) of its distinct events in log order; every acknowledged event must be in the log, and
-the log must hold nothing the load did not send.
+the log must hold nothing the load did not send, and a storefront session's own events (its creation,
+each value it wrote) nothing twice.
 
 No pytest here (``ops/soak.py`` uses it); no timed assertion: figures are returned, not judged.
 """
@@ -48,10 +54,11 @@ from schemas.events import decode_event, type_name
 from schemas.session import encode_view
 from streams.kafka import broker as local_broker
 from streams.testing.events import BASE_TIME, new_session_id, page_view, public_set
-from streams.testing.workers import WorkerProcess
+from streams.testing.workers import WorkerProcess, http_status
 from streams.web.tokens import SessionTokens
-from tests.support.cluster import Cluster, parse_metrics, partition_of
+from tests.support.cluster import Cluster, Families, parse_metrics, partition_of, scrape, served_partitions
 
+STEADY_ANSWERS = 2  # per running worker and kind of request (event, storefront write, read) between two faults
 UNREACHABLE = "unreachable"  # no HTTP answer: connection refused or reset (a killed worker)
 TIMEOUT = "timeout"
 
@@ -107,12 +114,20 @@ class Report:
     metric_errors: list[str]  # scrapes that did not parse
     lag_after_fault: list[tuple[str, str | None]]  # fault, why the lag did not fall to 0 (None: it did)
     unclean_exits: list[str]  # workers that did not exit 0 on SIGTERM
+    # "SIGKILL, restart at once": seconds from the SIGKILL until the new process held its partitions
+    # again, per such fault; and why one was not the same member coming back unnoticed (it took
+    # longer than the group's session timeout, or another worker served its partitions meanwhile).
+    rejoins: list[tuple[str, float]] = field(default_factory=list)
+    failovers: list[str] = field(default_factory=list)
     acknowledged: int = 0  # events acknowledged (service 202s, storefront 2xx writes and creations)
     folded: int = 0  # events folded (sum of the sessions' eventCount)
     log_events: int = 0  # records in the event topic
     lost: list[str] = field(default_factory=list)
     mismatched: list[str] = field(default_factory=list)  # served != pure fold of the distinct events
     foreign: list[str] = field(default_factory=list)  # log events the load never sent
+    # A storefront session's own events appended more than once under new ids (two session.created,
+    # two public_sets of its creation or of one storefront value): the pure fold applies both.
+    duplicated: list[str] = field(default_factory=list)
     duplicated_in_log: int = 0  # records whose id was already in the log (retries); folded once
     duration_s: float = 0.0
     sessions: int = 0  # sessions checked at the end (those the load made included)
@@ -135,10 +150,14 @@ class Report:
         ]
         for fault, served, lag_zero in self.recoveries:
             lines.append(f"{fault:<28} all partitions served after {served:.1f} s, lag 0 after {lag_zero:.1f} s")
+        for fault, seconds in self.rejoins:
+            lines.append(f"{fault:<28} its partitions held again {seconds:.1f} s after the SIGKILL")
         lines += [
             f"lost                         {len(self.lost)}",
             f"duplicated                   {len(self.mismatched)} (sessions != the pure fold of their distinct events)",
             f"events nobody sent           {len(self.foreign)}",
+            f"storefront events twice      {len(self.duplicated)} (a creation or a value appended again, new id)",
+            f"failovers                    {len(self.failovers)} (a restart at once the group noticed)",
             f"404 for existing sessions    {len(self.incidents)} (or a storefront read answering another session)",
             f"stale reads                  {len(self.stale)} (a read not showing an acknowledged storefront write)",
             f"5xx other than 503           {len(self.server_errors())}",
@@ -219,6 +238,8 @@ class FaultSuite:
         self.metric_errors: list[str] = []
         self.lag_after_fault: list[tuple[str, str | None]] = []
         self.unclean_exits: list[str] = []
+        self.rejoins: list[tuple[str, float]] = []
+        self.failovers: list[str] = []
         self.sessions: list[Tracked] = []
         self.alive: list[WorkerProcess] = list(cluster.workers)
         self.stopping = threading.Event()
@@ -479,6 +500,33 @@ class FaultSuite:
                     )
                     time.sleep(0.05)
 
+    def steady(self, steady_s: float, each: int = STEADY_ANSWERS) -> None:
+        """Steady load: ``steady_s`` seconds of it, and at least until every running worker has
+        acknowledged ``each`` service events and storefront writes and answered ``each`` reads since
+        this was called (every kind of request met every worker between two faults)."""
+        since = self.now()
+        if steady_s > 0:
+            time.sleep(steady_s)  # a length of steady load (``make soak``'s pause), not a wait for a condition
+        deadline = time.monotonic() + 120
+        while (short := self.short_of_load(since, each)) is not None:
+            assert time.monotonic() < deadline, f"the load did not go on steadily: {short}"
+            time.sleep(0.05)  # polling the load's answers
+
+    def short_of_load(self, since: float, each: int) -> str | None:
+        """What the load has not had answered yet by some running worker since ``since``; None when nothing."""
+        with self.lock:
+            alive = {self.cluster.name(w) for w in self.alive}
+            answered = Counter(
+                (e.worker, "read" if e.kind in ("read", "sf_read") else e.kind)
+                for e in self.exchanges
+                if e.at >= since and isinstance(e.status, int) and 200 <= e.status < 300
+            )
+        for worker in sorted(alive):
+            for kind in ("event", "sf_write", "read"):
+                if answered[worker, kind] < each:
+                    return f"{worker}: {answered[worker, kind]} {kind} answered 2xx, {each} wanted"
+        return None
+
     def recover(self, fault: str, since: float) -> None:
         """Wait until the running workers have settled, then until the lag gauge is back to 0."""
         self.cluster.wait_settled(240)
@@ -514,6 +562,52 @@ class FaultSuite:
         self.note(f"restarted {', '.join(self.cluster.name(w) for w in workers)}")
         return at
 
+    def kill_and_restart_at_once(self, worker: WorkerProcess) -> float:
+        """SIGKILL and start again at once: the same member (its group instance id) back before the
+        group's session timeout, so the group never notices it left. Measured: the time from the
+        SIGKILL until the new process holds the partitions the old one served (a slow restart is a
+        failover: their ownership moves to the others, then back), and no other worker may serve one
+        of them meanwhile."""
+        name = self.cluster.name(worker)
+        families = scrape(worker)
+        assert families is not None, f"{name} does not answer /metrics before its SIGKILL"
+        held = served_partitions(families)
+        others = [w for w in self.cluster.running if w is not worker]
+        timeout_s = float(worker.env.get("SESSIONS_KAFKA_SESSION_TIMEOUT_S", "10"))
+        fault = f"SIGKILL {name}, restart at once"
+        killed = self.kill(worker)
+        worker.spawn()
+        deadline = time.monotonic() + 180
+        while True:
+            for other in others:
+                taken = served_partitions(scrape(other) or {}) & held
+                if taken:
+                    self.failovers.append(f"{fault}: {self.cluster.name(other)} served {sorted(taken)} meanwhile")
+            back = scrape(worker)
+            holds = assigned_partitions(back) if back is not None else set()
+            if held <= holds:  # back as it was
+                break
+            if holds and http_status(f"{worker.url}/readyz", timeout=1.0) == 200:
+                # Ready: all it was assigned is served now (the gauge lists them as the assignment
+                # is taken up, so read again): its own partitions, or others after a failover.
+                back = scrape(worker)
+                holds = served_partitions(back) if back is not None else set()
+                break
+            assert time.monotonic() < deadline, f"{name} did not hold partitions again within 180 s"
+            time.sleep(0.05)  # polling the workers' /metrics
+        seconds = self.now() - killed
+        self.rejoins.append((fault, seconds))
+        self.note(f"{name} holds {sorted(holds)} ({sorted(held)} before), {seconds:.1f}s after its SIGKILL")
+        if holds != held:
+            self.failovers.append(f"{fault}: back with partitions {sorted(holds)}, not its own {sorted(held)}")
+        if seconds >= timeout_s:
+            self.failovers.append(f"{fault}: back after {seconds:.1f}s, not within the session timeout ({timeout_s}s)")
+        worker.wait_ready(180)
+        with self.lock:
+            self.alive.append(worker)
+        self.note(f"restarted {name}")
+        return killed
+
     def rolling_restart(self, worker: WorkerProcess) -> float:
         """What a deploy does: out of the load balancer, SIGTERM, wait for the exit, start again."""
         with self.lock:
@@ -541,19 +635,17 @@ class FaultSuite:
         (SIGTERM) and start it again as a deploy does."""
         workers = self.cluster.workers
         a, b, c = (workers[(number + k) % len(workers)] for k in range(3))
-        time.sleep(steady_s)  # steady load before each fault
+        self.steady(steady_s)  # steady load before each fault
         self.recover(f"SIGKILL {self.cluster.name(a)}", self.kill(a))
-        time.sleep(steady_s)
+        self.steady(steady_s)
         self.recover(f"SIGKILL {self.cluster.name(b)}", self.kill(b))
-        time.sleep(steady_s)
+        self.steady(steady_s)
         self.recover("restart", self.restart([a, b]))
-        time.sleep(steady_s)
+        self.steady(steady_s)
         self.recover("broker restart", self.broker_outage(down_s))
-        time.sleep(steady_s)
-        killed = self.kill(c)
-        self.restart([c])
-        self.recover(f"SIGKILL {self.cluster.name(c)}, restart at once", killed)
-        time.sleep(steady_s)
+        self.steady(steady_s)
+        self.recover(f"SIGKILL {self.cluster.name(c)}, restart at once", self.kill_and_restart_at_once(c))
+        self.steady(steady_s)
         self.recover(f"SIGTERM {self.cluster.name(a)}, restart", self.rolling_restart(a))
 
     def run(self, rounds: int = 1, minutes: float = 0.0, steady_s: float = 3.0, down_s: float = 5.0) -> Report:
@@ -573,7 +665,7 @@ class FaultSuite:
                 number += 1
                 if number >= rounds and self.now() >= minutes * 60:
                     break
-            time.sleep(steady_s)  # the load goes on a while after the last fault
+            self.steady(steady_s)  # the load goes on a while after the last fault
         finally:
             self.stopping.set()
             for thread in threads:
@@ -584,7 +676,7 @@ class FaultSuite:
     def check(self) -> Report:
         report = Report(
             self.exchanges, self.incidents, self.stale, self.never_acked, self.notes, self.recoveries,
-            self.metric_errors, self.lag_after_fault, self.unclean_exits,
+            self.metric_errors, self.lag_after_fault, self.unclean_exits, self.rejoins, self.failovers,
         )  # fmt: skip
         http = self.clients()
         try:
@@ -609,6 +701,11 @@ class FaultSuite:
                     if not ours:
                         report.foreign.append(f"{s.sid}: {type_name(type(event))} {event.id}")
                 logged_values = {_sf_value(e) for e in events}
+                if s.cookie is not None:  # its storefront events: one creation, each value once
+                    own = Counter((type_name(type(e)), _sf_value(e)) for e in events if e.id not in s.sent)
+                    twice = {f"{kind} {value or '(creation)'}": n for (kind, value), n in own.items() if n > 1}
+                    if twice or own[("session.created", None)] != 1:
+                        report.duplicated.append(f"{s.sid}: {own[('session.created', None)]} session.created, {twice}")
                 # A storefront session's creation (201): its session.created and the public_set of `made`.
                 created = [e for e in events if e.id not in s.sent and _sf_value(e) is None] if s.cookie else []
                 report.lost += [f"{s.sid}: event {i}" for i in sorted(s.acked - seen)]
@@ -630,6 +727,15 @@ class FaultSuite:
         report.duration_s = self.now()
         report.sessions = len(self.sessions)
         return report
+
+
+def assigned_partitions(families: Families) -> set[int]:
+    """The partitions a worker holds (assigned to it, being restored or served), from its ``/metrics``."""
+    return {
+        int(labels["partition"])
+        for name, labels, _ in families.get("sessions_partition_restoring", [])
+        if name == "sessions_partition_restoring"
+    }
 
 
 def _sf_value(event: Any) -> Any:
