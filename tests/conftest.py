@@ -197,7 +197,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if leaks:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
-            reporter.write_line("logs of spawned processes (workers, sessionctl) leaked what must never be logged:", red=True)
+            reporter.write_line("spawned processes (workers, sessionctl) leaked what must never be logged:", red=True)
             for leak in leaks[:20]:
                 reporter.write_line(f"  {leak}", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
