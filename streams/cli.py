@@ -551,15 +551,26 @@ def history(
         str | None, typer.Option("--key", help="a service key with sessions:history (default: from the settings)")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="the API's JSON instead of text")] = False,
+    personal: Annotated[
+        bool, typer.Option("--personal", help="print personal fields (e-mail, names, ...) in clear, not redacted")
+    ] = False,
 ) -> None:
     """A session's timeline (time, type, interesting fields, what each event changed), or with
-    --at/--after its state at that point; asked of a running worker (any one: it routes)."""
+    --at/--after its state at that point; asked of a running worker (any one: it routes).
+    Personal fields are printed as [redacted] unless --personal."""
     import httpx
     import orjson
 
-    from streams.history.printing import document_lines, timeline_lines
+    from projections.rules import RulesError
+    from streams.history.printing import document_lines, redact_document, redact_events, timeline_lines
+    from streams.rules_file import load_rules
 
     settings = _settings()
+    try:
+        personal_public = load_rules(settings.rules_file).personal_public_keys
+    except RulesError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     base = url or settings.web_url
     headers = {"Authorization": f"Bearer {_history_key(settings, key)}"}
     try:
@@ -569,7 +580,7 @@ def history(
                 params |= {"after": after} if after is not None else {}
                 answer = client.get(f"/api/v1/sessions/{session_id}", params=params)
                 _check_answer(answer)
-                document = answer.json()
+                document = answer.json() if personal else redact_document(answer.json(), personal_public)
                 lines = (
                     [orjson.dumps(document, option=orjson.OPT_INDENT_2).decode()]
                     if as_json
@@ -589,6 +600,8 @@ def history(
                     cursor = page["next"]
                     if cursor is None:
                         break
+                if not personal:
+                    events = redact_events(events, personal_public)
                 if as_json:
                     lines = [orjson.dumps({"events": events}, option=orjson.OPT_INDENT_2).decode()]
                 else:

@@ -6,9 +6,31 @@ from typing import Any
 
 import orjson
 
+from schemas.personal import event_places, state_places
+
 # The fields worth a glance, in the order they are shown, before anything else in `data`.
 INTERESTING = ("url", "utm_source", "utm_medium", "utm_campaign", "utmi_cp", "referrerUrl", "userId", "sku")
 VALUE_WIDTH = 60
+# What a personal value (``schemas.personal``) is printed as unless asked for in clear: a terminal's
+# scrollback, a pasted ticket or a CI log is no place for a shopper's e-mail.
+REDACTED = "[redacted]"
+
+
+def redact_events(events: list[dict[str, Any]], personal_public: frozenset[str]) -> list[dict[str, Any]]:
+    """Copies of timeline events with their personal values replaced by ``REDACTED``."""
+    copies: list[dict[str, Any]] = orjson.loads(orjson.dumps(events))
+    for record in copies:
+        for container, name, _ in list(event_places(record, personal_public)):
+            container[name] = REDACTED
+    return copies
+
+
+def redact_document(document: dict[str, Any], personal_public: frozenset[str]) -> dict[str, Any]:
+    """A copy of a session document with its personal values replaced by ``REDACTED``."""
+    copy: dict[str, Any] = orjson.loads(orjson.dumps(document))
+    for container, name, _ in list(state_places(copy, personal_public)):
+        container[name] = REDACTED
+    return copy
 
 
 def timeline_lines(events: list[dict[str, Any]]) -> list[str]:

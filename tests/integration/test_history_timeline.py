@@ -185,6 +185,24 @@ def test_sessionctl_history_prints_the_timeline_and_a_past_state(worker, story):
     assert "public.color = red" in past.stdout.splitlines()
     unknown = sessionctl("history", new_session_id(), *options, env=worker.env, expect=1)
     assert "no session" in unknown.stderr
+    # Personal fields are redacted unless asked for: the login's line and the state after it.
+    login = lines[1 + 2 * 5]
+    assert "userId=[redacted]" in login and "email=[redacted]" in login and "joao" not in printed.stdout.lower()
+    after_login = sessionctl("history", sid, *options, "--after", mine[5]["id"], env=worker.env, expect=0)
+    assert "profile.email = [redacted]" in after_login.stdout.splitlines()
+    assert "profile.firstName = [redacted]" in after_login.stdout.splitlines()
+
+
+def test_sessionctl_history_prints_personal_fields_only_when_asked(worker, service):
+    sid = new_session_id()  # a personal public key of the sample rules, not an e-mail (the logs are scanned)
+    event = public_set(sid, {"phone": "5511999990000", "marker": "phone"}, 0)
+    assert service.post("/api/events", json=event).status_code == 202
+    wait_for_session(service, sid, public_has("marker"))
+    options = ["--url", worker.url]
+    redacted = sessionctl("history", sid, *options, env=worker.env, expect=0).stdout
+    assert "public.phone=[redacted]" in redacted and "5511999990000" not in redacted
+    clear = sessionctl("history", sid, *options, "--personal", env=worker.env, expect=0).stdout
+    assert "public.phone=5511999990000" in clear
 
 
 def test_without_the_local_history_store_the_timeline_is_read_from_kafka(worker, service, story):
