@@ -72,12 +72,13 @@ def main(argv: list[str] | None = None) -> int:
             say(line)
         for problem in [*report.lost, *report.mismatched, *report.foreign, *map(str, report.incidents),
                         *report.stale, *map(str, report.server_errors()), *report.never_acked,
-                        *report.metric_errors, *report.unclean_exits]:  # fmt: skip
+                        *report.metric_errors, *report.unclean_exits, *report.duplicated,
+                        *report.failovers]:  # fmt: skip
             say(f"  ! {problem}")
         failed = bool(
             report.lost or report.mismatched or report.foreign or report.incidents or report.stale
             or report.server_errors() or report.bad_statuses() or report.never_acked or report.metric_errors
-            or report.unclean_exits
+            or report.unclean_exits or report.duplicated or report.failovers
         )  # fmt: skip
         say("result: " + ("FAILED (see above)" if failed else "0 lost, 0 duplicated, every check passed"))
         cluster.stop()

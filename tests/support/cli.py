@@ -23,7 +23,17 @@ _OUTPUTS = Path(tempfile.mkdtemp(prefix=f"sessionctl-{os.getpid()}-"))
 _numbers = itertools.count()
 
 
-def _log_file(args: tuple[str, ...]) -> Path:
+# Options whose value is a secret: shown as *** in the logged command line.
+SECRET_OPTIONS = frozenset({"--key", "--service-key", "--master-key"})
+
+
+def shown(args: tuple[str, ...]) -> str:
+    """The command line as logged, secrets masked (a test passing one must not fail the leak scan)."""
+    masked = ["***" if n and args[n - 1] in SECRET_OPTIONS else arg for n, arg in enumerate(args)]
+    return " ".join(("sessionctl", *masked))
+
+
+def log_file(args: tuple[str, ...]) -> Path:
     name = "-".join(arg for arg in args[:2] if not arg.startswith("-"))[:40] or "sessionctl"
     path = _OUTPUTS / f"{next(_numbers):04d}-{name}.log"
     SPAWNED_LOGS.append(path)
@@ -45,7 +55,7 @@ def sessionctl(
         text=True,
         timeout=timeout,
     )
-    _log_file(args).write_text(f"$ sessionctl {' '.join(args)}\n{done.stdout}\n{done.stderr}")
+    log_file(args).write_text(f"$ {shown(args)}\n{done.stdout}\n{done.stderr}")
     if expect is not None:
         assert done.returncode == expect, f"exit {done.returncode}, expected {expect}:\n{done.stdout}\n{done.stderr}"
     return done
@@ -54,9 +64,9 @@ def sessionctl(
 def spawn_sessionctl(*args: str, env: Mapping[str, str] | None = None) -> tuple[subprocess.Popen[str], Path]:
     """Start ``sessionctl *args`` with stdout and stderr going to its log (scanned at the end);
     the process and the log's path, for a test that reads progress lines while it runs."""
-    path = _log_file(args)
+    path = log_file(args)
     with open(path, "w") as log:
-        log.write(f"$ sessionctl {' '.join(args)}\n")
+        log.write(f"$ {shown(args)}\n")
         log.flush()
         process = subprocess.Popen(
             [sys.executable, "-m", "streams", *args],

@@ -14,7 +14,7 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from streams.cli import cli
-from tests.support.cli import _log_file
+from tests.support.cli import log_file, shown
 
 
 def sessionctl_in_process(*args: str, env: Mapping[str, str] | None = None, expect: int | None = None) -> Result:
@@ -25,7 +25,7 @@ def sessionctl_in_process(*args: str, env: Mapping[str, str] | None = None, expe
         overrides = {name: None for name in os.environ if name.startswith("SESSIONS_") and name not in env}
         overrides.update(env)
     result = CliRunner().invoke(cli, list(args), env=overrides, catch_exceptions=False)
-    _log_file(args).write_text(f"$ sessionctl {' '.join(args)}\n{result.stdout}\n{result.stderr}")
+    log_file(args).write_text(f"$ {shown(args)}\n{result.stdout}\n{result.stderr}")
     if expect is not None:
         assert result.exit_code == expect, f"exit {result.exit_code}, expected {expect}:\n{result.output}"
     return result
