@@ -3,7 +3,9 @@
 Three workers (their own data folders and ports, one group) and a throw-away local broker on a free
 port, both under a scratch folder; a steady load of service events and storefront writes and reads
 spread over the workers, while rounds of faults run for ``--minutes``: SIGKILL a worker, SIGKILL a
-second one, restart both, stop and start the broker. Then every session is checked against the log
+second one, restart both, stop and start the broker, SIGKILL one and restart it at once, SIGTERM one and
+start it again, and pause one (SIGSTOP) past its session timeout and resume it (SIGCONT) while the
+load goes on. Then every session is checked against the log
 and the pure fold (``tests/support/fault_suite.py`` says how), and the figures are printed: events
 acknowledged and folded, requests answered 2xx / 503 / other, the longest window in which a session
 could not be read, the time from each fault to all partitions served (and lag 0), and the lost and
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         cluster.start()
         say(f"3 workers ready and settled in {time.monotonic() - started:.1f} s")
-        suite = FaultSuite(cluster, kafka_dir, port, sample_rules(), threads=args.threads, say=say)
+        suite = FaultSuite(cluster, kafka_dir, port, sample_rules(), threads=args.threads, say=say, pause_owner=True)
         report = suite.run(minutes=args.minutes, steady_s=args.steady, down_s=args.outage)
         say("")
         for line in report.summary():

@@ -34,7 +34,9 @@ No pytest here (``ops/soak.py`` uses it); no timed assertion: figures are return
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import threading
 import time
 from collections import Counter, defaultdict
@@ -219,8 +221,13 @@ class FaultSuite:
         pace_s: float = 0.05,
         seed: int = 10,
         say: Callable[[str], None] = lambda line: None,
+        pause_owner: bool = False,
     ) -> None:
         self.cluster = cluster
+        # Also pause a worker (SIGSTOP) past its session timeout under load, then resume it (SIGCONT):
+        # its late batch must never become what anybody serves (``make soak``; the test suite has
+        # tests/integration/test_paused_owner.py).
+        self.pause_owner = pause_owner
         self.broker_dir, self.broker_port = broker_dir, broker_port
         self.rules = rules
         self.rng = random.Random(seed)
@@ -551,6 +558,33 @@ class FaultSuite:
         self.note(f"SIGKILL {self.cluster.name(worker)} (pid {pid})")
         return at
 
+    def pause(self, worker: WorkerProcess, timeout: float = 120.0) -> float:
+        """SIGSTOP ``worker`` until the others serve every partition (the group timed it out and
+        moved its partitions on), then SIGCONT: it wakes up in the middle of what it was doing."""
+        assert worker.process is not None
+        with self.lock:
+            self.alive.remove(worker)
+        os.kill(worker.process.pid, signal.SIGSTOP)
+        at = self.now()
+        self.note(f"SIGSTOP {self.cluster.name(worker)}")
+        others = [w for w in self.cluster.running if w is not worker]
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                served: set[int] = set()
+                for other in others:
+                    served |= served_partitions(scrape(other) or {})
+                if served == set(range(self.cluster.partitions)):
+                    break
+                assert time.monotonic() < deadline, f"the group never moved {self.cluster.name(worker)}'s partitions"
+                time.sleep(0.1)
+        finally:
+            os.kill(worker.process.pid, signal.SIGCONT)
+        self.note(f"SIGCONT {self.cluster.name(worker)} after {self.now() - at:.1f}s")
+        with self.lock:
+            self.alive.append(worker)
+        return at
+
     def restart(self, workers: list[WorkerProcess]) -> float:
         at = self.now()
         for worker in workers:
@@ -632,7 +666,8 @@ class FaultSuite:
     def round(self, number: int, steady_s: float, down_s: float) -> None:
         """One round of faults: kill A, kill B, restart both, stop and start the broker, kill C and
         restart it at once (within the session timeout: the group never notices it left), stop A
-        (SIGTERM) and start it again as a deploy does."""
+        (SIGTERM) and start it again as a deploy does; with ``pause_owner``, pause B past its session
+        timeout and resume it."""
         workers = self.cluster.workers
         a, b, c = (workers[(number + k) % len(workers)] for k in range(3))
         self.steady(steady_s)  # steady load before each fault
@@ -647,6 +682,9 @@ class FaultSuite:
         self.recover(f"SIGKILL {self.cluster.name(c)}, restart at once", self.kill_and_restart_at_once(c))
         self.steady(steady_s)
         self.recover(f"SIGTERM {self.cluster.name(a)}, restart", self.rolling_restart(a))
+        if self.pause_owner:
+            self.steady(steady_s)
+            self.recover(f"SIGSTOP {self.cluster.name(b)} past its session timeout, SIGCONT", self.pause(b))
 
     def run(self, rounds: int = 1, minutes: float = 0.0, steady_s: float = 3.0, down_s: float = 5.0) -> Report:
         """``rounds`` rounds of faults, or as many as fit in ``minutes`` (at least one); then the checks."""
