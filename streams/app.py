@@ -187,6 +187,7 @@ def fold_config(settings: Settings, generation: int = 1) -> FoldConfig:
         lifetime_ms=settings.session_ttl_s * 1000,
         sweep_every_s=settings.session_sweep_every_s,
         fault_point=settings.fault_point,
+        transactional=settings.changelog_transactions,
     )
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 from rocksdict import Options, Rdict
 
 from streams.app import fold_config
@@ -284,7 +284,17 @@ def count_stored_sessions(stores: Path, partitions: frozenset[int]) -> int:
 def changelog_positions(bootstrap: str, topic: str, partitions: frozenset[int]) -> dict[int, int]:
     """Per partition, the next event offset the last marker of ``topic`` names (0 when none):
     how far the generation's changelog says its fold stands."""
-    consumer = Consumer({**client_config(bootstrap), "group.id": f"{topic}-check", "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            **client_config(bootstrap),
+            "group.id": f"{topic}-check",
+            "enable.auto.commit": False,
+            # Committed batches only (a fenced owner's aborted marker is no position), and the end
+            # as an event: the last offset is a commit marker, which no consumer returns.
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
     positions: dict[int, int] = {}
     try:
         for partition in sorted(partitions):
@@ -308,7 +318,10 @@ def _last_marker(consumer: Consumer, topic: str, partition: int, low: int, high:
             if not messages:
                 break  # compaction may leave the end without a record
             for message in messages:
-                if message.error() is not None:
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        position = end
                     continue
                 offset = message.offset() or 0
                 position = offset + 1
