@@ -925,6 +925,8 @@ class FoldLoop:
         spec = self.config.fault_point
         if spec.startswith("slow:"):
             if point == "before_produce":
+                # Said before the wait, so that a test can pause the process with a batch in flight.
+                log.warning("fault point %s: batch %d waits before producing", spec, self._batches_seen)
                 time.sleep(float(spec.split(":")[1]))
             return
         if spec and spec.split(":")[0] == point and self._batches_seen >= int(spec.split(":")[1]):
