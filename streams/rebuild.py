@@ -313,15 +313,15 @@ def _last_marker(consumer: Consumer, topic: str, partition: int, low: int, high:
         consumer.assign([TopicPartition(topic, partition, start)])
         found = None
         position = start
-        while position < end:
-            messages = consumer.consume(TAIL_RECORDS, 5.0)
-            if not messages:
-                break  # compaction may leave the end without a record
-            for message in messages:
+        deadline = time.monotonic() + 10.0
+        # Short waits: consume() returns early only with as many messages as asked for, and the
+        # last offsets of a transactional changelog are commit markers, which it never returns.
+        while position < end and time.monotonic() < deadline:
+            for message in consumer.consume(TAIL_RECORDS, 0.2):
                 error = message.error()
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
-                        position = end
+                        position = end  # the end (compaction may leave it without a record)
                     continue
                 offset = message.offset() or 0
                 position = offset + 1

@@ -48,7 +48,7 @@ def catch_up(
     partition: int,
     store: PartitionStore,
     should_stop: Callable[[], bool],
-    poll_timeout_s: float = 1.0,
+    poll_timeout_s: float = 0.2,
     on_progress: Callable[[int], None] | None = None,
 ) -> Restored:
     """Copy the changelog from where the store stands to its end (the end seen when starting).
@@ -77,7 +77,8 @@ def catch_up(
             if should_stop():
                 break
             # consume() returns once it has this many, or at the timeout: asking for no more than
-            # what is left returns at once (only compaction gaps at the end wait out the timeout).
+            # what is left returns at once, except at the end when commit markers (which it never
+            # returns) sit there; a short timeout, and the end of the partition comes as an event.
             messages = consumer.consume(min(RESTORE_BATCH, high - position), poll_timeout_s)
             records = []
             for message in messages:

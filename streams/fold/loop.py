@@ -473,11 +473,12 @@ class FoldLoop:
         adding = sorted(partitions - self._serving)
         assigned = []
         serving = set(self._serving & partitions)
+        # First the fence: from here on no earlier owner can append to these partitions'
+        # changelogs, and what one left open is aborted, so each restore reads its final state.
+        fenced_off = self._checkpoint.open_many(adding, lambda: self._stopping or not self._commands.empty())
         for partition in adding:
             state = self._open(partition)
-            # First the fence: from here on no earlier owner can append to the partition's
-            # changelog, and what it left open is aborted, so the restore reads its final state.
-            if not self._checkpoint.open(partition, lambda: self._stopping or not self._commands.empty()):
+            if partition not in fenced_off:
                 log.info("partition %d: not served for now (a command is waiting)", partition)
                 break
             self._restoring = frozenset({partition})
@@ -516,6 +517,8 @@ class FoldLoop:
         if assigned:
             self._consumer.incremental_assign(assigned)
         self._serving = frozenset(serving)
+        for partition in fenced_off - serving:  # cut short: the next assignment takes it over anew
+            self._checkpoint.close(partition)
         # Partitions kept open but neither ours nor standbys: close them (their files stay).
         for partition in set(self._partitions) - partitions - self._standby:
             self._partitions.pop(partition).close()

@@ -94,12 +94,16 @@ class Load:
                 time.sleep(0.02)  # pacing the load, not waiting for anything
 
 
+STARTED = time.monotonic()
+
+
 def wait_for(what: str, check, timeout: float = 60.0, interval: float = 0.05):
     """Poll ``check()`` until it returns something truthy; that value."""
     deadline = time.monotonic() + timeout
     while True:
         found = check()
         if found:
+            print(f"[{time.monotonic() - STARTED:6.1f}s] {what}")  # with -s: where the time goes
             return found
         assert time.monotonic() < deadline, f"not within {timeout:.0f}s: {what}"
         time.sleep(interval)
@@ -160,8 +164,10 @@ def serves_as_expected(worker: WorkerProcess, expected: dict[str, dict], timeout
 
 
 def test_a_paused_owner_never_gets_a_late_batch_served(worker_factory, kafka_bootstrap):
-    a = worker_factory("a", PARTITIONS, SESSIONS_FAULT_POINT=f"slow:{SLOW_S}", **ENV).start()
-    b = worker_factory("b", PARTITIONS, **ENV).start()
+    a = worker_factory("a", PARTITIONS, SESSIONS_FAULT_POINT=f"slow:{SLOW_S}", **ENV).spawn()
+    b = worker_factory("b", PARTITIONS, **ENV).spawn()
+    a.wait_ready()
+    b.wait_ready()
     wait_for("the group settled", lambda: settled([a, b], load_stopped=False), 90)
     sids = [new_session_id() for _ in range(SESSIONS)]
     load = Load(b, sids)
@@ -212,8 +218,10 @@ def test_a_paused_owner_never_gets_a_late_batch_served(worker_factory, kafka_boo
     for worker in (a, b):
         wrong += differences(f"{worker.log_path.stem} read", read_all(worker, sids), expected)
         wrong += differences(f"{worker.log_path.stem} standby", read_all(worker, sids, stale=True), expected)
-    assert a.stop() == 0
-    assert b.stop() == 0
+    for worker in (a, b):  # both at once, as an orchestrator would
+        assert worker.process is not None
+        worker.process.send_signal(signal.SIGTERM)
+    assert (a.stop(), b.stop()) == (0, 0)
 
     # A worker on an empty data folder, alone: every partition restored from the changelog only.
     c = worker_factory("c", PARTITIONS, **ENV).start()
