@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 
 Fence = Callable[[], int | None]  # the control plane's group generation; None while it must rejoin
 Header = tuple[str, str | bytes | None]
+T = TypeVar("T")
 SourceRecords = list[tuple[bytes | None, bytes | None, int]]
 # The errors that say another producer took the transactional id over: the partition moved.
 FENCED_CODES = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
@@ -162,6 +164,7 @@ class Checkpoint:
         self._producers: dict[int, Producer] = {}  # transactional: one per served partition
         self._shared: Producer | None = None  # not transactional: one for all
         self._in_transaction: set[int] = set()  # begun, neither committed nor aborted yet
+        self._pool: ThreadPoolExecutor | None = None  # for the partitions' blocking calls at once
 
     def _config(self, client_id: str) -> dict[str, object]:
         return {
@@ -196,8 +199,7 @@ class Checkpoint:
         wanted = [p for p in partitions if p not in self._producers]
         if not self.target.transactional or len(wanted) < 2:
             return {p for p in partitions if self.open(p, should_stop)}
-        with ThreadPoolExecutor(min(8, len(wanted)), thread_name_prefix="changelog-init") as pool:
-            producers = dict(zip(wanted, pool.map(lambda p: self._init(p, should_stop), wanted), strict=True))
+        producers = dict(zip(wanted, self._on_each(wanted, lambda p: self._init(p, should_stop)), strict=True))
         self._producers.update({p: producer for p, producer in producers.items() if producer is not None})
         return {p for p in partitions if p in self._producers}
 
@@ -249,6 +251,9 @@ class Checkpoint:
         if self._shared is not None:
             _quietly(lambda: self._shared.flush(5.0) if self._shared is not None else 0)
             self._shared = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
 
     def fence_holds(self, generation: int | None) -> bool:
         """The local fence: False once the group moved on without us (a session timeout)."""
@@ -311,9 +316,21 @@ class Checkpoint:
         for partition in open_:
             if partition in result.failed:
                 self._abort(partition, result)
-            else:
-                self._commit(partition, result, markers.get(partition))
+        committing = [p for p in open_ if p not in result.failed]
+        # All at once: each commit is a round trip to the coordinator and its markers' writes.
+        first_tries = self._on_each(committing, lambda p: _attempt(lambda: self._producers[p].commit_transaction(5.0)))
+        for partition, error in zip(committing, first_tries, strict=True):
+            self._commit(partition, result, markers.get(partition), error)
         return result
+
+    def _on_each(self, partitions: list[int], call: Callable[[int], T]) -> list[T]:
+        """``call`` for each partition, on the pool when there are several (blocking calls into
+        librdkafka release the GIL)."""
+        if len(partitions) < 2:
+            return [call(p) for p in partitions]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(8, thread_name_prefix="changelog")
+        return list(self._pool.map(call, partitions))
 
     def _send_all(
         self,
@@ -357,28 +374,29 @@ class Checkpoint:
                 log.warning("waiting %.0fs for Kafka to acknowledge the changelog", waited)
         return True
 
-    def _commit(self, partition: int, result: Published, marker_offset: int | None) -> None:
+    def _commit(
+        self, partition: int, result: Published, marker_offset: int | None, error: KafkaException | None
+    ) -> None:
+        """Settle a partition's commit, tried once already (``error``: how it failed; None: it
+        committed). A timeout is tried again; fenced, fatal or abortable are final."""
         producer = self._producers[partition]
         waited = 0.0
-        while True:
-            try:
-                producer.commit_transaction(5.0)
-                self._in_transaction.discard(partition)
-                result.committed[partition] = marker_offset
-                return
-            except KafkaException as exc:
-                error = exc.args[0]
-                if error.code() in FENCED_CODES or error.fatal() or error.txn_requires_abort():
-                    self._classify(partition, exc, result)
-                    if partition in result.failed:
-                        self._abort(partition, result)
-                    return
-                waited += 5.0
-                if self._give_up(waited):
-                    result.failed.add(partition)
+        while error is not None:
+            code = error.args[0]
+            if code.code() in FENCED_CODES or code.fatal() or code.txn_requires_abort():
+                self._classify(partition, error, result)
+                if partition in result.failed:
                     self._abort(partition, result)
-                    return
-                log.warning("partition %d: committing the changelog: %s; retrying", partition, error.str())
+                return
+            waited += 5.0
+            if self._give_up(waited):
+                result.failed.add(partition)
+                self._abort(partition, result)
+                return
+            log.warning("partition %d: committing the changelog: %s; retrying", partition, code.str())
+            error = _attempt(lambda: producer.commit_transaction(5.0))
+        self._in_transaction.discard(partition)
+        result.committed[partition] = marker_offset
 
     def _abort(self, partition: int, result: Published) -> None:
         producer = self._producers.get(partition)
@@ -501,6 +519,15 @@ def _flushed(producer: Producer) -> int:
         if error is None:
             raise
         raise KafkaException(error) from exc
+
+
+def _attempt(call: Callable[[], object]) -> KafkaException | None:
+    """``call()``; the KafkaException it raised, None when it returned."""
+    try:
+        call()
+    except KafkaException as exc:
+        return exc
+    return None
 
 
 def _kafka_error(exc: BaseException | None) -> KafkaError | None:
