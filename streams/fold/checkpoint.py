@@ -52,9 +52,12 @@ T = TypeVar("T")
 SourceRecords = list[tuple[bytes | None, bytes | None, int]]
 # The errors that say another producer took the transactional id over: the partition moved.
 FENCED_CODES = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
-# How long a silent owner's open transaction may block the partition's read_committed readers
-# before the broker aborts it (a new owner's init_transactions aborts it at once).
-TRANSACTION_TIMEOUT_MS = 60_000
+# How long an open transaction may last before the broker aborts it (and fences its producer): past
+# a broker outage a batch waits out (message.timeout.ms is infinite), within Kafka's default
+# ceiling (transaction.max.timeout.ms, 15 min). A silent owner's open transaction holds the
+# partition's read_committed readers back until then, or until a new owner's init_transactions
+# aborts it, which happens at once on every takeover.
+TRANSACTION_TIMEOUT_MS = 300_000
 INIT_TIMEOUT_S = 10.0
 
 

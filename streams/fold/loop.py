@@ -161,6 +161,7 @@ class FoldLoop:
         waiters: FoldWaiters,
         fence: Fence,
         on_batch: BatchObserver | None = None,
+        on_lost: Callable[[frozenset[int]], None] | None = None,
         on_written: WrittenObserver | None = None,
         keys: KeyRing | None = None,
     ) -> None:
@@ -172,6 +173,9 @@ class FoldLoop:
         self.waiters = waiters
         self.fence = fence
         self.on_batch = on_batch
+        # Called with partitions a newer owner fenced this worker off (its thread): the control
+        # plane rejoins the group, so that an assignment says who serves them now.
+        self.on_lost = on_lost
         self.on_written = on_written
         self._restoring: frozenset[int] = frozenset()  # being restored from the changelog now
         self._restored_by_partition: dict[int, int] = {}  # changelog records restored, since start
@@ -652,6 +656,8 @@ class FoldLoop:
             self._partitions[partition].cache.clear()
             self._checkpoint.close(partition)
         log.warning("partitions %s: another worker owns them now; no longer folding them", sorted(leaving))
+        if self.on_lost is not None:
+            self.on_lost(frozenset(leaving))
 
     def _fold_once(self) -> None:
         assert self._consumer is not None
