@@ -40,7 +40,6 @@ from confluent_kafka import (
     OFFSET_BEGINNING,
     TIMESTAMP_NOT_AVAILABLE,
     Consumer,
-    KafkaError,
     Message,
     TopicPartition,
 )
@@ -50,7 +49,7 @@ from schemas.personal import is_personal_state, public_keys
 from schemas.session import decode_state
 from streams.fold import locator
 from streams.fold.batch import BatchOutcome, SourceRecord, Stored, fold_batch
-from streams.fold.changelog import RESTORE_BATCH, catch_up, record_value
+from streams.fold.changelog import catch_up
 from streams.fold.checkpoint import (
     Checkpoint,
     Fence,
@@ -62,6 +61,7 @@ from streams.fold.checkpoint import (
     write_store,
 )
 from streams.fold.partition import OpenPartition
+from streams.fold.standby import Standbys
 from streams.fold.store import (
     PartitionStore,
     StoreClosed,
@@ -191,11 +191,7 @@ class FoldLoop:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._consumer: Consumer | None = None
         self._restorer: Consumer | None = None
-        self._tailer: Consumer | None = None  # the standbys' changelog partitions
-        self._standby: frozenset[int] = frozenset()
-        self._caught_up_at: dict[int, float] = {}  # standby partition -> when it last had the end (epoch s)
-        self._standby_lag: dict[int, int] = {}
-        self._tailed_at = 0.0
+        self._standbys = Standbys(config.changelog_topic, lambda partition: self._open(partition).store)
         self._checkpoint = self._new_checkpoint()
         self._options: Any = None
         self._stopping = False
@@ -232,7 +228,7 @@ class FoldLoop:
         changelog_readers = {**common, "fetch.wait.max.ms": 100, "enable.partition.eof": True}
         self._consumer = Consumer({**common, "fetch.wait.max.ms": c.fetch_wait_ms, "client.id": f"{c.writer_id}-fold"})
         self._restorer = Consumer({**changelog_readers, "client.id": f"{c.writer_id}-restore"})
-        self._tailer = Consumer({**changelog_readers, "client.id": f"{c.writer_id}-standby"})
+        self._standbys.consumer = Consumer({**changelog_readers, "client.id": f"{c.writer_id}-standby"})
         self._checkpoint.start()
         self._thread = threading.Thread(target=self._run, name="fold-loop", daemon=True)
         self._thread.start()
@@ -404,11 +400,11 @@ class FoldLoop:
     def _run(self) -> None:
         try:
             while not self._stopping:
-                self._run_commands(block=not self._serving and not self._standby)
+                self._run_commands(block=not self._serving and not self._standbys.partitions)
                 if self._serving and not self._stopping:
                     self._fold_once()
-                if self._standby and not self._stopping:
-                    self._tail_standbys(0 if self._serving else 0.1)
+                if self._standbys.partitions and not self._stopping:
+                    self._standbys.tail(0 if self._serving else 0.1)
         except Exception as exc:  # the worker reports not ready; the log says why
             log.exception("the fold loop stopped")
             self._failed = exc
@@ -470,7 +466,7 @@ class FoldLoop:
         self._read_keys()
         self._revoke(self._serving - partitions)
         # First: a standby promoted to active stops being tailed (nothing tailed lands after this).
-        self._keep_warm(standbys - partitions)
+        self._standbys.keep_warm(standbys - partitions)
         c = self.config
         self._generation = generation
         self._assigned = partitions
@@ -524,77 +520,18 @@ class FoldLoop:
         for partition in fenced_off - serving:  # cut short: the next assignment takes it over anew
             self._checkpoint.close(partition)
         # Partitions kept open but neither ours nor standbys: close them (their files stay).
-        for partition in set(self._partitions) - partitions - self._standby:
+        for partition in set(self._partitions) - partitions - self._standbys.partitions:
             self._partitions.pop(partition).close()
 
-    # -- standby replicas ----------------------------------------------------------------------
-
-    def _keep_warm(self, standbys: frozenset[int]) -> None:
-        """Tail exactly ``standbys``' changelog partitions into their stores from now on."""
-        assert self._tailer is not None
-        topic = self.config.changelog_topic
-        leaving, joining = self._standby - standbys, standbys - self._standby
-        if leaving:
-            self._tailer.incremental_unassign([TopicPartition(topic, p) for p in sorted(leaving)])
-            for partition in leaving:
-                self._caught_up_at.pop(partition, None)
-                self._standby_lag.pop(partition, None)
-        starts = []
-        for partition in sorted(joining):
-            offset = self._open(partition).store.changelog_offset
-            starts.append(TopicPartition(topic, partition, offset if offset is not None else OFFSET_BEGINNING))
-        if starts:
-            self._tailer.incremental_assign(starts)
-        self._standby = standbys
-
-    def _tail_standbys(self, timeout_s: float) -> None:
-        """Copy what the owners appended to the standbys' changelog partitions into their stores."""
-        assert self._tailer is not None
-        messages = self._tailer.consume(RESTORE_BATCH, timeout_s)
-        by_partition: dict[int, list[tuple[bytes, bytes | None]]] = {}
-        last: dict[int, int] = {}
-        ends: dict[int, int] = {}
-        for message in messages:
-            partition = message.partition() or 0
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF and partition in self._standby:
-                    # The end: past the commit marker that closes the owner's last transaction.
-                    ends[partition] = message.offset() or 0
-                continue
-            if partition in self._standby:
-                by_partition.setdefault(partition, []).append(record_value(message))
-                last[partition] = message.offset() or 0
-        for partition, records in by_partition.items():
-            self._partitions[partition].store.restore(records, max(last[partition] + 1, ends.pop(partition, 0)))
-        for partition, end in ends.items():
-            store = self._partitions[partition].store
-            if end > (store.changelog_offset or 0):
-                store.restore((), end)
-        now = time.monotonic()
-        if now - self._tailed_at < HIGHS_EVERY_S and not by_partition:
-            return
-        self._tailed_at = now
-        topic = self.config.changelog_topic
-        for partition in self._standby:
-            try:
-                _, high = self._tailer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
-            except Exception:  # noqa: BLE001 - no figure yet
-                continue
-            position = self._partitions[partition].store.changelog_offset or 0
-            if high < 0:
-                continue
-            self._standby_lag[partition] = max(0, high - position)
-            if position >= high:
-                self._caught_up_at[partition] = time.time()
+    # -- standby replicas (streams.fold.standby) ------------------------------------------------
 
     @property
     def standby(self) -> frozenset[int]:
-        return self._standby
+        return self._standbys.partitions
 
     def standby_lag(self) -> dict[int, int]:
         """Changelog records not yet copied, per standby partition (as last seen)."""
-        return dict(self._standby_lag)
+        return self._standbys.lag()
 
     def read_standby(self, key: bytes) -> tuple[bytes | None, int]:
         """A session from this worker's standby copy, and how stale that copy may be (ms since it
@@ -602,8 +539,8 @@ class FoldLoop:
         keeps no standby of the session's partition, or the copy never caught up."""
         partition = self.partition_of(key)
         state = self._partitions.get(partition)
-        caught_up = self._caught_up_at.get(partition)
-        if partition not in self._standby or state is None or caught_up is None:
+        caught_up = self._standbys.caught_up_at(partition)
+        if state is None or caught_up is None:
             raise StoreClosed(f"no standby of partition {partition}")
         staleness_ms = max(0, int((time.time() - caught_up) * 1000))
         raw = state.store.get(key)
@@ -614,9 +551,9 @@ class FoldLoop:
     def _switch(self, to: _Switch) -> None:
         """Between batches: what was folded is flushed and written; close the old generation's
         stores and restore the assigned partitions from the new one."""
-        assigned, standbys = self._assigned, self._standby
+        assigned, standbys = self._assigned, self._standbys.partitions
         self._revoke(self._serving)
-        self._keep_warm(frozenset())  # no longer tailing the old changelog
+        self._standbys.keep_warm(frozenset())  # no longer tailing the old changelog
         for state in self._partitions.values():
             state.close()
         self._partitions.clear()
@@ -625,6 +562,7 @@ class FoldLoop:
         self.config = replace(self.config, changelog_topic=to.changelog_topic, stores_dir=to.stores_dir)
         self._checkpoint = self._new_checkpoint()
         self._checkpoint.start()
+        self._standbys.topic = to.changelog_topic
         self.rules = to.rules
         log.warning("switching to changelog %s, stores in %s", to.changelog_topic, to.stores_dir)
         self._assign(assigned, self._generation, standbys)
@@ -950,7 +888,7 @@ class FoldLoop:
             log.debug("final commit failed", exc_info=True)
         self._serving = frozenset()
         self._checkpoint.close_all()
-        for consumer in (self._consumer, self._restorer, self._tailer):
+        for consumer in (self._consumer, self._restorer, self._standbys.consumer):
             if consumer is not None:
                 consumer.close()
         for state in self._partitions.values():
