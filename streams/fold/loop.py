@@ -49,7 +49,6 @@ from schemas.personal import is_personal_state, public_keys
 from schemas.session import decode_state
 from streams.fold import locator
 from streams.fold.batch import BatchOutcome, SourceRecord, Stored, fold_batch
-from streams.fold.changelog import catch_up
 from streams.fold.checkpoint import (
     Checkpoint,
     Fence,
@@ -61,6 +60,7 @@ from streams.fold.checkpoint import (
     write_store,
 )
 from streams.fold.partition import OpenPartition
+from streams.fold.restore import restore_partition
 from streams.fold.standby import Standbys
 from streams.fold.store import (
     PartitionStore,
@@ -488,25 +488,15 @@ class FoldLoop:
                 self._restored_by_partition[partition] += records
 
             # A rebalance during a long restore must not wait for it (the group would time us out):
-            # a pending command cuts it short; the store keeps what was copied, and the next
-            # assignment goes on from there.
+            # a pending command cuts it short.
             try:
-                restored = catch_up(
-                    self._restorer, c.changelog_topic, partition, state.store,
-                    lambda: self._stopping or not self._commands.empty(), on_progress=progress,
+                complete = restore_partition(
+                    self._restorer, c.changelog_topic, partition, state,
+                    lambda: self._stopping or not self._commands.empty(), progress,
                 )  # fmt: skip
             finally:
                 self._restoring = frozenset()
-            if restored.records:
-                # Another worker may have folded this partition meanwhile: what was cached is old.
-                state.cache.clear()
-                rate = restored.records / restored.seconds if restored.seconds else 0.0
-                log.info(
-                    "partition %d: %d changelog records restored in %.2fs (%.0f/s)",
-                    partition, restored.records, restored.seconds, rate,
-                )  # fmt: skip
-            if not restored.complete:
-                log.info("partition %d: restore cut short by a rebalance; it goes on at the next assignment", partition)
+            if not complete:
                 break
             serving.add(partition)
             source_offset = state.store.source_offset

@@ -15,7 +15,8 @@ from collections.abc import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-from streams.fold.changelog import RESTORE_BATCH, record_value
+from streams.fold.changelog import record_value
+from streams.fold.restore import RESTORE_BATCH
 from streams.fold.store import PartitionStore
 
 LAG_EVERY_S = 0.5  # how often the copies' lag against the changelog's end is looked at
