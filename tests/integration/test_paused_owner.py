@@ -40,7 +40,7 @@ SESSIONS = 48
 RULES = sample_rules()
 # Every batch of the worker that is paused waits this long before producing its changelog: the
 # pause lands in the middle of a batch (its log says when one starts waiting).
-SLOW_S = 0.6
+SLOW_S = 1.5  # wide enough for the test to see the line and stop A inside it, on a busy machine
 SLOW_LINE = b"fault point slow:"
 FENCE = os.environ.get("SESSIONS_CHANGELOG_TRANSACTIONS", "true")  # "false": show the test fails
 ENV = {
@@ -184,8 +184,8 @@ def test_a_paused_owner_never_gets_a_late_batch_served(worker_factory, kafka_boo
             # Past the session timeout: B owns every partition and has folded on A's ones since.
             wait_for("B serves every partition", lambda: serves_all(b), 90, 0.1)
             wait_for(
-                "B caught up on every partition",
-                lambda: (f := scrape(b)) is not None and not any(lags(f).values()) and len(lags(f)) == PARTITIONS,
+                "B folded on past A's batch everywhere",
+                lambda: (f := scrape(b)) is not None and len(lags(f)) == PARTITIONS and max(lags(f).values()) <= 50,
                 60,
                 0.05,
             )
