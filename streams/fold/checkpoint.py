@@ -158,9 +158,15 @@ class Checkpoint:
     ``fault(point)`` is the loop's fault injection (testing only)."""
 
     def __init__(
-        self, target: Target, fence: Fence, give_up: Callable[[float], bool], fault: Callable[[str], None]
+        self,
+        target: Target,
+        fence: Fence,
+        give_up: Callable[[float], bool],
+        fault: Callable[[str], None],
+        make_producer: Callable[[dict[str, object]], Producer] = Producer,  # a fake one in unit tests
     ) -> None:
         self.target = target
+        self._make_producer = make_producer
         self.fence = fence
         self._give_up = give_up
         self._fault = fault
@@ -189,7 +195,7 @@ class Checkpoint:
         event folded is not slower than the rest)."""
         if self.target.transactional or self._shared is not None:
             return
-        self._shared = Producer(self._config(f"{self.target.writer_id}-changelog"))
+        self._shared = self._make_producer(self._config(f"{self.target.writer_id}-changelog"))
         try:
             self._shared.list_topics(self.target.changelog_topic, timeout=5)
         except Exception as exc:  # noqa: BLE001 - the loop waits for the broker anyway
@@ -221,7 +227,7 @@ class Checkpoint:
     def _init(self, partition: int, should_stop: Callable[[], bool]) -> Producer | None:
         """A producer of the partition's transactional id, its epoch taken (any thread)."""
         transactional_id = f"{self.target.changelog_topic}.{partition}"
-        producer = Producer(
+        producer = self._make_producer(
             {
                 **self._config(f"{self.target.writer_id}-changelog-{partition}"),
                 "transactional.id": transactional_id,
@@ -406,20 +412,16 @@ class Checkpoint:
         if producer is None:
             return
         waited = 0.0
-        while True:
-            try:
-                producer.abort_transaction(5.0)
-                self._in_transaction.discard(partition)
+        while (exc := _attempt(lambda: producer.abort_transaction(5.0))) is not None:
+            error = exc.args[0]
+            if error.code() in FENCED_CODES or error.fatal():
+                self._classify(partition, exc, result)
                 return
-            except KafkaException as exc:
-                error = exc.args[0]
-                if error.code() in FENCED_CODES or error.fatal():
-                    self._classify(partition, exc, result)
-                    return
-                waited += 5.0
-                if self._give_up(waited):
-                    return  # the next batch aborts it first; the broker's transaction timeout bounds it
-                log.warning("partition %d: aborting a changelog transaction: %s; retrying", partition, error.str())
+            waited += 5.0
+            if self._give_up(waited):
+                return  # the next batch aborts it first; the broker's transaction timeout bounds it
+            log.warning("partition %d: aborting a changelog transaction: %s; retrying", partition, error.str())
+        self._in_transaction.discard(partition)
 
     def _classify(self, partition: int, exc: KafkaException, result: Published) -> None:
         """Fenced: the partition moved (drop it). Another fatal error: the loop cannot go on."""
@@ -525,11 +527,15 @@ def _flushed(producer: Producer) -> int:
 
 
 def _attempt(call: Callable[[], object]) -> KafkaException | None:
-    """``call()``; the KafkaException it raised, None when it returned."""
+    """``call()``; the Kafka error it raised, as a KafkaException, None when it returned (a fatal
+    error may surface from inside a delivery callback: see :func:`_flushed`)."""
     try:
         call()
-    except KafkaException as exc:
-        return exc
+    except Exception as exc:
+        error = _kafka_error(exc)
+        if error is None:
+            raise
+        return exc if isinstance(exc, KafkaException) else KafkaException(error)
     return None
 
 
