@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from projections.rules import Rules
+from streams.fold.generations import watermarks
 from streams.fold.loop import FoldConfig, FoldLoop
 from streams.fold_waiters import FoldWaiters
 from streams.kafka.admin import TopicSpec, ensure_topics
@@ -57,6 +58,16 @@ def ends(bootstrap: str, topic: str) -> dict[int, int]:
         consumer.close()
 
 
+def wait_for_leaders(bootstrap: str, topic: str) -> None:
+    """A topic created a moment ago may have no leader yet (as ``streams.rebuild.prepare`` waits)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "fence-cost"})
+    try:
+        for partition in range(PARTITIONS):
+            watermarks(consumer, TopicPartition(topic, partition), 30.0)
+    finally:
+        consumer.close()
+
+
 def run(
     bootstrap: str,
     events_topic: str,
@@ -70,6 +81,7 @@ def run(
     changelog = f"fence-cost-changelog-{run_id}"
     ensure_topics(bootstrap, [TopicSpec(changelog, PARTITIONS, 1, {"cleanup.policy": "compact"}),
                               TopicSpec(f"{changelog}.dlq", PARTITIONS, 1)])  # fmt: skip
+    wait_for_leaders(bootstrap, changelog)
     batches: list[float] = []
     config = FoldConfig(
         bootstrap=bootstrap, events_topic=events_topic, changelog_topic=changelog, dlq_topic=f"{changelog}.dlq",
@@ -107,6 +119,7 @@ def main() -> None:
     args = parser.parse_args()
     topic = f"fence-cost-events-{uuid.uuid4().hex[:8]}"
     ensure_topics(args.bootstrap, [TopicSpec(topic, PARTITIONS, 1)])
+    wait_for_leaders(args.bootstrap, topic)
     sessions = [new_session_id() for _ in range(args.sessions)]
     produce(args.bootstrap, topic, sessions, args.events)
     backlog = ends(args.bootstrap, topic)
@@ -122,6 +135,7 @@ def main() -> None:
     for transactional in (False, True):
         live = f"fence-cost-live-{uuid.uuid4().hex[:8]}"  # a topic per mode: folded as it comes
         ensure_topics(args.bootstrap, [TopicSpec(live, PARTITIONS, 1)])
+        wait_for_leaders(args.bootstrap, live)
         count = int(args.rate * args.steady_s)
         feeder = threading.Thread(target=produce, args=(args.bootstrap, live, sessions[:2000], count, args.rate))
         _, steady[transactional] = run(args.bootstrap, live, transactional, {}, feeder)
