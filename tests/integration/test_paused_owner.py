@@ -243,7 +243,9 @@ def test_a_paused_owner_never_gets_a_late_batch_served(worker_factory, kafka_boo
     assert c.stop() == 0
 
     fenced = a.log_path.read_bytes().count(b"fenced by a newer owner")
-    assert not wrong, f"{len(wrong)} wrong reads (A fenced {fenced} times):\n" + "\n".join(wrong[:40])
+    checks = ["a read", "a standby", "b read", "b standby", "c read", "rebuilt c read"]
+    per_check = {check: sum(1 for line in wrong if line.startswith(f"{check}:")) for check in checks}
+    assert not wrong, f"{len(wrong)} wrong reads {per_check} (A fenced {fenced} times):\n" + "\n".join(wrong[:12])
     if FENCE != "false":
         # The race happened: A woke up with a batch in flight and the broker refused it.
         assert fenced, a.log_tail(80)
