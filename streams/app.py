@@ -29,7 +29,7 @@ from streams.fold.store import StoreMemory
 from streams.fold_waiters import FoldWaiters
 from streams.history.timeline import LogReader, SessionHistory
 from streams.kafka.clients import faust_credentials
-from streams.kafka.faust_private import broker_url, group_generation, hold, standby_partitions
+from streams.kafka.faust_private import broker_url, group_generation, hold, request_rejoin, standby_partitions
 from streams.kafka.producer import EventProducer
 from streams.metrics import Metrics
 from streams.privacy.appender import SealingAppender
@@ -187,6 +187,7 @@ def fold_config(settings: Settings, generation: int = 1) -> FoldConfig:
         lifetime_ms=settings.session_ttl_s * 1000,
         sweep_every_s=settings.session_sweep_every_s,
         fault_point=settings.fault_point,
+        transactional=settings.changelog_transactions,
     )
 
 
@@ -264,6 +265,7 @@ def create_engine(settings: Settings, current: Generation | None = None) -> Engi
         rules,
         waiters,
         fence=lambda: group_generation(app),
+        on_lost=lambda partitions: request_rejoin(app),
         on_batch=on_batch,
         on_written=activity.written,
         keys=keys,

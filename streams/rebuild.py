@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 from rocksdict import Options, Rdict
 
 from streams.app import fold_config
@@ -285,7 +285,17 @@ def count_stored_sessions(stores: Path, partitions: frozenset[int]) -> int:
 def changelog_positions(bootstrap: str, topic: str, partitions: frozenset[int]) -> dict[int, int]:
     """Per partition, the next event offset the last marker of ``topic`` names (0 when none):
     how far the generation's changelog says its fold stands."""
-    consumer = Consumer({**client_config(bootstrap), "group.id": f"{topic}-check", "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            **client_config(bootstrap),
+            "group.id": f"{topic}-check",
+            "enable.auto.commit": False,
+            # Committed batches only (a fenced owner's aborted marker is no position), and the end
+            # as an event: the last offset is a commit marker, which no consumer returns.
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
     positions: dict[int, int] = {}
     try:
         for partition in sorted(partitions):
@@ -304,12 +314,15 @@ def _last_marker(consumer: Consumer, topic: str, partition: int, low: int, high:
         consumer.assign([TopicPartition(topic, partition, start)])
         found = None
         position = start
-        while position < end:
-            messages = consumer.consume(TAIL_RECORDS, 5.0)
-            if not messages:
-                break  # compaction may leave the end without a record
-            for message in messages:
-                if message.error() is not None:
+        deadline = time.monotonic() + 10.0
+        # Short waits: consume() returns early only with as many messages as asked for, and the
+        # last offsets of a transactional changelog are commit markers, which it never returns.
+        while position < end and time.monotonic() < deadline:
+            for message in consumer.consume(TAIL_RECORDS, 0.2):
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        position = end  # the end (compaction may leave it without a record)
                     continue
                 offset = message.offset() or 0
                 position = offset + 1

@@ -77,6 +77,10 @@ class Settings:
     history_store: bool = True
     # Testing only: "<point>:<n>" makes the fold loop SIGKILL its process (streams/fold/loop.py).
     fault_point: str = ""
+    # Each changelog partition written in transactions, so a worker that lost its partitions
+    # without knowing it (paused past the session timeout) cannot append to it (docs/engine.md,
+    # "A worker that left the group"). Off only for a broker without transactions: unsafe then.
+    changelog_transactions: bool = True
     log_level: str = "info"
     # "text" (faust's format) or "json" (one JSON object a line, with session and event ids).
     log_format: str = "text"

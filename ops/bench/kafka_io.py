@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from workload import Record
 
@@ -277,7 +277,18 @@ def read_changelog(
     """Every session record of ``topic`` from ``start`` (partition -> offset; default the beginning) to its
     end now; batch markers (keys starting with NUL) are skipped."""
     ends = end_offsets(bootstrap, topic)
-    consumer = _probe_consumer(bootstrap, "session-engine-bench-reader")
+    # The changelog is written in transactions: its last offset is a commit marker that no
+    # consumer returns, so the end of a partition comes as an event (read_committed, the default).
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "session-engine-bench-reader",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "logger": _quiet_logger(),
+        }
+    )
     assignments = []
     remaining: dict[int, int] = {}
     for partition, (low, high) in ends.items():
@@ -295,6 +306,8 @@ def read_changelog(
         while remaining and time.monotonic() < deadline:
             for msg in consumer.consume(num_messages=10_000, timeout=0.5):
                 if msg.error() is not None:
+                    if msg.error().code() == KafkaError._PARTITION_EOF and msg.partition() is not None:
+                        remaining.pop(msg.partition(), None)
                     continue
                 where, at = msg.partition(), msg.offset()
                 end = remaining.get(where) if where is not None else None

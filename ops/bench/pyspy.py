@@ -68,9 +68,12 @@ _AREAS = (
         ("schemas/", "projections/", "msgspec", "streams/fold/batch.py", "(batch.py"),
     ),
     ("store: RocksDB (fold/store.py, rocksdict)", ("streams/fold/store.py", "(store.py", "rocksdict", "faust/stores/")),
-    ("changelog catch-up (fold/changelog.py)", ("streams/fold/changelog.py", "(changelog.py")),
+    ("changelog catch-up (fold/restore.py)", ("streams/fold/restore.py", "(restore.py")),
     # confluent-kafka is C: the innermost Python frame is the loop's method that called it.
-    ("Kafka produce + flush: changelog/DLQ (fold loop)", ("._produce (", "._send (")),
+    (
+        "Kafka produce + flush + commit: changelog/DLQ (fold/checkpoint.py)",
+        ("streams/fold/checkpoint.py", "(checkpoint.py"),
+    ),
     ("Kafka consume (fold loop)", ("._fold_once (", "._split (")),
     ("Kafka commit (fold loop)", ("._commit (",)),
     ("faust control plane (aiokafka, faust)", ("aiokafka/", "faust/")),

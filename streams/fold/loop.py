@@ -3,14 +3,14 @@
 Per call it takes thousands of records (confluent-kafka ``consume``), folds each partition's share
 with :func:`streams.fold.batch.fold_batch`, and then, in this order:
 
-1. produces the changelog (one record per changed session, then the partition's marker) and the
-   dead letters, and flushes: nothing reaches the store that the changelog could not rebuild;
-2. checks the fence (the control plane's group generation is still the one it assigned under);
-3. writes, per partition, one ``WriteBatch`` with the new states and the next source offset;
-4. answers the HTTP writes waiting for their events, and now and then commits the source offsets
+1. the checkpoint (:mod:`streams.fold.checkpoint`): per partition one changelog transaction (a
+   record per changed session, the dead letters, the marker), flushed; the fence (the group
+   generation is still the one it assigned under, and no newer owner took the partition's
+   transactional id) before the commit; then one ``WriteBatch`` per partition into the store;
+2. answers the HTTP writes waiting for their events, and now and then commits the source offsets
    under the fold's own group id, for lag tools only (the store is the truth).
 
-A crash between any two steps loses nothing: before 3 the store still stands at the last batch and
+A crash between any two steps loses nothing: before the store write the store still stands at the last batch and
 catching up from the changelog (records past the store's changelog offset) moves it forward; any
 event folded twice is recognised by its offset, which every stored session keeps. ``docs/engine.md``
 walks through each case.
@@ -40,18 +40,29 @@ from confluent_kafka import (
     OFFSET_BEGINNING,
     TIMESTAMP_NOT_AVAILABLE,
     Consumer,
-    KafkaError,
     Message,
-    Producer,
     TopicPartition,
 )
 
+from projections.lifetime import expired
 from projections.rules import Rules
 from schemas.personal import is_personal_state, public_keys
 from schemas.session import decode_state
 from streams.fold import locator
 from streams.fold.batch import BatchOutcome, SourceRecord, Stored, fold_batch
-from streams.fold.changelog import RESTORE_BATCH, SOURCE_OFFSET_HEADER, catch_up, marker, record_value
+from streams.fold.checkpoint import (
+    Checkpoint,
+    Fence,
+    Outgoing,
+    Target,
+    batch_records,
+    commit_positions,
+    expiry_records,
+    write_store,
+)
+from streams.fold.partition import OpenPartition
+from streams.fold.restore import restore_partition
+from streams.fold.standby import Standbys
 from streams.fold.store import (
     PartitionStore,
     StoreClosed,
@@ -72,7 +83,6 @@ from streams.privacy.sealing import is_sealed, open_json, seal_state
 
 log = logging.getLogger(__name__)
 
-Fence = Callable[[], int | None]  # the control plane's group generation; None while it must rejoin
 IDLE_BEFORE_TRIM_S = 0.5  # how long without records before freed memory goes back to the system
 # Called once per written batch: (events folded by type, dead letters by type ("" = did not decode),
 # records in the batch, records skipped as redeliveries, seconds to fold, flush and write). The metrics.
@@ -114,21 +124,15 @@ class FoldConfig:
     # (points: before_produce, before_flush, after_flush, after_write); "slow:<seconds>" makes every
     # batch wait that long before producing its changelog (a fold slower than any write's wait).
     fault_point: str = ""
+    # One transactional producer per partition, so a newer owner fences this one off the changelog
+    # (streams.fold.checkpoint). Off only for brokers without transactions: then a paused owner's
+    # last batch can reach the changelog after its partitions moved (docs/engine.md).
+    transactional: bool = True
 
-
-@dataclass
-class _Partition:
-    store: PartitionStore
-    history: PartitionStore | None = None
-    cache: dict[bytes, bytes] = field(default_factory=dict)  # session key -> its stored bytes
-    next_offset: int = 0
-    committed: int = -1
-    sweep_from: bytes = b""  # where the next sweep of this partition's sessions goes on
-
-    def close(self) -> None:
-        self.store.close()
-        if self.history is not None:
-            self.history.close()
+    def target(self) -> Target:
+        return Target(
+            self.bootstrap, self.events_topic, self.changelog_topic, self.dlq_topic, self.writer_id, self.transactional
+        )
 
 
 @dataclass
@@ -158,6 +162,7 @@ class FoldLoop:
         waiters: FoldWaiters,
         fence: Fence,
         on_batch: BatchObserver | None = None,
+        on_lost: Callable[[frozenset[int]], None] | None = None,
         on_written: WrittenObserver | None = None,
         keys: KeyRing | None = None,
     ) -> None:
@@ -169,13 +174,16 @@ class FoldLoop:
         self.waiters = waiters
         self.fence = fence
         self.on_batch = on_batch
+        # Called with partitions a newer owner fenced this worker off (its thread): the control
+        # plane rejoins the group, so that an assignment says who serves them now.
+        self.on_lost = on_lost
         self.on_written = on_written
         self._restoring: frozenset[int] = frozenset()  # being restored from the changelog now
         self._restored_by_partition: dict[int, int] = {}  # changelog records restored, since start
         self._highs: dict[int, int] = {}  # the event partitions' high watermarks, as last seen
         self._highs_at = 0.0
         self._commands: queue.SimpleQueue[_Command] = queue.SimpleQueue()
-        self._partitions: dict[int, _Partition] = {}  # open stores, serving or not
+        self._partitions: dict[int, OpenPartition] = {}  # open stores, serving or not
         self._serving: frozenset[int] = frozenset()  # restored and folded by this worker now
         self._assigned: frozenset[int] = frozenset()  # what the control plane gave us (serving or not)
         self._generation: int | None = None
@@ -184,12 +192,8 @@ class FoldLoop:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._consumer: Consumer | None = None
         self._restorer: Consumer | None = None
-        self._tailer: Consumer | None = None  # the standbys' changelog partitions
-        self._standby: frozenset[int] = frozenset()
-        self._caught_up_at: dict[int, float] = {}  # standby partition -> when it last had the end (epoch s)
-        self._standby_lag: dict[int, int] = {}
-        self._tailed_at = 0.0
-        self._producer: Producer | None = None
+        self._standbys = Standbys(config.changelog_topic, lambda partition: self._open(partition).store)
+        self._checkpoint = self._new_checkpoint()
         self._options: Any = None
         self._stopping = False
         self._batches_seen = 0
@@ -214,30 +218,19 @@ class FoldLoop:
             "auto.offset.reset": "earliest",
             "enable.partition.eof": False,
             "queued.max.messages.kbytes": 16384,  # prefetched records, for all partitions together
+            # Only committed changelog transactions: an aborted batch (a fenced owner's) is never
+            # restored nor tailed. (librdkafka's default too; said here because it is load-bearing.)
+            "isolation.level": "read_committed",
             "logger": KAFKA_CLIENT_LOG,
         }
+        # The changelog's readers see the end of a partition as an event: its last offset is a
+        # transaction's commit marker, which no consumer returns, so "the last record read" never
+        # reaches the end and a consume would wait out its timeout.
+        changelog_readers = {**common, "fetch.wait.max.ms": 100, "enable.partition.eof": True}
         self._consumer = Consumer({**common, "fetch.wait.max.ms": c.fetch_wait_ms, "client.id": f"{c.writer_id}-fold"})
-        self._restorer = Consumer({**common, "fetch.wait.max.ms": 100, "client.id": f"{c.writer_id}-restore"})
-        self._tailer = Consumer({**common, "fetch.wait.max.ms": 100, "client.id": f"{c.writer_id}-standby"})
-        self._producer = Producer(
-            {
-                **client_config(c.bootstrap),
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 2,
-                "compression.type": "lz4",
-                # Infinite: a record waits out a broker outage instead of failing the batch.
-                "message.timeout.ms": 0,
-                "queue.buffering.max.messages": 1_000_000,
-                "client.id": f"{c.writer_id}-changelog",
-                "logger": KAFKA_CLIENT_LOG,
-            }
-        )
-        # Metadata now, not on the first batch: the first event folded is not slower than the rest.
-        try:
-            self._producer.list_topics(c.changelog_topic, timeout=5)
-        except Exception as exc:  # noqa: BLE001 - the loop waits for the broker anyway
-            log.info("changelog metadata not available yet: %s", exc)
+        self._restorer = Consumer({**changelog_readers, "client.id": f"{c.writer_id}-restore"})
+        self._standbys.consumer = Consumer({**changelog_readers, "client.id": f"{c.writer_id}-standby"})
+        self._checkpoint.start()
         self._thread = threading.Thread(target=self._run, name="fold-loop", daemon=True)
         self._thread.start()
 
@@ -276,6 +269,12 @@ class FoldLoop:
         self._command("stop", (), None)
         self._thread.join(timeout_s)
         self._thread = None
+
+    def _new_checkpoint(self) -> Checkpoint:
+        def give_up(waited_s: float) -> bool:
+            return self._stopping or (not self._commands.empty() and waited_s >= 5)
+
+        return Checkpoint(self.config.target(), self.fence, give_up, self._fault)
 
     def _command(
         self, kind: str, partitions: Iterable[int], generation: int | None, standbys: frozenset[int] = frozenset()
@@ -322,8 +321,7 @@ class FoldLoop:
         return encoded if self.keys is None else open_json(encoded, self.keys.find)  # only sealed ones are parsed
 
     def _expired(self, activity_ms: int, now_ms: int) -> bool:
-        lifetime = self.config.lifetime_ms
-        return bool(lifetime and activity_ms and now_ms - activity_ms > lifetime)
+        return expired(activity_ms, now_ms, self.config.lifetime_ms)  # the one lifetime rule
 
     def read_stored(self, key: bytes) -> StoredSession | None:
         """All a session's stored value holds (state, locator, activity); raises :class:`StoreClosed`."""
@@ -360,7 +358,7 @@ class FoldLoop:
         if history is not None and records:
             history.put_many((history_key(key, offset), value) for offset, value in records.items())
 
-    def _served(self, key: bytes) -> _Partition:
+    def _served(self, key: bytes) -> OpenPartition:
         partition = self.partition_of(key)
         state = self._partitions.get(partition)
         if partition not in self._serving or state is None:
@@ -402,11 +400,11 @@ class FoldLoop:
     def _run(self) -> None:
         try:
             while not self._stopping:
-                self._run_commands(block=not self._serving and not self._standby)
+                self._run_commands(block=not self._serving and not self._standbys.partitions)
                 if self._serving and not self._stopping:
                     self._fold_once()
-                if self._standby and not self._stopping:
-                    self._tail_standbys(0 if self._serving else 0.1)
+                if self._standbys.partitions and not self._stopping:
+                    self._standbys.tail(0 if self._serving else 0.1)
         except Exception as exc:  # the worker reports not ready; the log says why
             log.exception("the fold loop stopped")
             self._failed = exc
@@ -439,7 +437,7 @@ class FoldLoop:
             if self._commands.empty() and command.kind in ("assign", "switch"):
                 self._ready.set()
 
-    def _open(self, partition: int) -> _Partition:
+    def _open(self, partition: int) -> OpenPartition:
         state = self._partitions.get(partition)
         if state is None:
             c = self.config
@@ -449,7 +447,7 @@ class FoldLoop:
             if c.history_store:
                 history = PartitionStore(c.stores_dir / f"history-{partition}", self._options, write_ahead_log=False)
                 history.open()
-            state = self._partitions[partition] = _Partition(store, history)
+            state = self._partitions[partition] = OpenPartition(store, history)
         return state
 
     def _read_keys(self) -> None:
@@ -468,15 +466,21 @@ class FoldLoop:
         self._read_keys()
         self._revoke(self._serving - partitions)
         # First: a standby promoted to active stops being tailed (nothing tailed lands after this).
-        self._keep_warm(standbys - partitions)
+        self._standbys.keep_warm(standbys - partitions)
         c = self.config
         self._generation = generation
         self._assigned = partitions
         adding = sorted(partitions - self._serving)
         assigned = []
         serving = set(self._serving & partitions)
+        # First the fence: from here on no earlier owner can append to these partitions'
+        # changelogs, and what one left open is aborted, so each restore reads its final state.
+        fenced_off = self._checkpoint.open_many(adding, lambda: self._stopping or not self._commands.empty())
         for partition in adding:
             state = self._open(partition)
+            if partition not in fenced_off:
+                log.info("partition %d: not served for now (a command is waiting)", partition)
+                break
             self._restoring = frozenset({partition})
             self._restored_by_partition.setdefault(partition, 0)
 
@@ -484,25 +488,15 @@ class FoldLoop:
                 self._restored_by_partition[partition] += records
 
             # A rebalance during a long restore must not wait for it (the group would time us out):
-            # a pending command cuts it short; the store keeps what was copied, and the next
-            # assignment goes on from there.
+            # a pending command cuts it short.
             try:
-                restored = catch_up(
-                    self._restorer, c.changelog_topic, partition, state.store,
-                    lambda: self._stopping or not self._commands.empty(), on_progress=progress,
+                complete = restore_partition(
+                    self._restorer, c.changelog_topic, partition, state,
+                    lambda: self._stopping or not self._commands.empty(), progress,
                 )  # fmt: skip
             finally:
                 self._restoring = frozenset()
-            if restored.records:
-                # Another worker may have folded this partition meanwhile: what was cached is old.
-                state.cache.clear()
-                rate = restored.records / restored.seconds if restored.seconds else 0.0
-                log.info(
-                    "partition %d: %d changelog records restored in %.2fs (%.0f/s)",
-                    partition, restored.records, restored.seconds, rate,
-                )  # fmt: skip
-            if not restored.complete:
-                log.info("partition %d: restore cut short by a rebalance; it goes on at the next assignment", partition)
+            if not complete:
                 break
             serving.add(partition)
             source_offset = state.store.source_offset
@@ -513,69 +507,21 @@ class FoldLoop:
         if assigned:
             self._consumer.incremental_assign(assigned)
         self._serving = frozenset(serving)
+        for partition in fenced_off - serving:  # cut short: the next assignment takes it over anew
+            self._checkpoint.close(partition)
         # Partitions kept open but neither ours nor standbys: close them (their files stay).
-        for partition in set(self._partitions) - partitions - self._standby:
+        for partition in set(self._partitions) - partitions - self._standbys.partitions:
             self._partitions.pop(partition).close()
 
-    # -- standby replicas ----------------------------------------------------------------------
-
-    def _keep_warm(self, standbys: frozenset[int]) -> None:
-        """Tail exactly ``standbys``' changelog partitions into their stores from now on."""
-        assert self._tailer is not None
-        topic = self.config.changelog_topic
-        leaving, joining = self._standby - standbys, standbys - self._standby
-        if leaving:
-            self._tailer.incremental_unassign([TopicPartition(topic, p) for p in sorted(leaving)])
-            for partition in leaving:
-                self._caught_up_at.pop(partition, None)
-                self._standby_lag.pop(partition, None)
-        starts = []
-        for partition in sorted(joining):
-            offset = self._open(partition).store.changelog_offset
-            starts.append(TopicPartition(topic, partition, offset if offset is not None else OFFSET_BEGINNING))
-        if starts:
-            self._tailer.incremental_assign(starts)
-        self._standby = standbys
-
-    def _tail_standbys(self, timeout_s: float) -> None:
-        """Copy what the owners appended to the standbys' changelog partitions into their stores."""
-        assert self._tailer is not None
-        messages = self._tailer.consume(RESTORE_BATCH, timeout_s)
-        by_partition: dict[int, list[tuple[bytes, bytes | None]]] = {}
-        last: dict[int, int] = {}
-        for message in messages:
-            if message.error() is not None:
-                continue
-            partition = message.partition() or 0
-            if partition in self._standby:
-                by_partition.setdefault(partition, []).append(record_value(message))
-                last[partition] = message.offset() or 0
-        for partition, records in by_partition.items():
-            self._partitions[partition].store.restore(records, last[partition] + 1)
-        now = time.monotonic()
-        if now - self._tailed_at < HIGHS_EVERY_S and not by_partition:
-            return
-        self._tailed_at = now
-        topic = self.config.changelog_topic
-        for partition in self._standby:
-            try:
-                _, high = self._tailer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
-            except Exception:  # noqa: BLE001 - no figure yet
-                continue
-            position = self._partitions[partition].store.changelog_offset or 0
-            if high < 0:
-                continue
-            self._standby_lag[partition] = max(0, high - position)
-            if position >= high:
-                self._caught_up_at[partition] = time.time()
+    # -- standby replicas (streams.fold.standby) ------------------------------------------------
 
     @property
     def standby(self) -> frozenset[int]:
-        return self._standby
+        return self._standbys.partitions
 
     def standby_lag(self) -> dict[int, int]:
         """Changelog records not yet copied, per standby partition (as last seen)."""
-        return dict(self._standby_lag)
+        return self._standbys.lag()
 
     def read_standby(self, key: bytes) -> tuple[bytes | None, int]:
         """A session from this worker's standby copy, and how stale that copy may be (ms since it
@@ -583,8 +529,8 @@ class FoldLoop:
         keeps no standby of the session's partition, or the copy never caught up."""
         partition = self.partition_of(key)
         state = self._partitions.get(partition)
-        caught_up = self._caught_up_at.get(partition)
-        if partition not in self._standby or state is None or caught_up is None:
+        caught_up = self._standbys.caught_up_at(partition)
+        if state is None or caught_up is None:
             raise StoreClosed(f"no standby of partition {partition}")
         staleness_ms = max(0, int((time.time() - caught_up) * 1000))
         raw = state.store.get(key)
@@ -595,14 +541,18 @@ class FoldLoop:
     def _switch(self, to: _Switch) -> None:
         """Between batches: what was folded is flushed and written; close the old generation's
         stores and restore the assigned partitions from the new one."""
-        assigned, standbys = self._assigned, self._standby
+        assigned, standbys = self._assigned, self._standbys.partitions
         self._revoke(self._serving)
-        self._keep_warm(frozenset())  # no longer tailing the old changelog
+        self._standbys.keep_warm(frozenset())  # no longer tailing the old changelog
         for state in self._partitions.values():
             state.close()
         self._partitions.clear()
         self._restored_by_partition.clear()
+        self._checkpoint.close_all()
         self.config = replace(self.config, changelog_topic=to.changelog_topic, stores_dir=to.stores_dir)
+        self._checkpoint = self._new_checkpoint()
+        self._checkpoint.start()
+        self._standbys.topic = to.changelog_topic
         self.rules = to.rules
         log.warning("switching to changelog %s, stores in %s", to.changelog_topic, to.stores_dir)
         self._assign(assigned, self._generation, standbys)
@@ -619,6 +569,23 @@ class FoldLoop:
         for partition in leaving:
             # The store stays open in case the partition comes back; the cache may not survive it.
             self._partitions[partition].cache.clear()
+            self._checkpoint.close(partition)
+
+    def _lose(self, partitions: set[int]) -> None:
+        """Partitions a newer owner fenced us off: stop folding them now, without a commit (the
+        group's rebalance says the rest; a later assignment restores them from the changelog)."""
+        assert self._consumer is not None
+        leaving = partitions & self._serving
+        if not leaving:
+            return
+        self._serving = self._serving - leaving
+        self._consumer.incremental_unassign([TopicPartition(self.config.events_topic, p) for p in sorted(leaving)])
+        for partition in leaving:
+            self._partitions[partition].cache.clear()
+            self._checkpoint.close(partition)
+        log.warning("partitions %s: another worker owns them now; no longer folding them", sorted(leaving))
+        if self.on_lost is not None:
+            self.on_lost(frozenset(leaving))
 
     def _fold_once(self) -> None:
         assert self._consumer is not None
@@ -690,31 +657,33 @@ class FoldLoop:
             self._rewind(by_partition)
             return
         generation = self._generation
-        if not self._fence_holds(generation):
-            self._rewind(by_partition)
+        if not self._checkpoint.fence_holds(generation):
+            self._rewind(by_partition, wait_for_commands=True)
             return
         self._fault("before_produce")
-        markers = self._produce(by_partition, outcomes, packed, generation, sealed_records)
-        if markers is None or not self._fence_holds(generation):
-            self._rewind(by_partition)
+        target = c.target()
+        outgoing: dict[int, Outgoing] = {
+            p: batch_records(
+                target, p, o, packed[p], by_partition[p][-1][2] + 1, sealed_records, self._source_timestamp
+            )
+            for p, o in outcomes.items()
+        }
+        published = self._checkpoint.publish(outgoing, generation)
+        self._lose(published.fenced)
+        if published.failed:
+            self._rewind({p: by_partition[p] for p in published.failed}, wait_for_commands=published.moved)
+        if not published.committed:
             return
         self._fault("after_flush")
         awaited: list[tuple[str, bytes]] = []
         waiting = len(self.waiters) > 0
-        for partition, outcome in outcomes.items():
-            state = self._partitions[partition]
-            next_offset = by_partition[partition][-1][2] + 1
-            if state.history is not None:
-                # Before the states: a crash in between leaves records no locator names yet (the
-                # replay puts them again), never a located record missing (only a slower read).
-                state.history.put_many(
-                    (history_key(k, o), v) for k, v, o in by_partition[partition] if k is not None and v is not None
-                )
+        for partition, marker_offset in published.committed.items():
+            outcome, state = outcomes[partition], self._partitions[partition]
             sessions = packed[partition]
             if outcome.sealed:  # rare: a session of thousands of events
                 sessions = {**outcome.sealed, **sessions}
-            state.store.write_batch(sessions, next_offset, markers[partition] + 1)  # None deletes (erased)
-            state.next_offset = next_offset
+            assert marker_offset is not None
+            write_store(state, by_partition[partition], sessions, by_partition[partition][-1][2] + 1, marker_offset + 1)
             self._remember(state, packed[partition])
             if self.on_written is not None:
                 self.on_written(partition, [key for key, value in packed[partition].items() if value is not None])
@@ -724,6 +693,9 @@ class FoldLoop:
                     for event_id, key in outcome.folded
                     if event_id in self.waiters
                 )
+        written = {p: by_partition[p] for p in published.committed}
+        outcomes = {p: outcomes[p] for p in published.committed}
+        by_partition = written
         if self.on_batch is not None:
             self._observe(by_partition, outcomes, time.perf_counter() - started)
         self._fault("after_write")
@@ -753,7 +725,7 @@ class FoldLoop:
         except Exception:  # metrics never stop the fold
             log.exception("reporting a batch's metrics failed")
 
-    def _reader(self, state: _Partition) -> Callable[[bytes], Stored | None]:
+    def _reader(self, state: OpenPartition) -> Callable[[bytes], Stored | None]:
         cache, store = state.cache, state.store
 
         def read(key: bytes) -> Stored | None:
@@ -808,7 +780,7 @@ class FoldLoop:
             packed[partition] = sessions
         return packed
 
-    def _remember(self, state: _Partition, packed: dict[bytes, bytes | None]) -> None:
+    def _remember(self, state: OpenPartition, packed: dict[bytes, bytes | None]) -> None:
         """Keep the batch's sessions for the next batches (within the cache's bound), as the stored
         bytes: decoded states would be millions of objects for the garbage collector to walk, and
         its full passes (250 ms at 20,000 sessions) cost more than decoding (docs/engine.md)."""
@@ -821,88 +793,6 @@ class FoldLoop:
         if len(cache) > bound:
             for key in list(cache)[: len(cache) - bound // 2]:  # the least recently written half goes
                 del cache[key]
-
-    def _produce(
-        self,
-        by_partition: dict[int, list[tuple[bytes | None, bytes | None, int]]],
-        outcomes: dict[int, BatchOutcome],
-        packed: dict[int, dict[bytes, bytes | None]],
-        generation: int | None,
-        sealed_records: dict[tuple[int, int], bytes],
-    ) -> dict[int, int] | None:
-        """Append the changelog and the dead letters, flush; the changelog offset of each marker,
-        or None when Kafka refused a record (the batch is then folded again)."""
-        assert self._producer is not None
-        c = self.config
-        markers: dict[int, int] = {}
-        failures: list[str] = []
-
-        def on_marker(err: KafkaError | None, message: Message) -> None:
-            if err is not None:
-                failures.append(err.str())
-            else:
-                markers[message.partition() or 0] = message.offset() or 0
-
-        def on_letter(err: KafkaError | None, message: Message) -> None:
-            if err is not None:
-                failures.append(err.str())
-
-        marker_headers: list[tuple[str, str | bytes | None]] = [
-            ("writer", c.writer_id.encode()),
-            ("generation", str(generation).encode()),
-        ]
-        for partition, outcome in outcomes.items():
-            values = packed[partition]
-            for key, chunk in outcome.sealed.items():
-                self._send(c.changelog_topic, key, chunk, partition, [], None)
-            for key, written in outcome.writes.items():
-                self._send(
-                    c.changelog_topic, key, values[key], partition,
-                    [(SOURCE_OFFSET_HEADER, str(written.offset).encode())], None,
-                )  # fmt: skip
-            for key, erased_at in outcome.erased.items():  # a tombstone: compaction forgets the state
-                self._send(
-                    c.changelog_topic, key, None, partition, [(SOURCE_OFFSET_HEADER, str(erased_at).encode())], None
-                )
-            for dead in outcome.dead:
-                log.warning(
-                    "dead letter %s[%d]@%d: %s", c.events_topic, partition, dead.offset, dead.reason,
-                    extra={"session_id": _session_id(dead.key), "event_id": dead.event_id or None},
-                )  # fmt: skip
-                headers: list[tuple[str, str | bytes | None]] = [
-                    ("dlq.reason", dead.reason.encode()),
-                    ("dlq.topic", c.events_topic.encode()),
-                    ("dlq.partition", str(partition).encode()),
-                    ("dlq.offset", str(dead.offset).encode()),
-                ]
-                stamp = self._source_timestamp(partition, dead.offset)
-                # As logged: a record whose personal values were opened for the fold goes sealed.
-                value = sealed_records.get((partition, dead.offset), dead.value)
-                self._send(c.dlq_topic, dead.key, value, partition, headers, on_letter, stamp)
-            key, value = marker(by_partition[partition][-1][2] + 1)
-            self._send(c.changelog_topic, key, value, partition, marker_headers, on_marker)
-        self._fault("before_flush")  # some records may be on their way, none acknowledged for sure
-        if not self._flush():
-            return None
-        if failures or set(markers) != set(outcomes):
-            log.warning("Kafka refused changelog records (%s): folding the batch again", "; ".join(failures[:3]))
-            time.sleep(1.0)  # a pause before the retry, not a wait for a condition
-            return None
-        return markers
-
-    def _flush(self) -> bool:
-        """Wait until Kafka acknowledged everything produced; False when giving up (stopping, or a
-        command such as a revocation waits and Kafka has not answered for 5 s)."""
-        assert self._producer is not None
-        waited = 0.0
-        while self._producer.flush(1.0) > 0:
-            waited += 1.0
-            if self._stopping or (not self._commands.empty() and waited >= 5):
-                log.warning("the changelog is not acknowledged after %.0fs: not writing the store", waited)
-                return False
-            if waited % 10 == 0:
-                log.warning("waiting %.0fs for Kafka to acknowledge the changelog", waited)
-        return True
 
     def _sweep(self) -> None:
         """Expire sessions inactive for longer than their lifetime, a slice of each partition per
@@ -925,68 +815,32 @@ class FoldLoop:
                     expired.setdefault(partition, {})[key] = stored.locator
         if not expired:
             return
-        failures: list[str] = []
-
-        def on_delivery(err: KafkaError | None, message: Message) -> None:
-            if err is not None:
-                failures.append(err.str())
-
-        sealed: dict[int, dict[bytes, bytes]] = {}
-        for partition, sessions in expired.items():
-            sealed[partition] = {
+        sealed: dict[int, dict[bytes, bytes]] = {
+            partition: {
                 locator.chunk_key(key, locator.offsets(found)[0]): found for key, found in sessions.items() if found
             }
-            for key, chunk in sealed[partition].items():
-                self._send(c.changelog_topic, key, chunk, partition, [], on_delivery)
-            for key in sessions:
-                self._send(c.changelog_topic, key, None, partition, [], on_delivery)
-        if not self._flush() or failures or not self._fence_holds(generation):
-            log.warning("session expiry not written (%s): the next sweep tries again", "; ".join(failures[:3]))
-            for partition in expired:
+            for partition, sessions in expired.items()
+        }
+        published = self._checkpoint.publish(
+            {partition: expiry_records(sealed[partition], sessions) for partition, sessions in expired.items()},
+            generation,
+        )
+        self._lose(published.fenced)
+        if published.failed:
+            log.warning("session expiry not written on %s: the next sweep tries again", sorted(published.failed))
+            for partition in published.failed:
                 self._partitions[partition].sweep_from = b""
-            return
-        for partition, sessions in expired.items():
+        for partition in published.committed:
+            sessions = expired[partition]
             state = self._partitions[partition]
             state.store.expire(sealed[partition], sessions)
             for key in sessions:
                 state.cache.pop(key, None)
             log.info("partition %d: %d sessions expired", partition, len(sessions))
 
-    def _send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        partition: int,
-        headers: list[tuple[str, str | bytes | None]],
-        on_delivery: Callable[[KafkaError | None, Message], None] | None,
-        timestamp: int = 0,
+    def _rewind(
+        self, by_partition: dict[int, list[tuple[bytes | None, bytes | None, int]]], wait_for_commands: bool = False
     ) -> None:
-        assert self._producer is not None
-        while True:
-            try:
-                self._producer.produce(
-                    topic,
-                    value=value,
-                    key=key,
-                    partition=partition,
-                    headers=headers,
-                    on_delivery=on_delivery,
-                    timestamp=timestamp,
-                )
-                return
-            except BufferError:
-                self._producer.poll(0.1)
-
-    def _fence_holds(self, generation: int | None) -> bool:
-        """False once the group moved on without us (a session timeout): stop writing at once."""
-        current = self.fence()
-        if current is not None and current == generation:
-            return True
-        log.warning("group generation %s, assigned under %s: not writing this batch", current, generation)
-        return False
-
-    def _rewind(self, by_partition: dict[int, list[tuple[bytes | None, bytes | None, int]]]) -> None:
         """Forget a batch that was not written: read its partitions again from the store's offset.
         Nothing was cached or answered for it (both happen after the write)."""
         assert self._consumer is not None
@@ -994,37 +848,22 @@ class FoldLoop:
             if partition in self._serving:
                 offset = self._partitions[partition].next_offset
                 self._consumer.seek(TopicPartition(self.config.events_topic, partition, offset))
-        if not self._stopping:
+        if wait_for_commands and not self._stopping:
             self._run_commands(block=True)  # a revocation is likely on its way
 
     def _commit(self, force: bool) -> None:
-        consumer = self._consumer
         now = time.monotonic()
-        if consumer is None or (not force and now - self._last_commit < self.config.commit_every_s):
+        if self._consumer is None or (not force and now - self._last_commit < self.config.commit_every_s):
             return
         self._last_commit = now
-        offsets = [
-            TopicPartition(self.config.events_topic, p, self._partitions[p].next_offset)
-            for p in sorted(self._serving)
-            if self._partitions[p].next_offset != self._partitions[p].committed
-        ]
-        if not offsets:
-            return
-        try:
-            if force:
-                consumer.commit(offsets=offsets, asynchronous=False)
-            else:
-                consumer.commit(offsets=offsets, asynchronous=True)
-        except Exception as exc:  # noqa: BLE001 - lag figures only; the store is the truth
-            log.info("offset commit for lag tools failed: %s", exc)
-            return
-        for tp in offsets:
-            self._partitions[tp.partition].committed = tp.offset
+        commit_positions(self._consumer, self.config.events_topic, self._partitions, self._serving, force)
 
     def _fault(self, point: str) -> None:
         spec = self.config.fault_point
         if spec.startswith("slow:"):
             if point == "before_produce":
+                # Said before the wait, so that a test can pause the process with a batch in flight.
+                log.warning("fault point %s: batch %d waits before producing", spec, self._batches_seen)
                 time.sleep(float(spec.split(":")[1]))
             return
         if spec and spec.split(":")[0] == point and self._batches_seen >= int(spec.split(":")[1]):
@@ -1038,9 +877,8 @@ class FoldLoop:
         except Exception:
             log.debug("final commit failed", exc_info=True)
         self._serving = frozenset()
-        if self._producer is not None:
-            self._producer.flush(5.0)
-        for consumer in (self._consumer, self._restorer, self._tailer):
+        self._checkpoint.close_all()
+        for consumer in (self._consumer, self._restorer, self._standbys.consumer):
             if consumer is not None:
                 consumer.close()
         for state in self._partitions.values():
@@ -1064,13 +902,3 @@ def _activity_of(encoded: bytes) -> int:
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _session_id(key: bytes | None) -> str | None:
-    """A record key as a session id for a log record (None when it has none or is not text)."""
-    if not key:
-        return None
-    try:
-        return key.decode()[:64]
-    except UnicodeDecodeError:
-        return None

@@ -52,6 +52,18 @@ def standby_partitions(app: faust.App, topic: str) -> set[int]:
     return {tp.partition for tp in app.assignor.assigned_standbys() if tp.topic == topic}
 
 
+def request_rejoin(app: faust.App) -> None:
+    """Make faust's consumer rejoin the group (any thread): the fold loop lost a partition to a
+    newer owner's fence while the group may still count it as ours (a transaction the broker timed
+    out fences too); the rejoin's revocation and assignment settle who serves it."""
+    try:
+        thread = app.consumer._thread  # type: ignore[attr-defined]
+        coordinator = thread._ensure_consumer()._coordinator
+    except Exception:  # noqa: BLE001 - not started or stopping: a rejoin is under way anyway
+        return
+    thread.thread_loop.call_soon_threadsafe(coordinator.request_rejoin)
+
+
 def group_generation(app: faust.App) -> int | None:
     """The group generation faust's aiokafka consumer is a member of; None while it has to rejoin.
 

@@ -47,6 +47,10 @@ def test_the_group_generation_is_read_where_faust_keeps_it(engine):
     assert "self._coordinator" in inspect.getsource(AIOKafkaConsumer)
     init = inspect.getsource(GroupCoordinator.__init__)
     assert "self.generation" in init and "self._rejoin_needed_fut" in init
+    # request_rejoin: the coordinator's own method, called on the consumer thread's loop.
+    assert callable(GroupCoordinator.request_rejoin)
+    assert "thread_loop" in inspect.getsource(driver.AIOKafkaConsumerThread.__mro__[1])
+    faust_private.request_rejoin(engine.app)  # before start: nothing to rejoin, no error
 
 
 def test_the_assignor_publishes_the_owner_of_each_partition(engine):

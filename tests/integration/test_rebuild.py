@@ -78,6 +78,8 @@ def test_a_rebuild_with_new_rules_then_a_switch_gives_old_sessions_the_new_deriv
     distinct[shopper].append(login)
     as_a, as_b = expected_views(distinct, RULES_A), expected_views(distinct, RULES_B)
     assert as_a != as_b, "rules B must derive other keys for these sessions"
+    # The login comes after the shopper's marker: wait for it too (its fold may come a batch later).
+    served_as(worker.url, {shopper: as_a[shopper]})
     assert served_views(worker.url, distinct) == as_a
 
     rules_b = tmp_path / "rules-b.toml"

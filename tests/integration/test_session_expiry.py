@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from projections.history import replay
 from projections.session import rfc3339
@@ -53,7 +53,8 @@ def wait_for_timeline(service: httpx.Client, sid: str, count: int, timeout: floa
 def changelog_records(bootstrap: str, topic: str, wanted: set[bytes], timeout: float = 30.0) -> dict[bytes, list]:
     """Every changelog record (key -> values in order) whose key is or starts with one of ``wanted``,
     read up to the end the topic has now."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "expiry-reader", "enable.auto.commit": False})
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "expiry-reader", "enable.auto.commit": False,
+                         "isolation.level": "read_committed", "enable.partition.eof": True})  # fmt: skip
     found: dict[bytes, list] = {}
     try:
         ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(PARTITIONS)}
@@ -62,6 +63,9 @@ def changelog_records(bootstrap: str, topic: str, wanted: set[bytes], timeout: f
         deadline = time.monotonic() + timeout
         while remaining and time.monotonic() < deadline:
             message = consumer.poll(1)
+            if message is not None and message.error() and message.error().code() == KafkaError._PARTITION_EOF:
+                remaining.discard(message.partition())  # the end: past the last commit marker
+                continue
             if message is None or message.error():
                 continue
             key = message.key() or b""

@@ -1,0 +1,564 @@
+"""The checkpoint: how a folded batch leaves the loop. Per partition, the changelog records (one per
+changed session), the batch's marker and its dead letters go to Kafka; once Kafka acknowledged them
+and nobody else can have taken the partition, the store gets the batch in one ``WriteBatch``.
+
+**The fence.** The changelog is shared: whatever it holds is what every restore, standby copy and
+rebuilt store serves. So a worker that lost a partition without knowing it yet (paused past the
+group's session timeout, it wakes up in the middle of a batch) must not be able to append to it.
+Each served partition has its own *transactional* producer, ``transactional.id`` =
+``<changelog topic>.<partition>`` (the changelog's name holds the app id and the table
+generation), as Kafka Streams' exactly-once v1 does:
+
+- a new owner calls ``init_transactions`` before it restores the partition: the broker bumps the
+  id's epoch, aborts whatever transaction the old owner left open, and from then on refuses the old
+  producer (``_FENCED`` / ``PRODUCER_FENCED`` / ``INVALID_PRODUCER_EPOCH``);
+- each batch's records for a partition (states, marker, dead letters) are one transaction,
+  committed only after the local fence (the group generation) still holds;
+- every reader of the changelog reads ``read_committed``: an aborted batch is never restored,
+  tailed or rebuilt from, so a late batch of a fenced owner is invisible, not merely overwritten.
+
+A fenced commit means the partition is someone else's: its batch is dropped (nothing reaches the
+store, nobody is answered) and the loop lets go of the partition. A transaction commits *before* the
+store write, so the store is never ahead of the changelog, as before.
+
+With ``transactional`` off (brokers without transactions) the partitions share one idempotent
+producer and the local fence alone guards the changelog: a paused owner's last batch can then reach
+it (issue 22). ``docs/engine.md`` has the measured cost of both.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from streams.fold.batch import BatchOutcome
+from streams.fold.changelog import SOURCE_OFFSET_HEADER, marker
+from streams.fold.partition import OpenPartition
+from streams.fold.store import history_key
+from streams.kafka.clients import client_config
+from streams.kafka.producer import KAFKA_CLIENT_LOG
+
+log = logging.getLogger(__name__)
+
+Fence = Callable[[], int | None]  # the control plane's group generation; None while it must rejoin
+Header = tuple[str, str | bytes | None]
+T = TypeVar("T")
+SourceRecords = list[tuple[bytes | None, bytes | None, int]]
+# The errors that say another producer took the transactional id over: the partition moved.
+FENCED_CODES = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
+# How long an open transaction may last before the broker aborts it (and fences its producer): past
+# a broker outage a batch waits out (message.timeout.ms is infinite), within Kafka's default
+# ceiling (transaction.max.timeout.ms, 15 min). A silent owner's open transaction holds the
+# partition's read_committed readers back until then, or until a new owner's init_transactions
+# aborts it, which happens at once on every takeover.
+TRANSACTION_TIMEOUT_MS = 300_000
+INIT_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the checkpoint writes (one table generation) and how."""
+
+    bootstrap: str
+    events_topic: str
+    changelog_topic: str
+    dlq_topic: str
+    writer_id: str
+    transactional: bool = True
+
+
+@dataclass
+class Outgoing:
+    """One partition's records of one batch (or one expiry sweep)."""
+
+    changelog: list[tuple[bytes, bytes | None, list[Header]]] = field(default_factory=list)
+    dead: list[tuple[bytes | None, bytes | None, list[Header], int]] = field(default_factory=list)  # + timestamp
+    next_source_offset: int | None = None  # the batch's marker; None: no marker (an expiry)
+
+
+@dataclass
+class Published:
+    """What became of each partition's records."""
+
+    committed: dict[int, int | None] = field(default_factory=dict)  # -> changelog offset of its marker
+    fenced: set[int] = field(default_factory=set)  # another worker owns it now: let go of it
+    failed: set[int] = field(default_factory=set)  # not written (refused, or gave up): fold it again
+    moved: bool = False  # the group generation changed: a revocation is on its way
+
+
+def batch_records(
+    target: Target,
+    partition: int,
+    outcome: BatchOutcome,
+    packed: Mapping[bytes, bytes | None],
+    next_source_offset: int,
+    as_logged: Mapping[tuple[int, int], bytes],
+    timestamp: Callable[[int, int], int],
+) -> Outgoing:
+    """A batch's records for one partition: sealed locators, states (tombstones for erased ones),
+    dead letters, then the marker naming the next event offset to fold."""
+    out = Outgoing(next_source_offset=next_source_offset)
+    for key, chunk in outcome.sealed.items():
+        out.changelog.append((key, chunk, []))
+    for key, written in outcome.writes.items():
+        out.changelog.append((key, packed[key], [(SOURCE_OFFSET_HEADER, str(written.offset).encode())]))
+    for key, erased_at in outcome.erased.items():  # a tombstone: compaction forgets the state
+        out.changelog.append((key, None, [(SOURCE_OFFSET_HEADER, str(erased_at).encode())]))
+    for dead in outcome.dead:
+        log.warning(
+            "dead letter %s[%d]@%d: %s", target.events_topic, partition, dead.offset, dead.reason,
+            extra={"session_id": _session_id(dead.key), "event_id": dead.event_id or None},
+        )  # fmt: skip
+        headers: list[Header] = [
+            ("dlq.reason", dead.reason.encode()),
+            ("dlq.topic", target.events_topic.encode()),
+            ("dlq.partition", str(partition).encode()),
+            ("dlq.offset", str(dead.offset).encode()),
+        ]
+        # As logged: a record whose personal values were opened for the fold goes sealed.
+        value = as_logged.get((partition, dead.offset), dead.value)
+        out.dead.append((dead.key, value, headers, timestamp(partition, dead.offset)))
+    return out
+
+
+def expiry_records(sealed: Mapping[bytes, bytes], sessions: Iterable[bytes]) -> Outgoing:
+    """An expiry's records for one partition: the sealed locators, then the sessions' tombstones."""
+    out = Outgoing()
+    out.changelog.extend((key, chunk, []) for key, chunk in sealed.items())
+    out.changelog.extend((key, None, []) for key in sessions)
+    return out
+
+
+def write_store(
+    state: OpenPartition,
+    records: SourceRecords,
+    sessions: Mapping[bytes, bytes | None],
+    next_source_offset: int,
+    next_changelog_offset: int,
+) -> None:
+    """The batch into the partition's stores, after its changelog is committed."""
+    if state.history is not None:
+        # Before the states: a crash in between leaves records no locator names yet (the replay
+        # puts them again), never a located record missing (only a slower read).
+        state.history.put_many((history_key(k, o), v) for k, v, o in records if k is not None and v is not None)
+    state.store.write_batch(sessions, next_source_offset, next_changelog_offset)  # None deletes (erased)
+    state.next_offset = next_source_offset
+
+
+class Checkpoint:
+    """The producers of one table generation's changelog; the loop's thread only.
+
+    ``give_up(waited_s)`` says when to stop waiting for Kafka (stopping, or a command has waited);
+    ``fault(point)`` is the loop's fault injection (testing only)."""
+
+    def __init__(
+        self,
+        target: Target,
+        fence: Fence,
+        give_up: Callable[[float], bool],
+        fault: Callable[[str], None],
+        make_producer: Callable[[dict[str, object]], Producer] = Producer,  # a fake one in unit tests
+    ) -> None:
+        self.target = target
+        self._make_producer = make_producer
+        self.fence = fence
+        self._give_up = give_up
+        self._fault = fault
+        self._producers: dict[int, Producer] = {}  # transactional: one per served partition
+        self._shared: Producer | None = None  # not transactional: one for all
+        self._in_transaction: set[int] = set()  # begun, neither committed nor aborted yet
+        self._pool: ThreadPoolExecutor | None = None  # for the partitions' blocking calls at once
+
+    def _config(self, client_id: str) -> dict[str, object]:
+        return {
+            **client_config(self.target.bootstrap),
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 2,
+            "compression.type": "lz4",
+            # Infinite: a record waits out a broker outage instead of failing the batch (with a
+            # transaction, the broker's transaction timeout bounds it: the batch is then folded again).
+            "message.timeout.ms": 0,
+            "queue.buffering.max.messages": 1_000_000,
+            "client.id": client_id,
+            "logger": KAFKA_CLIENT_LOG,
+        }
+
+    def start(self) -> None:
+        """Not transactional: the shared producer, and the changelog's metadata now (the first
+        event folded is not slower than the rest)."""
+        if self.target.transactional or self._shared is not None:
+            return
+        self._shared = self._make_producer(self._config(f"{self.target.writer_id}-changelog"))
+        try:
+            self._shared.list_topics(self.target.changelog_topic, timeout=5)
+        except Exception as exc:  # noqa: BLE001 - the loop waits for the broker anyway
+            log.info("changelog metadata not available yet: %s", exc)
+
+    def open_many(self, partitions: Iterable[int], should_stop: Callable[[], bool]) -> set[int]:
+        """:meth:`open` for several partitions at once (each waits on the broker's transaction
+        coordinator, 0.05 to 0.6 s when it aborts what an earlier owner left open: a failover
+        would otherwise pay that per partition). The partitions opened."""
+        wanted = [p for p in partitions if p not in self._producers]
+        if not self.target.transactional or len(wanted) < 2:
+            return {p for p in partitions if self.open(p, should_stop)}
+        producers = dict(zip(wanted, self._on_each(wanted, lambda p: self._init(p, should_stop)), strict=True))
+        self._producers.update({p: producer for p, producer in producers.items() if producer is not None})
+        return {p for p in partitions if p in self._producers}
+
+    def open(self, partition: int, should_stop: Callable[[], bool]) -> bool:
+        """Become the partition's only writer, before restoring it: a new producer epoch for its
+        transactional id fences every earlier owner and aborts what it left open. False when
+        ``should_stop`` cut the wait for the broker short (the partition is not served then)."""
+        if not self.target.transactional or partition in self._producers:
+            return True
+        producer = self._init(partition, should_stop)
+        if producer is None:
+            return False
+        self._producers[partition] = producer
+        return True
+
+    def _init(self, partition: int, should_stop: Callable[[], bool]) -> Producer | None:
+        """A producer of the partition's transactional id, its epoch taken (any thread)."""
+        transactional_id = f"{self.target.changelog_topic}.{partition}"
+        producer = self._make_producer(
+            {
+                **self._config(f"{self.target.writer_id}-changelog-{partition}"),
+                "transactional.id": transactional_id,
+                "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+            }
+        )
+        started = time.monotonic()
+        while True:
+            try:
+                producer.init_transactions(INIT_TIMEOUT_S)
+                break
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.fatal() or not error.retriable() or should_stop():
+                    log.warning("partition %d: the changelog's producer did not start: %s", partition, error.str())
+                    return None
+                log.info("partition %d: waiting for the transaction coordinator: %s", partition, error.str())
+        log.info("partition %d: %s taken over in %.2fs", partition, transactional_id, time.monotonic() - started)
+        return producer
+
+    def close(self, partition: int) -> None:
+        """Let go of a partition's producer (revoked, fenced or switched away)."""
+        producer = self._producers.pop(partition, None)
+        if producer is not None:
+            _quietly(lambda: producer.flush(1.0))
+
+    def close_all(self) -> None:
+        for partition in list(self._producers):
+            self.close(partition)
+        if self._shared is not None:
+            _quietly(lambda: self._shared.flush(5.0) if self._shared is not None else 0)
+            self._shared = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+
+    def fence_holds(self, generation: int | None) -> bool:
+        """The local fence: False once the group moved on without us (a session timeout)."""
+        current = self.fence()
+        if current is not None and current == generation:
+            return True
+        log.warning("group generation %s, assigned under %s: not writing this batch", current, generation)
+        return False
+
+    def publish(self, outgoing: Mapping[int, Outgoing], generation: int | None) -> Published:
+        """Produce each partition's records, wait for Kafka, check the fence, commit."""
+        if self.target.transactional:
+            return self._publish_transactions(outgoing, generation)
+        return self._publish_shared(outgoing, generation)
+
+    # -- transactional: one transaction per partition ----------------------------------------------
+
+    def _publish_transactions(self, outgoing: Mapping[int, Outgoing], generation: int | None) -> Published:
+        result = Published()
+        markers: dict[int, int] = {}
+        failures: dict[int, list[str]] = {}
+        open_: list[int] = []
+        for partition, out in outgoing.items():
+            producer = self._producers.get(partition)
+            if producer is None:
+                result.failed.add(partition)
+                continue
+            if partition in self._in_transaction:  # left open by a batch that gave up: abort it first
+                self._abort(partition, result)
+                if partition in result.fenced:
+                    continue
+            try:
+                producer.begin_transaction()
+                self._in_transaction.add(partition)
+                open_.append(partition)
+                self._send_all(producer, partition, out, generation, markers, failures.setdefault(partition, []))
+            except KafkaException as exc:
+                self._classify(partition, exc, result)
+        self._fault("before_flush")  # some records may be on their way, none acknowledged for sure
+        for partition in open_:
+            if partition in result.fenced or partition in result.failed:
+                continue
+            try:
+                if not self._flush(self._producers[partition]):
+                    result.failed.add(partition)
+            except KafkaException as exc:
+                self._classify(partition, exc, result)
+        open_ = [p for p in open_ if p not in result.fenced]
+        refused = [p for p in open_ if failures[p] or (outgoing[p].next_source_offset is not None and p not in markers)]
+        if refused:
+            log.warning(
+                "Kafka refused changelog records (%s): folding the batch again",
+                "; ".join(m for p in refused for m in failures[p][:1]) or "no marker acknowledged",
+            )
+            result.failed.update(refused)
+            time.sleep(1.0)  # a pause before the retry, not a wait for a condition
+        if not self.fence_holds(generation):
+            result.moved = True
+            result.failed.update(open_)
+        for partition in open_:
+            if partition in result.failed:
+                self._abort(partition, result)
+        committing = [p for p in open_ if p not in result.failed]
+        # All at once: each commit is a round trip to the coordinator and its markers' writes.
+        first_tries = self._on_each(committing, lambda p: _attempt(lambda: self._producers[p].commit_transaction(5.0)))
+        for partition, error in zip(committing, first_tries, strict=True):
+            self._commit(partition, result, markers.get(partition), error)
+        return result
+
+    def _on_each(self, partitions: list[int], call: Callable[[int], T]) -> list[T]:
+        """``call`` for each partition, on the pool when there are several (blocking calls into
+        librdkafka release the GIL)."""
+        if len(partitions) < 2:
+            return [call(p) for p in partitions]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(8, thread_name_prefix="changelog")
+        return list(self._pool.map(call, partitions))
+
+    def _send_all(
+        self,
+        producer: Producer,
+        partition: int,
+        out: Outgoing,
+        generation: int | None,
+        markers: dict[int, int],
+        failures: list[str],
+    ) -> None:
+        target = self.target
+
+        def on_delivery(err: KafkaError | None, message: Message) -> None:
+            if err is not None:
+                failures.append(err.str())
+
+        def on_marker(err: KafkaError | None, message: Message) -> None:
+            if err is not None:
+                failures.append(err.str())
+            else:
+                markers[partition] = message.offset() or 0
+
+        for key, value, headers in out.changelog:
+            _send(producer, target.changelog_topic, key, value, partition, headers, on_delivery)
+        for key_, value, headers, stamp in out.dead:
+            _send(producer, target.dlq_topic, key_, value, partition, headers, on_delivery, stamp)
+        if out.next_source_offset is not None:
+            key, value = marker(out.next_source_offset)
+            headers = [("writer", target.writer_id.encode()), ("generation", str(generation).encode())]
+            _send(producer, target.changelog_topic, key, value, partition, headers, on_marker)
+
+    def _flush(self, producer: Producer) -> bool:
+        """Wait until Kafka acknowledged everything produced; False when giving up."""
+        waited = 0.0
+        while _flushed(producer) > 0:
+            waited += 1.0
+            if self._give_up(waited):
+                log.warning("the changelog is not acknowledged after %.0fs: not writing the store", waited)
+                return False
+            if waited % 10 == 0:
+                log.warning("waiting %.0fs for Kafka to acknowledge the changelog", waited)
+        return True
+
+    def _commit(
+        self, partition: int, result: Published, marker_offset: int | None, error: KafkaException | None
+    ) -> None:
+        """Settle a partition's commit, tried once already (``error``: how it failed; None: it
+        committed). A timeout is tried again; fenced, fatal or abortable are final."""
+        producer = self._producers[partition]
+        waited = 0.0
+        while error is not None:
+            code = error.args[0]
+            if code.code() in FENCED_CODES or code.fatal() or code.txn_requires_abort():
+                self._classify(partition, error, result)
+                if partition in result.failed:
+                    self._abort(partition, result)
+                return
+            waited += 5.0
+            if self._give_up(waited):
+                result.failed.add(partition)
+                self._abort(partition, result)
+                return
+            log.warning("partition %d: committing the changelog: %s; retrying", partition, code.str())
+            error = _attempt(lambda: producer.commit_transaction(5.0))
+        self._in_transaction.discard(partition)
+        result.committed[partition] = marker_offset
+
+    def _abort(self, partition: int, result: Published) -> None:
+        producer = self._producers.get(partition)
+        if producer is None:
+            return
+        waited = 0.0
+        while (exc := _attempt(lambda: producer.abort_transaction(5.0))) is not None:
+            error = exc.args[0]
+            if error.code() in FENCED_CODES or error.fatal():
+                self._classify(partition, exc, result)
+                return
+            waited += 5.0
+            if self._give_up(waited):
+                return  # the next batch aborts it first; the broker's transaction timeout bounds it
+            log.warning("partition %d: aborting a changelog transaction: %s; retrying", partition, error.str())
+        self._in_transaction.discard(partition)
+
+    def _classify(self, partition: int, exc: KafkaException, result: Published) -> None:
+        """Fenced: the partition moved (drop it). Another fatal error: the loop cannot go on."""
+        error = exc.args[0]
+        result.failed.discard(partition)
+        if error.code() in FENCED_CODES:
+            log.warning(
+                "partition %d: fenced by a newer owner (%s): this batch is not written, letting go of it",
+                partition, error.name(),
+            )  # fmt: skip
+            result.fenced.add(partition)
+            self._producers.pop(partition, None)  # a fenced producer is of no use any more
+            self._in_transaction.discard(partition)
+            return
+        if error.fatal():
+            raise RuntimeError(f"the changelog's producer of partition {partition} failed: {error.str()}") from exc
+        result.failed.add(partition)
+
+    # -- not transactional: one shared producer, the local fence only ------------------------------
+
+    def _publish_shared(self, outgoing: Mapping[int, Outgoing], generation: int | None) -> Published:
+        assert self._shared is not None
+        result = Published()
+        markers: dict[int, int] = {}
+        failures: list[str] = []
+        for partition, out in outgoing.items():
+            self._send_all(self._shared, partition, out, generation, markers, failures)
+        self._fault("before_flush")
+        with_marker = {p for p, out in outgoing.items() if out.next_source_offset is not None}
+        if not self._flush(self._shared):
+            result.failed.update(outgoing)
+        elif failures or not with_marker <= set(markers):
+            log.warning("Kafka refused changelog records (%s): folding the batch again", "; ".join(failures[:3]))
+            time.sleep(1.0)  # a pause before the retry, not a wait for a condition
+            result.failed.update(outgoing)
+        elif not self.fence_holds(generation):
+            result.moved = True
+            result.failed.update(outgoing)
+        else:
+            result.committed = {p: markers.get(p) for p in outgoing}
+        return result
+
+
+def commit_positions(
+    consumer: Consumer, topic: str, partitions: Mapping[int, OpenPartition], serving: Iterable[int], force: bool
+) -> None:
+    """Commit the served partitions' next offsets under the fold's group id: for lag tools only
+    (the store, not this, says where a partition's fold stands)."""
+    offsets = [
+        TopicPartition(topic, p, partitions[p].next_offset)
+        for p in sorted(serving)
+        if partitions[p].next_offset != partitions[p].committed
+    ]
+    if not offsets:
+        return
+    try:
+        if force:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        else:
+            consumer.commit(offsets=offsets, asynchronous=True)
+    except Exception as exc:  # noqa: BLE001 - lag figures only; the store is the truth
+        log.info("offset commit for lag tools failed: %s", exc)
+        return
+    for tp in offsets:
+        partitions[tp.partition].committed = tp.offset
+
+
+def _send(
+    producer: Producer,
+    topic: str,
+    key: bytes | None,
+    value: bytes | None,
+    partition: int,
+    headers: list[Header],
+    on_delivery: Callable[[KafkaError | None, Message], None] | None,
+    timestamp: int = 0,
+) -> None:
+    while True:
+        try:
+            producer.produce(
+                topic, value=value, key=key, partition=partition, headers=headers, on_delivery=on_delivery,
+                timestamp=timestamp,
+            )  # fmt: skip
+            return
+        except BufferError:
+            producer.poll(0.1)
+
+
+def _flushed(producer: Producer) -> int:
+    """``flush(1.0)``; a fatal error (a fenced producer) as a KafkaException. confluent-kafka raises
+    it from inside the delivery callbacks it serves, as a SystemError whose cause is the
+    KafkaException: the cause is what counts."""
+    try:
+        left: int = producer.flush(1.0)
+        return left
+    except KafkaException:
+        raise
+    except Exception as exc:
+        error = _kafka_error(exc)
+        if error is None:
+            raise
+        raise KafkaException(error) from exc
+
+
+def _attempt(call: Callable[[], object]) -> KafkaException | None:
+    """``call()``; the Kafka error it raised, as a KafkaException, None when it returned (a fatal
+    error may surface from inside a delivery callback: see :func:`_flushed`)."""
+    try:
+        call()
+    except Exception as exc:
+        error = _kafka_error(exc)
+        if error is None:
+            raise
+        return exc if isinstance(exc, KafkaException) else KafkaException(error)
+    return None
+
+
+def _kafka_error(exc: BaseException | None) -> KafkaError | None:
+    while exc is not None:
+        if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
+            return exc.args[0]
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _quietly(action: Callable[[], object]) -> None:
+    try:
+        action()
+    except Exception:
+        log.debug("closing a changelog producer", exc_info=True)
+
+
+def _session_id(key: bytes | None) -> str | None:
+    """A record key as a session id for a log record (None when it has none or is not text)."""
+    if not key:
+        return None
+    try:
+        return key.decode()[:64]
+    except UnicodeDecodeError:
+        return None
