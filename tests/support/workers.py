@@ -34,8 +34,9 @@ def shared_worker(
     worker = make_worker(
         kafka_bootstrap, f"app-{name}-{run}", f"events-{name}-{run}", data_dir / "worker", data_dir / "worker.log",
         partitions, **{**TEST_WORKER_ENV, **env},
-    ).start()  # fmt: skip
+    )  # fmt: skip
     try:
+        worker.start()  # a worker that never gets ready is killed too, not left running
         yield worker
         assert worker.stop() == 0, worker.log_tail()
     finally:
