@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from schemas.events import EventDecodeError, decode_event
 from streams.kafka.clients import client_config
@@ -59,6 +59,13 @@ def _letter(message: Message) -> DeadLetter:
     )
 
 
+# The fold loop writes dead letters in its partitions' changelog transactions (streams/fold/checkpoint.py):
+# read only committed ones (a fenced worker's aborted batch left none), and take the end of a partition
+# from the consumer's end-of-partition event, since a transaction's commit marker holds the last offset
+# below the high watermark and is never returned as a record.
+READER = {"enable.auto.commit": False, "isolation.level": "read_committed", "enable.partition.eof": True}
+
+
 def _read_until_end(consumer: Consumer, ends: dict[int, int], starts: dict[int, int]) -> Iterator[Message]:
     """Messages from ``starts`` to the high watermarks ``ends`` seen when reading began."""
     remaining = {p for p in ends if starts.get(p, 0) < ends[p]}
@@ -66,8 +73,12 @@ def _read_until_end(consumer: Consumer, ends: dict[int, int], starts: dict[int, 
         message = consumer.poll(POLL_TIMEOUT_S)
         if message is None:
             raise TimeoutError(f"no record within {POLL_TIMEOUT_S:.0f}s while partitions {sorted(remaining)} have more")
-        if message.error():
-            raise KafkaException(message.error())
+        error = message.error()
+        if error is not None and error.code() == KafkaError._PARTITION_EOF:
+            remaining.discard(message.partition() or 0)
+            continue
+        if error is not None:
+            raise KafkaException(error)
         partition, offset = message.partition() or 0, message.offset() or 0
         if partition in remaining and offset < ends[partition]:
             yield message
@@ -84,7 +95,7 @@ def _partitions(consumer: Consumer, topic: str) -> list[int]:
 
 def list_letters(bootstrap: str, dlq_topic: str, limit: int = 100) -> list[DeadLetter]:
     """The first ``limit`` dead letters, oldest first per partition."""
-    consumer = Consumer({**client_config(bootstrap), "group.id": "dlq-reader", "enable.auto.commit": False})
+    consumer = Consumer({**client_config(bootstrap), "group.id": "dlq-reader", **READER})
     try:
         partitions = _partitions(consumer, dlq_topic)
         starts, ends = {}, {}
@@ -117,7 +128,7 @@ def redrive(
         {
             **client_config(bootstrap),
             "group.id": group,
-            "enable.auto.commit": False,
+            **READER,
             "auto.offset.reset": "earliest",
         }
     )
@@ -139,6 +150,8 @@ def redrive(
             letters.append(_letter(message))
             if len(letters) % 500 == 0:
                 report(len(letters), 0, planned)
+        # Offsets overcount the letters by the transactions' commit markers: once read, the count is known.
+        planned = len(letters)
         report(len(letters), 0, planned)
         if dry_run or not letters:
             return letters
