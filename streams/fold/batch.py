@@ -65,10 +65,6 @@ class BatchOutcome:
     # Sessions the batch ended with a ``session.erased``: deleted (store and changelog tombstone).
     erased: dict[bytes, int] = field(default_factory=dict)  # session key -> the erasure's offset
     skipped: int = 0  # records at or below their session's folded offset (redeliveries)
-    # Records whose key belongs on another partition (a producer with another partitioner, e.g.
-    # librdkafka's CRC32 default): not folded here, where no read looks, but appended again to
-    # their key's partition (the loop does that; the fold there skips a repeat by event id).
-    moved: list[SourceRecord] = field(default_factory=list)
     # Events folded, per event class (named once per batch by ``folded_by_type``, not per event).
     folded_by_class: dict[type, int] = field(default_factory=dict)
 
@@ -95,19 +91,13 @@ def fold_batch(
     rules: Rules,
     max_session_bytes: int,
     lifetime_ms: int = 0,
-    belongs: Callable[[bytes], bool] | None = None,
 ) -> BatchOutcome:
     """``lifetime_ms`` (0: forever): an event more than this after its session's latest one
     starts the session afresh (the old one expired: ``projections.step``, which the replays and
-    ``sessionctl export --sessions`` fold with too). ``belongs``: whether a session key is on the
-    batch's partition by the partitioner reads route with; records of other keys are ``moved``."""
+    ``sessionctl export --sessions`` fold with too)."""
     outcome = BatchOutcome()
     by_session: dict[bytes, list[tuple[int, Event, bytes]]] = {}
-    for record in records:
-        key, value, offset = record
-        if belongs is not None and key is not None and not belongs(key):
-            outcome.moved.append(record)
-            continue
+    for key, value, offset in records:
         if value is None:
             outcome.dead.append(DeadRecord(offset, key, value, "the record has no value"))
             continue

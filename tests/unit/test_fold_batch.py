@@ -176,15 +176,3 @@ def test_a_failing_rule_dead_letters_the_event_and_keeps_the_session(monkeypatch
     assert outcome.dead[0].reason == "fold failed: RuntimeError('a rule failed')"
     assert outcome.writes[sid.encode()].offset == 0
     assert decode_event(orjson.dumps(events[0])).id == outcome.folded[0][0]
-
-
-def test_records_of_keys_that_belong_elsewhere_are_moved_not_folded():
-    here, elsewhere = new_session_id(), new_session_id()
-    events = [page_view(here, "https://s/?a=1", 0), page_view(elsewhere, "https://s/?b=1", 1)]
-    events.append(page_view(here, "https://s/?c=1", 2))
-    records = records_of(events)
-    outcome = fold_batch(records, DictStore().read, RULES, MAX, belongs=lambda key: key == here.encode())
-    assert outcome.moved == [records[1]]  # as it was read: key, value, offset
-    assert set(outcome.writes) == {here.encode()}
-    assert outcome.writes[here.encode()].state == reference([events[0], events[2]])
-    assert not outcome.dead
