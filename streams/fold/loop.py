@@ -122,7 +122,9 @@ class FoldConfig:
     sweep_scan: int = 5000  # sessions looked at per partition and sweep (between two batches)
     # Testing only: "<point>:<n>" kills the process with SIGKILL at that point of the n-th batch
     # (points: before_produce, before_flush, after_flush, after_write); "slow:<seconds>" makes every
-    # batch wait that long before producing its changelog (a fold slower than any write's wait).
+    # batch wait that long before producing its changelog (a fold slower than any write's wait);
+    # "hold:<seconds>" makes the first batch wait before producing until the group rebalances (at
+    # most that long): a batch certainly in flight when the partitions are taken away.
     fault_point: str = ""
     # One transactional producer per partition, so a newer owner fences this one off the changelog
     # (streams.fold.checkpoint). Off only for brokers without transactions: then a paused owner's
@@ -197,6 +199,7 @@ class FoldLoop:
         self._options: Any = None
         self._stopping = False
         self._batches_seen = 0
+        self._held = False  # the "hold" fault point's one batch has waited
         self._last_fold = 0.0  # when the last batch was folded; 0 once trimmed after it
         self._batch_messages: list[Message] = []
         self._last_commit = 0.0
@@ -860,6 +863,15 @@ class FoldLoop:
 
     def _fault(self, point: str) -> None:
         spec = self.config.fault_point
+        if spec.startswith("hold:"):
+            if point == "before_produce" and not self._held:
+                self._held = True
+                generation = self._generation
+                log.warning("fault point %s: batch %d waits for the group to rebalance", spec, self._batches_seen)
+                deadline = time.monotonic() + float(spec.split(":")[1])
+                while self.fence() == generation and time.monotonic() < deadline:
+                    time.sleep(0.05)  # polling the fence: the group's state has no event to wait on here
+            return
         if spec.startswith("slow:"):
             if point == "before_produce":
                 # Said before the wait, so that a test can pause the process with a batch in flight.

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import httpx
 import pytest
@@ -21,21 +20,11 @@ from streams.testing.events import new_session_id, page_view
 from streams.testing.paths import SAMPLE_RULES_FILE
 from tests.support.cli import sessionctl
 from tests.support.sessions import public_has, wait_for_session
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 4
-
-
-def wait_for(check, what: str, timeout: float = 60.0):
-    """Poll ``check()`` until it returns something truthy (each worker joins the group on its own)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f}s"
-        time.sleep(0.1)
 
 
 def test_recent_sessions_and_operations_gather_every_worker(worker_factory):
@@ -49,7 +38,7 @@ def test_recent_sessions_and_operations_gather_every_worker(worker_factory):
         owned = [w.get("partitions", []) for w in body["workers"] if w["reachable"]]
         return body if len(owned) == 2 and all(owned) and sum(len(p) for p in owned) == PARTITIONS else None
 
-    both = wait_for(lambda: operations(first) and operations(second), "two workers, each owning partitions")
+    both = wait_for("two workers, each owning partitions", lambda: operations(first) and operations(second))
     # Lag is known once a partition's high watermark was fetched: never a partition nobody serves.
     assert {int(p) for p in both["lag"]} <= set(range(PARTITIONS))
     assert len(both["folded"]) == 60 and len(both["deadLetters"]) == 60
@@ -73,7 +62,7 @@ def test_recent_sessions_and_operations_gather_every_worker(worker_factory):
         assert len(service.get("/api/v1/sessions", params={"limit": 3}).json()["sessions"]) == 3
         # A fresh group folds exactly the events sent: one each, counted once whichever worker folded it.
         totals = wait_for(
-            lambda: (b := operations(first)) and b["totals"]["folded"] >= len(sids) and b, "the folds counted"
+            "the folds counted", lambda: (b := operations(first)) and b["totals"]["folded"] >= len(sids) and b
         )
         assert totals["totals"]["folded"] == len(sids), totals["totals"]
         assert sum(totals["folded"]) == len(sids), totals["folded"]
@@ -115,7 +104,7 @@ def test_a_short_simulation_ends_without_errors_and_repeats_with_its_seed(worker
     assert len(recent["sessions"]) == 3 * 50, len(recent["sessions"])
     # Each run logs a visitor in at most once: as many sessions logged in as the runs reported.
     logins = first["logins"] + again["logins"] + other["logins"]
-    wait_for(lambda: logged_in(worker, recent["sessions"]) >= logins, f"{logins} logins folded")
+    wait_for(f"{logins} logins folded", lambda: logged_in(worker, recent["sessions"]) >= logins)
     assert logged_in(worker, recent["sessions"]) == logins
 
 

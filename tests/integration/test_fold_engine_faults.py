@@ -17,6 +17,7 @@ from streams.fold.store import SOURCE_OFFSET
 from streams.testing.events import new_session_id, page_view
 from streams.testing.paths import SAMPLE_RULES_FILE, sample_rules
 from tests.support.streams import expected_views, served_views, stream_of_events
+from tests.support.waiting import wait_for
 from tests.support.workers import wipe
 
 pytestmark = pytest.mark.integration
@@ -97,17 +98,17 @@ def changelog_markers(bootstrap: str, topic: str, partitions: int) -> dict[int, 
     return found
 
 
-SLOW_BATCH_S = 1.0
+HOLD_LINE = b"waits for the group to rebalance"
 
 
 def test_a_worker_revoked_while_folding_never_writes_the_partition_afterwards(worker_factory, kafka_bootstrap):
     partitions = 4
     env = {"SESSIONS_RULES_FILE": str(SAMPLE_RULES_FILE), "SESSIONS_FOLD_BATCH_MAX": "100"}
-    # The first worker's batches each take a second before producing their changelog (its fold is
-    # slow): when the second one joins, a batch of the first is in flight, and the group moving on
+    # The first worker's first batch waits before producing its changelog until the group rebalances
+    # (the "hold" fault point): the second one joins while it is in flight, and the group moving on
     # fences it (produced, never written to the store; folded again by whoever owns it next).
-    slow = {**env, "SESSIONS_FOLD_BATCH_MAX": "2000", "SESSIONS_FAULT_POINT": f"slow:{SLOW_BATCH_S}"}
-    first = worker_factory("w1", partitions=partitions, **slow).start()
+    held = {**env, "SESSIONS_FOLD_BATCH_MAX": "2000", "SESSIONS_FAULT_POINT": "hold:60"}
+    first = worker_factory("w1", partitions=partitions, **held).start()
     topic = first.env["SESSIONS_EVENTS_TOPIC"]
     rng = random.Random(11)
     ids = [new_session_id() for _ in range(200)]
@@ -140,6 +141,7 @@ def test_a_worker_revoked_while_folding_never_writes_the_partition_afterwards(wo
 
     emitter = threading.Thread(target=emit, daemon=True)
     emitter.start()
+    wait_for("a batch of the first worker in flight", lambda: HOLD_LINE in first.log_path.read_bytes(), 60)
     second = worker_factory("w2", partitions=partitions, **env).start()
     second_ready.set()
     emitter.join(120)
@@ -148,8 +150,8 @@ def test_a_worker_revoked_while_folding_never_writes_the_partition_afterwards(wo
 
     assert served_views(second.url, expected, 120) == expected
     assert served_views(first.url, expected, 120) == expected
-    fenced = [line for line in first.log_path.read_text().splitlines() if "not writing this batch" in line]
-    assert fenced, "no batch of the first worker was in flight (and fenced) when the group took its partitions"
+    log = first.log_path.read_text()
+    assert "not writing this batch" in log[log.index(HOLD_LINE.decode()) :], "the batch in flight was not fenced"
 
     markers = changelog_markers(kafka_bootstrap, f"{first.env['SESSIONS_APP_ID']}-sessions-state-changelog", partitions)
     writers = {writer for batches in markers.values() for _, writer, _ in batches}

@@ -32,6 +32,7 @@ from streams.testing.workers import WorkerProcess
 from tests.support.cli import sessionctl
 from tests.support.cluster import lags, scrape, served_partitions
 from tests.support.fault_suite import read_log
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -92,21 +93,6 @@ class Load:
                         return
                     time.sleep(0.1)  # pacing the retry of the same ids, as Retry-After asks
                 time.sleep(0.02)  # pacing the load, not waiting for anything
-
-
-STARTED = time.monotonic()
-
-
-def wait_for(what: str, check, timeout: float = 60.0, interval: float = 0.05):
-    """Poll ``check()`` until it returns something truthy; that value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            print(f"[{time.monotonic() - STARTED:6.1f}s] {what}")  # with -s: where the time goes
-            return found
-        assert time.monotonic() < deadline, f"not within {timeout:.0f}s: {what}"
-        time.sleep(interval)
 
 
 def serves_all(worker: WorkerProcess) -> bool:

@@ -47,10 +47,14 @@ def wait_settled(workers, timeout: float = 90.0) -> None:
         scraped = [gauges(w) for w in workers]
         owned = [total(g, "sessions_owned_partitions") for g in scraped]
         standby = [total(g, "sessions_standby_partitions") for g in scraped]
-        behind = [total(g, "sessions_standby_lag") for g in scraped]
-        if sum(owned) == PARTITIONS and all(owned) and standby == owned[::-1] and not any(behind):
+        # A partition's lag is known once its tail fetched the changelog's end: until then it has no
+        # sample, which must not read as "caught up".
+        lags = [g.get("sessions_standby_lag", {}) for g in scraped]
+        behind = [sum(lag.values()) for lag in lags]
+        known = [len(lag) for lag in lags]
+        if sum(owned) == PARTITIONS and all(owned) and standby == owned[::-1] == known and not any(behind):
             return
-        assert time.monotonic() < deadline, f"not settled: owned {owned}, standby {standby}, lag {behind}"
+        assert time.monotonic() < deadline, f"not settled: owned {owned}, standby {standby} ({known} with a lag), lag {behind}"
         time.sleep(0.2)
 
 
