@@ -361,3 +361,13 @@ def ahead_of_clock_ms(time: datetime, clock_ms: int) -> int:
     lifetime runs from its latest event time, so one event stamped a day ahead would keep the
     session alive for a day."""
     return max(0, int(time.timestamp() * 1000) - clock_ms)
+
+
+def too_far_ahead(time: datetime, clock_ms: int, max_skew_ms: int, clock: str) -> str:
+    """Why an event's ``time`` is refused ("" when it is not): more than ``max_skew_ms`` after
+    ``clock_ms``, the time ``clock`` names (the API's own clock at intake; for an event produced
+    straight to Kafka, its record's timestamp, so that every fold of the log decides alike)."""
+    ahead_ms = ahead_of_clock_ms(time, clock_ms)
+    if ahead_ms <= max_skew_ms:
+        return ""
+    return f"the time is {ahead_ms / 1000:.0f}s ahead of {clock} (at most {max_skew_ms / 1000:g}s)"

@@ -185,6 +185,7 @@ def fold_config(settings: Settings, generation: int = 1) -> FoldConfig:
         max_session_bytes=settings.max_session_bytes,
         history_store=settings.history_store,
         lifetime_ms=settings.session_ttl_s * 1000,
+        max_skew_ms=int(settings.max_clock_skew_s * 1000),
         sweep_every_s=settings.session_sweep_every_s,
         fault_point=settings.fault_point,
         transactional=settings.changelog_transactions,

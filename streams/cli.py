@@ -326,6 +326,7 @@ def _export_sessions(
                 # The worker's lifetime (``streams.app.fold_config``): the export restarts the
                 # sessions it restarted.
                 lifetime_ms=settings.session_ttl_s * 1000,
+                max_skew_ms=int(settings.max_clock_skew_s * 1000),
             )
     except Exception as exc:  # noqa: BLE001 - the broker is unreachable, the topic missing, the file unwritable
         typer.echo(f"error: export failed: {exc}", err=True)

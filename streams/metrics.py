@@ -47,6 +47,15 @@ class FoldState(Protocol):
 
     def standby_lag(self) -> dict[int, int]: ...
 
+    @property
+    def moved_records(self) -> int: ...
+
+    @property
+    def out_of_space(self) -> bool: ...
+
+    @property
+    def full_incidents(self) -> int: ...
+
 
 class Metrics:
     """Every metric of one worker. Thread-safe: the fold thread and the HTTP thread both report."""
@@ -186,6 +195,22 @@ class FoldCollector(Collector):
         for partition, behind in sorted(fold.standby_lag().items()):
             standby_lag.add_metric([str(partition)], behind)
         yield standby_lag
+        yield CounterMetricFamily(
+            f"{NAMESPACE}_moved_records",
+            "Event records found on another partition than their key's (a producer's partitioner other than "
+            "murmur2) and re-appended to their key's partition, where they are folded (since start).",
+            value=fold.moved_records,
+        )  # fmt: skip
+        yield GaugeMetricFamily(
+            f"{NAMESPACE}_data_folder_full",
+            "1 while the data folder is full: folding is paused until there is room (the log says which folder).",
+            value=1 if fold.out_of_space else 0,
+        )  # fmt: skip
+        yield CounterMetricFamily(
+            f"{NAMESPACE}_data_folder_full_incidents",
+            "Times the data folder filled up and folding paused (since start).",
+            value=fold.full_incidents,
+        )  # fmt: skip
         yield CounterMetricFamily(
             f"{NAMESPACE}_damaged_stores",
             "Partition stores found damaged at open, moved aside and rebuilt from the changelog (since start).",

@@ -95,6 +95,9 @@ def generation_config(settings: Settings, generation: int, stores: Path) -> Fold
         stores_dir=stores,
         batch_max=max(settings.fold_batch_max, REBUILD_BATCH),
         history_store=False,  # a cache for the workers' timelines: a rebuild has no reader
+        # The workers moved each misplaced record to its key's partition already: its copy there
+        # is folded, the record itself skipped (moving it again would fold it twice).
+        move_misplaced=False,
         group_id=f"{settings.app_id}-rebuild-g{generation}",
         writer_id=f"{settings.app_id}-rebuild-g{generation}",
         # Testing only: a slow fold ("slow:<seconds>" a batch) reaches the rebuild too, so a test can

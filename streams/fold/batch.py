@@ -14,13 +14,13 @@ below it is a redelivery after a crash and is skipped exactly, whatever the batc
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from projections.rules import Rules
 from projections.step import NO_SESSION, Session, fold_session
-from schemas.events import Event, EventDecodeError, decode_event, type_name
+from schemas.events import Event, EventDecodeError, decode_event, too_far_ahead, type_name
 from schemas.session import SessionState
 from streams.fold import locator
 
@@ -91,13 +91,17 @@ def fold_batch(
     rules: Rules,
     max_session_bytes: int,
     lifetime_ms: int = 0,
+    stamps: Sequence[int] | None = None,
+    max_skew_ms: int = 0,
 ) -> BatchOutcome:
     """``lifetime_ms`` (0: forever): an event more than this after its session's latest one
     starts the session afresh (the old one expired: ``projections.step``, which the replays and
-    ``sessionctl export --sessions`` fold with too)."""
+    ``sessionctl export --sessions`` fold with too). ``stamps``: the records' Kafka timestamps
+    (epoch ms, 0 unknown), one per record; with ``max_skew_ms``, an event stamped further ahead of
+    its record's timestamp is set aside (:func:`record_refusal`)."""
     outcome = BatchOutcome()
     by_session: dict[bytes, list[tuple[int, Event, bytes]]] = {}
-    for key, value, offset in records:
+    for index, (key, value, offset) in enumerate(records):
         if value is None:
             outcome.dead.append(DeadRecord(offset, key, value, "the record has no value"))
             continue
@@ -106,8 +110,8 @@ def fold_batch(
         except EventDecodeError as exc:
             outcome.dead.append(DeadRecord(offset, key, value, f"{exc.path}: {exc.message}"))
             continue
-        if key is None or key != event.subject.encode():
-            reason = "record key does not equal the event's subject"
+        reason = record_refusal(key, event, stamps[index] if stamps is not None else 0, max_skew_ms)
+        if reason or key is None:  # (a None key has its reason: for the type checker)
             outcome.dead.append(DeadRecord(offset, key, value, reason, type_name(type(event)), event.id))
             continue
         pending = by_session.get(key)
@@ -118,6 +122,20 @@ def fold_batch(
     for key, events in by_session.items():
         _fold_session(key, events, read(key), rules, max_session_bytes, lifetime_ms, outcome)
     return outcome
+
+
+def record_refusal(key: bytes | None, event: Event, stamp_ms: int, max_skew_ms: int) -> str:
+    """Why a decoded record is not folded at all ("" when it is), whoever folds the log (the worker,
+    ``sessionctl export --sessions``): its key is not its event's subject, or its event's time lies
+    further than ``max_skew_ms`` (0: no limit) ahead of the record's Kafka timestamp ``stamp_ms``
+    (0: unknown), as the API refuses at intake (one event a day ahead keeps its session alive a day)."""
+    if key is None or key != event.subject.encode():
+        return "record key does not equal the event's subject"
+    if max_skew_ms and stamp_ms > 0:
+        ahead = too_far_ahead(event.time, stamp_ms, max_skew_ms, "its record's Kafka timestamp")
+        if ahead:
+            return f"$.time: {ahead}"
+    return ""
 
 
 def _fold_session(

@@ -80,6 +80,9 @@ class Outgoing:
     changelog: list[tuple[bytes, bytes | None, list[Header]]] = field(default_factory=list)
     dead: list[tuple[bytes | None, bytes | None, list[Header], int]] = field(default_factory=list)  # + timestamp
     next_source_offset: int | None = None  # the batch's marker; None: no marker (an expiry)
+    # Records read here that belong on another partition of the events topic: (that partition,
+    # key, value, headers, timestamp), re-appended there with the marker that goes past them.
+    moved: list[tuple[int, bytes, bytes | None, list[Header], int]] = field(default_factory=list)
 
 
 @dataclass
@@ -366,6 +369,8 @@ class Checkpoint:
             _send(producer, target.changelog_topic, key, value, partition, headers, on_delivery)
         for key_, value, headers, stamp in out.dead:
             _send(producer, target.dlq_topic, key_, value, partition, headers, on_delivery, stamp)
+        for to, key, value, headers, stamp in out.moved:
+            _send(producer, target.events_topic, key, value, to, headers, on_delivery, stamp)
         if out.next_source_offset is not None:
             key, value = marker(out.next_source_offset)
             headers = [("writer", target.writer_id.encode()), ("generation", str(generation).encode())]

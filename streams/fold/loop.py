@@ -35,10 +35,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka.partitioner import murmur2
 from confluent_kafka import (
     OFFSET_BEGINNING,
-    TIMESTAMP_NOT_AVAILABLE,
     Consumer,
     Message,
     TopicPartition,
@@ -64,6 +62,7 @@ from streams.fold.partition import OpenPartition
 from streams.fold.restore import restore_partition
 from streams.fold.standby import Standbys
 from streams.fold.store import (
+    DataFolderFull,
     PartitionStore,
     StoreClosed,
     StoredSession,
@@ -76,13 +75,16 @@ from streams.fold.store import (
 )
 from streams.fold_waiters import FoldWaiters
 from streams.kafka.clients import client_config
+from streams.kafka.partitioner import MOVED_FROM_HEADER, misplaced, partition_of
 from streams.kafka.producer import KAFKA_CLIENT_LOG
+from streams.kafka.records import record_timestamp
 from streams.memory import trim
 from streams.privacy.keyring import KeyRing, KeysUnavailable
 from streams.privacy.sealing import is_sealed, open_json, seal_state
 
 log = logging.getLogger(__name__)
 
+SPACE_RETRY_S = 2.0  # how often a full data folder is tried again
 IDLE_BEFORE_TRIM_S = 0.5  # how long without records before freed memory goes back to the system
 # Called once per written batch: (events folded by type, dead letters by type ("" = did not decode),
 # records in the batch, records skipped as redeliveries, seconds to fold, flush and write). The metrics.
@@ -130,6 +132,13 @@ class FoldConfig:
     # (streams.fold.checkpoint). Off only for brokers without transactions: then a paused owner's
     # last batch can reach the changelog after its partitions moved (docs/engine.md).
     transactional: bool = True
+    # A record on another partition than its key's (a librdkafka producer's CRC32 default) is
+    # re-appended to its key's partition in the batch's changelog transaction, so its session's
+    # owner folds it and reads find it. False (a rebuild): skipped, its moved copy is in the log.
+    move_misplaced: bool = True
+    # An event stamped further ahead of its record's Kafka timestamp is dead-lettered (0: never),
+    # as the API refuses one further ahead of its clock (streams.fold.batch.record_refusal).
+    max_skew_ms: int = 0
 
     def target(self) -> Target:
         return Target(
@@ -202,6 +211,13 @@ class FoldLoop:
         self._held = False  # the "hold" fault point's one batch has waited
         self._last_fold = 0.0  # when the last batch was folded; 0 once trimmed after it
         self._batch_messages: list[Message] = []
+        self._batch_ends: dict[int, int] = {}  # per partition: the offset after the batch's last record
+        self._batch_stamps: dict[int, list[int]] = {}  # per partition: the folded records' timestamps
+        self._misplaced: dict[int, list[Message]] = {}  # per partition: the batch's records of other keys
+        self._moved_records = 0  # misplaced records re-appended to their key's partition, since start
+        self._full_since: float | None = None  # the data folder is full: folding paused since then
+        self._full_retry_at = 0.0
+        self._full_incidents = 0  # times the data folder filled up, since start
         self._last_commit = 0.0
         self._last_sweep = time.monotonic()  # the first sweep comes a period after the start
         self._failed: Exception | None = None
@@ -291,7 +307,17 @@ class FoldLoop:
     @property
     def ready(self) -> bool:
         """Every partition assigned to this worker is restored and the loop runs."""
-        return self._ready.is_set() and self._failed is None and self._thread is not None
+        return self._ready.is_set() and self._failed is None and self._thread is not None and self._full_since is None
+
+    @property
+    def out_of_space(self) -> bool:
+        """The data folder is full: folding waits for room (reads serve what was folded before)."""
+        return self._full_since is not None
+
+    @property
+    def full_incidents(self) -> int:
+        """Times the data folder filled up and folding paused, since start."""
+        return self._full_incidents
 
     @property
     def serving(self) -> frozenset[int]:
@@ -306,9 +332,12 @@ class FoldLoop:
         return dict(self._restored_by_partition)
 
     def partition_of(self, key: bytes) -> int:
-        # Kafka's default partitioner (murmur2), as every producer of the event topic uses.
-        partition: int = (murmur2(key) & 0x7FFFFFFF) % self.config.partitions
-        return partition
+        return partition_of(key, self.config.partitions)
+
+    @property
+    def moved_records(self) -> int:
+        """Records re-appended to their key's partition (produced elsewhere), since start."""
+        return self._moved_records
 
     def read(self, key: bytes) -> bytes | None:
         """The stored, encoded state of a session whose partition this worker serves.
@@ -403,11 +432,17 @@ class FoldLoop:
     def _run(self) -> None:
         try:
             while not self._stopping:
-                self._run_commands(block=not self._serving and not self._standbys.partitions)
-                if self._serving and not self._stopping:
-                    self._fold_once()
-                if self._standbys.partitions and not self._stopping:
-                    self._standbys.tail(0 if self._serving else 0.1)
+                try:
+                    if self._full_since is not None:
+                        self._wait_for_space()
+                        continue
+                    self._run_commands(block=not self._serving and not self._standbys.partitions)
+                    if self._serving and not self._stopping:
+                        self._fold_once()
+                    if self._standbys.partitions and not self._stopping:
+                        self._standbys.tail(0 if self._serving else 0.1)
+                except DataFolderFull as exc:
+                    self._out_of_space(exc)
         except Exception as exc:  # the worker reports not ready; the log says why
             log.exception("the fold loop stopped")
             self._failed = exc
@@ -437,7 +472,7 @@ class FoldLoop:
             if self._stopping:
                 return
             block = False
-            if self._commands.empty() and command.kind in ("assign", "switch"):
+            if self._commands.empty() and command.kind in ("assign", "switch") and self._full_since is None:
                 self._ready.set()
 
     def _open(self, partition: int) -> OpenPartition:
@@ -515,6 +550,45 @@ class FoldLoop:
         # Partitions kept open but neither ours nor standbys: close them (their files stay).
         for partition in set(self._partitions) - partitions - self._standbys.partitions:
             self._partitions.pop(partition).close()
+
+    # -- a full data folder ------------------------------------------------------------------------
+
+    def _out_of_space(self, full: DataFolderFull) -> None:
+        """A store write found no room: nothing of that write is in the store, and RocksDB refuses
+        the store's later writes. The batch is in the changelog already (committed before the store
+        write), so nothing is lost: folding pauses, and resumes from the changelog once there is room."""
+        now = time.monotonic()
+        self._full_retry_at = now + SPACE_RETRY_S
+        if self._full_since is not None:
+            log.info("the data folder is still full: %s", full)
+            return
+        self._full_since = now
+        self._full_incidents += 1
+        self._ready.clear()
+        log.error(
+            "the data folder %s is full (%s): folding is paused and /readyz answers 503 until there is room; "
+            "reads serve what was folded before, writes that wait for their fold answer 503",
+            self.config.stores_dir, full,
+        )  # fmt: skip
+
+    def _wait_for_space(self) -> None:
+        """Between tries, the control plane's commands (a revocation must not wait for the disk);
+        each try opens the stores again and catches them up from the changelog."""
+        self._run_commands(block=True)
+        if self._stopping or time.monotonic() < self._full_retry_at:
+            return
+        self._full_retry_at = time.monotonic() + SPACE_RETRY_S
+        assigned, standbys = self._assigned, self._standbys.partitions
+        self._revoke(self._serving)  # offsets as written; the caches go
+        self._standbys.keep_warm(frozenset())
+        for partition in list(self._partitions):
+            self._partitions.pop(partition).close()
+        self._assign(assigned, self._generation, standbys)  # restores past the store's offsets
+        assert self._full_since is not None
+        log.warning("the data folder has room again: folding resumed after %.0fs", time.monotonic() - self._full_since)
+        self._full_since = None
+        if self._commands.empty() and self._serving == assigned:
+            self._ready.set()
 
     # -- standby replicas (streams.fold.standby) ------------------------------------------------
 
@@ -610,7 +684,13 @@ class FoldLoop:
         self._sweep()
 
     def _split(self, messages: list[Message]) -> dict[int, list[tuple[bytes | None, bytes | None, int]]]:
+        """The batch's records to fold, per partition (a partition whose records all belong
+        elsewhere has an empty list: its marker still moves past them)."""
         by_partition: dict[int, list[tuple[bytes | None, bytes | None, int]]] = {}
+        ends: dict[int, int] = {}
+        elsewhere: dict[int, list[Message]] = {}
+        stamps: dict[int, list[int]] = {}
+        partitions = self.config.partitions
         for message in messages:
             error = message.error()
             if error is not None:
@@ -624,8 +704,18 @@ class FoldLoop:
             records = by_partition.get(partition)
             if records is None:
                 records = by_partition[partition] = []
-            records.append((message.key(), message.value(), message.offset() or 0))
+                stamps[partition] = []
+            key, offset = message.key(), message.offset() or 0
+            ends[partition] = offset + 1
+            if misplaced(key, partition, partitions):
+                elsewhere.setdefault(partition, []).append(message)  # its key's owner folds it
+                continue
+            records.append((key, message.value(), offset))
+            stamps[partition].append(record_timestamp(message))
         self._batch_messages = messages
+        self._batch_stamps = stamps
+        self._batch_ends = ends
+        self._misplaced = elsewhere
         return by_partition
 
     def _source_timestamp(self, partition: int, offset: int) -> int:
@@ -633,8 +723,7 @@ class FoldLoop:
         keeps it. 0 (librdkafka: now) when not found. Dead letters are rare: a scan is fine."""
         for message in self._batch_messages:
             if message.partition() == partition and message.offset() == offset:
-                kind, stamp = message.timestamp()
-                return stamp if kind != TIMESTAMP_NOT_AVAILABLE and stamp > 0 else 0
+                return record_timestamp(message)
         return 0
 
     def _fold(self, by_partition: dict[int, list[tuple[bytes | None, bytes | None, int]]]) -> None:
@@ -652,6 +741,8 @@ class FoldLoop:
                     self.rules,
                     c.max_session_bytes,
                     c.lifetime_ms,
+                    self._batch_stamps[partition],
+                    c.max_skew_ms,
                 )
             packed = self._pack(outcomes)
         except KeysUnavailable as exc:
@@ -666,11 +757,11 @@ class FoldLoop:
         self._fault("before_produce")
         target = c.target()
         outgoing: dict[int, Outgoing] = {
-            p: batch_records(
-                target, p, o, packed[p], by_partition[p][-1][2] + 1, sealed_records, self._source_timestamp
-            )
+            p: batch_records(target, p, o, packed[p], self._batch_ends[p], sealed_records, self._source_timestamp)
             for p, o in outcomes.items()
         }
+        if self._misplaced:
+            self._move(outgoing)
         published = self._checkpoint.publish(outgoing, generation)
         self._lose(published.fenced)
         if published.failed:
@@ -686,7 +777,8 @@ class FoldLoop:
             if outcome.sealed:  # rare: a session of thousands of events
                 sessions = {**outcome.sealed, **sessions}
             assert marker_offset is not None
-            write_store(state, by_partition[partition], sessions, by_partition[partition][-1][2] + 1, marker_offset + 1)
+            self._moved_records += len(outgoing[partition].moved)
+            write_store(state, by_partition[partition], sessions, self._batch_ends[partition], marker_offset + 1)
             self._remember(state, packed[partition])
             if self.on_written is not None:
                 self.on_written(partition, [key for key, value in packed[partition].items() if value is not None])
@@ -704,6 +796,25 @@ class FoldLoop:
         self._fault("after_write")
         if awaited and self._loop is not None:
             self._loop.call_soon_threadsafe(self.waiters.folded_many, awaited)
+
+    def _move(self, outgoing: dict[int, Outgoing]) -> None:
+        """The batch's misplaced records, each to its key's partition, in the transaction of the
+        partition it was read from (moved once, with the marker that goes past it)."""
+        partitions = self.config.partitions
+        for partition, messages in self._misplaced.items():
+            if not self.config.move_misplaced:
+                continue
+            out = outgoing[partition]
+            for message in messages:
+                key = message.key()
+                assert key is not None
+                raw = message.headers() or []
+                headers: list[tuple[str, str | bytes | None]] = list(raw.items() if isinstance(raw, dict) else raw)
+                headers.append((MOVED_FROM_HEADER, f"{partition}@{message.offset()}".encode()))
+                out.moved.append(
+                    (partition_of(key, partitions), key, message.value(), headers, record_timestamp(message))
+                )
+        # Counted when committed: see _fold.
 
     def _observe(
         self,

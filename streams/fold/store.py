@@ -140,6 +140,15 @@ def damaged_stores() -> int:
     return _damaged_stores[0]
 
 
+class DataFolderFull(Exception):
+    """The filesystem under a store has no room left: the write did not happen. The store refuses
+    every write after it (RocksDB's background error) until it is closed and opened again."""
+
+
+def _full(exc: Exception) -> bool:
+    return "No space left on device" in str(exc)
+
+
 def _damaged(exc: Exception, path: Path) -> bool:
     """RocksDB's answer at open says the files on disk are damaged (not: locked, full, forbidden)."""
     message = str(exc)
@@ -172,6 +181,8 @@ class PartitionStore:
             try:
                 self._db = Rdict(str(self.path), self._options)
             except Exception as exc:
+                if _full(exc):
+                    raise DataFolderFull(f"{self.path}: {exc}") from None
                 if not _damaged(exc, self.path):
                     raise
                 self._db = Rdict(str(self._move_aside(exc)), self._options)
@@ -193,7 +204,12 @@ class PartitionStore:
     def close(self) -> None:
         db, self._db = self._db, None
         if db is not None:
-            db.close()
+            try:
+                db.close()
+            except Exception as exc:  # a store that failed a write says so again when closed
+                if not _full(exc) and "previous error" not in str(exc):
+                    raise
+                log.warning("the store %s closed after a failed write: %s", self.path, exc)
 
     def wipe(self) -> None:
         self.close()
@@ -288,3 +304,7 @@ class PartitionStore:
             self._require().write(batch, self._write_options)
         except DbClosedError:
             raise StoreClosed(str(self.path)) from None
+        except Exception as exc:
+            if _full(exc) or "previous error" in str(exc):  # full now, or full at an earlier write
+                raise DataFolderFull(f"{self.path}: {exc}") from None
+            raise

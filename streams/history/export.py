@@ -41,6 +41,7 @@ import orjson
 from schemas.events import EVENT_TYPE_NAMES, EVENT_TYPES, Envelope, Event, EventDecodeError, decode_event, type_name
 from schemas.personal import SEALED_MARK as _SEALED_MARK
 from streams.kafka.clients import client_config
+from streams.kafka.partitioner import MOVED_FROM_HEADER
 from streams.privacy.sealing import FindKey, open_json, redact_json
 
 if TYPE_CHECKING:
@@ -208,6 +209,13 @@ class RecordFilter:
 _TYPE_NAMES: Final[dict[type[Envelope], str]] = {cls: type_name(cls) for cls in EVENT_TYPES}
 
 
+def moved_copy(message: Any) -> bool:
+    """A copy the fold loop appended on the record's key's partition (``streams.fold.loop``): the
+    event is exported once, from where it was produced."""
+    headers = message.headers()
+    return bool(headers) and any(name == MOVED_FROM_HEADER for name, _ in headers)
+
+
 def event_type(event: Event) -> str:
     return _TYPE_NAMES[type(event)]
 
@@ -356,6 +364,7 @@ class Summary:
     seconds: float = 0.0
     planned: int = 0  # records between each partition's start and the high watermark: at most read
     starts: dict[int, int] = field(default_factory=dict)
+    moved_copies: int = 0  # records the workers moved to their key's partition: the original is written
 
 
 ProgressCallback = Callable[[int, int, int], None]  # (records read, events written, records planned)
@@ -377,6 +386,9 @@ def export_range(
     def write(records: list[Any]) -> int:
         written = 0
         for message in records:
+            if moved_copy(message):
+                summary.moved_copies += 1
+                continue
             chosen = selection.choose(message.value())
             if chosen is not None:
                 writer.write(chosen[0], chosen[1], message.partition() or 0, message.offset() or 0)

@@ -32,7 +32,7 @@ import shutil
 import struct
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +42,7 @@ from projections.rules import Rules
 from projections.step import NO_SESSION, Session, fold_session
 from schemas.events import Event, EventDecodeError, decode_event
 from schemas.session import SessionState, decode_state, encode_view
+from streams.fold.batch import record_refusal
 from streams.history.export import (
     DEFAULT_SLACK,
     ProgressCallback,
@@ -51,6 +52,8 @@ from streams.history.export import (
     read_window,
     to_ms,
 )
+from streams.kafka.partitioner import misplaced
+from streams.kafka.records import record_timestamp
 from streams.privacy.sealing import is_sealed, redact_json
 
 log = logging.getLogger(__name__)
@@ -106,7 +109,7 @@ def unpack(stored: bytes) -> Packed:
 @dataclass
 class FoldCounts:
     skipped: int = 0  # records that are not events (no value, not JSON, not a known event)
-    mismatched: int = 0  # events whose record key is not their subject (the worker dead-letters them)
+    mismatched: int = 0  # events the worker dead-letters whatever their session (``record_refusal``)
     later: int = 0  # events whose time is at or after T2 (read because of the slack, not folded)
     folded: int = 0  # events folded (erasures included)
     refused: int = 0  # events the session refused, or that would grow it over the size limit
@@ -156,18 +159,20 @@ class SessionFolder:
     max_session_bytes: int = 256 * 1024
     unseal: Unseal = redact_json  # a record holding sealed values: redacted (default) or opened
     lifetime_ms: int = 0  # sessions' lifetime, as the worker's (0: forever)
+    max_skew_ms: int = 0  # events further ahead of their record's timestamp are not folded (0: no limit)
 
     def __post_init__(self) -> None:
         self.counts = FoldCounts()
         self._wanted = frozenset(s.encode() for s in self.sessions)
 
-    def take(self, records: Iterable[tuple[bytes | None, bytes | None]]) -> int:
-        """Fold a batch of ``(key, value)`` records in log order; returns the events folded."""
+    def take(self, records: Iterable[tuple[bytes | None, bytes | None]], stamps: Sequence[int] | None = None) -> int:
+        """Fold a batch of ``(key, value)`` records in log order (``stamps``: their Kafka timestamps,
+        epoch ms); returns the events folded."""
         counts = self.counts
         before = counts.folded
         by_session: dict[bytes, list[Event]] = {}
         active: set[bytes] = set()
-        for key, value in records:
+        for index, (key, value) in enumerate(records):
             if value is None:
                 counts.skipped += 1
                 continue
@@ -183,8 +188,9 @@ class SessionFolder:
             except EventDecodeError:
                 counts.skipped += 1
                 continue
-            if key is None or key != event.subject.encode():
-                counts.mismatched += 1
+            stamp = stamps[index] if stamps is not None else 0
+            if record_refusal(key, event, stamp, self.max_skew_ms) or key is None:
+                counts.mismatched += 1  # the worker dead-letters it
                 continue
             if event.time >= self.end:
                 counts.later += 1
@@ -343,6 +349,7 @@ class SessionsSummary(Summary):
     folded: int = 0  # events folded, all sessions
     mismatched: int = 0
     refused: int = 0
+    misplaced: int = 0  # records on another partition than their key's (their moved copies are folded)
 
 
 def export_sessions(
@@ -359,7 +366,11 @@ def export_sessions(
     summary = SessionsSummary()
 
     def fold(records: list[Any]) -> int:
-        return folder.take((message.key(), message.value()) for message in records)
+        # As the worker: a record on another partition than its key's is folded from its moved
+        # copy on the key's partition (``streams.fold.loop``), never from where it was produced.
+        placed = [m for m in records if not misplaced(m.key(), m.partition() or 0, summary.partitions)]
+        summary.misplaced += len(records) - len(placed)
+        return folder.take([(m.key(), m.value()) for m in placed], [record_timestamp(m) for m in placed])
 
     summary.folded = read_window(
         bootstrap, topic, None, to_ms(folder.end + slack), fold, summary, progress, idle_timeout_s
@@ -389,13 +400,14 @@ def export_sessions_to_file(
     progress: ProgressCallback | None = None,
     unseal: Unseal = redact_json,
     lifetime_ms: int = 0,
+    max_skew_ms: int = 0,
 ) -> SessionsSummary:
     """The export written to ``path.partial`` and renamed to ``path`` once complete; the folded
     states wait in a temporary RocksDB store beside nothing else (the system's temp folder)."""
     partial = path.with_name(path.name + ".partial")
     states = DiskStates()
     try:
-        folder = SessionFolder(start, end, rules, states, sessions, max_session_bytes, unseal, lifetime_ms)
+        folder = SessionFolder(start, end, rules, states, sessions, max_session_bytes, unseal, lifetime_ms, max_skew_ms)
         writer = open_session_writer(fmt, partial)
         try:
             summary = export_sessions(bootstrap, topic, folder, writer, slack, progress)

@@ -21,9 +21,9 @@ from projections.session import rfc3339
 from schemas.events import (
     STOREFRONT_EVENT_TYPES,
     EventDecodeError,
-    ahead_of_clock_ms,
     encode_event,
     event_from_object,
+    too_far_ahead,
 )
 from schemas.session import decode_state, encode_view
 from streams.fold.store import StoreClosed
@@ -123,10 +123,9 @@ def _check_batch(
         except EventDecodeError as exc:
             batch.problems.append(("invalid", {"index": index, "path": exc.path, "message": exc.message}))
             continue
-        ahead_ms = ahead_of_clock_ms(event.time, now_ms)
-        if ahead_ms > max_skew_s * 1000:
-            message = f"the time is {ahead_ms / 1000:.0f}s ahead of the server's clock (at most {max_skew_s:g}s)"
-            batch.problems.append(("invalid", {"index": index, "path": "$.time", "message": message}))
+        ahead = too_far_ahead(event.time, now_ms, int(max_skew_s * 1000), "the server's clock")
+        if ahead:
+            batch.problems.append(("invalid", {"index": index, "path": "$.time", "message": ahead}))
             continue
         if item["type"] == "session.erased":
             message = (
@@ -203,6 +202,8 @@ def register_views(engine: Engine) -> None:
         async def get(self, request: web.Request) -> web.Response:
             if engine.is_ready():
                 return json_response({"status": "ready"})
+            if engine.fold.out_of_space:
+                raise unavailable("the data folder is full: folding is paused until there is room")
             raise unavailable("partitions are being assigned or tables recovered")
 
     @route("/api/events")

@@ -3,14 +3,12 @@ cause, exit code 2, no traceback (a crash loop of tracebacks says nothing to the
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from streams.testing.workers import make_worker
+from tests.support.filesystems import tmpfs
 
 pytestmark = pytest.mark.integration
 
@@ -36,20 +34,8 @@ def test_a_second_worker_on_a_folder_in_use_is_refused_and_the_first_serves_on(w
     assert first.start().process is not None  # the lock ends with its process: a restart takes it
 
 
-@contextmanager
-def read_only_folder(path: Path) -> Iterator[Path]:
-    """A real read-only filesystem (tmpfs mounted ``ro``): root writes through mode bits."""
-    path.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)], capture_output=True)
-    assert mounted.returncode == 0, f"this test mounts a read-only tmpfs (as root): {mounted.stderr!r}"
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", str(path)], check=True)
-
-
 def test_a_read_only_data_folder_is_refused_at_start(kafka_bootstrap, tmp_path):
-    with read_only_folder(tmp_path / "ro") as folder:
+    with tmpfs(tmp_path / "ro", "ro,size=1m") as folder:
         worker = make_worker(kafka_bootstrap, "app-ro", "events-ro", folder, tmp_path / "ro.log")
         log = refused(worker)
     assert f"error: the data folder {folder.resolve()} cannot be written: Read-only file system" in log

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import orjson
 import pytest
 from confluent_kafka import Producer
 
+from projections.session import rfc3339
 from streams.kafka.dead_letters import redrive
 from streams.testing.events import new_session_id, page_view
 from streams.testing.workers import SERVICE_HEADERS
 from tests.support.cli import sessionctl
 from tests.support.dead_letters import headers, read_dead_letters, reason
-from tests.support.sessions import wait_for_session
+from tests.support.sessions import public_has, wait_for_session
 
 pytestmark = pytest.mark.integration
 
@@ -89,4 +91,33 @@ def test_garbage_between_good_events_goes_to_the_dlq_and_the_good_ones_fold(work
         dry_run=True, progress=lambda *figures: reported.append(figures),
     )  # fmt: skip
     assert reported[-1] == (3, 0, 3)
+    assert worker.stop() == 0
+
+
+def test_an_event_stamped_further_ahead_of_its_record_than_the_skew_is_dead_lettered(worker_factory, kafka_bootstrap):
+    # As the API refuses an event more than SESSIONS_MAX_CLOCK_SKEW_S ahead of its clock, the fold
+    # sets aside one produced straight to Kafka further ahead of its record's timestamp: a session
+    # whose latest event is a day ahead would otherwise stay alive a day.
+    worker = worker_factory(partitions=2, SESSIONS_MAX_CLOCK_SKEW_S="300").start()
+    topic = worker.env["SESSIONS_EVENTS_TOPIC"]
+    sid = new_session_id()
+    now = datetime.now(UTC)
+    stamped = {
+        "a day ahead": page_view(sid, "https://s/?ahead=day") | {"time": rfc3339(now + timedelta(days=1))},
+        "a minute ahead": page_view(sid, "https://s/?ahead=minute") | {"time": rfc3339(now + timedelta(minutes=1))},
+    }
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "partitioner": "murmur2_random"})
+    for event in stamped.values():  # the record's timestamp: the producer's clock, now
+        producer.produce(topic, key=sid.encode(), value=orjson.dumps(event))
+    producer.produce(topic, key=sid.encode(), value=orjson.dumps(page_view(sid, "https://s/?last=1", 2)))
+    assert producer.flush(10) == 0
+
+    with httpx.Client(base_url=worker.url, timeout=10, headers=SERVICE_HEADERS) as client:
+        document, _ = wait_for_session(client, sid, public_has("last"))
+    assert document["meta"]["eventCount"] == 2  # the minute ahead (within the skew) and the last
+    assert document["namespaces"]["public"]["ahead"] == {"value": "minute"}
+    [letter] = read_dead_letters(kafka_bootstrap, topic, lambda letters: len(letters) >= 1)
+    assert orjson.loads(letter.value())["id"] == stamped["a day ahead"]["id"]
+    assert reason(letter).startswith("$.time: the time is 86")  # ~86,400 s
+    assert "ahead of its record's Kafka timestamp (at most 300s)" in reason(letter)
     assert worker.stop() == 0

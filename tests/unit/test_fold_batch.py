@@ -4,6 +4,7 @@ gives, skips redeliveries by offset, and sets bad records aside with their reaso
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from projections.errors import EventRejected
-from projections.session import apply, ends_session, fold
+from projections.session import apply, ends_session, fold, rfc3339
 from schemas.events import decode_event, event_from_object
 from schemas.session import decode_state, encode_state
 from streams.fold.batch import Stored, fold_batch
@@ -141,6 +142,24 @@ def test_bad_records_are_set_aside_with_their_reason_and_the_rest_folds():
     assert "subject" in outcome.dead[1].reason
     assert outcome.writes[sid.encode()].state.namespaces["public"] == {"ok": {"value": "1"}}
     assert outcome.writes[sid.encode()].offset == 1
+
+
+def test_an_event_further_ahead_of_its_records_timestamp_than_the_skew_is_set_aside():
+    sid = new_session_id()
+    at = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    stamp_ms = int(at.timestamp() * 1000)
+    events = [
+        page_view(sid, "https://s/?ahead=301") | {"time": rfc3339(at + timedelta(seconds=301))},
+        page_view(sid, "https://s/?ahead=300") | {"time": rfc3339(at + timedelta(seconds=300))},
+        page_view(sid, "https://s/?ahead=unknown") | {"time": rfc3339(at + timedelta(days=1))},
+    ]
+    stamps = [stamp_ms, stamp_ms, 0]  # 0: the record has no timestamp, nothing to measure against
+    outcome = fold_batch(records_of(events), DictStore().read, RULES, MAX, 0, stamps, 300_000)
+    assert [d.offset for d in outcome.dead] == [0]
+    assert outcome.dead[0].reason == "$.time: the time is 301s ahead of its record's Kafka timestamp (at most 300s)"
+    assert outcome.writes[sid.encode()].state.namespaces["public"]["ahead"] == {"value": "unknown"}
+    # Without a limit (0), the same records all fold.
+    assert not fold_batch(records_of(events), DictStore().read, RULES, MAX, 0, stamps, 0).dead
 
 
 def test_the_event_that_would_overgrow_the_session_is_dead_lettered_alone():

@@ -41,6 +41,9 @@ EXPECTED_FAMILIES = {
     "sessions_standby_partitions": ("gauge", set()),
     "sessions_standby_lag": ("gauge", {"partition"}),
     "sessions_damaged_stores": ("counter", set()),
+    "sessions_moved_records": ("counter", set()),
+    "sessions_data_folder_full": ("gauge", set()),
+    "sessions_data_folder_full_incidents": ("counter", set()),
 }
 
 
@@ -50,6 +53,9 @@ class FakeFold:
     restored_by_partition = {0: 10, 3: 5}
 
     standby = frozenset({1, 4})
+    moved_records = 9
+    out_of_space = True
+    full_incidents = 2
 
     def lag(self) -> dict[int, int]:
         return {0: 0, 2: 7}
@@ -97,6 +103,9 @@ def test_every_metric_has_its_name_type_and_labels():
     assert sample(found, "sessions_owned_partitions") == 2
     assert sample(found, "sessions_standby_partitions") == 2
     assert sample(found, "sessions_standby_lag", partition="4") == 12
+    assert sample(found, "sessions_moved_records_total") == 9
+    assert sample(found, "sessions_data_folder_full") == 1
+    assert sample(found, "sessions_data_folder_full_incidents_total") == 2
 
 
 def test_each_engine_has_a_registry_of_its_own():
