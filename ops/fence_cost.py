@@ -27,8 +27,9 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from projections.rules import Rules
+from streams.fold.config import FoldConfig
 from streams.fold.generations import watermarks
-from streams.fold.loop import FoldConfig, FoldLoop
+from streams.fold.loop import FoldLoop
 from streams.fold_waiters import FoldWaiters
 from streams.kafka.admin import TopicSpec, ensure_topics
 from streams.testing.events import new_session_id, page_view

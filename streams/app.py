@@ -23,8 +23,9 @@ from projections.rules import RulesError
 from streams.activity import Activity
 from streams.engine import Engine
 from streams.fold import generations
+from streams.fold.config import FoldConfig
 from streams.fold.generations import Generation, GenerationWatcher
-from streams.fold.loop import FoldConfig, FoldLoop
+from streams.fold.loop import FoldLoop
 from streams.fold.store import StoreMemory
 from streams.fold_waiters import FoldWaiters
 from streams.history.timeline import LogReader, SessionHistory

@@ -25,6 +25,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from rocksdict import Options, Rdict
 
 from streams.app import fold_config
+from streams.fold.config import FoldConfig
 from streams.fold.generations import (
     CURRENT,
     NEXT,
@@ -36,7 +37,7 @@ from streams.fold.generations import (
     scratch_dir,
     write_record,
 )
-from streams.fold.loop import FoldConfig, FoldLoop
+from streams.fold.loop import FoldLoop
 from streams.fold.store import SESSIONS_START, SOURCE_OFFSET, unpack_offset
 from streams.fold_waiters import FoldWaiters
 from streams.kafka.admin import TopicSpec, ensure_topics

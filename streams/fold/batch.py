@@ -80,6 +80,22 @@ class BatchOutcome:
         return counts
 
 
+def batch_figures(outcomes: Iterable[BatchOutcome]) -> tuple[dict[str, int], dict[str, int], int]:
+    """A batch's events folded by type, dead letters by type ("": did not decode) and redeliveries
+    skipped, over its partitions (what the metrics and the explorer count)."""
+    folded: dict[str, int] = {}
+    dead: dict[str, int] = {}
+    skipped = 0
+    for outcome in outcomes:
+        for event_type, count in outcome.folded_by_type().items():
+            folded[event_type] = folded.get(event_type, 0) + count
+        if outcome.dead:
+            for event_type, count in outcome.dead_by_type().items():
+                dead[event_type] = dead.get(event_type, 0) + count
+        skipped += outcome.skipped
+    return folded, dead, skipped
+
+
 Reader = Callable[[bytes], Stored | None]
 # (key, value, offset) of one partition, in offset order.
 SourceRecord = tuple[bytes | None, bytes | None, int]

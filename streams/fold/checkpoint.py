@@ -50,6 +50,8 @@ Fence = Callable[[], int | None]  # the control plane's group generation; None w
 Header = tuple[str, str | bytes | None]
 T = TypeVar("T")
 SourceRecords = list[tuple[bytes | None, bytes | None, int]]
+# A record re-appended on its key's partition: (that partition, key, value, headers, timestamp).
+Moved = tuple[int, bytes, bytes | None, list[Header], int]
 # The errors that say another producer took the transactional id over: the partition moved.
 FENCED_CODES = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
 # How long an open transaction may last before the broker aborts it (and fences its producer): past
@@ -82,7 +84,7 @@ class Outgoing:
     next_source_offset: int | None = None  # the batch's marker; None: no marker (an expiry)
     # Records read here that belong on another partition of the events topic: (that partition,
     # key, value, headers, timestamp), re-appended there with the marker that goes past them.
-    moved: list[tuple[int, bytes, bytes | None, list[Header], int]] = field(default_factory=list)
+    moved: list[Moved] = field(default_factory=list)
 
 
 @dataclass

@@ -3,9 +3,12 @@ fold stands. The loop, the checkpoint and the reads share it; only the loop's th
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from streams.fold.store import PartitionStore
+from schemas.session import decode_state
+from streams.fold.batch import Stored
+from streams.fold.store import PartitionStore, unpack_stored
 
 
 @dataclass
@@ -21,3 +24,31 @@ class OpenPartition:
         self.store.close()
         if self.history is not None:
             self.history.close()
+
+    def reader(self, opened: Callable[[bytes], bytes]) -> Callable[[bytes], Stored | None]:
+        """The fold's read of a session: the cache, else the store; ``opened`` opens its sealed values."""
+        cache, store = self.cache, self.store
+
+        def read(key: bytes) -> Stored | None:
+            raw = cache.get(key)
+            if raw is None:
+                raw = store.get(key)
+                if raw is None:
+                    return None
+            stored = unpack_stored(raw)
+            return Stored(stored.offset, decode_state(opened(stored.encoded)), stored.locator, stored.activity_ms)
+
+        return read
+
+    def remember(self, packed: Mapping[bytes, bytes | None], bound: int) -> None:
+        """Keep a batch's sessions for the next batches (at most ``bound``), as the stored bytes:
+        decoded states would be millions of objects for the garbage collector to walk, and its full
+        passes (250 ms at 20,000 sessions) cost more than decoding (docs/engine.md)."""
+        cache = self.cache
+        for key, value in packed.items():
+            cache.pop(key, None)
+            if value is not None:
+                cache[key] = value
+        if len(cache) > bound:
+            for key in list(cache)[: len(cache) - bound // 2]:  # the least recently written half goes
+                del cache[key]
