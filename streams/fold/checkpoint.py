@@ -32,26 +32,23 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import TypeVar
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from streams.fold.batch import BatchOutcome
-from streams.fold.changelog import SOURCE_OFFSET_HEADER, marker
+from streams.fold.changelog import marker
+from streams.fold.outgoing import Outgoing, Published, Target
 from streams.fold.partition import OpenPartition
 from streams.fold.store import history_key
 from streams.kafka.clients import client_config
 from streams.kafka.producer import KAFKA_CLIENT_LOG
+from streams.kafka.producer_calls import attempt, flushed, send
 
 log = logging.getLogger(__name__)
 
 Fence = Callable[[], int | None]  # the control plane's group generation; None while it must rejoin
-Header = tuple[str, str | bytes | None]
 T = TypeVar("T")
 SourceRecords = list[tuple[bytes | None, bytes | None, int]]
-# A record re-appended on its key's partition: (that partition, key, value, headers, timestamp).
-Moved = tuple[int, bytes, bytes | None, list[Header], int]
 # The errors that say another producer took the transactional id over: the partition moved.
 FENCED_CODES = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
 # How long an open transaction may last before the broker aborts it (and fences its producer): past
@@ -61,83 +58,6 @@ FENCED_CODES = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaE
 # aborts it, which happens at once on every takeover.
 TRANSACTION_TIMEOUT_MS = 300_000
 INIT_TIMEOUT_S = 10.0
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where the checkpoint writes (one table generation) and how."""
-
-    bootstrap: str
-    events_topic: str
-    changelog_topic: str
-    dlq_topic: str
-    writer_id: str
-    transactional: bool = True
-
-
-@dataclass
-class Outgoing:
-    """One partition's records of one batch (or one expiry sweep)."""
-
-    changelog: list[tuple[bytes, bytes | None, list[Header]]] = field(default_factory=list)
-    dead: list[tuple[bytes | None, bytes | None, list[Header], int]] = field(default_factory=list)  # + timestamp
-    next_source_offset: int | None = None  # the batch's marker; None: no marker (an expiry)
-    # Records read here that belong on another partition of the events topic: (that partition,
-    # key, value, headers, timestamp), re-appended there with the marker that goes past them.
-    moved: list[Moved] = field(default_factory=list)
-
-
-@dataclass
-class Published:
-    """What became of each partition's records."""
-
-    committed: dict[int, int | None] = field(default_factory=dict)  # -> changelog offset of its marker
-    fenced: set[int] = field(default_factory=set)  # another worker owns it now: let go of it
-    failed: set[int] = field(default_factory=set)  # not written (refused, or gave up): fold it again
-    moved: bool = False  # the group generation changed: a revocation is on its way
-
-
-def batch_records(
-    target: Target,
-    partition: int,
-    outcome: BatchOutcome,
-    packed: Mapping[bytes, bytes | None],
-    next_source_offset: int,
-    as_logged: Mapping[tuple[int, int], bytes],
-    timestamp: Callable[[int, int], int],
-) -> Outgoing:
-    """A batch's records for one partition: sealed locators, states (tombstones for erased ones),
-    dead letters, then the marker naming the next event offset to fold."""
-    out = Outgoing(next_source_offset=next_source_offset)
-    for key, chunk in outcome.sealed.items():
-        out.changelog.append((key, chunk, []))
-    for key, written in outcome.writes.items():
-        out.changelog.append((key, packed[key], [(SOURCE_OFFSET_HEADER, str(written.offset).encode())]))
-    for key, erased_at in outcome.erased.items():  # a tombstone: compaction forgets the state
-        out.changelog.append((key, None, [(SOURCE_OFFSET_HEADER, str(erased_at).encode())]))
-    for dead in outcome.dead:
-        log.warning(
-            "dead letter %s[%d]@%d: %s", target.events_topic, partition, dead.offset, dead.reason,
-            extra={"session_id": _session_id(dead.key), "event_id": dead.event_id or None},
-        )  # fmt: skip
-        headers: list[Header] = [
-            ("dlq.reason", dead.reason.encode()),
-            ("dlq.topic", target.events_topic.encode()),
-            ("dlq.partition", str(partition).encode()),
-            ("dlq.offset", str(dead.offset).encode()),
-        ]
-        # As logged: a record whose personal values were opened for the fold goes sealed.
-        value = as_logged.get((partition, dead.offset), dead.value)
-        out.dead.append((dead.key, value, headers, timestamp(partition, dead.offset)))
-    return out
-
-
-def expiry_records(sealed: Mapping[bytes, bytes], sessions: Iterable[bytes]) -> Outgoing:
-    """An expiry's records for one partition: the sealed locators, then the sessions' tombstones."""
-    out = Outgoing()
-    out.changelog.extend((key, chunk, []) for key, chunk in sealed.items())
-    out.changelog.extend((key, None, []) for key in sessions)
-    return out
 
 
 def write_store(
@@ -332,7 +252,7 @@ class Checkpoint:
                 self._abort(partition, result)
         committing = [p for p in open_ if p not in result.failed]
         # All at once: each commit is a round trip to the coordinator and its markers' writes.
-        first_tries = self._on_each(committing, lambda p: _attempt(lambda: self._producers[p].commit_transaction(5.0)))
+        first_tries = self._on_each(committing, lambda p: attempt(lambda: self._producers[p].commit_transaction(5.0)))
         for partition, error in zip(committing, first_tries, strict=True):
             self._commit(partition, result, markers.get(partition), error)
         return result
@@ -368,20 +288,20 @@ class Checkpoint:
                 markers[partition] = message.offset() or 0
 
         for key, value, headers in out.changelog:
-            _send(producer, target.changelog_topic, key, value, partition, headers, on_delivery)
+            send(producer, target.changelog_topic, key, value, partition, headers, on_delivery)
         for key_, value, headers, stamp in out.dead:
-            _send(producer, target.dlq_topic, key_, value, partition, headers, on_delivery, stamp)
+            send(producer, target.dlq_topic, key_, value, partition, headers, on_delivery, stamp)
         for to, key, value, headers, stamp in out.moved:
-            _send(producer, target.events_topic, key, value, to, headers, on_delivery, stamp)
+            send(producer, target.events_topic, key, value, to, headers, on_delivery, stamp)
         if out.next_source_offset is not None:
             key, value = marker(out.next_source_offset)
             headers = [("writer", target.writer_id.encode()), ("generation", str(generation).encode())]
-            _send(producer, target.changelog_topic, key, value, partition, headers, on_marker)
+            send(producer, target.changelog_topic, key, value, partition, headers, on_marker)
 
     def _flush(self, producer: Producer) -> bool:
         """Wait until Kafka acknowledged everything produced; False when giving up."""
         waited = 0.0
-        while _flushed(producer) > 0:
+        while flushed(producer) > 0:
             waited += 1.0
             if self._give_up(waited):
                 log.warning("the changelog is not acknowledged after %.0fs: not writing the store", waited)
@@ -410,7 +330,7 @@ class Checkpoint:
                 self._abort(partition, result)
                 return
             log.warning("partition %d: committing the changelog: %s; retrying", partition, code.str())
-            error = _attempt(lambda: producer.commit_transaction(5.0))
+            error = attempt(lambda: producer.commit_transaction(5.0))
         self._in_transaction.discard(partition)
         result.committed[partition] = marker_offset
 
@@ -419,7 +339,7 @@ class Checkpoint:
         if producer is None:
             return
         waited = 0.0
-        while (exc := _attempt(lambda: producer.abort_transaction(5.0))) is not None:
+        while (exc := attempt(lambda: producer.abort_transaction(5.0))) is not None:
             error = exc.args[0]
             if error.code() in FENCED_CODES or error.fatal():
                 self._classify(partition, exc, result)
@@ -472,100 +392,8 @@ class Checkpoint:
         return result
 
 
-def commit_positions(
-    consumer: Consumer, topic: str, partitions: Mapping[int, OpenPartition], serving: Iterable[int], force: bool
-) -> None:
-    """Commit the served partitions' next offsets under the fold's group id: for lag tools only
-    (the store, not this, says where a partition's fold stands)."""
-    offsets = [
-        TopicPartition(topic, p, partitions[p].next_offset)
-        for p in sorted(serving)
-        if partitions[p].next_offset != partitions[p].committed
-    ]
-    if not offsets:
-        return
-    try:
-        if force:
-            consumer.commit(offsets=offsets, asynchronous=False)
-        else:
-            consumer.commit(offsets=offsets, asynchronous=True)
-    except Exception as exc:  # noqa: BLE001 - lag figures only; the store is the truth
-        log.info("offset commit for lag tools failed: %s", exc)
-        return
-    for tp in offsets:
-        partitions[tp.partition].committed = tp.offset
-
-
-def _send(
-    producer: Producer,
-    topic: str,
-    key: bytes | None,
-    value: bytes | None,
-    partition: int,
-    headers: list[Header],
-    on_delivery: Callable[[KafkaError | None, Message], None] | None,
-    timestamp: int = 0,
-) -> None:
-    while True:
-        try:
-            producer.produce(
-                topic, value=value, key=key, partition=partition, headers=headers, on_delivery=on_delivery,
-                timestamp=timestamp,
-            )  # fmt: skip
-            return
-        except BufferError:
-            producer.poll(0.1)
-
-
-def _flushed(producer: Producer) -> int:
-    """``flush(1.0)``; a fatal error (a fenced producer) as a KafkaException. confluent-kafka raises
-    it from inside the delivery callbacks it serves, as a SystemError whose cause is the
-    KafkaException: the cause is what counts."""
-    try:
-        left: int = producer.flush(1.0)
-        return left
-    except KafkaException:
-        raise
-    except Exception as exc:
-        error = _kafka_error(exc)
-        if error is None:
-            raise
-        raise KafkaException(error) from exc
-
-
-def _attempt(call: Callable[[], object]) -> KafkaException | None:
-    """``call()``; the Kafka error it raised, as a KafkaException, None when it returned (a fatal
-    error may surface from inside a delivery callback: see :func:`_flushed`)."""
-    try:
-        call()
-    except Exception as exc:
-        error = _kafka_error(exc)
-        if error is None:
-            raise
-        return exc if isinstance(exc, KafkaException) else KafkaException(error)
-    return None
-
-
-def _kafka_error(exc: BaseException | None) -> KafkaError | None:
-    while exc is not None:
-        if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
-            return exc.args[0]
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
 def _quietly(action: Callable[[], object]) -> None:
     try:
         action()
     except Exception:
         log.debug("closing a changelog producer", exc_info=True)
-
-
-def _session_id(key: bytes | None) -> str | None:
-    """A record key as a session id for a log record (None when it has none or is not text)."""
-    if not key:
-        return None
-    try:
-        return key.decode()[:64]
-    except UnicodeDecodeError:
-        return None

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streams.fold.checkpoint import Target
+from streams.fold.outgoing import Target
 from streams.fold.store import StoreMemory
 from streams.kafka.clients import client_config
 from streams.kafka.producer import KAFKA_CLIENT_LOG

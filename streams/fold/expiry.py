@@ -13,7 +13,8 @@ from datetime import datetime
 from projections.lifetime import expired
 from schemas.session import decode_state
 from streams.fold import locator
-from streams.fold.checkpoint import Checkpoint, expiry_records
+from streams.fold.checkpoint import Checkpoint
+from streams.fold.outgoing import expiry_records
 from streams.fold.partition import OpenPartition
 from streams.fold.store import unpack_stored
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import Message
 
 from streams.fold.batch import SourceRecord
-from streams.fold.checkpoint import Moved
+from streams.fold.outgoing import Moved
 from streams.kafka.partitioner import MOVED_FROM_HEADER, misplaced, partition_of
 from streams.kafka.records import record_timestamp
 

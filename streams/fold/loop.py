@@ -39,11 +39,12 @@ from pathlib import Path
 from projections.rules import Rules
 from streams.fold import expiry
 from streams.fold.batch import BatchOutcome, batch_figures, fold_batch
-from streams.fold.checkpoint import Fence, Outgoing, batch_records, write_store
+from streams.fold.checkpoint import Fence, write_store
 from streams.fold.codec import SessionCodec
 from streams.fold.config import FoldConfig
 from streams.fold.faults import FaultPoints
 from streams.fold.intake import Intake, moves, split
+from streams.fold.outgoing import Outgoing, batch_records
 from streams.fold.ownership import Ownership
 from streams.fold.reads import Reads, now_ms
 from streams.fold.store import DataFolderFull

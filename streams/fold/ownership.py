@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from streams.fold.checkpoint import Checkpoint, Fence, commit_positions
+from streams.fold.checkpoint import Checkpoint, Fence
 from streams.fold.config import FoldConfig, consumer_configs
 from streams.fold.partition import OpenPartition
 from streams.fold.restore import restore_partition
@@ -243,3 +243,27 @@ class Ownership:
         for state in self.partitions.values():
             state.close()
         self.partitions.clear()
+
+
+def commit_positions(
+    consumer: Consumer, topic: str, partitions: Mapping[int, OpenPartition], serving: Iterable[int], force: bool
+) -> None:
+    """Commit the served partitions' next offsets under the fold's group id: for lag tools only
+    (the store, not this, says where a partition's fold stands)."""
+    offsets = [
+        TopicPartition(topic, p, partitions[p].next_offset)
+        for p in sorted(serving)
+        if partitions[p].next_offset != partitions[p].committed
+    ]
+    if not offsets:
+        return
+    try:
+        if force:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        else:
+            consumer.commit(offsets=offsets, asynchronous=True)
+    except Exception as exc:  # noqa: BLE001 - lag figures only; the store is the truth
+        log.info("offset commit for lag tools failed: %s", exc)
+        return
+    for tp in offsets:
+        partitions[tp.partition].committed = tp.offset

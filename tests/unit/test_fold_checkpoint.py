@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from streams.fold.checkpoint import Checkpoint, Outgoing, Target
+from streams.fold.checkpoint import Checkpoint
+from streams.fold.outgoing import Outgoing, Target
 
 pytestmark = pytest.mark.unit
 
