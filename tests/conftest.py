@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -56,6 +57,13 @@ def pytest_configure(config: pytest.Config) -> None:
     index = _xdist_index()
     low = 19_000 if index is None else 20_000 + 1_000 * (index % 12)
     local_broker.own_port_range(low, low + 999)
+    # A run stopped with SIGTERM (a CI timeout, a kill of the process group) tears down as Ctrl-C
+    # does: the fixtures stop the workers and brokers they started instead of leaving them running.
+    signal.signal(signal.SIGTERM, _interrupted)
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
