@@ -20,6 +20,6 @@ export SESSIONS_TEST_BOOTSTRAP
 SESSIONS_TEST_BOOTSTRAP=$(broker start --data-dir "$scratch/kafka" --port 0)
 # The files run in parallel processes (pytest-xdist), a file's tests on one process in their order
 # (--dist loadfile: module-scoped workers start once, and tests that build on each other stay
-# together). TEST_PROCESSES=4 on 2 cores: half of a serial run is waiting (group timeouts, worker
-# starts, JVMs), so twice as many processes as cores keep both busy; docs/tests.md has the figures. TEST_PROCESSES=0 runs serially. The 15 slowest tests close the report.
-.venv/bin/python -m pytest -n "${TEST_PROCESSES:-4}" --dist loadfile --no-loadscope-reorder --durations=15 "$@"
+# together). TEST_PROCESSES=3 on 2 cores: half of a serial run is waiting (group timeouts, worker
+# starts, JVMs), so one process more than cores keeps both busy (4 overloaded it: docs/tests.md). TEST_PROCESSES=0 runs serially. The 15 slowest tests close the report.
+.venv/bin/python -m pytest -n "${TEST_PROCESSES:-3}" --dist loadfile --no-loadscope-reorder --durations=15 "$@"

@@ -227,8 +227,7 @@ class FoldLoop:
 
     def positions(self) -> dict[int, int]:
         """The next event offset to fold, per served partition (any thread; for progress)."""
-        partitions = self._own.partitions
-        return {p: partitions[p].next_offset for p in self._own.serving if p in partitions}
+        return self._reads.positions()
 
     # -- the loop's own thread -------------------------------------------------------------------
 

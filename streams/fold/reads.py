@@ -43,6 +43,9 @@ class Reads:
         self._partition_count = partition_count
         self._lifetime_ms = lifetime_ms
         self._highs: dict[int, int] = {}  # the event partitions' high watermarks, as last seen
+        # The consumer's positions, as last seen: past a transaction's commit marker (which no
+        # consumer returns) when the marker ends the partition, where the last record folded is not.
+        self._positions: dict[int, int] = {}
         self._highs_at = 0.0
 
     def partition_of(self, key: bytes) -> int:
@@ -122,12 +125,20 @@ class Reads:
         call into the consumer from another thread would wait for the loop's ``consume``)."""
         highs = self._highs
         lags = {}
+        for partition, folded in self.positions().items():
+            high = highs.get(partition, -1)
+            if high >= 0:
+                lags[partition] = max(0, high - folded)
+        return lags
+
+    def positions(self) -> dict[int, int]:
+        """The next event offset to fold, per served partition (any thread)."""
+        found = {}
         for partition in self._serving():
             state = self._partitions.get(partition)
-            high = highs.get(partition, -1)
-            if state is not None and high >= 0:
-                lags[partition] = max(0, high - state.next_offset)
-        return lags
+            if state is not None:
+                found[partition] = max(state.next_offset, self._positions.get(partition, -1))
+        return found
 
     def refresh_highs(self, consumer: Consumer, topic: str) -> None:
         """The loop's thread: copy the consumer's cached high watermarks now and then."""
@@ -136,10 +147,18 @@ class Reads:
             return
         self._highs_at = now
         highs = {}
-        for partition in self._serving():
+        serving = sorted(self._serving())
+        for partition in serving:
             try:
                 _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
             except Exception:  # noqa: BLE001 - no figure yet
                 continue
             highs[partition] = high
         self._highs = highs
+        # Called between batches: everything consumed is folded, so the position is the fold's
+        # (a rewound batch sought back to the store's offset).
+        try:
+            at = consumer.position([TopicPartition(topic, p) for p in serving])
+        except Exception:  # noqa: BLE001 - no figure yet
+            return
+        self._positions = {tp.partition: tp.offset for tp in at if tp.offset >= 0}

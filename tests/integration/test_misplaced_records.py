@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from projections.session import rfc3339
-from streams.testing.events import new_session_id, page_view
+from streams.testing.events import BASE_TIME, new_session_id, page_view
 from tests.support.cli import sessionctl
 from tests.support.cluster import parse_metrics, partition_of
 from tests.support.sessions import public_has, wait_for_session
@@ -74,7 +74,6 @@ def moved_copies(bootstrap: str, topic: str) -> Counter[str]:
 def test_events_produced_with_librdkafkas_default_partitioner_and_with_murmur2_are_all_readable(
     worker_factory, kafka_bootstrap, tmp_path
 ):
-    began = datetime.now(UTC) - timedelta(minutes=1)
     worker = worker_factory("w1", PARTITIONS).start()
     topic = worker.env["SESSIONS_EVENTS_TOPIC"]
     by_default = [new_session_id() for _ in range(PER_PARTITIONER)]
@@ -98,6 +97,7 @@ def test_events_produced_with_librdkafkas_default_partitioner_and_with_murmur2_a
     assert moved_copies(kafka_bootstrap, topic) == {sid: 2 for sid in misplaced}
 
     # The analysts' exports agree: each event once, each session as the worker serves it.
+    began = BASE_TIME - timedelta(minutes=1)  # the builders stamp events from BASE_TIME on
     window = ("--from", rfc3339(began), "--to", rfc3339(datetime.now(UTC) + timedelta(minutes=1)))
     events_file, sessions_file = tmp_path / "events.jsonl", tmp_path / "sessions.jsonl"
     sessionctl("export", *window, "-o", str(events_file), env=worker.env, expect=0)

@@ -21,6 +21,11 @@ from streams.testing.workers import WorkerProcess, make_worker
 # kills or stops (static members do not leave the group) gives its partitions up 7 s sooner.
 # Heartbeats go every second, so a member is evicted only after three missed ones.
 TEST_WORKER_ENV = {"SESSIONS_KAFKA_SESSION_TIMEOUT_S": "3"}
+# A module-scoped worker is never killed, paused nor restarted by its tests: a short timeout buys it
+# nothing, while under a full parallel run (test processes, workers, brokers and a browser on two
+# cores) three missed heartbeats happen, and its group then evicts it and moves its partitions
+# (seen: 503s in the browser tier's fixture with 4 test processes).
+SHARED_WORKER_ENV = {"SESSIONS_KAFKA_SESSION_TIMEOUT_S": "15"}
 
 
 @contextmanager
@@ -33,7 +38,7 @@ def shared_worker(
     data_dir = tmp_path_factory.mktemp(name)
     worker = make_worker(
         kafka_bootstrap, f"app-{name}-{run}", f"events-{name}-{run}", data_dir / "worker", data_dir / "worker.log",
-        partitions, **{**TEST_WORKER_ENV, **env},
+        partitions, **{**SHARED_WORKER_ENV, **env},
     )  # fmt: skip
     try:
         worker.start()  # a worker that never gets ready is killed too, not left running
