@@ -13,7 +13,8 @@ import typer
 from streams.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
-    from streams.history.export import LogProgress, RecordFilter, RichProgress
+    from streams.history.export import RecordFilter
+    from streams.history.progress import LogProgress, RichProgress
     from streams.privacy.cipher import MasterKeys
 
 cli = typer.Typer(help="Session engine: an event-sourced Session Manager on Apache Kafka.", no_args_is_help=True)
@@ -130,7 +131,7 @@ def dlq_redrive(dry_run: bool = False) -> None:
     lines otherwise."""
     import sys
 
-    from streams.history.export import LogProgress, RichProgress
+    from streams.history.progress import LogProgress, RichProgress
     from streams.kafka.dead_letters import redrive
 
     settings = _settings()
@@ -228,19 +229,10 @@ def export(
     of an erased session then reads as an "erased" stand-in)."""
     import sys
 
-    from streams.history.export import (
-        FORMATS,
-        ExportError,
-        LogProgress,
-        RecordFilter,
-        RichProgress,
-        check_range,
-        check_types,
-        export_to_file,
-        parse_duration,
-        parse_instant,
-        personal_fields,
-    )
+    from streams.history.export import RecordFilter, check_types, export_to_file, personal_fields
+    from streams.history.progress import LogProgress, RichProgress
+    from streams.history.window import ExportError, check_range, parse_duration, parse_instant
+    from streams.history.writers import FORMATS
 
     try:
         start, end = parse_instant(from_, "--from"), parse_instant(to, "--to")
@@ -385,7 +377,7 @@ def rebuild(
     from projections.rules import RulesError
     from streams import rebuild as rebuilding
     from streams.fold.generations import changelog_topic
-    from streams.history.export import LogProgress, RichProgress
+    from streams.history.progress import LogProgress, RichProgress
     from streams.rules_file import read_rules_file
     from streams.worker import tune_process
 

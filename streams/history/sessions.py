@@ -43,15 +43,9 @@ from projections.step import NO_SESSION, Session, fold_session
 from schemas.events import Event, EventDecodeError, decode_event
 from schemas.session import SessionState, decode_state, encode_view
 from streams.fold.batch import record_refusal
-from streams.history.export import (
-    DEFAULT_SLACK,
-    ProgressCallback,
-    RowGroups,
-    Summary,
-    Unseal,
-    read_window,
-    to_ms,
-)
+from streams.history.export import Unseal
+from streams.history.window import DEFAULT_SLACK, ProgressCallback, Summary, read_window, to_ms
+from streams.history.writers import RowGroups
 from streams.kafka.partitioner import misplaced
 from streams.kafka.records import record_timestamp
 from streams.privacy.sealing import is_sealed, redact_json

@@ -26,7 +26,7 @@ from projections.history import replay
 from projections.rules import Rules
 from schemas.events import Event, EventDecodeError, decode_event
 from streams.fold.loop import FoldLoop
-from streams.history.export import ExportError, parse_instant
+from streams.history.window import ExportError, parse_instant
 from streams.kafka.clients import client_config
 from streams.kafka.producer import KAFKA_CLIENT_LOG
 from streams.privacy.keyring import KeyRing

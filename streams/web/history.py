@@ -16,8 +16,8 @@ from faust.web import View
 from projections.history import UnknownEvent, state_after, state_at
 from schemas.session import SessionState, encode_view
 from streams.fold.store import StoreClosed
-from streams.history.export import ExportError, parse_instant
 from streams.history.timeline import HistoryUnavailable, Located, TimelineQueryError, timeline_page, timeline_query
+from streams.history.window import ExportError, parse_instant
 from streams.web.bodies import session_id_param
 from streams.web.errors import JSON, HttpError, json_response, unavailable
 from streams.web.routing import forward_if_not_owner

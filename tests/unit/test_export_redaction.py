@@ -11,8 +11,9 @@ import pytest
 from projections.rules import EMPTY_RULES
 from schemas.events import EventDecodeError, decode_event
 from schemas.session import encode_view
-from streams.history.export import JsonlWriter, RecordFilter, opener, parquet_row, remembering_misses
+from streams.history.export import RecordFilter, opener, remembering_misses
 from streams.history.sessions import MemoryStates, SessionFolder
+from streams.history.writers import JsonlWriter, parquet_row
 from streams.privacy.cipher import DataKey, new_data_key
 from streams.privacy.sealing import is_sealed, seal_event
 from streams.testing.events import BASE_TIME, logged_in, new_session_id, page_view

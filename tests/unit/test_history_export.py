@@ -8,19 +8,9 @@ import orjson
 import pytest
 
 from schemas.events import decode_event
-from streams.history.export import (
-    COLUMNS,
-    ExportError,
-    ParquetWriter,
-    RecordFilter,
-    check_range,
-    check_types,
-    jsonl_line,
-    parquet_row,
-    parse_duration,
-    parse_instant,
-    to_ms,
-)
+from streams.history.export import RecordFilter, check_types
+from streams.history.window import ExportError, check_range, parse_duration, parse_instant, to_ms
+from streams.history.writers import COLUMNS, ParquetWriter, jsonl_line, parquet_row
 from streams.kafka.dead_letters import DeadLetter
 from streams.kafka.producer import MAX_FUTURE_MS, kafka_timestamp, time_ms
 from streams.testing.events import BASE_TIME, EXAMPLES, at, campaign_click, logged_in, new_session_id, page_view
