@@ -15,7 +15,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from projections.rules import Rules, normalize_postal_code
+from projections import regions
+from projections.channels import choose
+from projections.rules import Channel, CoordinatesError, Rules, StoreDefaults, parse_coordinates
 from schemas.session import Namespaces
 
 log = logging.getLogger(__name__)
@@ -126,16 +128,28 @@ def _account(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
 
 
 def _store(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
+    # vtex.store-session: the sales channel (projections.channels) and what it sets.
     store = rules.store_for(inputs.get("@account"))
-    culture = inputs.get("public.locale") or inputs.get("public.cultureInfo") or store.culture_info
+    choice = choose(
+        store,
+        inputs.get("public.sc"),
+        inputs.get("public.__bindingId"),
+        inputs.get("@binding"),
+        inputs.get("authentication.storeUserEmail"),
+        rules.customer_channels,
+    )
+    fields: Channel | StoreDefaults = choice.channel or store  # an account without channels: its own fields
+    binding_locale = choice.binding.locale if choice.binding is not None else None
+    culture = inputs.get("public.locale") or inputs.get("public.cultureInfo") or binding_locale or fields.culture_info
     return {
-        "store.channel": store.channel,
-        "store.countryCode": store.country_code,
+        "store.channel": choice.channel.id if choice.channel is not None else store.channel,
+        "store.countryCode": fields.country_code,
         "store.cultureInfo": culture,
-        "store.currencyCode": store.currency_code,
-        "store.currencySymbol": store.currency_symbol,
-        "store.channelPrivacy": store.channel_privacy,
+        "store.currencyCode": fields.currency_code,
+        "store.currencySymbol": fields.currency_symbol,
+        "store.channelPrivacy": fields.channel_privacy,
         "store.admin_cultureInfo": inputs.get("public.admin_cultureInfo"),
+        "store.priceTables": _csv(choice.channel.price_tables) if choice.channel is not None else None,
     }
 
 
@@ -166,19 +180,64 @@ def _matching_campaigns(rules: tuple[Any, ...], present: tuple[str, ...]) -> tup
 
 
 def _region(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
+    # vtex.checkout-session's region: projections.regions.
     explicit = inputs.get("public.regionId")
     if explicit:
         return {"checkout.regionId": explicit}
-    country, postal = inputs.get("public.country"), inputs.get("public.postalCode")
-    if not country or not postal:
+    found = regions.region_inputs(
+        inputs.get("public.country"), inputs.get("public.postalCode"), inputs.get("public.geoCoordinates")
+    )
+    if found is None:
         return {"checkout.regionId": None}
-    country, postal = str(country).upper(), normalize_postal_code(str(postal))
-    for rule in rules.regions:
-        if rule.country != country:
-            continue
-        if rule.postal_code == postal or (rule.postal_code_prefix and postal.startswith(rule.postal_code_prefix)):
-            return {"checkout.regionId": rule.region_id}
-    return {"checkout.regionId": None}
+    answered, region = regions.recorded(inputs.get("@region"), found)
+    return {"checkout.regionId": region if answered else regions.from_table(rules.regions, found)}
+
+
+CHECKOUT_COOKIE: Final = "checkout.vtex.com"
+
+
+def order_form_id(cookie: Any) -> str | None:
+    """The orderForm id in the storefront's checkout cookie (``checkout.vtex.com=__ofid=<id>``)."""
+    if not isinstance(cookie, str):
+        return None
+    for part in cookie.split("&"):
+        name, _, value = part.partition("=")
+        if name.strip() == "__ofid" and value.strip():
+            return value.strip()
+    return None
+
+
+def _checkout(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
+    # vtex.checkout-session's cart: a client's explicit public.orderFormId wins over the cookie
+    # (a headless client that has no cookie jar names its cart). VTEX's cartId is the same id.
+    explicit = inputs.get("public.orderFormId")
+    order_form = explicit if isinstance(explicit, str) else order_form_id(inputs.get(f"cookie.{CHECKOUT_COOKIE}"))
+    return {"checkout.orderFormId": order_form, "checkout.cartId": order_form}
+
+
+# vtex.search-session's location facets, in the order its segments show them.
+_LOCATION_FACETS: Final = (("country", "public.country"), ("zip-code", "public.postalCode"))
+
+
+def _search(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
+    # vtex.search-session: search.facets is "key=value;" pairs, the client's public.facets first,
+    # then the shopper's location (what Intelligent Search filters by, and the segment carries).
+    pairs: list[str] = []
+    facets = inputs.get("public.facets")
+    if isinstance(facets, str):
+        pairs += [part.strip() for part in facets.split(";") if "=" in part and part.strip()[:1] != "="]
+    for name, key in _LOCATION_FACETS:
+        value = inputs.get(key)
+        if isinstance(value, str) and value.strip():
+            pairs.append(f"{name}={value.strip().upper() if name == 'country' else value.strip()}")
+    geo = inputs.get("public.geoCoordinates")
+    try:
+        parse_coordinates(geo)
+    except CoordinatesError:
+        pass  # no coordinates, or not "lon,lat": no facet (the API refuses those at intake)
+    else:
+        pairs.append(f"coordinates={geo.replace(' ', '')}")
+    return {"search.facets": "".join(f"{pair};" for pair in pairs) or None}
 
 
 def _authentication(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
@@ -187,7 +246,8 @@ def _authentication(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
 
 
 def _profile(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
-    campaign_tables = _split_csv(inputs.get("rnb.priceTables"))
+    # The sales channel's tables first (store.priceTables), then the shopper's, then campaigns'.
+    campaign_tables = [*_split_csv(inputs.get("store.priceTables")), *_split_csv(inputs.get("rnb.priceTables"))]
     user_id = inputs.get("authentication.storeUserId")
     if user_id:
         login = inputs.get("@login") or {}
@@ -228,7 +288,16 @@ BUILT_IN: Final[tuple[Transformer, ...]] = (
     Transformer("account", _keys("@account"), _keys("account.accountName", "account.id"), _account, run_on_create=True),
     Transformer(
         "store",
-        _keys("@account", "public.locale", "public.cultureInfo", "public.admin_cultureInfo"),
+        _keys(
+            "@account",
+            "@binding",
+            "public.locale",
+            "public.cultureInfo",
+            "public.admin_cultureInfo",
+            "public.sc",
+            "public.__bindingId",
+            "authentication.storeUserEmail",
+        ),
         _keys(
             "store.channel",
             "store.countryCode",
@@ -237,6 +306,7 @@ BUILT_IN: Final[tuple[Transformer, ...]] = (
             "store.currencySymbol",
             "store.channelPrivacy",
             "store.admin_cultureInfo",
+            "store.priceTables",
         ),
         _store,
         run_on_create=True,
@@ -255,9 +325,21 @@ BUILT_IN: Final[tuple[Transformer, ...]] = (
     ),
     Transformer(
         "region",
-        _keys("public.country", "public.postalCode", "public.regionId"),
+        _keys("public.country", "public.postalCode", "public.geoCoordinates", "public.regionId", "@region"),
         _keys("checkout.regionId"),
         _region,
+    ),
+    Transformer(
+        "checkout",
+        _keys("public.orderFormId", f"cookie.{CHECKOUT_COOKIE}"),
+        _keys("checkout.orderFormId", "checkout.cartId"),
+        _checkout,
+    ),
+    Transformer(
+        "search",
+        _keys("public.facets", "public.country", "public.postalCode", "public.geoCoordinates"),
+        _keys("search.facets"),
+        _search,
     ),
     Transformer(
         "profile",
@@ -266,6 +348,7 @@ BUILT_IN: Final[tuple[Transformer, ...]] = (
             "authentication.storeUserEmail",
             "public.storeUserEmail",
             "rnb.priceTables",
+            "store.priceTables",
             "@login",
         ),
         _PROFILE_OUTPUTS,
@@ -273,6 +356,10 @@ BUILT_IN: Final[tuple[Transformer, ...]] = (
         run_on_create=True,
     ),
 )
+
+
+# Keys VTEX marks ``keepAlive`` (they outlive a reset of the session: the account's id).
+KEEP_ALIVE: Final = frozenset({"account.id"})
 
 
 def _write_all(namespaces: Namespaces, changes: list[tuple[str, Any]]) -> Namespaces:
@@ -286,6 +373,8 @@ def _write_all(namespaces: Namespaces, changes: list[tuple[str, Any]]) -> Namesp
             copied.add(namespace)
         if value is None:
             updated[namespace].pop(name, None)
+        elif key in KEEP_ALIVE:
+            updated[namespace][name] = {"value": value, "keepAlive": True}
         else:
             updated[namespace][name] = {"value": value}
     for namespace in copied:

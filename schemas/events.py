@@ -139,6 +139,8 @@ class PublicSet(Envelope, frozen=True, tag="session.public_set"):
 
 class SessionCreatedData(Struct, frozen=True):
     account: ShortText | None = None
+    # The binding of the host the session was made on (a rules file's binding ``host``).
+    binding: ShortText | None = None
 
 
 class SessionCreated(Envelope, frozen=True, tag="session.created"):
@@ -213,9 +215,53 @@ class CartItemAdded(Envelope, frozen=True, tag="cart.item_added"):
     dataschema: str | None = None
 
 
+CookieName = Annotated[str, Meta(min_length=1, max_length=256)]
+CookieValue = Annotated[str, Meta(max_length=4096)]
+
+
+class CookiesRecordedData(Struct, frozen=True):
+    """The values (null: the cookie is gone) of the request cookies the session records."""
+
+    cookies: dict[CookieName, CookieValue | None]
+
+
+class CookiesRecorded(Envelope, frozen=True, tag="session.cookies_recorded"):
+    """The API saw a change in a cookie the session records (VTEX's ``cookie`` namespace, e.g.
+    ``checkout.vtex.com``, the storefront's cart): recorded as it was, for the transformers."""
+
+    data: CookiesRecordedData
+    dataschema: str | None = None
+
+
+LookupKey = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$", description="projections.regions.lookup_key")]
+RegionId = Annotated[str, Meta(min_length=1, max_length=512)]
+
+
+class RegionResolvedData(Struct, frozen=True):
+    key: LookupKey  # what was asked: a digest of the country, postal code and coordinates
+    regionId: RegionId | None = None  # None: the service knows no region there
+
+
+class RegionResolved(Envelope, frozen=True, tag="checkout.region_resolved"):
+    """The API asked the regions service for the session's region before appending its change,
+    and recorded the answer, so a replay never asks again."""
+
+    data: RegionResolvedData
+    dataschema: str | None = None
+
+
 # The contract: every member is a full envelope tagged by its ``type``; everything else is derived.
 Event: TypeAlias = (
-    PageViewed | CampaignClicked | PublicSet | SessionCreated | LoggedIn | LoggedOut | CartItemAdded | SessionErased
+    PageViewed
+    | CampaignClicked
+    | PublicSet
+    | SessionCreated
+    | LoggedIn
+    | LoggedOut
+    | CartItemAdded
+    | SessionErased
+    | CookiesRecorded
+    | RegionResolved
 )
 EVENT_TYPES: Final[tuple[type[Envelope], ...]] = get_args(Event)
 
