@@ -15,11 +15,15 @@ binding id on every page load, also to stores that define none.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
-from projections.rules import Binding, Channel, StoreDefaults
+from projections.rules import Binding, Channel, Rules, StoreDefaults
+
+# What the choice reads: the account and binding recorded at creation, the client's requests, and
+# the login (a private channel is open to logged-in customers only; the e-mail names them).
+INPUTS: Final = ("@account", "@binding", "public.sc", "public.__bindingId", "authentication.storeUserEmail")
 
 
 @dataclass(frozen=True)
@@ -63,3 +67,16 @@ def choose(
         if requested not in customer_channels.get(customer.lower(), frozenset()):
             return ChannelChoice(base, binding, f"sales channel {requested!r} is private and not open to this customer")
     return ChannelChoice(channel, binding)
+
+
+def choose_for(read: Callable[[str], Any], rules: Rules) -> ChannelChoice:
+    """:func:`choose` for a session, ``read`` giving the value of each of :data:`INPUTS` (None
+    when absent or cleared): the store transformer and the API's refusal both ask this."""
+    return choose(
+        rules.store_for(read("@account")),
+        read("public.sc"),
+        read("public.__bindingId"),
+        read("@binding"),
+        read("authentication.storeUserEmail"),
+        rules.customer_channels,
+    )

@@ -39,7 +39,7 @@ def region_inputs(country: Any, postal_code: Any, geo_coordinates: Any) -> Regio
 
 def lookup_key(inputs: RegionInputs) -> str:
     """What a recorded lookup was asked for, as a digest (stable across Python versions)."""
-    coordinates = "" if inputs.coordinates is None else "%.6f,%.6f" % inputs.coordinates
+    coordinates = "" if inputs.coordinates is None else "{:.6f},{:.6f}".format(*inputs.coordinates)
     text = f"{inputs.country}|{inputs.postal_code or ''}|{coordinates}"
     return hashlib.sha256(text.encode()).hexdigest()
 

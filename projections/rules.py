@@ -262,9 +262,7 @@ def _account(name: str, entry: Mapping[str, Any], hosts: dict[str, str]) -> Stor
     ``[accounts.<name>.bindings.<id>]``. ``hosts`` (binding host -> where) spans every account."""
     path = f"$.accounts.{name}"
     _unknown(entry, {*_STORE_FIELDS, "channels", "bindings"}, path)
-    fields = {
-        _STORE_FIELDS[k]: _text(v, f"{path}.{k}") for k, v in entry.items() if k not in ("channels", "bindings")
-    }
+    fields = {_STORE_FIELDS[k]: _text(v, f"{path}.{k}") for k, v in entry.items() if k not in ("channels", "bindings")}
     if fields.get("channel_privacy") not in (None, *_PRIVACY):
         raise RulesError(f"{path}.channel_privacy: expected one of {', '.join(_PRIVACY)}")
     inherited = {k: fields.get(k) for k in _CHANNEL_FIELDS}
@@ -272,7 +270,7 @@ def _account(name: str, entry: Mapping[str, Any], hosts: dict[str, str]) -> Stor
     default = fields.get("channel")
     if default is not None:
         # The account-level fields are its default channel's (the format before channels existed).
-        channels[default] = Channel(default, **inherited)
+        channels[default] = _channel(default, inherited, ())
     for channel_id, raw in _table(entry.get("channels", {}), f"{path}.channels").items():
         where = f"{path}.channels.{channel_id}"
         if not _CHANNEL_ID.match(channel_id):
@@ -283,7 +281,7 @@ def _account(name: str, entry: Mapping[str, Any], hosts: dict[str, str]) -> Stor
         if own.get("channel_privacy") not in (None, *_PRIVACY):
             raise RulesError(f"{where}.channel_privacy: expected one of {', '.join(_PRIVACY)}")
         tables = _price_tables(table.get("price_tables", []), f"{where}.price_tables")
-        channels[channel_id] = Channel(channel_id, **{**inherited, **own}, price_tables=tables)
+        channels[channel_id] = _channel(channel_id, {**inherited, **own}, tables)
     bindings: dict[str, Binding] = {}
     for binding_id, raw in _table(entry.get("bindings", {}), f"{path}.bindings").items():
         where = f"{path}.bindings.{binding_id}"
@@ -300,6 +298,18 @@ def _account(name: str, entry: Mapping[str, Any], hosts: dict[str, str]) -> Stor
             hosts[host] = where
         bindings[binding_id] = Binding(binding_id, channel, locale, host)
     return StoreDefaults(**fields, channels=channels, bindings=bindings)
+
+
+def _channel(channel_id: str, fields: Mapping[str, str | None], price_tables: tuple[str, ...]) -> Channel:
+    return Channel(
+        channel_id,
+        currency_code=fields.get("currency_code"),
+        currency_symbol=fields.get("currency_symbol"),
+        country_code=fields.get("country_code"),
+        culture_info=fields.get("culture_info"),
+        channel_privacy=fields.get("channel_privacy"),
+        price_tables=price_tables,
+    )
 
 
 def _area(value: Any, path: str) -> tuple[float, float, float, float]:

@@ -15,8 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from projections import regions
-from projections.channels import choose
+from projections import channels, regions
 from projections.rules import Channel, CoordinatesError, Rules, StoreDefaults, parse_coordinates
 from schemas.session import Namespaces
 
@@ -130,14 +129,7 @@ def _account(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
 def _store(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
     # vtex.store-session: the sales channel (projections.channels) and what it sets.
     store = rules.store_for(inputs.get("@account"))
-    choice = choose(
-        store,
-        inputs.get("public.sc"),
-        inputs.get("public.__bindingId"),
-        inputs.get("@binding"),
-        inputs.get("authentication.storeUserEmail"),
-        rules.customer_channels,
-    )
+    choice = channels.choose_for(inputs.get, rules)
     fields: Channel | StoreDefaults = choice.channel or store  # an account without channels: its own fields
     binding_locale = choice.binding.locale if choice.binding is not None else None
     culture = inputs.get("public.locale") or inputs.get("public.cultureInfo") or binding_locale or fields.culture_info
@@ -288,16 +280,7 @@ BUILT_IN: Final[tuple[Transformer, ...]] = (
     Transformer("account", _keys("@account"), _keys("account.accountName", "account.id"), _account, run_on_create=True),
     Transformer(
         "store",
-        _keys(
-            "@account",
-            "@binding",
-            "public.locale",
-            "public.cultureInfo",
-            "public.admin_cultureInfo",
-            "public.sc",
-            "public.__bindingId",
-            "authentication.storeUserEmail",
-        ),
+        _keys(*channels.INPUTS, "public.locale", "public.cultureInfo", "public.admin_cultureInfo"),
         _keys(
             "store.channel",
             "store.countryCode",

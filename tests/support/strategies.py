@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 from hypothesis import strategies as st
 
+from projections.regions import lookup_key, region_inputs
 from streams.testing.events import (
     campaign_click,
     cart_item_added,
@@ -20,7 +21,6 @@ from streams.testing.events import (
     session_created,
     session_erased,
 )
-from projections.regions import lookup_key, region_inputs
 
 # Keys and values the transformers react to, mixed with arbitrary ones.
 keys = st.sampled_from(
