@@ -188,7 +188,7 @@ class SessionService:
         if found is None:
             return Origin(account, None)
         name, binding = found
-        if account is None and self.engine.rules.accounts:
+        if account is None:
             return Origin(name, binding.id)  # the binding's host names its account
         return Origin(account, binding.id if account == name else None)
 

@@ -1,0 +1,145 @@
+"""Regions from a regions service, against a real worker, broker and HTTP: the service is asked
+before a storefront change is appended, its answer is recorded in the log
+(``checkout.region_resolved``), and replays (a past state, the timeline) give the same region with
+the service stopped. The service here is a small HTTP server in the test, in the shape of VTEX's
+``GET /api/checkout/pub/regions?country=&postalCode=|geoCoordinates=&sc=``."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import orjson
+import pytest
+
+from streams.testing.paths import SAMPLE_RULES_FILE
+from streams.testing.workers import SERVICE_HEADERS
+from tests.support.workers import shared_worker
+
+pytestmark = pytest.mark.integration
+
+MOEMA = "v2.1BB18CE648B5111D0933734ED83EC783"  # the sample's [[regions]] postal code
+PAULISTA = "v2.FROM-THE-REGIONS-SERVICE-PAULISTA"
+
+
+class RegionsService:
+    """Answers 01310100 (Avenida Paulista) with a region and anything else with none; ``failing``
+    makes it answer 500. Records every query it gets."""
+
+    def __init__(self) -> None:
+        self.queries: list[dict[str, str]] = []
+        self.failing = False
+        service = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                query = dict(parse_qsl(urlsplit(self.path).query))
+                service.queries.append(query)
+                if service.failing:
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                regions = [{"id": PAULISTA, "sellers": [{"id": "1"}]}] if query.get("postalCode") == "01310100" else []
+                body = orjson.dumps(regions)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/checkout/pub/regions"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.server.shutdown()
+            self.server.server_close()
+            self.thread.join()
+
+
+@pytest.fixture(scope="module")
+def regions_service() -> Iterator[RegionsService]:
+    service = RegionsService()
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="module")
+def worker(kafka_bootstrap, tmp_path_factory, regions_service):
+    with shared_worker(
+        kafka_bootstrap,
+        tmp_path_factory,
+        "regions",
+        2,
+        SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE),
+        SESSIONS_REGIONS_URL=regions_service.url,
+        SESSIONS_REGIONS_TIMEOUT_S="2",
+    ) as process:
+        yield process
+
+
+def region_of(client: httpx.Client) -> dict:
+    return client.get("/api/sessions", params={"items": "checkout.regionId"}).json()["namespaces"]
+
+
+def test_a_service_that_fails_leaves_the_table_to_answer_and_records_nothing(worker, regions_service):
+    # Runs before the test that stops the service (pytest keeps a file's order).
+    regions_service.failing = True
+    try:
+        with httpx.Client(base_url=worker.url, timeout=15.0) as shopper:
+            body = {"public": {"country": {"value": "BRA"}, "postalCode": {"value": "04561000"}}}
+            answer = shopper.post("/api/sessions?items=checkout.regionId", json=body)
+            assert answer.status_code == 201, answer.text
+            assert answer.json()["namespaces"] == {"checkout": {"regionId": {"value": MOEMA}}}
+            with httpx.Client(base_url=worker.url, timeout=15.0, headers=SERVICE_HEADERS) as service:
+                events = service.get(f"/api/v1/sessions/{answer.json()['id']}/events").json()["events"]
+            assert [e["type"] for e in events] == ["session.created", "session.public_set"]
+        # Working again, its "no region there" is recorded and wins over the table.
+        regions_service.failing = False
+        with httpx.Client(base_url=worker.url, timeout=15.0) as shopper:
+            answer = shopper.post("/api/sessions?items=checkout.regionId", json=body)
+            assert answer.json()["namespaces"] == {}
+    finally:
+        regions_service.failing = False
+
+
+def test_the_service_is_asked_once_and_replays_never_ask_again(worker, regions_service):
+    with (
+        httpx.Client(base_url=worker.url, timeout=15.0) as shopper,
+        httpx.Client(base_url=worker.url, timeout=15.0, headers=SERVICE_HEADERS) as service,
+    ):
+        sid = shopper.post("/api/sessions?items=account.id&sc=2", json={}).json()["id"]
+        asked = len(regions_service.queries)
+        body = {"public": {"country": {"value": "BRA"}, "postalCode": {"value": "01310-100"}}}
+        assert shopper.patch("/api/sessions", json=body).status_code == 200
+        assert region_of(shopper) == {"checkout": {"regionId": {"value": PAULISTA}}}
+        assert regions_service.queries[asked:] == [{"country": "BRA", "postalCode": "01310100", "sc": "2"}]
+        # The answer is on the log: a change to anything else asks nothing more.
+        shopper.patch("/api/sessions", json={"public": {"color": {"value": "blue"}}})
+        assert len(regions_service.queries) == asked + 1
+        events = service.get(f"/api/v1/sessions/{sid}/events").json()
+        resolved = [e for e in events["events"] if e["type"] == "checkout.region_resolved"]
+        assert [e["data"]["regionId"] for e in resolved] == [PAULISTA]
+        assert "01310" not in orjson.dumps(resolved).decode()  # a digest of the inputs, not the postal code
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+        regions_service.stop()
+        past = service.get(f"/api/v1/sessions/{sid}", params={"at": now})
+        assert past.status_code == 200, past.text
+        assert past.json()["namespaces"]["checkout"] == {"regionId": {"value": PAULISTA}}
+        assert region_of(shopper) == {"checkout": {"regionId": {"value": PAULISTA}}}
+        timeline = service.get(f"/api/v1/sessions/{sid}/events").json()["events"]
+        [change] = [e for e in timeline if e["type"] == "session.public_set" and "checkout.regionId" in e["changes"]]
+        assert change["data"]["public"]["postalCode"] == {"value": "01310-100"}
+        assert len(regions_service.queries) == asked + 1
