@@ -233,8 +233,15 @@ def _search(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
 
 
 def _authentication(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
+    # vtex.authentication-session: the store user, and the admin user when the token is an admin's.
     login = inputs.get("@login") or {}
-    return {"authentication.storeUserId": login.get("userId"), "authentication.storeUserEmail": login.get("email")}
+    admin = login.get("admin") is True
+    return {
+        "authentication.storeUserId": login.get("userId"),
+        "authentication.storeUserEmail": login.get("email"),
+        "authentication.adminUserId": login.get("userId") if admin else None,
+        "authentication.adminUserEmail": login.get("email") if admin else None,
+    }
 
 
 def _profile(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
@@ -297,7 +304,12 @@ BUILT_IN: Final[tuple[Transformer, ...]] = (
     Transformer(
         "authentication",
         _keys("@login"),
-        _keys("authentication.storeUserId", "authentication.storeUserEmail"),
+        _keys(
+            "authentication.storeUserId",
+            "authentication.storeUserEmail",
+            "authentication.adminUserId",
+            "authentication.adminUserEmail",
+        ),
         _authentication,
     ),
     Transformer(

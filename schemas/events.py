@@ -164,6 +164,12 @@ class LoggedInData(Struct, frozen=True):
     phone: ShortText | None = None
     document: ShortText | None = None
     priceTables: list[PriceTable] = []
+    # The identity token said the shopper is an administrator (VTEX ID's ``audience: admin``):
+    # ``authentication.adminUserId``/``adminUserEmail`` too.
+    admin: bool | None = None
+    # The storefront API verified it from the identity cookie (``VtexIdclientAutCookie_<account>``):
+    # a request without a valid cookie logs this login out again; a backend's login stays.
+    viaCookie: bool | None = None
 
 
 class LoggedIn(Envelope, frozen=True, tag="auth.logged_in"):

@@ -22,7 +22,7 @@ LOGIN_FIELDS: Final = frozenset({"userId", "email", "firstName", "lastName", "ph
 ALWAYS_PERSONAL_PUBLIC_KEYS: Final = frozenset({"storeUserEmail"})
 # What the transformers derive from a login.
 PERSONAL_STATE_KEYS: Final[Mapping[str, frozenset[str]]] = {
-    "authentication": frozenset({"storeUserId", "storeUserEmail"}),
+    "authentication": frozenset({"storeUserId", "storeUserEmail", "adminUserId", "adminUserEmail"}),
     "profile": frozenset({"id", "email", "firstName", "lastName", "phone", "document"}),
 }
 # A place inside a parsed JSON document: the container, the key in it, and the dotted path (the

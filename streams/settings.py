@@ -129,6 +129,12 @@ class Settings:
     # [[regions]] table alone. Past regions_timeout_s, the table answers and nothing is recorded.
     regions_url: str = ""
     regions_timeout_s: float = 2.0
+    # The identity cookie (VtexIdclientAutCookie_<account>): the issuer's public keys as a JWKS
+    # file; a storefront write with a valid cookie appends the login it vouches for, one without
+    # it (after such a login) the logout. Empty: the cookie is ignored (logins come from a
+    # trusted service). identity_issuer: the `iss` the tokens must carry (empty: any).
+    identity_jwks_file: str = ""
+    identity_issuer: str = ""
     # How long a write waits for the owning agent to fold its event before answering 503.
     write_wait_s: float = 5.0
     # How long a worker waits for the owner of a session to answer a request it forwarded there

@@ -37,6 +37,7 @@ from streams.settings import SettingsError
 from streams.web.appending import EventLog
 from streams.web.bodies import parse_json_body, read_body
 from streams.web.errors import HttpError, json_response, unavailable
+from streams.web.identity import COOKIE_PREFIX, IdentityKeys
 from streams.web.regions import ask_region
 from streams.web.routing import forward_if_not_owner, owner_of
 from streams.web.service_auth import page, public
@@ -76,6 +77,12 @@ class Origin(NamedTuple):
 
 
 NO_ORIGIN = Origin(None, None)  # the default account, no binding
+
+
+class Identity(NamedTuple):
+    """The identity cookie of a request: the login a valid one vouches for, else None."""
+
+    login: dict[str, Any] | None
 
 
 class PublicChange(NamedTuple):
@@ -168,6 +175,8 @@ class SessionService:
         self.settings = engine.settings
         self.log = EventLog.of(engine)
         self.host_accounts = engine.settings.host_account_map
+        jwks, issuer = engine.settings.identity_jwks_file, engine.settings.identity_issuer
+        self.identity = IdentityKeys(jwks, issuer) if jwks else None
         for host, account in self.host_accounts.items():
             if self.accounts and account not in self.accounts:
                 raise SettingsError(
@@ -269,6 +278,7 @@ class SessionService:
         public: PublicChange | None = None,
         origin: Origin = NO_ORIGIN,
         cookies: dict[str, str | None] | None = None,
+        identity: Identity | None = None,
     ) -> SessionState:
         """Create a session of ``origin`` (when ``current`` is None), record changed ``cookies``
         (of :data:`RECORDED_COOKIES`; None: not sent) and set public values, then wait for the
@@ -283,6 +293,8 @@ class SessionService:
         recorded = _cookie_changes(current, cookies or {})
         if recorded:
             events.append(new_event("session.cookies_recorded", session_id, {"cookies": recorded}))
+        if identity is not None:
+            events += _identity_events(current, session_id, identity)
         if public is not None and public.values:
             _check_public(public)
             data = {"public": {k: {"value": v} for k, v in public.values.items()}}
@@ -301,6 +313,18 @@ class SessionService:
         records = [event_record(e) for e in events]
         self._check_sizes(predicted, records)
         return await self.append_and_wait(records, events[-1].id)
+
+    def identity_of(self, request: web.Request, current: SessionState | None, origin: Origin) -> Identity | None:
+        """What the request's identity cookie vouches for (None: no keys configured, so the
+        cookie is not read at all)."""
+        if self.identity is None:
+            return None
+        account = (current.facts.get("account") if current is not None else origin.account) or (
+            self.engine.rules.default_account
+        )
+        if account is None:
+            return Identity(None)
+        return Identity(self.identity.login(request.cookies.get(COOKIE_PREFIX + account), account))
 
     def _predict(self, current: SessionState | None, events: list[Event]) -> SessionState | None:
         """The session the events would fold to (the fold's own code, so the API's checks and
@@ -424,6 +448,19 @@ def _request_cookies(request: web.Request) -> dict[str, str | None]:
     return {name: request.cookies.get(name) for name in RECORDED_COOKIES}
 
 
+def _identity_events(current: SessionState | None, session_id: str, identity: Identity) -> list[Event]:
+    """The login a valid cookie vouches for, when the session does not have it yet; the logout
+    of a login that came from the cookie, when the cookie is no longer valid (gone, expired). A
+    login a trusted service recorded is never undone by a request without the cookie."""
+    login = current.facts.get("login") if current is not None else None
+    if identity.login is not None:
+        same = login is not None and all(login.get(k) == identity.login.get(k) for k in ("userId", "email", "admin"))
+        return [] if same else [new_event("auth.logged_in", session_id, identity.login)]
+    if login is not None and login.get("viaCookie") is True:
+        return [new_event("auth.logged_out", session_id, {})]
+    return []
+
+
 def _cookie_changes(current: SessionState | None, cookies: dict[str, str | None]) -> dict[str, str | None]:
     """The cookies whose value differs from what the session recorded (None: it is gone)."""
     recorded = current.namespaces.get("cookie", {}) if current is not None else {}
@@ -457,7 +494,9 @@ def register_storefront_views(engine: Engine) -> None:
         if answer is not None:
             return answer
         change = PublicChange(public, frozenset(query))
-        state = await service.write(service.current(token), change, origin, _request_cookies(request))
+        current = service.current(token)
+        identity = service.identity_of(request, current, origin)
+        state = await service.write(current, change, origin, _request_cookies(request), identity)
         return service.respond(state, items, status)
 
     async def read_session(request: web.Request, token: str | None) -> web.Response:
