@@ -1,20 +1,26 @@
-"""Regions from a regions service, against a real worker, broker and HTTP: the service is asked
-before a storefront change is appended, its answer is recorded in the log
-(``checkout.region_resolved``), and replays (a past state, the timeline) give the same region with
-the service stopped. The service here is a small HTTP server in the test, in the shape of VTEX's
-``GET /api/checkout/pub/regions?country=&postalCode=|geoCoordinates=&sc=``."""
+"""What the storefront API learns outside the request's public values, against a real worker,
+broker and HTTP: a regions service's answer and the identity cookie's login, each decided before
+the change is appended and recorded in the log, so replays never call out.
+
+The regions service is a small HTTP server in the test, in the shape of VTEX's
+``GET /api/checkout/pub/regions?country=&postalCode=|geoCoordinates=&sc=``; the identity cookie a
+token signed with a key of the JWKS file the worker reads, as VTEX ID signs
+``VtexIdclientAutCookie_<account>``."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
+import jwt
 import orjson
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from streams.testing.paths import SAMPLE_RULES_FILE
 from streams.testing.workers import SERVICE_HEADERS
@@ -76,17 +82,32 @@ def regions_service() -> Iterator[RegionsService]:
 
 
 @pytest.fixture(scope="module")
-def worker(kafka_bootstrap, tmp_path_factory, regions_service):
+def identity_provider():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="module")
+def worker(kafka_bootstrap, tmp_path_factory, regions_service, identity_provider):
+    jwk = jwt.algorithms.RSAAlgorithm.to_jwk(identity_provider.public_key(), as_dict=True)
+    jwks = tmp_path_factory.mktemp("identity") / "jwks.json"
+    jwks.write_bytes(orjson.dumps({"keys": [{**jwk, "kid": "vtexid-1", "alg": "RS256"}]}))
     with shared_worker(
         kafka_bootstrap,
         tmp_path_factory,
-        "regions",
+        "external",
         2,
         SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE),
         SESSIONS_REGIONS_URL=regions_service.url,
         SESSIONS_REGIONS_TIMEOUT_S="2",
+        SESSIONS_IDENTITY_JWKS_FILE=str(jwks),
     ) as process:
         yield process
+
+
+def identity_token(key, seconds: int = 600, **claims) -> str:
+    body = {"sub": "buyer@example.com", "userId": "u-buyer", "account": "demo", "audience": "webstore",
+            "exp": int(time.time()) + seconds, **claims}  # fmt: skip
+    return jwt.encode(body, key, algorithm="RS256", headers={"kid": "vtexid-1"})
 
 
 def region_of(client: httpx.Client) -> dict:
@@ -143,3 +164,62 @@ def test_the_service_is_asked_once_and_replays_never_ask_again(worker, regions_s
         [change] = [e for e in timeline if e["type"] == "session.public_set" and "checkout.regionId" in e["changes"]]
         assert change["data"]["public"]["postalCode"] == {"value": "01310-100"}
         assert len(regions_service.queries) == asked + 1
+
+
+# --- the identity cookie --------------------------------------------------------------------------
+
+
+def auth_of(client: httpx.Client) -> dict:
+    items = "authentication.*,profile.isAuthenticated,profile.email,store.channel"
+    return client.get("/api/sessions", params={"items": items}).json()["namespaces"]
+
+
+def test_the_identity_cookie_logs_in_on_a_write_and_out_when_it_is_gone(worker, identity_provider):
+    """FastStore and render-session forward the shopper's cookies on every session POST/PATCH;
+    VTEX's authentication-session fills ``authentication`` from ``VtexIdclientAutCookie_<account>``."""
+    with (
+        httpx.Client(base_url=worker.url, timeout=15.0) as shopper,
+        httpx.Client(base_url=worker.url, timeout=15.0, headers=SERVICE_HEADERS) as service,
+    ):
+        sid = shopper.post("/api/sessions?items=account.id", json={}).json()["id"]
+        assert auth_of(shopper)["profile"] == {"isAuthenticated": {"value": "false"}}
+        shopper.cookies.set("VtexIdclientAutCookie_demo", identity_token(identity_provider))
+        # Logged in by the cookie, the private channel 3 opens to this customer in the same write.
+        answer = shopper.patch("/api/sessions?sc=3&items=store.channel", json={})
+        assert answer.status_code == 200, answer.text
+        namespaces = auth_of(shopper)
+        assert namespaces["authentication"] == {
+            "storeUserId": {"value": "u-buyer"},
+            "storeUserEmail": {"value": "buyer@example.com"},
+        }
+        assert namespaces["profile"] == {"isAuthenticated": {"value": "true"}, "email": {"value": "buyer@example.com"}}
+        assert namespaces["store"] == {"channel": {"value": "3"}}
+        # The same cookie again appends nothing.
+        count = service.get(f"/api/v1/sessions/{sid}").json()["meta"]["eventCount"]
+        shopper.patch("/api/sessions", json={})
+        assert service.get(f"/api/v1/sessions/{sid}").json()["meta"]["eventCount"] == count
+        # An expired cookie (or none) logs out; the session id stays.
+        shopper.cookies.set("VtexIdclientAutCookie_demo", identity_token(identity_provider, seconds=-60))
+        shopper.patch("/api/sessions", json={})
+        namespaces = auth_of(shopper)
+        assert "authentication" not in namespaces
+        assert namespaces["profile"] == {"isAuthenticated": {"value": "false"}}
+        types = [e["type"] for e in service.get(f"/api/v1/sessions/{sid}/events").json()["events"]]
+        assert types.count("auth.logged_in") == 1 and types[-1] == "auth.logged_out"
+
+
+def test_an_admin_token_fills_the_admin_fields_and_a_forged_one_nothing(worker, identity_provider):
+    with httpx.Client(base_url=worker.url, timeout=15.0) as admin:
+        admin.cookies.set("VtexIdclientAutCookie_demo", identity_token(identity_provider, audience="admin"))
+        admin.post("/api/sessions", json={})
+        assert auth_of(admin)["authentication"] == {
+            "storeUserId": {"value": "u-buyer"},
+            "storeUserEmail": {"value": "buyer@example.com"},
+            "adminUserId": {"value": "u-buyer"},
+            "adminUserEmail": {"value": "buyer@example.com"},
+        }
+    forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    with httpx.Client(base_url=worker.url, timeout=15.0) as intruder:
+        intruder.cookies.set("VtexIdclientAutCookie_demo", identity_token(forger))
+        assert intruder.post("/api/sessions", json={}).status_code == 201
+        assert "authentication" not in auth_of(intruder)
