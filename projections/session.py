@@ -31,6 +31,7 @@ from schemas.events import (
     RegionResolved,
     SessionCreated,
     SessionErased,
+    SessionTransformed,
 )
 from schemas.session import Namespaces, SessionMeta, SessionState
 
@@ -155,6 +156,28 @@ def _(event: CookiesRecorded, namespaces: Namespaces, facts: dict[str, Any]) -> 
     if not cookies:
         del updated["cookie"]
     return Change(updated, facts, frozenset(f"cookie.{name}" for name in event.data.cookies))
+
+
+@_change.register
+def _(event: SessionTransformed, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
+    # VTEX's merge of a transform answer: a value overwrites, "" clears, a key left out is kept.
+    updated = dict(namespaces)
+    changed = set()
+    for namespace, keys in event.data.outputs.items():
+        entries = dict(updated.get(namespace, {}))
+        for key, output in keys.items():
+            if output.value == "":
+                if entries.pop(key, None) is not None:
+                    changed.add(f"{namespace}.{key}")
+            elif not _unchanged(entries.get(key), output.value):
+                entries[key] = {"value": output.value}
+                changed.add(f"{namespace}.{key}")
+        updated[namespace] = entries
+        if not entries:
+            del updated[namespace]
+    # Which inputs each app last answered for: the API calls it again only when they change.
+    answered = {**facts.get("apps", {}), event.data.app: event.data.inputs}
+    return Change(updated, {**facts, "apps": answered}, frozenset(changed))
 
 
 @_change.register

@@ -256,6 +256,28 @@ class RegionResolved(Envelope, frozen=True, tag="checkout.region_resolved"):
     dataschema: str | None = None
 
 
+AppName = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$", description="a session app's name")]
+NamespaceName = Annotated[str, Meta(min_length=1, max_length=128)]
+InputsDigest = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$", description="a digest of the inputs the app was sent")]
+
+
+class SessionTransformedData(Struct, frozen=True):
+    app: AppName
+    inputs: InputsDigest
+    # The app's answer, restricted to its declared outputs: a value overwrites, "" clears, a key
+    # the app left out keeps its value (VTEX's merge of transform answers).
+    outputs: dict[NamespaceName, dict[PublicKey, PublicValue]]
+
+
+class SessionTransformed(Envelope, frozen=True, tag="session.transformed"):
+    """A session app answered the storefront API's transform call (VTEX's
+    ``POST /_v/<app>/session/transform``) before the change that woke it was appended: recorded,
+    so a replay, a rebuild or a timeline never calls the app."""
+
+    data: SessionTransformedData
+    dataschema: str | None = None
+
+
 # The contract: every member is a full envelope tagged by its ``type``; everything else is derived.
 Event: TypeAlias = (
     PageViewed
@@ -268,6 +290,7 @@ Event: TypeAlias = (
     | SessionErased
     | CookiesRecorded
     | RegionResolved
+    | SessionTransformed
 )
 EVENT_TYPES: Final[tuple[type[Envelope], ...]] = get_args(Event)
 

@@ -135,6 +135,10 @@ class Settings:
     # trusted service). identity_issuer: the `iss` the tokens must carry (empty: any).
     identity_jwks_file: str = ""
     identity_issuer: str = ""
+    # Session apps over HTTP (streams/web/session_apps.py): a JSON manifest in the shape of VTEX's
+    # vtex.session/configuration.json plus each app's url. Empty: none.
+    session_apps_file: str = ""
+    session_apps_timeout_s: float = 2.0
     # How long a write waits for the owning agent to fold its event before answering 503.
     write_wait_s: float = 5.0
     # How long a worker waits for the owner of a session to answer a request it forwarded there
@@ -282,6 +286,8 @@ class Settings:
             raise SettingsError(f"{PREFIX}MAX_CLOCK_SKEW_S must not be negative")
         if self.regions_url and not self.regions_url.startswith(("http://", "https://")):
             raise SettingsError(f"{PREFIX}REGIONS_URL must be an http(s):// URL, got {self.regions_url!r}")
+        if self.session_apps_timeout_s <= 0:
+            raise SettingsError(f"{PREFIX}SESSION_APPS_TIMEOUT_S must be positive")
         if self.regions_timeout_s <= 0:
             raise SettingsError(f"{PREFIX}REGIONS_TIMEOUT_S must be positive")
         if self.forward_timeout_s <= 0:

@@ -90,6 +90,17 @@ def region_resolved(subject: str, key: str, region_id: str | None, seconds: floa
     return envelope("checkout.region_resolved", subject, seconds, data, source="/api/sessions")
 
 
+def session_transformed(
+    subject: str, app: str, inputs: str, outputs: dict[str, dict[str, Any]], seconds: float = 0
+) -> dict[str, Any]:
+    data = {
+        "app": app,
+        "inputs": inputs,
+        "outputs": {ns: {k: {"value": v} for k, v in keys.items()} for ns, keys in outputs.items()},
+    }
+    return envelope("session.transformed", subject, seconds, data, source="/api/sessions")
+
+
 # One valid example of every event type (the contract tests run each through the files and the
 # decoder; tests/unit/test_event_types.py fails when a type has none).
 EXAMPLES: dict[str, Callable[[str], dict[str, Any]]] = {
@@ -103,4 +114,10 @@ EXAMPLES: dict[str, Callable[[str], dict[str, Any]]] = {
     "session.erased": lambda sid: session_erased(sid),
     "session.cookies_recorded": lambda sid: cookies_recorded(sid, {"checkout.vtex.com": "__ofid=0a1b2c"}),
     "checkout.region_resolved": lambda sid: region_resolved(sid, "0" * 64, "v2.1BB18CE648B5111D0933734ED83EC783"),
+    "session.transformed": lambda sid: session_transformed(
+        sid,
+        "storefront-permissions",
+        "0" * 64,
+        {"public": {"sc": "2"}, "storefront-permissions": {"organization": "o-1"}},
+    ),
 }

@@ -6,6 +6,7 @@ folded it (read-your-writes), so the tokens and documents it returns reflect the
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from datetime import UTC, datetime
@@ -41,9 +42,12 @@ from streams.web.identity import COOKIE_PREFIX, IdentityKeys
 from streams.web.regions import ask_region
 from streams.web.routing import forward_if_not_owner, owner_of
 from streams.web.service_auth import page, public
+from streams.web.session_apps import MAX_ROUNDS, SessionApps, load_manifest
 
 if TYPE_CHECKING:
     from streams.engine import Engine
+
+log = logging.getLogger(__name__)
 
 SOURCE = "/api/sessions"
 MAX_PUBLIC_KEY = 256
@@ -177,6 +181,8 @@ class SessionService:
         self.host_accounts = engine.settings.host_account_map
         jwks, issuer = engine.settings.identity_jwks_file, engine.settings.identity_issuer
         self.identity = IdentityKeys(jwks, issuer) if jwks else None
+        manifest = engine.settings.session_apps_file
+        self.apps = SessionApps(load_manifest(manifest), engine.settings.session_apps_timeout_s) if manifest else None
         for host, account in self.host_accounts.items():
             if self.accounts and account not in self.accounts:
                 raise SettingsError(
@@ -307,6 +313,8 @@ class SessionService:
             # First, so the change folds with the answer already there (its state is the final one).
             events.insert(1 if current is None else 0, region)
             predicted = self._predict(current, events)
+        if self.apps is not None and predicted is not None:
+            predicted = await self._transform(current, events, predicted)
         if not events:
             assert current is not None
             return current
@@ -362,6 +370,25 @@ class SessionService:
             return None
         data = {"key": regions.lookup_key(inputs), "regionId": region}
         return new_event("checkout.region_resolved", predicted.id, data)
+
+    async def _transform(
+        self, current: SessionState | None, events: list[Event], predicted: SessionState
+    ) -> SessionState:
+        """Call the session apps due (streams.web.session_apps), round after round, appending
+        each answer to ``events`` as a ``session.transformed``; the session they make."""
+        assert self.apps is not None
+        for _ in range(MAX_ROUNDS):
+            answered = await self.apps.answers(self.engine, predicted)
+            if not answered:
+                return predicted
+            for app, asked, outputs in answered:
+                data = {"app": app.name, "inputs": asked, "outputs": outputs}
+                events.append(new_event("session.transformed", predicted.id, data))
+            folded = self._predict(current, events)
+            assert folded is not None  # the events are those of an existing (predicted) session
+            predicted = folded
+        log.warning("session apps still changing each other's inputs after %d rounds: stopping there", MAX_ROUNDS)
+        return predicted
 
     def _check_sizes(self, predicted: SessionState | None, records: list[Record]) -> None:
         """Refuse a change the log or the table could not take, before appending anything."""

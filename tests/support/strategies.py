@@ -20,6 +20,7 @@ from streams.testing.events import (
     region_resolved,
     session_created,
     session_erased,
+    session_transformed,
 )
 
 # Keys and values the transformers react to, mixed with arbitrary ones.
@@ -90,6 +91,22 @@ def _region(sid: str, n: int) -> st.SearchStrategy[dict]:
     )
 
 
+def _transformed(sid: str, n: int) -> st.SearchStrategy[dict]:
+    outputs = st.fixed_dictionaries(
+        {},
+        optional={
+            "public": st.dictionaries(st.sampled_from(["sc", "facets", "regionId"]), texts, max_size=2),
+            "storefront-permissions": st.dictionaries(
+                st.sampled_from(["organization", "priceTables"]), texts, max_size=2
+            ),
+        },
+    )
+    digests = st.sampled_from(["0" * 64, "a" * 64])
+    return st.tuples(digests, outputs).map(
+        lambda drawn: session_transformed(sid, "storefront-permissions", drawn[0], drawn[1], n)
+    )
+
+
 def _cart(sid: str, n: int) -> st.SearchStrategy[dict]:
     # Mostly the store's currency; now and then another, which the fold refuses (dead-lettered).
     return st.tuples(
@@ -113,6 +130,7 @@ EVENT_STRATEGIES: dict[str, Callable[[str, int], st.SearchStrategy[dict]]] = {
     "session.erased": _erase,
     "session.cookies_recorded": _cookies,
     "checkout.region_resolved": _region,
+    "session.transformed": _transformed,
 }
 
 
