@@ -1,14 +1,17 @@
 """What the storefront API learns outside the request's public values, against a real worker,
-broker and HTTP: a regions service's answer and the identity cookie's login, each decided before
-the change is appended and recorded in the log, so replays never call out.
+broker and HTTP: a regions service's answer, the identity cookie's login and a session app's
+outputs, each decided before the change is appended and recorded in the log, so replays (a past
+state, the timeline, ``sessionctl rebuild``) never call out.
 
 The regions service is a small HTTP server in the test, in the shape of VTEX's
 ``GET /api/checkout/pub/regions?country=&postalCode=|geoCoordinates=&sc=``; the identity cookie a
 token signed with a key of the JWKS file the worker reads, as VTEX ID signs
-``VtexIdclientAutCookie_<account>``."""
+``VtexIdclientAutCookie_<account>``; the session app the example of ``streams.testing.session_app``,
+with the ``vtex.session/configuration.json`` of vtex-apps/storefront-permissions."""
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +26,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from streams.testing.paths import SAMPLE_RULES_FILE
+from streams.testing.session_app import NAME, SessionApp
 from streams.testing.workers import SERVICE_HEADERS
+from tests.support.cli import sessionctl
 from tests.support.workers import shared_worker
 
 pytestmark = pytest.mark.integration
@@ -87,10 +92,22 @@ def identity_provider():
 
 
 @pytest.fixture(scope="module")
-def worker(kafka_bootstrap, tmp_path_factory, regions_service, identity_provider):
+def session_app() -> Iterator[SessionApp]:
+    app = SessionApp().start()
+    try:
+        yield app
+    finally:
+        app.stop()
+
+
+@pytest.fixture(scope="module")
+def worker(kafka_bootstrap, tmp_path_factory, regions_service, identity_provider, session_app):
+    folder = tmp_path_factory.mktemp("external-config")
     jwk = jwt.algorithms.RSAAlgorithm.to_jwk(identity_provider.public_key(), as_dict=True)
-    jwks = tmp_path_factory.mktemp("identity") / "jwks.json"
+    jwks = folder / "jwks.json"
     jwks.write_bytes(orjson.dumps({"keys": [{**jwk, "kid": "vtexid-1", "alg": "RS256"}]}))
+    apps = folder / "session-apps.json"
+    apps.write_bytes(orjson.dumps(session_app.manifest()))
     with shared_worker(
         kafka_bootstrap,
         tmp_path_factory,
@@ -100,12 +117,17 @@ def worker(kafka_bootstrap, tmp_path_factory, regions_service, identity_provider
         SESSIONS_REGIONS_URL=regions_service.url,
         SESSIONS_REGIONS_TIMEOUT_S="2",
         SESSIONS_IDENTITY_JWKS_FILE=str(jwks),
+        SESSIONS_SESSION_APPS_FILE=str(apps),
+        SESSIONS_SESSION_APPS_TIMEOUT_S="2",
     ) as process:
         yield process
 
 
+BUYER = {"sub": "buyer@example.com", "userId": "u-buyer"}  # a B2B buyer of the example session app
+
+
 def identity_token(key, seconds: int = 600, **claims) -> str:
-    body = {"sub": "buyer@example.com", "userId": "u-buyer", "account": "demo", "audience": "webstore",
+    body = {"sub": "ana@example.com", "userId": "u-ana", "account": "demo", "audience": "webstore",
             "exp": int(time.time()) + seconds, **claims}  # fmt: skip
     return jwt.encode(body, key, algorithm="RS256", headers={"kid": "vtexid-1"})
 
@@ -184,16 +206,14 @@ def test_the_identity_cookie_logs_in_on_a_write_and_out_when_it_is_gone(worker, 
         sid = shopper.post("/api/sessions?items=account.id", json={}).json()["id"]
         assert auth_of(shopper)["profile"] == {"isAuthenticated": {"value": "false"}}
         shopper.cookies.set("VtexIdclientAutCookie_demo", identity_token(identity_provider))
-        # Logged in by the cookie, the private channel 3 opens to this customer in the same write.
-        answer = shopper.patch("/api/sessions?sc=3&items=store.channel", json={})
+        answer = shopper.patch("/api/sessions", json={})
         assert answer.status_code == 200, answer.text
         namespaces = auth_of(shopper)
         assert namespaces["authentication"] == {
-            "storeUserId": {"value": "u-buyer"},
-            "storeUserEmail": {"value": "buyer@example.com"},
+            "storeUserId": {"value": "u-ana"},
+            "storeUserEmail": {"value": "ana@example.com"},
         }
-        assert namespaces["profile"] == {"isAuthenticated": {"value": "true"}, "email": {"value": "buyer@example.com"}}
-        assert namespaces["store"] == {"channel": {"value": "3"}}
+        assert namespaces["profile"] == {"isAuthenticated": {"value": "true"}, "email": {"value": "ana@example.com"}}
         # The same cookie again appends nothing.
         count = service.get(f"/api/v1/sessions/{sid}").json()["meta"]["eventCount"]
         shopper.patch("/api/sessions", json={})
@@ -213,13 +233,116 @@ def test_an_admin_token_fills_the_admin_fields_and_a_forged_one_nothing(worker, 
         admin.cookies.set("VtexIdclientAutCookie_demo", identity_token(identity_provider, audience="admin"))
         admin.post("/api/sessions", json={})
         assert auth_of(admin)["authentication"] == {
-            "storeUserId": {"value": "u-buyer"},
-            "storeUserEmail": {"value": "buyer@example.com"},
-            "adminUserId": {"value": "u-buyer"},
-            "adminUserEmail": {"value": "buyer@example.com"},
+            "storeUserId": {"value": "u-ana"},
+            "storeUserEmail": {"value": "ana@example.com"},
+            "adminUserId": {"value": "u-ana"},
+            "adminUserEmail": {"value": "ana@example.com"},
         }
     forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     with httpx.Client(base_url=worker.url, timeout=15.0) as intruder:
         intruder.cookies.set("VtexIdclientAutCookie_demo", identity_token(forger))
         assert intruder.post("/api/sessions", json={}).status_code == 201
         assert "authentication" not in auth_of(intruder)
+
+
+# --- session apps ---------------------------------------------------------------------------------
+
+
+def served(client: httpx.Client, sid: str) -> dict:
+    document = client.get(f"/api/v1/sessions/{sid}").json()
+    return {"namespaces": document["namespaces"], "eventCount": document["meta"]["eventCount"]}
+
+
+def test_a_session_app_answers_before_the_append_and_its_undeclared_outputs_are_refused(
+    worker, session_app, identity_provider
+):
+    """A storefront-permissions style app: the shopper's login (here from the identity cookie) is
+    its input; it answers the organization's sales channel and collections, which the store and
+    search transformers turn into the currency and the segment's facets, in the same write."""
+    session_app.extra = {"profile": {"email": {"value": "hijack@example.com"}}, NAME: {"rogue": {"value": "x"}}}
+    try:
+        with (
+            httpx.Client(base_url=worker.url, timeout=15.0) as shopper,
+            httpx.Client(base_url=worker.url, timeout=15.0, headers=SERVICE_HEADERS) as service,
+        ):
+            asked = len(session_app.requests)
+            sid = shopper.post("/api/sessions?items=account.id", json={}).json()["id"]
+            assert len(session_app.requests) == asked  # nothing it reads has a value yet: not called
+            shopper.cookies.set("VtexIdclientAutCookie_demo", identity_token(identity_provider, **BUYER))
+            answer = shopper.patch("/api/sessions", json={})
+            assert answer.status_code == 200, answer.text
+            # VTEX's request shape: every declared input the session has, in session shape.
+            expected = {"authentication": {"storeUserEmail": {"value": "buyer@example.com"}}}
+            assert session_app.requests[asked:] == [expected]
+            segment = orjson.loads(base64.b64decode(answer.json()["segmentToken"]))
+            assert (segment["channel"], segment["currencyCode"], segment["facets"]) == (
+                "2", "USD", "productClusterIds=138;",
+            )  # fmt: skip
+            namespaces = served(service, sid)["namespaces"]
+            assert namespaces[NAME] == {
+                "storeUserEmail": {"value": "buyer@example.com"},
+                "organization": {"value": "org-acme"},
+                "costcenter": {"value": "cc-1"},
+            }  # no "rogue": the app did not declare it
+            assert namespaces["profile"]["email"] == {"value": "buyer@example.com"}  # not the app's to write
+            assert namespaces["public"]["sc"] == {"value": "2"}
+            # The same inputs again: not called again.
+            shopper.patch("/api/sessions", json={"public": {"color": {"value": "red"}}})
+            assert len(session_app.requests) == asked + 1
+    finally:
+        session_app.extra = {}
+
+
+def test_a_failing_app_keeps_its_last_outputs_and_is_asked_again_on_the_next_change(worker, session_app):
+    with (
+        httpx.Client(base_url=worker.url, timeout=15.0) as shopper,
+        httpx.Client(base_url=worker.url, timeout=15.0, headers=SERVICE_HEADERS) as service,
+    ):
+        asked = len(session_app.requests)
+        body = {"public": {"impersonate": {"value": "x"}}}
+        sid = shopper.post("/api/sessions?items=account.id", json=body).json()["id"]
+        assert session_app.requests[asked:] == [body]
+        assert NAME not in served(service, sid)["namespaces"]  # not a buyer: it cleared nothing there was
+        asked += 1
+        session_app.failing = True
+        try:
+            shopper.patch("/api/sessions", json={"public": {"impersonate": {"value": "y"}}})
+            assert len(session_app.requests) == asked + 1
+            types = [e["type"] for e in service.get(f"/api/v1/sessions/{sid}/events").json()["events"]]
+            assert types.count("session.transformed") == 1  # the first answer only
+        finally:
+            session_app.failing = False
+        shopper.patch("/api/sessions", json={})
+        assert len(session_app.requests) == asked + 2  # the inputs it has not answered for yet
+        types = [e["type"] for e in service.get(f"/api/v1/sessions/{sid}/events").json()["events"]]
+        assert types.count("session.transformed") == 2
+
+
+def test_replays_and_a_rebuild_give_the_same_states_with_the_app_stopped(worker, session_app, identity_provider):
+    """Last in this file: it stops the app and switches the worker to a rebuilt generation."""
+    with (
+        httpx.Client(base_url=worker.url, timeout=15.0) as shopper,
+        httpx.Client(base_url=worker.url, timeout=15.0, headers=SERVICE_HEADERS) as service,
+    ):
+        shopper.cookies.set("VtexIdclientAutCookie_demo", identity_token(identity_provider, **BUYER))
+        sid = shopper.post("/api/sessions?items=account.id", json={}).json()["id"]
+        before = served(service, sid)
+        assert before["namespaces"][NAME]["organization"] == {"value": "org-acme"}
+        timeline = service.get(f"/api/v1/sessions/{sid}/events").json()["events"]
+        asked = len(session_app.requests)
+
+        session_app.stop()
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        past = service.get(f"/api/v1/sessions/{sid}", params={"at": now}).json()
+        assert past["namespaces"] == before["namespaces"]
+        assert service.get(f"/api/v1/sessions/{sid}/events").json()["events"] == timeline
+        sessionctl("rebuild", env=worker.env, expect=0, timeout=180)
+        switched = sessionctl("rebuild", "--switch", env=worker.env, expect=0, timeout=180)
+        assert "switched: the workers serve generation 2" in switched.stdout
+        deadline = time.monotonic() + 30
+        while (now_served := service.get(f"/api/v1/sessions/{sid}")).status_code != 200 or served(
+            service, sid
+        ) != before:
+            assert time.monotonic() < deadline, now_served.text
+            time.sleep(0.1)
+        assert len(session_app.requests) == asked  # nobody called the app
