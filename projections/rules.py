@@ -112,6 +112,10 @@ class Rules:
     customer_price_tables: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # The private sales channels each customer (by e-mail, lowercased) may use once logged in.
     customer_channels: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Telesales: the customers (e-mail, lowercased) who may impersonate others once logged in, and
+    # the user id of customers (for impersonate.storeUserId).
+    impersonators: frozenset[str] = frozenset()
+    customer_ids: Mapping[str, str] = field(default_factory=dict)
     # Keys of ``public`` that hold personal data besides ``storeUserEmail`` (encrypted in the log
     # and erased with the session: ``schemas.personal``).
     personal_public_keys: frozenset[str] = frozenset()
@@ -231,10 +235,19 @@ def parse_rules(document: Mapping[str, Any]) -> Rules:
 
     customers: dict[str, tuple[str, ...]] = {}
     customer_channels: dict[str, frozenset[str]] = {}
+    impersonators: set[str] = set()
+    customer_ids: dict[str, str] = {}
     for email, raw in _table(root.get("customers", {}), "$.customers").items():
         path = f"$.customers.{email!r}"
         entry = _table(raw, path)
-        _unknown(entry, {"price_tables", "channels"}, path)
+        _unknown(entry, {"price_tables", "channels", "can_impersonate", "user_id"}, path)
+        can_impersonate = entry.get("can_impersonate", False)
+        if not isinstance(can_impersonate, bool):
+            raise RulesError(f"{path}.can_impersonate: expected true or false")
+        if can_impersonate:
+            impersonators.add(email.lower())
+        if "user_id" in entry:
+            customer_ids[email.lower()] = _text(entry["user_id"], f"{path}.user_id")
         customers[email.lower()] = _price_tables(entry.get("price_tables", []), f"{path}.price_tables")
         channels = entry.get("channels", [])
         if not isinstance(channels, list) or not all(isinstance(c, str) and _CHANNEL_ID.match(c) for c in channels):
@@ -253,6 +266,8 @@ def parse_rules(document: Mapping[str, Any]) -> Rules:
         regions=tuple(regions),
         customer_price_tables=customers,
         customer_channels=customer_channels,
+        impersonators=frozenset(impersonators),
+        customer_ids=customer_ids,
         personal_public_keys=frozenset(personal),
     )
 

@@ -244,9 +244,38 @@ def _authentication(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
     }
 
 
+IMPERSONATED_KEY: Final = "vtex-impersonated-customer-email"
+
+
+def _impersonate(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
+    # vtex.impersonate-session: a logged-in telesales operator (the rules' can_impersonate) asks
+    # for a customer by public.vtex-impersonated-customer-email; the customer's identity follows.
+    operator = inputs.get("authentication.storeUserEmail")
+    if operator is None:
+        return {}
+    allowed = str(operator).lower() in rules.impersonators
+    customer = inputs.get(f"public.{IMPERSONATED_KEY}")
+    email = str(customer).lower() if allowed and isinstance(customer, str) and "@" in customer else None
+    return {
+        "impersonate.canImpersonate": "true" if allowed else "false",
+        "impersonate.storeUserEmail": email,
+        "impersonate.storeUserId": rules.customer_ids.get(email) if email else None,
+    }
+
+
 def _profile(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
     # The sales channel's tables first (store.priceTables), then the shopper's, then campaigns'.
     campaign_tables = [*_split_csv(inputs.get("store.priceTables")), *_split_csv(inputs.get("rnb.priceTables"))]
+    impersonated = inputs.get("impersonate.storeUserEmail")
+    if impersonated:
+        # The operator sees the store as the customer: the customer's identity and price tables.
+        tables = [*rules.customer_price_tables.get(str(impersonated), ()), *campaign_tables]
+        return {
+            "profile.id": inputs.get("impersonate.storeUserId"),
+            "profile.email": impersonated,
+            "profile.priceTables": _csv(tables),
+            "profile.isAuthenticated": "true",
+        }
     user_id = inputs.get("authentication.storeUserId")
     if user_id:
         login = inputs.get("@login") or {}
@@ -313,6 +342,12 @@ BUILT_IN: Final[tuple[Transformer, ...]] = (
         _authentication,
     ),
     Transformer(
+        "impersonate",
+        _keys("authentication.storeUserEmail", f"public.{IMPERSONATED_KEY}"),
+        _keys("impersonate.canImpersonate", "impersonate.storeUserEmail", "impersonate.storeUserId"),
+        _impersonate,
+    ),
+    Transformer(
         "campaigns",
         _keys("public.utm_source", "public.utm_campaign", "public.utmi_cp"),
         _keys("rnb.campaigns", "rnb.priceTables"),
@@ -344,6 +379,8 @@ BUILT_IN: Final[tuple[Transformer, ...]] = (
             "public.storeUserEmail",
             "rnb.priceTables",
             "store.priceTables",
+            "impersonate.storeUserEmail",
+            "impersonate.storeUserId",
             "@login",
         ),
         _PROFILE_OUTPUTS,

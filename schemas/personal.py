@@ -19,11 +19,12 @@ SEALED_MARK: Final = b'"enc:v1:'
 
 # auth.logged_in's data (and the login facts the fold keeps of it).
 LOGIN_FIELDS: Final = frozenset({"userId", "email", "firstName", "lastName", "phone", "document"})
-ALWAYS_PERSONAL_PUBLIC_KEYS: Final = frozenset({"storeUserEmail"})
+ALWAYS_PERSONAL_PUBLIC_KEYS: Final = frozenset({"storeUserEmail", "vtex-impersonated-customer-email"})
 # What the transformers derive from a login.
 PERSONAL_STATE_KEYS: Final[Mapping[str, frozenset[str]]] = {
     "authentication": frozenset({"storeUserId", "storeUserEmail", "adminUserId", "adminUserEmail"}),
     "profile": frozenset({"id", "email", "firstName", "lastName", "phone", "document"}),
+    "impersonate": frozenset({"storeUserId", "storeUserEmail"}),
 }
 # A place inside a parsed JSON document: the container, the key in it, and the dotted path (the
 # path is bound into the ciphertext, so a value cannot be moved to another field or session).

@@ -15,6 +15,7 @@ from streams.rules_file import parse_rules_text
 from streams.testing.events import (
     cookies_recorded,
     logged_in,
+    logged_out,
     new_session_id,
     page_view,
     public_set,
@@ -279,3 +280,32 @@ def test_page_views_with_sc_in_the_url_fold_like_a_write():
     sid = new_session_id()
     state = run(session_created(sid), page_view(sid, "https://s/?sc=2"))
     assert values(state, "store")["currencyCode"] == "USD"
+
+
+# --- impersonation --------------------------------------------------------------------------------
+
+
+def test_a_telesales_operator_impersonates_a_customer_and_others_may_not():
+    sid = new_session_id()
+    wanted = {"vtex-impersonated-customer-email": "Joao@Example.com"}
+    operator = run(session_created(sid), logged_in(sid, "u-op", "operator@example.com", 1), public_set(sid, wanted, 2))
+    assert values(operator, "impersonate") == {"canImpersonate": "true", "storeUserEmail": "joao@example.com"}
+    # The operator sees the store as the customer: the customer's price tables.
+    assert values(operator, "profile") == {
+        "email": "joao@example.com",
+        "priceTables": "gold",
+        "isAuthenticated": "true",
+    }
+    buyer = run(session_created(sid), logged_in(sid, "u-op", "operator@example.com", 1),
+                public_set(sid, {"vtex-impersonated-customer-email": "buyer@example.com"}, 2))  # fmt: skip
+    assert values(buyer, "impersonate")["storeUserId"] == "u-buyer"
+    shopper = run(session_created(sid), logged_in(sid, "u-1", "joao@example.com", 1), public_set(sid, wanted, 2))
+    assert values(shopper, "impersonate") == {"canImpersonate": "false"}
+    assert values(shopper, "profile")["email"] == "joao@example.com"
+    anonymous = run(session_created(sid), public_set(sid, wanted, 2))
+    assert "impersonate" not in anonymous.namespaces
+    # Logging out ends the impersonation.
+    after = run(session_created(sid), logged_in(sid, "u-op", "operator@example.com", 1), public_set(sid, wanted, 2),
+                logged_out(sid, 3))  # fmt: skip
+    assert "impersonate" not in after.namespaces
+    assert values(after, "profile") == {"isAuthenticated": "false"}
