@@ -285,3 +285,28 @@ def test_cache_control_of_session_and_segment_answers(browser):
     by_token = browser.get(f"/api/segments/{quote(token, safe='')}")
     assert by_token.headers["cache-control"] == "public, max-age=31536000, immutable"
     assert by_token.json() == decode_segment(token)
+
+
+# --- impersonation --------------------------------------------------------------------------------
+
+
+def test_a_telesales_operator_impersonates_a_customer_by_the_public_key(browser, identity_service):
+    """VTEX's telesales guide: an operator's session sets ``vtex-impersonated-customer-email``;
+    impersonate-session fills ``impersonate.*`` when the operator may, profile-session the customer."""
+    sid = browser.post("/api/sessions?items=account.id", json={}).json()["id"]
+    assert (
+        identity_service.post("/api/events", json=logged_in(sid, "u-op", "operator@example.com", 1)).status_code == 202
+    )
+    wait_for_session(identity_service, sid, 2)
+    answer = browser.patch(
+        "/api/sessions?items=impersonate.*,profile.email,profile.priceTables",
+        json={"public": {"vtex-impersonated-customer-email": {"value": "joao@example.com"}}},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["namespaces"] == {
+        "impersonate": {"canImpersonate": {"value": "true"}, "storeUserEmail": {"value": "joao@example.com"}},
+        "profile": {"email": {"value": "joao@example.com"}, "priceTables": {"value": "gold"}},
+    }
+    assert (
+        decode_segment(answer.headers.get_list("set-cookie")[1].split(";")[0].split("=", 1)[1])["priceTables"] == "gold"
+    )
