@@ -307,6 +307,4 @@ def test_a_telesales_operator_impersonates_a_customer_by_the_public_key(browser,
         "impersonate": {"canImpersonate": {"value": "true"}, "storeUserEmail": {"value": "joao@example.com"}},
         "profile": {"email": {"value": "joao@example.com"}, "priceTables": {"value": "gold"}},
     }
-    assert (
-        decode_segment(answer.headers.get_list("set-cookie")[1].split(";")[0].split("=", 1)[1])["priceTables"] == "gold"
-    )
+    assert decode_segment(set_cookie(answer, "vtex_segment"))["priceTables"] == "gold"
