@@ -76,7 +76,10 @@ class SessionApp:
                     self.send_response(500)
                     self.end_headers()
                     return
-                answer = orjson.dumps({**transform(body), **app.extra})
+                outputs = transform(body)
+                for namespace, keys in app.extra.items():
+                    outputs[namespace] = {**outputs.get(namespace, {}), **keys}
+                answer = orjson.dumps(outputs)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Cache-Control", "no-cache, no-store")
