@@ -265,11 +265,11 @@ def _impersonate(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
 
 def _profile(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
     # The sales channel's tables first (store.priceTables), then the shopper's, then campaigns'.
-    campaign_tables = [*_split_csv(inputs.get("store.priceTables")), *_split_csv(inputs.get("rnb.priceTables"))]
+    shared_tables = [*_split_csv(inputs.get("store.priceTables")), *_split_csv(inputs.get("rnb.priceTables"))]
     impersonated = inputs.get("impersonate.storeUserEmail")
     if impersonated:
         # The operator sees the store as the customer: the customer's identity and price tables.
-        tables = [*rules.customer_price_tables.get(str(impersonated), ()), *campaign_tables]
+        tables = [*rules.customer_price_tables.get(str(impersonated), ()), *shared_tables]
         return {
             "profile.id": inputs.get("impersonate.storeUserId"),
             "profile.email": impersonated,
@@ -280,7 +280,7 @@ def _profile(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
     if user_id:
         login = inputs.get("@login") or {}
         email = str(inputs.get("authentication.storeUserEmail") or login.get("email") or "")
-        tables = [*rules.customer_price_tables.get(email.lower(), ()), *login.get("priceTables", ()), *campaign_tables]
+        tables = [*rules.customer_price_tables.get(email.lower(), ()), *login.get("priceTables", ()), *shared_tables]
         return {
             "profile.id": user_id,
             "profile.email": email or None,
@@ -293,7 +293,7 @@ def _profile(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
         }
     # Identified without a login: only the customer's price tables, never their personal data.
     identified = str(inputs.get("public.storeUserEmail") or "").lower()
-    tables = [*rules.customer_price_tables.get(identified, ()), *campaign_tables]
+    tables = [*rules.customer_price_tables.get(identified, ()), *shared_tables]
     return {"profile.priceTables": _csv(tables), "profile.isAuthenticated": "false"}
 
 
@@ -390,7 +390,7 @@ BUILT_IN: Final[tuple[Transformer, ...]] = (
 )
 
 
-# Keys VTEX marks ``keepAlive`` (they outlive a reset of the session: the account's id).
+# Keys VTEX serves with ``keepAlive: true`` (its OpenAPI example: the account's id).
 KEEP_ALIVE: Final = frozenset({"account.id"})
 
 
