@@ -3,7 +3,7 @@
 The design's rule for lookups in other systems: decided before the append, recorded in the log
 (``checkout.region_resolved``), so a replay, a rebuild or a timeline never calls out and always
 folds the same region. The service answers in VTEX's checkout regions API shape
-(``GET /api/checkout/pub/regions?country=&postalCode=|geoCoordinates=&sc=`` ->
+(``GET /api/checkout/pub/regions?country=&postalCode=|geoCoordinates=<lon>;<lat>&sc=`` ->
 ``[{"id": "v2.…", "sellers": [...]}]``; ``[]``: no region there).
 
 A service that fails or is slow records nothing: the rules' table answers for this change, and
@@ -36,7 +36,8 @@ async def ask_region(engine: Engine, inputs: RegionInputs, channel: str | None) 
     if inputs.postal_code is not None:
         query["postalCode"] = inputs.postal_code
     if inputs.coordinates is not None:
-        query["geoCoordinates"] = "{},{}".format(*inputs.coordinates)
+        # "lon;lat": how FastStore's commerce client calls VTEX's regions API (``checkout.region``).
+        query["geoCoordinates"] = "{};{}".format(*inputs.coordinates)
     if channel is not None:
         query["sc"] = channel
     timeout = ClientTimeout(total=settings.regions_timeout_s)

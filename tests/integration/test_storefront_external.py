@@ -4,7 +4,7 @@ outputs, each decided before the change is appended and recorded in the log, so 
 state, the timeline, ``sessionctl rebuild``) never call out.
 
 The regions service is a small HTTP server in the test, in the shape of VTEX's
-``GET /api/checkout/pub/regions?country=&postalCode=|geoCoordinates=&sc=``; the identity cookie a
+``GET /api/checkout/pub/regions?country=&postalCode=|geoCoordinates=<lon>;<lat>&sc=``; the identity cookie a
 token signed with a key of the JWKS file the worker reads, as VTEX ID signs
 ``VtexIdclientAutCookie_<account>``; the session app the example of ``streams.testing.session_app``,
 with the ``vtex.session/configuration.json`` of vtex-apps/storefront-permissions."""
@@ -157,6 +157,19 @@ def test_a_service_that_fails_leaves_the_table_to_answer_and_records_nothing(wor
         regions_service.failing = False
 
 
+def test_coordinates_are_asked_for_as_faststore_asks_and_the_services_none_wins(worker, regions_service):
+    with httpx.Client(base_url=worker.url, timeout=15.0) as shopper:
+        asked = len(regions_service.queries)
+        body = {"public": {"country": {"value": "BRA"}, "geoCoordinates": {"value": "-46.6388,-23.5489"}}}
+        answer = shopper.post("/api/sessions?items=checkout.regionId,search.facets", json=body)
+        assert answer.status_code == 201, answer.text
+        assert regions_service.queries[asked:] == [{"country": "BRA", "geoCoordinates": "-46.6388;-23.5489", "sc": "1"}]
+        # The service knows no region there: its answer wins over the sample's São Paulo area.
+        assert answer.json()["namespaces"] == {
+            "search": {"facets": {"value": "country=BRA;coordinates=-46.6388,-23.5489;"}}
+        }
+
+
 def test_the_service_is_asked_once_and_replays_never_ask_again(worker, regions_service):
     with (
         httpx.Client(base_url=worker.url, timeout=15.0) as shopper,
@@ -227,6 +240,32 @@ def test_the_identity_cookie_logs_in_on_a_write_and_out_when_it_is_gone(worker, 
         types = [e["type"] for e in service.get(f"/api/v1/sessions/{sid}/events").json()["events"]]
         assert types.count("auth.logged_in") == types.count("auth.logged_out") == 1
         assert types.index("auth.logged_in") < types.index("auth.logged_out")
+
+
+def test_faststore_session_with_only_the_identity_cookie(worker, identity_provider):
+    """FastStore packages/api/src/platforms/vtex/clients/commerce/index.ts (commit 0020438),
+    ``session(search)``, as its ``validateSession`` calls it: POST /api/sessions?<search with sc>
+    &items=profile.id,profile.email,profile.firstName,profile.lastName,store.*; the only cookie is
+    ``VtexIdclientAutCookie_<account>``; body ``{}``. It reads ``profile`` and ``store``."""
+    items = (
+        "profile.id,profile.email,profile.firstName,profile.lastName,store.channel,store.countryCode,"
+        "store.cultureInfo,store.currencyCode,store.currencySymbol"
+    )
+    token = identity_token(identity_provider)
+    with httpx.Client(base_url=worker.url, timeout=15.0) as faststore:  # a server: no cookie jar
+        answer = faststore.post(
+            f"/api/sessions?sc=2&locale=en-US&utm_source=google&items={items}",
+            headers={"content-type": "application/json", "cookie": f"VtexIdclientAutCookie_demo={token}"},
+            content=b"{}",
+        )
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["namespaces"] == {
+            "profile": {"id": {"value": "u-ana"}, "email": {"value": "ana@example.com"}},
+            "store": {
+                "channel": {"value": "2"}, "countryCode": {"value": "USA"}, "cultureInfo": {"value": "en-US"},
+                "currencyCode": {"value": "USD"}, "currencySymbol": {"value": "US$"},
+            },
+        }  # fmt: skip
 
 
 def test_an_admin_token_fills_the_admin_fields_and_a_forged_one_nothing(worker, identity_provider):
