@@ -26,6 +26,11 @@ PERSONAL_STATE_KEYS: Final[Mapping[str, frozenset[str]]] = {
     "profile": frozenset({"id", "email", "firstName", "lastName", "phone", "document"}),
     "impersonate": frozenset({"storeUserId", "storeUserEmail"}),
 }
+# The key names that are personal in any other namespace (a session app's own: its answers are
+# recorded in the log, ``session.transformed``, and the app's namespace is not known here).
+APP_PERSONAL_KEYS: Final = LOGIN_FIELDS | {"storeUserId", "storeUserEmail", "adminUserId", "adminUserEmail"}
+# Namespaces whose personal keys are those above (or none): an app may not write them.
+_KNOWN_NAMESPACES: Final = frozenset({"public", "account", "store", "rnb", "checkout", "search", "cookie", "cart"})
 # A place inside a parsed JSON document: the container, the key in it, and the dotted path (the
 # path is bound into the ciphertext, so a value cannot be moved to another field or session).
 Place = tuple[dict[str, Any], str, str]
@@ -52,12 +57,25 @@ def event_places(record: dict[str, Any], personal_public: frozenset[str]) -> Ite
                 entry = public[name]
                 if isinstance(entry, dict) and entry.get("value") is not None:
                     yield entry, "value", f"data.public.{name}.value"
+    elif kind == "session.transformed":
+        outputs = data.get("outputs")
+        if isinstance(outputs, dict):
+            for namespace in sorted(outputs):
+                keys = outputs[namespace]
+                if not isinstance(keys, dict):
+                    continue
+                names = personal_public if namespace == "public" else APP_PERSONAL_KEYS
+                for name in sorted(names & keys.keys()):
+                    entry = keys[name]
+                    # "" clears the key (VTEX's merge): it stays readable to the fold.
+                    if isinstance(entry, dict) and entry.get("value") not in (None, ""):
+                        yield entry, "value", f"data.outputs.{namespace}.{name}.value"
 
 
 def state_places(state: dict[str, Any], personal_public: frozenset[str]) -> Iterator[Place]:
     """The personal values of one session state (parsed, as ``schemas.session`` encodes it)."""
     namespaces = state.get("namespaces") or {}
-    for namespace, names in (*PERSONAL_STATE_KEYS.items(), ("public", personal_public)):
+    for namespace, names in (*PERSONAL_STATE_KEYS.items(), ("public", personal_public), *_app_namespaces(namespaces)):
         keys = namespaces.get(namespace)
         if not keys:
             continue
@@ -77,13 +95,19 @@ def is_personal_state(namespaces: Mapping[str, Any], facts: Mapping[str, Any], p
     value at all? Key-set intersections first: most states hold none of the names."""
     if "login" in facts:
         return True
-    for namespace, names in (*PERSONAL_STATE_KEYS.items(), ("public", personal_public)):
+    for namespace, names in (*PERSONAL_STATE_KEYS.items(), ("public", personal_public), *_app_namespaces(namespaces)):
         keys = namespaces.get(namespace)
         if keys:
             for name in names & keys.keys():
                 if (keys[name] or {}).get("value") is not None:
                     return True
     return False
+
+
+def _app_namespaces(namespaces: Mapping[str, Any]) -> Iterator[tuple[str, frozenset[str]]]:
+    """The namespaces of session apps a state holds, each with the personal key names."""
+    for namespace in namespaces.keys() - _KNOWN_NAMESPACES - PERSONAL_STATE_KEYS.keys():
+        yield namespace, APP_PERSONAL_KEYS
 
 
 def identifiers(record: dict[str, Any], personal_public: frozenset[str]) -> list[tuple[str, str]]:

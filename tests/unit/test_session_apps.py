@@ -3,10 +3,14 @@ fold of its recorded answer (``session.transformed``). No broker, no HTTP."""
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from projections.session import fold
 from schemas.events import event_from_object
+from schemas.personal import is_personal_state, public_keys
+from streams.privacy.cipher import new_data_key
+from streams.privacy.sealing import open_json, seal_event, seal_state
 from streams.settings import SettingsError
 from streams.testing.events import logged_in, new_session_id, public_set, session_created, session_transformed
 from streams.testing.paths import sample_rules
@@ -97,3 +101,26 @@ def test_the_recorded_answer_folds_as_vtex_merges_it_and_wakes_the_transformers(
         session_transformed(sid, NAME, "b" * 64, {NAME: {"organization": ""}}, 2),
     )
     assert cleared.namespaces[NAME] == {"costcenter": {"value": "c"}}
+
+
+def test_personal_values_an_app_answers_are_sealed_in_the_log_and_in_the_state():
+    personal = public_keys(frozenset())
+    sid = new_session_id()
+    record = session_transformed(
+        sid,
+        NAME,
+        "a" * 64,
+        {NAME: {"storeUserEmail": "buyer@example.com", "organization": "org-acme", "userId": ""},
+         "public": {"storeUserEmail": "buyer@example.com", "sc": "2"}},
+    )  # fmt: skip
+    key, _ = new_data_key()
+    sealed = orjson.loads(orjson.dumps(record))
+    assert seal_event(sealed, key, personal)
+    raw = orjson.dumps(sealed)
+    assert b"buyer@example.com" not in raw and b"org-acme" in raw and b'"sc":{"value":"2"}' in raw
+    assert sealed["data"]["outputs"][NAME]["userId"] == {"value": ""}  # a clear stays readable
+    assert orjson.loads(open_json(raw, lambda session, kid: key.aead if kid == key.kid else None)) == record
+    state = run(session_created(sid), record)
+    assert is_personal_state(state.namespaces, state.facts, personal)
+    stored = seal_state(state, key, personal)
+    assert b"buyer@example.com" not in stored and b"org-acme" in stored
