@@ -300,6 +300,8 @@ def _account(name: str, entry: Mapping[str, Any], hosts: dict[str, str]) -> Stor
     bindings: dict[str, Binding] = {}
     for binding_id, raw in _table(entry.get("bindings", {}), f"{path}.bindings").items():
         where = f"{path}.bindings.{binding_id}"
+        if not 0 < len(binding_id) <= 128:
+            raise RulesError(f"{where}: a binding id has 1 to 128 characters")
         table = _table(raw, where)
         _unknown(table, {"channel", "locale", "host"}, where)
         channel = _text(table.get("channel"), f"{where}.channel")

@@ -470,9 +470,15 @@ def _check_public(public: PublicChange) -> None:
             ) from None
 
 
+MAX_RECORDED_COOKIE = 4096  # schemas.events.CookieValue
+
+
 def _request_cookies(request: web.Request) -> dict[str, str | None]:
-    """The recorded cookies as the request carries them (None: absent)."""
-    return {name: request.cookies.get(name) for name in RECORDED_COOKIES}
+    """The recorded cookies as the request carries them (None: absent). One longer than an event
+    may record is left out, as if unchanged: the shopper cannot fix their cookie, so it must not
+    make every write of theirs a 400."""
+    cookies = {name: request.cookies.get(name) for name in RECORDED_COOKIES}
+    return {name: value for name, value in cookies.items() if value is None or len(value) <= MAX_RECORDED_COOKIE}
 
 
 def _identity_events(current: SessionState | None, session_id: str, identity: Identity) -> list[Event]:
