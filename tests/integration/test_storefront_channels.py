@@ -271,6 +271,15 @@ def test_the_order_form_id_comes_from_the_checkout_cookie_or_a_public_key(worker
         }
 
 
+def test_a_checkout_cookie_too_long_to_record_is_left_out_not_refused(worker):
+    with httpx.Client(
+        base_url=worker.url, timeout=15.0, cookies={"checkout.vtex.com": "__ofid=" + "a" * 5000}
+    ) as shopper:
+        answer = shopper.post("/api/sessions?items=cookie.*,checkout.orderFormId", json={})
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["namespaces"] == {}
+
+
 # --- cache semantics ------------------------------------------------------------------------------
 
 
