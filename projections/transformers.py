@@ -249,12 +249,13 @@ IMPERSONATED_KEY: Final = "vtex-impersonated-customer-email"
 
 def _impersonate(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
     # vtex.impersonate-session: a logged-in telesales operator (the rules' can_impersonate) asks
-    # for a customer by public.vtex-impersonated-customer-email; the customer's identity follows.
+    # for a customer by public.vtex-impersonated-customer-email, or the telesales UI's cookie of
+    # that name; the customer's identity follows.
     operator = inputs.get("authentication.storeUserEmail")
     if operator is None:
         return {}
     allowed = str(operator).lower() in rules.impersonators
-    customer = inputs.get(f"public.{IMPERSONATED_KEY}")
+    customer = inputs.get(f"public.{IMPERSONATED_KEY}") or inputs.get(f"cookie.{IMPERSONATED_KEY}")
     email = str(customer).lower() if allowed and isinstance(customer, str) and "@" in customer else None
     return {
         "impersonate.canImpersonate": "true" if allowed else "false",
@@ -343,7 +344,7 @@ BUILT_IN: Final[tuple[Transformer, ...]] = (
     ),
     Transformer(
         "impersonate",
-        _keys("authentication.storeUserEmail", f"public.{IMPERSONATED_KEY}"),
+        _keys("authentication.storeUserEmail", f"public.{IMPERSONATED_KEY}", f"cookie.{IMPERSONATED_KEY}"),
         _keys("impersonate.canImpersonate", "impersonate.storeUserEmail", "impersonate.storeUserId"),
         _impersonate,
     ),

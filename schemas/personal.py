@@ -25,6 +25,7 @@ PERSONAL_STATE_KEYS: Final[Mapping[str, frozenset[str]]] = {
     "authentication": frozenset({"storeUserId", "storeUserEmail", "adminUserId", "adminUserEmail"}),
     "profile": frozenset({"id", "email", "firstName", "lastName", "phone", "document"}),
     "impersonate": frozenset({"storeUserId", "storeUserEmail"}),
+    "cookie": frozenset({"vtex-impersonated-customer-email"}),
 }
 # The key names that are personal in any other namespace (a session app's own: its answers are
 # recorded in the log, ``session.transformed``, and the app's namespace is not known here).
@@ -57,6 +58,12 @@ def event_places(record: dict[str, Any], personal_public: frozenset[str]) -> Ite
                 entry = public[name]
                 if isinstance(entry, dict) and entry.get("value") is not None:
                     yield entry, "value", f"data.public.{name}.value"
+    elif kind == "session.cookies_recorded":
+        cookies = data.get("cookies")
+        if isinstance(cookies, dict):
+            for name in sorted(PERSONAL_STATE_KEYS["cookie"] & cookies.keys()):
+                if isinstance(cookies[name], str):
+                    yield cookies, name, f"data.cookies.{name}"
     elif kind == "session.transformed":
         outputs = data.get("outputs")
         if isinstance(outputs, dict):

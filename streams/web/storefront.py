@@ -29,7 +29,7 @@ from projections.segment import (
     with_overrides,
 )
 from projections.session import apply, rfc3339
-from projections.transformers import CHECKOUT_COOKIE, read_value
+from projections.transformers import CHECKOUT_COOKIE, IMPERSONATED_KEY, read_value
 from schemas.events import Event, EventDecodeError, event_from_object
 from schemas.session import SessionState, decode_state, encode_state
 from streams.fold.store import StoreClosed
@@ -58,8 +58,9 @@ RESERVED_QUERY = frozenset({"items", ACCOUNT_PARAM})
 _ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 # The subject of the throw-away fold that derives a default segment (no session is stored).
 _NO_SESSION = "00000000-0000-0000-0000-000000000000"
-# The request cookies a session records (VTEX's ``cookie`` namespace): the storefront's cart.
-RECORDED_COOKIES = (CHECKOUT_COOKIE,)
+# The request cookies a session records (VTEX's ``cookie`` namespace): the storefront's cart and
+# the telesales UI's impersonated customer.
+RECORDED_COOKIES = (CHECKOUT_COOKIE, IMPERSONATED_KEY)
 # Cache-Control of each kind of answer. A session answer is one shopper's (and sets their cookie):
 # never stored. A segment read by cookie depends on the cookie: the browser's only, revalidated.
 # A segment read by token is a pure function of the URL (the token and the query overrides): the

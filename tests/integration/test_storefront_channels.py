@@ -317,3 +317,23 @@ def test_a_telesales_operator_impersonates_a_customer_by_the_public_key(browser,
         "profile": {"email": {"value": "joao@example.com"}, "priceTables": {"value": "gold"}},
     }
     assert decode_segment(set_cookie(answer, "vtex_segment"))["priceTables"] == "gold"
+
+
+def test_the_telesales_cookie_impersonates_too(worker, identity_service):
+    """VTEX's telesales UI sets the ``vtex-impersonated-customer-email`` cookie; the session records it."""
+    with httpx.Client(base_url=worker.url, timeout=15.0) as operator:
+        sid = operator.post("/api/sessions?items=account.id", json={}).json()["id"]
+        login = logged_in(sid, "u-op", "operator@example.com", 1)
+        assert identity_service.post("/api/events", json=login).status_code == 202
+        wait_for_session(identity_service, sid, 2)
+        operator.cookies.set("vtex-impersonated-customer-email", "buyer@example.com")
+        answer = operator.patch("/api/sessions?items=impersonate.*,profile.id", json={})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["namespaces"] == {
+            "impersonate": {
+                "canImpersonate": {"value": "true"},
+                "storeUserEmail": {"value": "buyer@example.com"},
+                "storeUserId": {"value": "u-buyer"},
+            },
+            "profile": {"id": {"value": "u-buyer"}},
+        }

@@ -3,6 +3,7 @@ the cart's orderForm, regions by coordinates or a recorded lookup, keepAlive. Pu
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from projections.channels import choose
@@ -11,6 +12,8 @@ from projections.rules import RulesError, parse_rules
 from projections.segment import segment_of
 from projections.session import fold
 from schemas.events import event_from_object
+from schemas.personal import event_places, public_keys, state_places
+from schemas.session import encode_state
 from streams.rules_file import parse_rules_text
 from streams.testing.events import (
     cookies_recorded,
@@ -309,3 +312,23 @@ def test_a_telesales_operator_impersonates_a_customer_and_others_may_not():
                 logged_out(sid, 3))  # fmt: skip
     assert "impersonate" not in after.namespaces
     assert values(after, "profile") == {"isAuthenticated": "false"}
+
+
+def test_the_telesales_cookie_asks_for_the_customer_too_and_is_sealed_in_the_log():
+    sid = new_session_id()
+    state = run(
+        session_created(sid),
+        logged_in(sid, "u-op", "operator@example.com", 1),
+        cookies_recorded(sid, {"vtex-impersonated-customer-email": "buyer@example.com"}, 2),
+    )
+    assert values(state, "impersonate") == {
+        "canImpersonate": "true",
+        "storeUserEmail": "buyer@example.com",
+        "storeUserId": "u-buyer",
+    }
+    record = cookies_recorded(sid, {"vtex-impersonated-customer-email": "buyer@example.com", "checkout.vtex.com": "x"})
+    places = [path for _, _, path in event_places(record, public_keys(frozenset()))]
+    assert places == ["data.cookies.vtex-impersonated-customer-email"]
+    assert [
+        path for _, _, path in state_places(orjson.loads(encode_state(state)), frozenset()) if "cookie" in path
+    ] == ["namespaces.cookie.vtex-impersonated-customer-email.value"]
