@@ -29,6 +29,7 @@ from streams.testing.paths import SAMPLE_RULES_FILE
 from streams.testing.session_app import NAME, SessionApp
 from streams.testing.workers import SERVICE_HEADERS
 from tests.support.cli import sessionctl
+from tests.support.topics import read_topic
 from tests.support.workers import shared_worker
 
 pytestmark = pytest.mark.integration
@@ -294,7 +295,7 @@ def served(client: httpx.Client, sid: str) -> dict:
 
 
 def test_a_session_app_answers_before_the_append_and_its_undeclared_outputs_are_refused(
-    worker, session_app, identity_provider
+    worker, session_app, identity_provider, kafka_bootstrap
 ):
     """A storefront-permissions style app: the shopper's login (here from the identity cookie) is
     its input; it answers the organization's sales channel and collections, which the store and
@@ -326,6 +327,12 @@ def test_a_session_app_answers_before_the_append_and_its_undeclared_outputs_are_
             }  # no "rogue": the app did not declare it
             assert namespaces["profile"]["email"] == {"value": "buyer@example.com"}  # not the app's to write
             assert namespaces["public"]["sc"] == {"value": "2"}
+            # In the log the app's answer is there, its e-mail sealed like the login's.
+            records = [r.value or b"" for r in read_topic(kafka_bootstrap, worker.env["SESSIONS_EVENTS_TOPIC"])]
+            [answered] = [orjson.loads(r) for r in records if sid.encode() in r and b'"session.transformed"' in r]
+            assert answered["data"]["outputs"][NAME]["organization"] == {"value": "org-acme"}
+            assert answered["data"]["outputs"][NAME]["storeUserEmail"]["value"].startswith("enc:v1:")
+            assert not any(sid.encode() in r and b"buyer@example.com" in r for r in records)
             # The same inputs again: not called again.
             shopper.patch("/api/sessions", json={"public": {"color": {"value": "red"}}})
             assert len(session_app.requests) == asked + 1
