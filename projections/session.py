@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache, singledispatch
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -22,13 +22,16 @@ from projections.transformers import read_value, run_transformers
 from schemas.events import (
     CampaignClicked,
     CartItemAdded,
+    CookiesRecorded,
     Event,
     LoggedIn,
     LoggedOut,
     PageViewed,
     PublicSet,
+    RegionResolved,
     SessionCreated,
     SessionErased,
+    SessionTransformed,
 )
 from schemas.session import Namespaces, SessionMeta, SessionState
 
@@ -64,6 +67,15 @@ def _unchanged(entry: dict[str, Any] | None, value: Any) -> bool:
     return type(current) is type(value) and current == value
 
 
+BINDING_KEY = "__bindingId"
+# What a switch to another binding resets, unless the same write sets it: the choices that belong
+# to the binding left (its sales channel, its locale) and the cart made in that channel. On VTEX,
+# render-session drops the whole session then (GET /api/sessions/invalidToken); here the session
+# and its history stay, and so do the login, the campaigns, the region and other public keys.
+BINDING_SCOPED: Final = ("sc", "locale", "cultureInfo", "orderFormId")
+BINDING_SCOPED_COOKIES: Final = ("checkout.vtex.com",)
+
+
 def _public_change(namespaces: Namespaces, facts: dict[str, Any], values: dict[str, Any]) -> Change:
     """Write the values into ``public``; only keys whose value really changes wake transformers."""
     old = namespaces.get("public", {})
@@ -73,7 +85,18 @@ def _public_change(namespaces: Namespaces, facts: dict[str, Any], values: dict[s
     public = dict(old)
     for key in changed:
         public[key] = {"value": values[key]}
-    return Change({**namespaces, "public": public}, facts, frozenset(f"public.{key}" for key in changed))
+    keys = {f"public.{key}" for key in changed}
+    updated = {**namespaces, "public": public}
+    if BINDING_KEY in changed and old.get(BINDING_KEY, {}).get("value") not in (None, ""):
+        for key in BINDING_SCOPED:
+            if key not in values and public.pop(key, None) is not None:
+                keys.add(f"public.{key}")
+        cookies = {k: v for k, v in updated.get("cookie", {}).items() if k not in BINDING_SCOPED_COOKIES}
+        keys.update(f"cookie.{k}" for k in updated.get("cookie", {}) if k not in cookies)
+        updated["cookie"] = cookies
+        if not cookies:
+            del updated["cookie"]
+    return Change(updated, facts, frozenset(keys))
 
 
 @dataclass(frozen=True)
@@ -116,9 +139,51 @@ def _(event: PublicSet, namespaces: Namespaces, facts: dict[str, Any]) -> Change
 
 @_change.register
 def _(event: SessionCreated, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
-    if event.data.account is None:
-        return Change(namespaces, facts, frozenset())
-    return Change(namespaces, {**facts, "account": event.data.account}, frozenset({"@account"}))
+    recorded = {"account": event.data.account, "binding": event.data.binding}
+    recorded = {name: value for name, value in recorded.items() if value is not None}
+    return Change(namespaces, {**facts, **recorded}, frozenset(f"@{name}" for name in recorded))
+
+
+@_change.register
+def _(event: CookiesRecorded, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
+    cookies = dict(namespaces.get("cookie", {}))
+    for name, value in event.data.cookies.items():
+        if value is None:
+            cookies.pop(name, None)
+        else:
+            cookies[name] = {"value": value}
+    updated = {**namespaces, "cookie": cookies}
+    if not cookies:
+        del updated["cookie"]
+    return Change(updated, facts, frozenset(f"cookie.{name}" for name in event.data.cookies))
+
+
+@_change.register
+def _(event: SessionTransformed, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
+    # VTEX's merge of a transform answer: a value overwrites, "" clears, a key left out is kept.
+    updated = dict(namespaces)
+    changed = set()
+    for namespace, keys in event.data.outputs.items():
+        entries = dict(updated.get(namespace, {}))
+        for key, output in keys.items():
+            if output.value == "":
+                if entries.pop(key, None) is not None:
+                    changed.add(f"{namespace}.{key}")
+            elif not _unchanged(entries.get(key), output.value):
+                entries[key] = {"value": output.value}
+                changed.add(f"{namespace}.{key}")
+        updated[namespace] = entries
+        if not entries:
+            del updated[namespace]
+    # Which inputs each app last answered for: the API calls it again only when they change.
+    answered = {**facts.get("apps", {}), event.data.app: event.data.inputs}
+    return Change(updated, {**facts, "apps": answered}, frozenset(changed))
+
+
+@_change.register
+def _(event: RegionResolved, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
+    lookup = {"key": event.data.key, "regionId": event.data.regionId}
+    return Change(namespaces, {**facts, "region": lookup}, frozenset({"@region"}))
 
 
 @_change.register

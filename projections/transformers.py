@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from projections.rules import Rules, normalize_postal_code
+from projections import channels, regions
+from projections.rules import Channel, CoordinatesError, Rules, StoreDefaults, parse_coordinates
 from schemas.session import Namespaces
 
 log = logging.getLogger(__name__)
@@ -126,16 +127,21 @@ def _account(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
 
 
 def _store(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
+    # vtex.store-session: the sales channel (projections.channels) and what it sets.
     store = rules.store_for(inputs.get("@account"))
-    culture = inputs.get("public.locale") or inputs.get("public.cultureInfo") or store.culture_info
+    choice = channels.choose_for(inputs.get, rules)
+    fields: Channel | StoreDefaults = choice.channel or store  # an account without channels: its own fields
+    binding_locale = choice.binding.locale if choice.binding is not None else None
+    culture = inputs.get("public.locale") or inputs.get("public.cultureInfo") or binding_locale or fields.culture_info
     return {
-        "store.channel": store.channel,
-        "store.countryCode": store.country_code,
+        "store.channel": choice.channel.id if choice.channel is not None else store.channel,
+        "store.countryCode": fields.country_code,
         "store.cultureInfo": culture,
-        "store.currencyCode": store.currency_code,
-        "store.currencySymbol": store.currency_symbol,
-        "store.channelPrivacy": store.channel_privacy,
+        "store.currencyCode": fields.currency_code,
+        "store.currencySymbol": fields.currency_symbol,
+        "store.channelPrivacy": fields.channel_privacy,
         "store.admin_cultureInfo": inputs.get("public.admin_cultureInfo"),
+        "store.priceTables": _csv(choice.channel.price_tables) if choice.channel is not None else None,
     }
 
 
@@ -166,33 +172,116 @@ def _matching_campaigns(rules: tuple[Any, ...], present: tuple[str, ...]) -> tup
 
 
 def _region(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
+    # vtex.checkout-session's region: projections.regions.
     explicit = inputs.get("public.regionId")
     if explicit:
         return {"checkout.regionId": explicit}
-    country, postal = inputs.get("public.country"), inputs.get("public.postalCode")
-    if not country or not postal:
+    found = regions.region_inputs(
+        inputs.get("public.country"), inputs.get("public.postalCode"), inputs.get("public.geoCoordinates")
+    )
+    if found is None:
         return {"checkout.regionId": None}
-    country, postal = str(country).upper(), normalize_postal_code(str(postal))
-    for rule in rules.regions:
-        if rule.country != country:
-            continue
-        if rule.postal_code == postal or (rule.postal_code_prefix and postal.startswith(rule.postal_code_prefix)):
-            return {"checkout.regionId": rule.region_id}
-    return {"checkout.regionId": None}
+    answered, region = regions.recorded(inputs.get("@region"), found)
+    return {"checkout.regionId": region if answered else regions.from_table(rules.regions, found)}
+
+
+CHECKOUT_COOKIE: Final = "checkout.vtex.com"
+
+
+def order_form_id(cookie: Any) -> str | None:
+    """The orderForm id in the storefront's checkout cookie (``checkout.vtex.com=__ofid=<id>``)."""
+    if not isinstance(cookie, str):
+        return None
+    for part in cookie.split("&"):
+        name, _, value = part.partition("=")
+        if name.strip() == "__ofid" and value.strip():
+            return value.strip()
+    return None
+
+
+def _checkout(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
+    # vtex.checkout-session's cart: a client's explicit public.orderFormId wins over the cookie
+    # (a headless client that has no cookie jar names its cart). VTEX's cartId is the same id.
+    explicit = inputs.get("public.orderFormId")
+    order_form = explicit if isinstance(explicit, str) else order_form_id(inputs.get(f"cookie.{CHECKOUT_COOKIE}"))
+    return {"checkout.orderFormId": order_form, "checkout.cartId": order_form}
+
+
+# vtex.search-session's location facets, in the order its segments show them.
+_LOCATION_FACETS: Final = (("country", "public.country"), ("zip-code", "public.postalCode"))
+
+
+def _search(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
+    # vtex.search-session: search.facets is "key=value;" pairs, the client's public.facets first,
+    # then the shopper's location (what Intelligent Search filters by, and the segment carries).
+    pairs: list[str] = []
+    facets = inputs.get("public.facets")
+    if isinstance(facets, str):
+        pairs += [part.strip() for part in facets.split(";") if "=" in part and part.strip()[:1] != "="]
+    for name, key in _LOCATION_FACETS:
+        value = inputs.get(key)
+        if isinstance(value, str) and value.strip():
+            pairs.append(f"{name}={value.strip().upper() if name == 'country' else value.strip()}")
+    geo = inputs.get("public.geoCoordinates")
+    try:
+        parse_coordinates(geo)
+    except CoordinatesError:
+        pass  # no coordinates, or not "lon,lat": no facet (the API refuses those at intake)
+    else:
+        pairs.append(f"coordinates={geo.replace(' ', '')}")
+    return {"search.facets": "".join(f"{pair};" for pair in pairs) or None}
 
 
 def _authentication(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
+    # vtex.authentication-session: the store user, and the admin user when the token is an admin's.
     login = inputs.get("@login") or {}
-    return {"authentication.storeUserId": login.get("userId"), "authentication.storeUserEmail": login.get("email")}
+    admin = login.get("admin") is True
+    return {
+        "authentication.storeUserId": login.get("userId"),
+        "authentication.storeUserEmail": login.get("email"),
+        "authentication.adminUserId": login.get("userId") if admin else None,
+        "authentication.adminUserEmail": login.get("email") if admin else None,
+    }
+
+
+IMPERSONATED_KEY: Final = "vtex-impersonated-customer-email"
+
+
+def _impersonate(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
+    # vtex.impersonate-session: a logged-in telesales operator (the rules' can_impersonate) asks
+    # for a customer by public.vtex-impersonated-customer-email, or the telesales UI's cookie of
+    # that name; the customer's identity follows.
+    operator = inputs.get("authentication.storeUserEmail")
+    if operator is None:
+        return {}
+    allowed = str(operator).lower() in rules.impersonators
+    customer = inputs.get(f"public.{IMPERSONATED_KEY}") or inputs.get(f"cookie.{IMPERSONATED_KEY}")
+    email = str(customer).lower() if allowed and isinstance(customer, str) and "@" in customer else None
+    return {
+        "impersonate.canImpersonate": "true" if allowed else "false",
+        "impersonate.storeUserEmail": email,
+        "impersonate.storeUserId": rules.customer_ids.get(email) if email else None,
+    }
 
 
 def _profile(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
-    campaign_tables = _split_csv(inputs.get("rnb.priceTables"))
+    # The sales channel's tables first (store.priceTables), then the shopper's, then campaigns'.
+    shared_tables = [*_split_csv(inputs.get("store.priceTables")), *_split_csv(inputs.get("rnb.priceTables"))]
+    impersonated = inputs.get("impersonate.storeUserEmail")
+    if impersonated:
+        # The operator sees the store as the customer: the customer's identity and price tables.
+        tables = [*rules.customer_price_tables.get(str(impersonated), ()), *shared_tables]
+        return {
+            "profile.id": inputs.get("impersonate.storeUserId"),
+            "profile.email": impersonated,
+            "profile.priceTables": _csv(tables),
+            "profile.isAuthenticated": "true",
+        }
     user_id = inputs.get("authentication.storeUserId")
     if user_id:
         login = inputs.get("@login") or {}
         email = str(inputs.get("authentication.storeUserEmail") or login.get("email") or "")
-        tables = [*rules.customer_price_tables.get(email.lower(), ()), *login.get("priceTables", ()), *campaign_tables]
+        tables = [*rules.customer_price_tables.get(email.lower(), ()), *login.get("priceTables", ()), *shared_tables]
         return {
             "profile.id": user_id,
             "profile.email": email or None,
@@ -205,7 +294,7 @@ def _profile(inputs: Inputs, rules: Rules) -> Mapping[str, Any]:
         }
     # Identified without a login: only the customer's price tables, never their personal data.
     identified = str(inputs.get("public.storeUserEmail") or "").lower()
-    tables = [*rules.customer_price_tables.get(identified, ()), *campaign_tables]
+    tables = [*rules.customer_price_tables.get(identified, ()), *shared_tables]
     return {"profile.priceTables": _csv(tables), "profile.isAuthenticated": "false"}
 
 
@@ -228,7 +317,7 @@ BUILT_IN: Final[tuple[Transformer, ...]] = (
     Transformer("account", _keys("@account"), _keys("account.accountName", "account.id"), _account, run_on_create=True),
     Transformer(
         "store",
-        _keys("@account", "public.locale", "public.cultureInfo", "public.admin_cultureInfo"),
+        _keys(*channels.INPUTS, "public.locale", "public.cultureInfo", "public.admin_cultureInfo"),
         _keys(
             "store.channel",
             "store.countryCode",
@@ -237,6 +326,7 @@ BUILT_IN: Final[tuple[Transformer, ...]] = (
             "store.currencySymbol",
             "store.channelPrivacy",
             "store.admin_cultureInfo",
+            "store.priceTables",
         ),
         _store,
         run_on_create=True,
@@ -244,8 +334,19 @@ BUILT_IN: Final[tuple[Transformer, ...]] = (
     Transformer(
         "authentication",
         _keys("@login"),
-        _keys("authentication.storeUserId", "authentication.storeUserEmail"),
+        _keys(
+            "authentication.storeUserId",
+            "authentication.storeUserEmail",
+            "authentication.adminUserId",
+            "authentication.adminUserEmail",
+        ),
         _authentication,
+    ),
+    Transformer(
+        "impersonate",
+        _keys("authentication.storeUserEmail", f"public.{IMPERSONATED_KEY}", f"cookie.{IMPERSONATED_KEY}"),
+        _keys("impersonate.canImpersonate", "impersonate.storeUserEmail", "impersonate.storeUserId"),
+        _impersonate,
     ),
     Transformer(
         "campaigns",
@@ -255,9 +356,21 @@ BUILT_IN: Final[tuple[Transformer, ...]] = (
     ),
     Transformer(
         "region",
-        _keys("public.country", "public.postalCode", "public.regionId"),
+        _keys("public.country", "public.postalCode", "public.geoCoordinates", "public.regionId", "@region"),
         _keys("checkout.regionId"),
         _region,
+    ),
+    Transformer(
+        "checkout",
+        _keys("public.orderFormId", f"cookie.{CHECKOUT_COOKIE}"),
+        _keys("checkout.orderFormId", "checkout.cartId"),
+        _checkout,
+    ),
+    Transformer(
+        "search",
+        _keys("public.facets", "public.country", "public.postalCode", "public.geoCoordinates"),
+        _keys("search.facets"),
+        _search,
     ),
     Transformer(
         "profile",
@@ -266,6 +379,9 @@ BUILT_IN: Final[tuple[Transformer, ...]] = (
             "authentication.storeUserEmail",
             "public.storeUserEmail",
             "rnb.priceTables",
+            "store.priceTables",
+            "impersonate.storeUserEmail",
+            "impersonate.storeUserId",
             "@login",
         ),
         _PROFILE_OUTPUTS,
@@ -273,6 +389,10 @@ BUILT_IN: Final[tuple[Transformer, ...]] = (
         run_on_create=True,
     ),
 )
+
+
+# Keys VTEX serves with ``keepAlive: true`` (its OpenAPI example: the account's id).
+KEEP_ALIVE: Final = frozenset({"account.id"})
 
 
 def _write_all(namespaces: Namespaces, changes: list[tuple[str, Any]]) -> Namespaces:
@@ -286,6 +406,8 @@ def _write_all(namespaces: Namespaces, changes: list[tuple[str, Any]]) -> Namesp
             copied.add(namespace)
         if value is None:
             updated[namespace].pop(name, None)
+        elif key in KEEP_ALIVE:
+            updated[namespace][name] = {"value": value, "keepAlive": True}
         else:
             updated[namespace][name] = {"value": value}
     for namespace in copied:

@@ -139,6 +139,8 @@ class PublicSet(Envelope, frozen=True, tag="session.public_set"):
 
 class SessionCreatedData(Struct, frozen=True):
     account: ShortText | None = None
+    # The binding of the host the session was made on (a rules file's binding ``host``).
+    binding: ShortText | None = None
 
 
 class SessionCreated(Envelope, frozen=True, tag="session.created"):
@@ -162,6 +164,12 @@ class LoggedInData(Struct, frozen=True):
     phone: ShortText | None = None
     document: ShortText | None = None
     priceTables: list[PriceTable] = []
+    # The identity token said the shopper is an administrator (VTEX ID's ``audience: admin``):
+    # ``authentication.adminUserId``/``adminUserEmail`` too.
+    admin: bool | None = None
+    # The storefront API verified it from the identity cookie (``VtexIdclientAutCookie_<account>``):
+    # a request without a valid cookie logs this login out again; a backend's login stays.
+    viaCookie: bool | None = None
 
 
 class LoggedIn(Envelope, frozen=True, tag="auth.logged_in"):
@@ -213,9 +221,76 @@ class CartItemAdded(Envelope, frozen=True, tag="cart.item_added"):
     dataschema: str | None = None
 
 
+CookieName = Annotated[str, Meta(min_length=1, max_length=256)]
+CookieValue = Annotated[str, Meta(max_length=4096)]
+
+
+class CookiesRecordedData(Struct, frozen=True):
+    """The values (null: the cookie is gone) of the request cookies the session records."""
+
+    cookies: dict[CookieName, CookieValue | None]
+
+
+class CookiesRecorded(Envelope, frozen=True, tag="session.cookies_recorded"):
+    """The API saw a change in a cookie the session records (VTEX's ``cookie`` namespace, e.g.
+    ``checkout.vtex.com``, the storefront's cart): recorded as it was, for the transformers."""
+
+    data: CookiesRecordedData
+    dataschema: str | None = None
+
+
+LookupKey = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$", description="projections.regions.lookup_key")]
+RegionId = Annotated[str, Meta(min_length=1, max_length=512)]
+
+
+class RegionResolvedData(Struct, frozen=True):
+    key: LookupKey  # what was asked: a digest of the country, postal code and coordinates
+    regionId: RegionId | None = None  # None: the service knows no region there
+
+
+class RegionResolved(Envelope, frozen=True, tag="checkout.region_resolved"):
+    """The API asked the regions service for the session's region before appending its change,
+    and recorded the answer, so a replay never asks again."""
+
+    data: RegionResolvedData
+    dataschema: str | None = None
+
+
+AppName = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$", description="a session app's name")]
+NamespaceName = Annotated[str, Meta(min_length=1, max_length=128)]
+InputsDigest = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$", description="a digest of the inputs the app was sent")]
+
+
+class SessionTransformedData(Struct, frozen=True):
+    app: AppName
+    inputs: InputsDigest
+    # The app's answer, restricted to its declared outputs: a value overwrites, "" clears, a key
+    # the app left out keeps its value (VTEX's merge of transform answers).
+    outputs: dict[NamespaceName, dict[PublicKey, PublicValue]]
+
+
+class SessionTransformed(Envelope, frozen=True, tag="session.transformed"):
+    """A session app answered the storefront API's transform call (VTEX's
+    ``POST /_v/<app>/session/transform``) before the change that woke it was appended: recorded,
+    so a replay, a rebuild or a timeline never calls the app."""
+
+    data: SessionTransformedData
+    dataschema: str | None = None
+
+
 # The contract: every member is a full envelope tagged by its ``type``; everything else is derived.
 Event: TypeAlias = (
-    PageViewed | CampaignClicked | PublicSet | SessionCreated | LoggedIn | LoggedOut | CartItemAdded | SessionErased
+    PageViewed
+    | CampaignClicked
+    | PublicSet
+    | SessionCreated
+    | LoggedIn
+    | LoggedOut
+    | CartItemAdded
+    | SessionErased
+    | CookiesRecorded
+    | RegionResolved
+    | SessionTransformed
 )
 EVENT_TYPES: Final[tuple[type[Envelope], ...]] = get_args(Event)
 

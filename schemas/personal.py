@@ -19,12 +19,19 @@ SEALED_MARK: Final = b'"enc:v1:'
 
 # auth.logged_in's data (and the login facts the fold keeps of it).
 LOGIN_FIELDS: Final = frozenset({"userId", "email", "firstName", "lastName", "phone", "document"})
-ALWAYS_PERSONAL_PUBLIC_KEYS: Final = frozenset({"storeUserEmail"})
+ALWAYS_PERSONAL_PUBLIC_KEYS: Final = frozenset({"storeUserEmail", "vtex-impersonated-customer-email"})
 # What the transformers derive from a login.
 PERSONAL_STATE_KEYS: Final[Mapping[str, frozenset[str]]] = {
-    "authentication": frozenset({"storeUserId", "storeUserEmail"}),
+    "authentication": frozenset({"storeUserId", "storeUserEmail", "adminUserId", "adminUserEmail"}),
     "profile": frozenset({"id", "email", "firstName", "lastName", "phone", "document"}),
+    "impersonate": frozenset({"storeUserId", "storeUserEmail"}),
+    "cookie": frozenset({"vtex-impersonated-customer-email"}),
 }
+# The key names that are personal in any other namespace (a session app's own: its answers are
+# recorded in the log, ``session.transformed``, and the app's namespace is not known here).
+APP_PERSONAL_KEYS: Final = LOGIN_FIELDS | {"storeUserId", "storeUserEmail", "adminUserId", "adminUserEmail"}
+# Namespaces whose personal keys are those above (or none): an app may not write them.
+_KNOWN_NAMESPACES: Final = frozenset({"public", "account", "store", "rnb", "checkout", "search", "cookie", "cart"})
 # A place inside a parsed JSON document: the container, the key in it, and the dotted path (the
 # path is bound into the ciphertext, so a value cannot be moved to another field or session).
 Place = tuple[dict[str, Any], str, str]
@@ -51,12 +58,31 @@ def event_places(record: dict[str, Any], personal_public: frozenset[str]) -> Ite
                 entry = public[name]
                 if isinstance(entry, dict) and entry.get("value") is not None:
                     yield entry, "value", f"data.public.{name}.value"
+    elif kind == "session.cookies_recorded":
+        cookies = data.get("cookies")
+        if isinstance(cookies, dict):
+            for name in sorted(PERSONAL_STATE_KEYS["cookie"] & cookies.keys()):
+                if isinstance(cookies[name], str):
+                    yield cookies, name, f"data.cookies.{name}"
+    elif kind == "session.transformed":
+        outputs = data.get("outputs")
+        if isinstance(outputs, dict):
+            for namespace in sorted(outputs):
+                keys = outputs[namespace]
+                if not isinstance(keys, dict):
+                    continue
+                names = personal_public if namespace == "public" else APP_PERSONAL_KEYS
+                for name in sorted(names & keys.keys()):
+                    entry = keys[name]
+                    # "" clears the key (VTEX's merge): it stays readable to the fold.
+                    if isinstance(entry, dict) and entry.get("value") not in (None, ""):
+                        yield entry, "value", f"data.outputs.{namespace}.{name}.value"
 
 
 def state_places(state: dict[str, Any], personal_public: frozenset[str]) -> Iterator[Place]:
     """The personal values of one session state (parsed, as ``schemas.session`` encodes it)."""
     namespaces = state.get("namespaces") or {}
-    for namespace, names in (*PERSONAL_STATE_KEYS.items(), ("public", personal_public)):
+    for namespace, names in (*PERSONAL_STATE_KEYS.items(), ("public", personal_public), *_app_namespaces(namespaces)):
         keys = namespaces.get(namespace)
         if not keys:
             continue
@@ -76,13 +102,19 @@ def is_personal_state(namespaces: Mapping[str, Any], facts: Mapping[str, Any], p
     value at all? Key-set intersections first: most states hold none of the names."""
     if "login" in facts:
         return True
-    for namespace, names in (*PERSONAL_STATE_KEYS.items(), ("public", personal_public)):
+    for namespace, names in (*PERSONAL_STATE_KEYS.items(), ("public", personal_public), *_app_namespaces(namespaces)):
         keys = namespaces.get(namespace)
         if keys:
             for name in names & keys.keys():
                 if (keys[name] or {}).get("value") is not None:
                     return True
     return False
+
+
+def _app_namespaces(namespaces: Mapping[str, Any]) -> Iterator[tuple[str, frozenset[str]]]:
+    """The namespaces of session apps a state holds, each with the personal key names."""
+    for namespace in namespaces.keys() - _KNOWN_NAMESPACES - PERSONAL_STATE_KEYS.keys():
+        yield namespace, APP_PERSONAL_KEYS
 
 
 def identifiers(record: dict[str, Any], personal_public: frozenset[str]) -> list[tuple[str, str]]:

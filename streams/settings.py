@@ -123,6 +123,22 @@ class Settings:
     # serves several stores: "<host>=<account>;<host2>=<account2>" (a host may carry its port).
     # An `an=<account>` query parameter wins over it; a host not listed gets the rules' default.
     host_accounts: str = ""
+    # A regions service (VTEX's checkout regions API shape: GET <url>?country=&postalCode=|geoCoordinates=&sc=
+    # answering [{"id": "<regionId>", ...}]) asked for checkout.regionId before a storefront change
+    # is appended; its answer is recorded in the log (checkout.region_resolved). Empty: the rules'
+    # [[regions]] table alone. Past regions_timeout_s, the table answers and nothing is recorded.
+    regions_url: str = ""
+    regions_timeout_s: float = 2.0
+    # The identity cookie (VtexIdclientAutCookie_<account>): the issuer's public keys as a JWKS
+    # file; a storefront write with a valid cookie appends the login it vouches for, one without
+    # it (after such a login) the logout. Empty: the cookie is ignored (logins come from a
+    # trusted service). identity_issuer: the `iss` the tokens must carry (empty: any).
+    identity_jwks_file: str = ""
+    identity_issuer: str = ""
+    # Session apps over HTTP (streams/web/session_apps.py): a JSON manifest in the shape of VTEX's
+    # vtex.session/configuration.json plus each app's url. Empty: none.
+    session_apps_file: str = ""
+    session_apps_timeout_s: float = 2.0
     # How long a write waits for the owning agent to fold its event before answering 503.
     write_wait_s: float = 5.0
     # How long a worker waits for the owner of a session to answer a request it forwarded there
@@ -268,6 +284,12 @@ class Settings:
             raise SettingsError(f"{PREFIX}WRITE_WAIT_S must be positive")
         if self.max_clock_skew_s < 0:
             raise SettingsError(f"{PREFIX}MAX_CLOCK_SKEW_S must not be negative")
+        if self.regions_url and not self.regions_url.startswith(("http://", "https://")):
+            raise SettingsError(f"{PREFIX}REGIONS_URL must be an http(s):// URL, got {self.regions_url!r}")
+        if self.session_apps_timeout_s <= 0:
+            raise SettingsError(f"{PREFIX}SESSION_APPS_TIMEOUT_S must be positive")
+        if self.regions_timeout_s <= 0:
+            raise SettingsError(f"{PREFIX}REGIONS_TIMEOUT_S must be positive")
         if self.forward_timeout_s <= 0:
             raise SettingsError(f"{PREFIX}FORWARD_TIMEOUT_S must be positive")
         if self.session_ttl_s < 60:

@@ -81,6 +81,26 @@ def cart_item_added(
     return envelope("cart.item_added", subject, seconds, data)
 
 
+def cookies_recorded(subject: str, cookies: dict[str, str | None], seconds: float = 0) -> dict[str, Any]:
+    return envelope("session.cookies_recorded", subject, seconds, {"cookies": cookies}, source="/api/sessions")
+
+
+def region_resolved(subject: str, key: str, region_id: str | None, seconds: float = 0) -> dict[str, Any]:
+    data = {"key": key, "regionId": region_id}
+    return envelope("checkout.region_resolved", subject, seconds, data, source="/api/sessions")
+
+
+def session_transformed(
+    subject: str, app: str, inputs: str, outputs: dict[str, dict[str, Any]], seconds: float = 0
+) -> dict[str, Any]:
+    data = {
+        "app": app,
+        "inputs": inputs,
+        "outputs": {ns: {k: {"value": v} for k, v in keys.items()} for ns, keys in outputs.items()},
+    }
+    return envelope("session.transformed", subject, seconds, data, source="/api/sessions")
+
+
 # One valid example of every event type (the contract tests run each through the files and the
 # decoder; tests/unit/test_event_types.py fails when a type has none).
 EXAMPLES: dict[str, Callable[[str], dict[str, Any]]] = {
@@ -92,4 +112,12 @@ EXAMPLES: dict[str, Callable[[str], dict[str, Any]]] = {
     "auth.logged_out": lambda sid: logged_out(sid),
     "cart.item_added": lambda sid: cart_item_added(sid, "sku-1", 2, 19.9, "BRL"),
     "session.erased": lambda sid: session_erased(sid),
+    "session.cookies_recorded": lambda sid: cookies_recorded(sid, {"checkout.vtex.com": "__ofid=0a1b2c"}),
+    "checkout.region_resolved": lambda sid: region_resolved(sid, "0" * 64, "v2.1BB18CE648B5111D0933734ED83EC783"),
+    "session.transformed": lambda sid: session_transformed(
+        sid,
+        "storefront-permissions",
+        "0" * 64,
+        {"public": {"sc": "2"}, "storefront-permissions": {"organization": "o-1"}},
+    ),
 }

@@ -8,24 +8,29 @@ from urllib.parse import urlencode
 
 from hypothesis import strategies as st
 
+from projections.regions import lookup_key, region_inputs
 from streams.testing.events import (
     campaign_click,
     cart_item_added,
+    cookies_recorded,
     logged_in,
     logged_out,
     page_view,
     public_set,
+    region_resolved,
     session_created,
     session_erased,
+    session_transformed,
 )
 
 # Keys and values the transformers react to, mixed with arbitrary ones.
 keys = st.sampled_from(
     ["utm_source", "utm_campaign", "utmi_cp", "country", "postalCode", "cultureInfo", "locale",
-     "storeUserEmail", "regionId", "color", "q"]
+     "storeUserEmail", "regionId", "color", "q", "sc", "__bindingId", "geoCoordinates", "facets", "orderFormId"]
 )  # fmt: skip
 texts = st.sampled_from(["blackfriday", "BlackFriday", "google", "BRA", "04561000", "04561-000", "pt-BR", "",
-                         "joao@example.com", "x", "tênis azul"])  # fmt: skip
+                         "joao@example.com", "x", "tênis azul", "1", "2", "-46.6388,-23.5489",
+                         "productClusterIds=138;"])  # fmt: skip
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | texts
     | st.floats(allow_nan=False, allow_infinity=False, width=32),
@@ -70,6 +75,38 @@ def _erase(sid: str, n: int) -> st.SearchStrategy[dict]:
     return st.just(session_erased(sid, n))
 
 
+def _cookies(sid: str, n: int) -> st.SearchStrategy[dict]:
+    values = st.sampled_from([None, "__ofid=0a1b2c", "__ofid=ffee", "junk"])
+    return values.map(lambda value: cookies_recorded(sid, {"checkout.vtex.com": value}, n))
+
+
+# A recorded answer for the region inputs the other strategies write (and for none of them).
+_ASKED = [region_inputs("BRA", "04561000", None), region_inputs("BRA", None, "-46.6388,-23.5489")]
+
+
+def _region(sid: str, n: int) -> st.SearchStrategy[dict]:
+    keys_ = st.sampled_from([lookup_key(asked) for asked in _ASKED if asked is not None] + ["f" * 64])
+    return st.tuples(keys_, st.sampled_from([None, "v2.AAA", "v2.BBB"])).map(
+        lambda drawn: region_resolved(sid, drawn[0], drawn[1], n)
+    )
+
+
+def _transformed(sid: str, n: int) -> st.SearchStrategy[dict]:
+    outputs = st.fixed_dictionaries(
+        {},
+        optional={
+            "public": st.dictionaries(st.sampled_from(["sc", "facets", "regionId"]), texts, max_size=2),
+            "storefront-permissions": st.dictionaries(
+                st.sampled_from(["organization", "priceTables"]), texts, max_size=2
+            ),
+        },
+    )
+    digests = st.sampled_from(["0" * 64, "a" * 64])
+    return st.tuples(digests, outputs).map(
+        lambda drawn: session_transformed(sid, "storefront-permissions", drawn[0], drawn[1], n)
+    )
+
+
 def _cart(sid: str, n: int) -> st.SearchStrategy[dict]:
     # Mostly the store's currency; now and then another, which the fold refuses (dead-lettered).
     return st.tuples(
@@ -91,6 +128,9 @@ EVENT_STRATEGIES: dict[str, Callable[[str, int], st.SearchStrategy[dict]]] = {
     "auth.logged_out": _logout,
     "cart.item_added": _cart,
     "session.erased": _erase,
+    "session.cookies_recorded": _cookies,
+    "checkout.region_resolved": _region,
+    "session.transformed": _transformed,
 }
 
 
