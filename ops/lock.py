@@ -157,7 +157,7 @@ def compile_lock(lock: Lock, repo: Path = REPO, upgrade: bool = False) -> None:
             *uv(), "pip", "compile", *(str(repo / source) for source in lock.requirements),
             *(arg for extra in lock.extras for arg in ("--extra", extra)),
             "--generate-hashes", "--universal", "--python-version", PYTHON,
-            "--no-header", "--annotation-style", "line",
+            "--no-header", "--annotation-style", "line", "--quiet",
             "--index-url", "https://pypi.org/simple",  # the lock names PyPI's files, whatever pip.conf says
             "--output-file", str(Path(scratch) / "out.txt"),
         ]  # fmt: skip

@@ -11,7 +11,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from dataclasses import fields
 from functools import cache
 from pathlib import Path
@@ -23,7 +22,7 @@ import yaml
 
 from streams.fold.loop import FoldLoop
 from streams.privacy.cipher import MasterKeys
-from streams.rules_file import load_rules
+from streams.rules_file import parse_rules_text
 from streams.settings import PREFIX, Settings, SettingsError
 
 pytestmark = pytest.mark.unit
@@ -203,7 +202,7 @@ def test_the_data_folder_is_the_pods_volume_and_the_rules_file_is_mounted(overla
     (rules_volume,) = [v for v in sts["spec"]["template"]["spec"]["volumes"] if v["name"] == "rules"]
     assert mounts["rules"] == str(rules_path.parent)
     rules_map = one(objects, "ConfigMap", rules_volume["configMap"]["name"])
-    load_rules(tomllib.loads(rules_map["data"][rules_path.name]))  # the worker's own check of the file
+    parse_rules_text(rules_map["data"][rules_path.name], str(rules_path))  # the worker's own check of the file
 
 
 def test_the_base_rules_are_the_sample_rules():
