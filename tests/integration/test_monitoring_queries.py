@@ -65,12 +65,13 @@ def grafana(expr: str) -> str:
 def names(node: Any) -> Iterator[tuple[str, set[str]]]:
     """(metric name, label names it is matched or grouped on) of every selector in the tree."""
     if isinstance(node, promql_parser.VectorSelector):
-        matchers = {m.name for m in node.matchers.matchers}
-        yield node.name, matchers
+        matchers = node.matchers.matchers + [m for group in node.matchers.or_matchers for m in group]
+        yield node.name, {m.name for m in matchers}
         return
     grouping: set[str] = set()
-    if isinstance(node, promql_parser.AggregateExpr) and node.modifier is not None:
-        grouping = set(node.modifier.labels)
+    modifier = getattr(node, "modifier", None) if isinstance(node, promql_parser.AggregateExpr) else None
+    if modifier is not None and modifier.type == promql_parser.AggModifierType.By:
+        grouping = set(modifier.labels)  # `without (...)` names labels to drop: no claim they exist
     for child in children(node):
         for name, labels in names(child):
             yield name, labels | grouping
