@@ -4,11 +4,12 @@
 digest of those inputs; ``tests/unit/test_lock.py`` (so `make test` and CI) fails when an input
 changed since, or when a lock disagrees with the pins of ``pyproject.toml``.
 
-| lock | inputs | installed by |
-|---|---|---|
-| ``requirements/dev.lock`` | ``pyproject.toml`` (runtime, ``dev`` and ``bench`` extras), ``requirements/tools.in`` | ``ops/install.sh`` (`make install`) |
-| ``requirements/runtime.lock`` | ``pyproject.toml`` (runtime only), ``requirements/tools.in`` | the ``Dockerfile`` |
-| ``ops/bench/requirements-quix.lock`` | ``ops/bench/requirements-quix.txt`` | ``ops/bench/config.py`` (the Quix Streams venv) |
+- ``requirements/dev.lock``: ``pyproject.toml`` (runtime, ``dev`` and ``bench`` extras) and
+  ``requirements/tools.in``; ``ops/install.sh`` (`make install`) installs it;
+- ``requirements/runtime.lock``: ``pyproject.toml`` (runtime only) and ``requirements/tools.in``; the
+  ``Dockerfile`` installs it;
+- ``ops/bench/requirements-quix.lock``: ``ops/bench/requirements-quix.txt``; ``ops/bench/config.py``
+  installs it into the Quix Streams venv.
 
 Why uv: ``uv pip compile --universal`` resolves once for every platform and Python version the
 project supports (markers kept), where pip-compile resolves for the interpreter it runs on; its
