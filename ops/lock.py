@@ -175,6 +175,10 @@ def compile_lock(lock: Lock, repo: Path = REPO, upgrade: bool = False) -> None:
             command.append("--upgrade")
         subprocess.run(command, check=True, cwd=repo)
         body = (Path(scratch) / "out.txt").read_text()
+        if lock.constrained_by:
+            # uv names the constraints file in its "# via" notes: the lock it came from, not the
+            # scratch path (which would change the lock on every run).
+            body = body.replace(str(Path(scratch) / "constraints.txt"), lock.constrained_by)
     sources = ", ".join(lock.requirements) + (f" (extras: {', '.join(lock.extras)})" if lock.extras else "")
     header = (
         "# Written by `make lock` (ops/lock.py) with uv; do not edit. Installed with\n"
