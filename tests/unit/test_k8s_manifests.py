@@ -191,7 +191,7 @@ def test_each_pod_gets_valid_settings_a_stable_identity_and_a_url_the_others_rea
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_the_data_folder_is_the_pods_volume_and_the_rules_file_is_mounted(overlay):
+def test_the_data_folder_is_the_pods_volume_and_the_files_it_names_are_mounted(overlay):
     objects, sts, container = render(overlay), statefulset(overlay), worker_container(overlay)
     settings = Settings.from_env(pod_environment(overlay, "session-engine-0"))
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
@@ -201,6 +201,10 @@ def test_the_data_folder_is_the_pods_volume_and_the_rules_file_is_mounted(overla
     rules_path = Path(settings.rules_file)
     (rules_volume,) = [v for v in sts["spec"]["template"]["spec"]["volumes"] if v["name"] == "rules"]
     assert mounts["rules"] == str(rules_path.parent)
+    # Kafka's TLS files (the CA, a client certificate and key), when set, are in a mounted volume.
+    tls = (settings.kafka_ssl_ca_location, settings.kafka_ssl_certificate_location, settings.kafka_ssl_key_location)
+    for path in tls:
+        assert not path or str(Path(path).parent) in mounts.values(), f"{path} is in no volume of the pod"
     rules_map = one(objects, "ConfigMap", rules_volume["configMap"]["name"])
     parse_rules_text(rules_map["data"][rules_path.name], str(rules_path))  # the worker's own check of the file
 
