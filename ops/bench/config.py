@@ -1,7 +1,7 @@
 """The bench's configuration: paths, targets (issue 8's and issue 9's figures), command-line options, its environments.
 
 The bench's own packages (py-spy) come from the project's optional dependency group ``bench``
-(``pip install -e .[bench]``; ``make bench`` does it). The Quix Streams peer gets a venv of its
+(in requirements/dev.lock: ``make install`` installs it). The Quix Streams peer gets a venv of its
 own, made here: quixstreams 3.28 pins confluent-kafka < 2.13, the project 2.16.1.
 """
 
@@ -155,7 +155,7 @@ def ensure_quix_venv() -> Path:
 
 
 def py_spy_binary() -> Path | None:
-    """py-spy from the ``bench`` dependency group (``pip install -e .[bench]``), or on PATH."""
+    """py-spy from the ``bench`` dependency group (requirements/dev.lock), or on PATH."""
     candidate = Path(sys.executable).parent / "py-spy"
     found = candidate if candidate.exists() else shutil.which("py-spy")
     return Path(found) if found else None

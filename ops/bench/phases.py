@@ -402,7 +402,7 @@ class Bench:
             profile_path.unlink(missing_ok=True)
             spy = PySpy(binary, worker.process.pid, profile_path, self.logs / "py-spy.log")
         elif cfg.profile:
-            self.errors["profile"] = "no py-spy: `pip install -e .[bench]` (make bench does it)"
+            self.errors["profile"] = "no py-spy: `make install` (requirements/dev.lock holds it)"
         # The loop commits its source offsets under <app id>-fold about every second: lag 0 means
         # every event is folded (the profile then stops; the rate comes from the changelog below).
         finished = self.wait_folded(self.topic, self.settings.fold_group_id, cfg.phase_timeout)
