@@ -129,6 +129,31 @@ def test_the_required_alerts_are_there():
         assert anchor in runbook_anchors(), f"{alert}: docs/operations.md has no section #{anchor}"
 
 
+@pytest.mark.unit
+def test_the_dashboard_imports_cleanly_into_any_grafana():
+    """What Grafana's import needs: the Prometheus source chosen at import (no uid of ours), one id per
+    panel, one refId per query of a panel, panels on the 24-column grid without overlapping."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    panels = dashboard["panels"]
+    assert len({panel["id"] for panel in panels}) == len(panels)
+    cells: set[tuple[int, int]] = set()
+    for panel in panels:
+        grid = panel["gridPos"]
+        assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24, panel["title"]
+        taken = {
+            (x, y) for x in range(grid["x"], grid["x"] + grid["w"]) for y in range(grid["y"], grid["y"] + grid["h"])
+        }
+        assert not taken & cells, f"{panel['title']!r} overlaps another panel"
+        cells |= taken
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
+        refs = [target["refId"] for target in panel["targets"]]
+        assert refs and len(set(refs)) == len(refs), panel["title"]
+
+
 def runbook_anchors() -> set[str]:
     """GitHub's anchors of docs/operations.md's headings."""
     headings = re.findall(r"^#+ (.+)$", (REPO / "docs" / "operations.md").read_text(), re.MULTILINE)
