@@ -186,6 +186,9 @@ def test_each_pod_gets_valid_settings_a_stable_identity_and_a_url_the_others_rea
         assert settings.web_url == f"http://{pod}.{peers['metadata']['name']}.{NAMESPACE}.svc:{http['containerPort']}"
         identities.add(settings.group_instance_id)
     assert len(identities) == replicas, "two pods with one instance id would fence each other's membership"
+    # A standby copy lives on another worker than the owner: more copies than other workers is a setting
+    # that can never be met.
+    assert settings.standby_replicas <= replicas - 1, f"{settings.standby_replicas} standbys with {replicas} workers"
     # Stable: the same pod name gives the same identity after a restart (a new IP, the same volume).
     assert Settings.from_env(pod_environment(overlay, f"{name}-0")).group_instance_id in identities
 
