@@ -4,12 +4,16 @@ PY := .venv/bin/python
 KAFKA_DATA ?= var/kafka
 KAFKA_PORT ?= 9092
 
-.PHONY: help install run demo test test-unit lint format bench soak kafka-fetch kafka-start kafka-stop kafka-status clean
+.PHONY: help install lock run demo test test-unit lint format bench soak kafka-fetch kafka-start kafka-stop kafka-status clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
 
-install: ## create .venv and install the project with its dev tools (no-op when up to date)
+install: ## create .venv and install requirements/dev.lock and the project (no-op when up to date)
+	@ops/install.sh
+
+lock: install ## refresh the lock files from pyproject.toml with uv (ARGS="--upgrade": newest allowed versions), then install
+	@$(PY) ops/lock.py $(ARGS)
 	@ops/install.sh
 
 run: ## the main job: local Kafka + one worker on 127.0.0.1:8080, data under ./var (Ctrl-C stops both)
@@ -30,8 +34,7 @@ lint: install ## ruff and mypy (strict on schemas/ and projections/)
 format: install ## apply ruff's fixes and formatting
 	@.venv/bin/ruff check --fix . && .venv/bin/ruff format .
 
-bench: install ## issue 8's figures: one worker vs Quix Streams and the raw ceiling, <10 min (ARGS="--quick" ~1 min): table + var/bench.json
-	@$(PY) -c 'import importlib.metadata as m; m.version("py-spy")' 2>/dev/null || $(PY) -m pip install --quiet -e '.[bench]'
+bench: install ## issue 8's figures (py-spy comes with the lock): one worker vs Quix Streams and the raw ceiling, <10 min (ARGS="--quick" ~1 min): table + var/bench.json
 	@$(PY) ops/bench/run.py $(ARGS)
 
 soak: install ## the fault suite for longer: 3 workers, SIGKILLs, restarts, a broker restart, under load (ARGS="--minutes 3"); figures, 0 lost / 0 duplicated

@@ -1,7 +1,7 @@
 """The bench's configuration: paths, targets (issue 8's and issue 9's figures), command-line options, its environments.
 
 The bench's own packages (py-spy) come from the project's optional dependency group ``bench``
-(``pip install -e .[bench]``; ``make bench`` does it). The Quix Streams peer gets a venv of its
+(in requirements/dev.lock: ``make install`` installs it). The Quix Streams peer gets a venv of its
 own, made here: quixstreams 3.28 pins confluent-kafka < 2.13, the project 2.16.1.
 """
 
@@ -135,7 +135,8 @@ def parse_args(argv: list[str] | None) -> Config:
 
 def ensure_quix_venv() -> Path:
     """quixstreams pins confluent-kafka < 2.13 and the project pins 2.16.1: Quix gets a venv of its own."""
-    requirements = HERE / "requirements-quix.txt"
+    # The lock of requirements-quix.txt (`make lock`, ops/lock.py): every version pinned, every file hashed.
+    requirements = HERE / "requirements-quix.lock"
     digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
     python = QUIX_VENV / "bin" / "python"
     stamp = QUIX_VENV / f".requirements-{digest}"
@@ -143,7 +144,10 @@ def ensure_quix_venv() -> Path:
         print(f"bench: preparing the Quix Streams venv in {QUIX_VENV.relative_to(REPO)}", file=sys.stderr)
         if not python.exists():
             subprocess.run([sys.executable, "-m", "venv", str(QUIX_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(requirements)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--require-hashes", "--no-deps", "-r", str(requirements)],
+            check=True,
+        )
         for old in QUIX_VENV.glob(".requirements-*"):
             old.unlink()
         stamp.touch()
@@ -151,7 +155,7 @@ def ensure_quix_venv() -> Path:
 
 
 def py_spy_binary() -> Path | None:
-    """py-spy from the ``bench`` dependency group (``pip install -e .[bench]``), or on PATH."""
+    """py-spy from the ``bench`` dependency group (requirements/dev.lock), or on PATH."""
     candidate = Path(sys.executable).parent / "py-spy"
     found = candidate if candidate.exists() else shutil.which("py-spy")
     return Path(found) if found else None

@@ -110,6 +110,21 @@ def rss_of(pid: int) -> dict[str, float]:
     return out
 
 
+def data_dir_mb(data_dir: Path) -> dict[str, float]:
+    """The worker's data folder on disk, MB (10^6 bytes): the partitions' session stores, their
+    history stores, and all of it (docs/operations.md sizes volumes by these)."""
+
+    def size(paths: Any) -> float:
+        return round(sum(f.stat().st_size for path in paths for f in path.rglob("*") if f.is_file()) / 1e6, 1)
+
+    store = data_dir / "store"
+    return {
+        "data_dir_mb": size([data_dir]),
+        "session_stores_mb": size(store.glob("sessions-*")),
+        "history_stores_mb": size(store.glob("history-*")),
+    }
+
+
 # sessionctl rebuild's last line, e.g.
 # "generation 2: 19989 sessions, 200000 events folded (200500 records read) in 6.2s, 32,204 events/s"
 REBUILT = re.compile(
@@ -387,7 +402,7 @@ class Bench:
             profile_path.unlink(missing_ok=True)
             spy = PySpy(binary, worker.process.pid, profile_path, self.logs / "py-spy.log")
         elif cfg.profile:
-            self.errors["profile"] = "no py-spy: `pip install -e .[bench]` (make bench does it)"
+            self.errors["profile"] = "no py-spy: `make install` (requirements/dev.lock holds it)"
         # The loop commits its source offsets under <app id>-fold about every second: lag 0 means
         # every event is folded (the profile then stops; the rate comes from the changelog below).
         finished = self.wait_folded(self.topic, self.settings.fold_group_id, cfg.phase_timeout)
@@ -752,7 +767,10 @@ class Bench:
         finally:
             self.metered("rss", meter)
             worker.stop()
+        # After the stop: what a volume must hold for these sessions (the stores closed, WAL included).
+        disk = data_dir_mb(self.scratch / "rss-worker-data")
         self.results["rss"] = {
+            **disk,
             "sessions": cfg.rss_sessions,
             "long_sessions": LONG_SESSIONS,
             "long_session_events": LONG_SESSION_EVENTS,

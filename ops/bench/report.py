@@ -250,6 +250,7 @@ def sections(results: dict[str, Any], errors: dict[str, str], config: Any) -> li
             note=rss_skipped,
         ),
         Row("rss_peak_mb", "  peak RSS (VmHWM)", rss.get("peak_rss_mb"), "MB"),
+        Row("data_dir_mb", "  its data folder (stores split in the JSON)", rss.get("data_dir_mb"), "MB"),
         Row("decode_us", "decode+validate one page view", micro.get("decode_page_view_us"), "µs"),
         Row("cold_start", "worker start to ready (empty store)", fold.get("start_to_ready_seconds"), "s"),
         Row("warm_restart", "worker restart to ready (local store)", r.get("worker_warm_restart_seconds"), "s"),
