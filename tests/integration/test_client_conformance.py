@@ -19,7 +19,6 @@ version read, the file and the function it follows. Sources read (public, not co
 
 from __future__ import annotations
 
-import base64
 from urllib.parse import unquote
 
 import httpx
@@ -31,6 +30,7 @@ from confluent_kafka import Consumer, TopicPartition
 from projections.segment import encode_segment_token
 from streams.testing.events import logged_in
 from tests.support.service_worker import NEW_SIGNING_KEY, OUTLET_HOST, TRUSTED_KEY
+from tests.support.vtex_clients import RENDER_SESSION_ITEMS, decode_segment
 from tests.support.workers import worker_client
 
 pytestmark = pytest.mark.integration
@@ -53,15 +53,6 @@ FASTSTORE_3_50_ITEMS = (
     "store.cultureInfo,store.currencyCode,store.currencySymbol,authentication.customerId,"
     "authentication.storeUserId,authentication.storeUserEmail,authentication.unitId,authentication.unitName,"
     "checkout.regionId,"
-)
-# render-session src/constants.ts: ITEMS.
-RENDER_SESSION_ITEMS = (
-    "account.id,account.accountName,store.channel,store.countryCode,store.cultureInfo,store.currencyCode,"
-    "store.currencySymbol,store.admin_cultureInfo,creditControl.creditAccounts,creditControl.deadlines,"
-    "creditControl.minimumInstallmentValue,authentication.storeUserId,authentication.storeUserEmail,"
-    "profile.firstName,profile.document,profile.email,profile.id,profile.isAuthenticated,profile.lastName,"
-    "profile.phone,public.favoritePickup,public.utm_source,public.utm_medium,public.utm_campaign,"
-    "public.utmi_cp,public.utmi_p,public.utmi_pc"
 )
 # VTEX's OpenAPI document, "VTEX - Session Manager API.json": the request examples and the key
 # order of its segment example.
@@ -114,10 +105,6 @@ def any_set_cookie(response: httpx.Response, name: str) -> str | None:
 def claims_of(token: str, worker) -> dict:
     key = NEW_SIGNING_KEY  # the shared worker's current signing key
     return jwt.decode(token, key, algorithms=["HS256"])  # raises unless signed with the current key
-
-
-def decode_segment(token: str) -> dict:
-    return orjson.loads(base64.b64decode(token))
 
 
 def event_log_size(worker) -> int:

@@ -20,6 +20,7 @@ from tests.support.dead_letters import read_dead_letters, reason
 from tests.support.service_worker import NEW_SIGNING_KEY, TRUSTED_KEY
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.tokens import tampered
+from tests.support.vtex_clients import decode_segment
 from tests.support.workers import worker_client
 
 pytestmark = pytest.mark.integration
@@ -34,10 +35,6 @@ def worker(service_worker):
 
 browser = worker_client()
 identity_service = worker_client(Authorization=f"Bearer {TRUSTED_KEY}")
-
-
-def decode_segment(token: str) -> dict:
-    return orjson.loads(base64.b64decode(token))
 
 
 def session_id_of(token: str) -> str:

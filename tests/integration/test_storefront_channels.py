@@ -13,17 +13,16 @@ VTEX's "Enable the Region for SKUs" guide (PATCH ``public.country`` + ``postalCo
 
 from __future__ import annotations
 
-import base64
 import uuid
 from urllib.parse import quote
 
 import httpx
-import orjson
 import pytest
 
 from streams.testing.events import logged_in
 from tests.support.service_worker import TRUSTED_KEY
 from tests.support.sessions import wait_for_session
+from tests.support.vtex_clients import RENDER_SESSION_ITEMS, decode_segment
 from tests.support.workers import worker_client
 
 pytestmark = pytest.mark.integration
@@ -37,15 +36,6 @@ FASTSTORE_ITEMS = (
     "authentication.storeUserEmail,authentication.unitId,authentication.unitName,checkout.regionId,"
     "public.postalCode"
 )
-# render-session v1.9.2 src/constants.ts: ITEMS.
-RENDER_SESSION_ITEMS = (
-    "account.id,account.accountName,store.channel,store.countryCode,store.cultureInfo,store.currencyCode,"
-    "store.currencySymbol,store.admin_cultureInfo,creditControl.creditAccounts,creditControl.deadlines,"
-    "creditControl.minimumInstallmentValue,authentication.storeUserId,authentication.storeUserEmail,"
-    "profile.firstName,profile.document,profile.email,profile.id,profile.isAuthenticated,profile.lastName,"
-    "profile.phone,public.favoritePickup,public.utm_source,public.utm_medium,public.utm_campaign,"
-    "public.utmi_cp,public.utmi_p,public.utmi_pc"
-)
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +45,6 @@ def worker(service_worker):
 
 browser = worker_client()
 identity_service = worker_client(Authorization=f"Bearer {TRUSTED_KEY}")
-
-
-def decode_segment(token: str) -> dict:
-    return orjson.loads(base64.b64decode(token))
 
 
 def store_values(document: dict) -> dict:
