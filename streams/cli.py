@@ -44,7 +44,8 @@ def worker() -> None:
     from streams.app import create_engine
     from streams.fold.data_dir import DataDirError, claim
     from streams.fold.generations import CURRENT, control_topic, read_records
-    from streams.kafka.admin import TopicMismatch, TopicSpec, ensure_topics
+    from streams.kafka.admin import TopicMismatch, ensure_topics
+    from streams.kafka.topics import worker_topics
     from streams.rules_file import read_rules_file
     from streams.worker import QuietWorker, tune_process
 
@@ -54,30 +55,8 @@ def worker() -> None:
     except DataDirError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    forever = {"retention.ms": "-1", "retention.bytes": "-1"}
     try:
-        ensure_topics(
-            settings.kafka_bootstrap,
-            [
-                TopicSpec(settings.events_topic, settings.partitions, settings.replication_factor, forever),
-                TopicSpec(settings.dlq_topic, settings.partitions, settings.replication_factor, forever),
-                # Partition for partition with the event topic: the fold loop writes partition p of
-                # both. Compacted: only each session's latest state (and the latest marker) matter.
-                TopicSpec(
-                    settings.changelog_topic,
-                    settings.partitions,
-                    settings.replication_factor,
-                    {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
-                ),
-                # The sessions' data keys and the people index (streams.privacy.keyring): one
-                # partition, compacted; a tombstone is an erasure, kept a day for lagging readers.
-                TopicSpec(settings.keys_topic, 1, settings.replication_factor, {"cleanup.policy": "compact"}),
-                # Which table generation the workers serve (sessionctl rebuild --switch writes it).
-                TopicSpec(
-                    control_topic(settings.app_id), 1, settings.replication_factor, {"cleanup.policy": "compact"}
-                ),
-            ],
-        )
+        ensure_topics(settings.kafka_bootstrap, worker_topics(settings))
         # Read before the first assignment, so the worker serves the current generation from the start.
         current = read_records(settings.kafka_bootstrap, control_topic(settings.app_id)).get(CURRENT)
     except TopicMismatch as exc:
