@@ -1,0 +1,112 @@
+"""Three workers on a local three-node Kafka cluster (replication factor 3, min.insync.replicas 2)
+under the fault suite's steady load while brokers die (tests/support/broker_faults.py): the broker
+leading most event partitions SIGKILLed, then a second one, both started again, a rolling restart
+of all three, the group coordinator's broker SIGKILLed. Nothing acknowledged is lost or applied
+twice, no write answers 503 while two brokers live, one broker alone refuses writes with 503 and
+Retry-After but keeps every folded session readable, and everything catches up."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from streams.kafka import broker
+from streams.testing.paths import SAMPLE_RULES_FILE, sample_rules
+from tests.support.broker_faults import BrokerFaultSuite, BrokerReport
+from tests.support.cluster import make_cluster
+from tests.support.workers import TEST_WORKER_ENV
+
+# The suite runs in the setup of whichever test comes first.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+PRODUCE_TIMEOUT_S = 10.0  # the default: what a deployment gets
+
+SUITE_ENV = {
+    **TEST_WORKER_ENV,
+    "SESSIONS_RULES_FILE": str(SAMPLE_RULES_FILE),
+    "SESSIONS_REPLICATION_FACTOR": "3",  # and min.insync.replicas 2, the default for 3
+    "SESSIONS_PRODUCE_TIMEOUT_S": str(PRODUCE_TIMEOUT_S),
+    "SESSIONS_LOG_LEVEL": "info",
+}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerReport]:
+    base = tmp_path_factory.mktemp("broker-faults")
+    kafka_dir = base / "kafka"
+    bootstrap = broker.start_cluster(kafka_dir, nodes=3, quiet=True)
+    cluster = make_cluster(bootstrap, base, workers=3, partitions=6, name="brokers", **SUITE_ENV)
+    try:
+        cluster.start()
+        suite = BrokerFaultSuite(cluster, kafka_dir, sample_rules(), say=print)
+        report = suite.run_broker_faults(rounds=1)
+        print("\n".join(report.summary()))
+        yield report
+        assert cluster.stop() == [0, 0, 0], [w.log_tail() for w in cluster.workers]
+    finally:
+        cluster.kill()
+        broker.stop(kafka_dir, quiet=True)
+
+
+def test_every_topic_the_workers_use_is_on_three_brokers_with_two_in_sync_required(report: BrokerReport):
+    # Created so by the first worker (streams/kafka/topics.py); Kafka's own by the local cluster.
+    assert len(report.replication) == 8, report.replication  # six of the workers', two of Kafka's
+    assert set(report.replication.values()) == {(3, 2)}, report.replication
+
+
+def test_nothing_acknowledged_is_lost_or_applied_twice(report: BrokerReport):
+    r = report.report
+    assert not r.never_acked, r.never_acked[:20]
+    assert r.acknowledged > 0
+    assert not r.lost, r.lost[:20]
+    assert not r.foreign, r.foreign[:20]
+    assert not r.duplicated, r.duplicated[:20]
+    assert not r.mismatched, r.mismatched[:20]  # each session == the pure fold of its distinct events
+
+
+def test_no_write_answers_503_while_two_brokers_live(report: BrokerReport):
+    two_live = [f for f in report.faults if f.brokers_live == 2]
+    assert len(two_live) == 5, [f.name for f in report.faults]  # first kill, three restarts, coordinator
+    assert {f.name: f.answered_503 for f in two_live} == {f.name: 0 for f in two_live}
+
+
+def test_a_dead_leaders_partitions_are_led_and_written_again_within_the_produce_timeout(report: BrokerReport):
+    killed = report.faults[0]
+    assert killed.name.startswith("SIGKILL broker") and killed.brokers_live == 2
+    # The election (the controller fences the dead broker after broker.session.timeout.ms, then
+    # every client's metadata follows) is shorter than the time a write waits for Kafka.
+    assert killed.led_s < PRODUCE_TIMEOUT_S, killed.line()
+    assert killed.served_s < PRODUCE_TIMEOUT_S, killed.line()
+
+
+def test_one_broker_alone_refuses_writes_with_503_and_retry_after_and_serves_every_read(report: BrokerReport):
+    below = report.below
+    assert below is not None
+    assert sorted((route, status) for route, status, _ in below.writes) == [
+        ("/api/events", 503),
+        ("/api/sessions", 503),
+    ]
+    assert all(retry is not None and retry.isdigit() for _, _, retry in below.writes), below.writes
+    assert set(below.reads) == {200}, below.reads  # every folded session, through every worker
+    assert below.probe_reads and set(below.probe_reads) == {200}, below.probe_reads
+
+
+def test_everything_catches_up_after_the_brokers_return(report: BrokerReport):
+    restarts = [f for f in report.faults if f.in_sync_s is not None]
+    assert restarts and all(f.in_sync_s is not None for f in restarts)
+    assert all(reason is None for _, reason in report.report.lag_after_fault), report.report.lag_after_fault
+    assert not report.report.metric_errors
+
+
+def test_no_read_of_an_existing_session_answers_404_when_the_coordinator_dies(report: BrokerReport):
+    assert report.coordinator_moves and all(" -> " in move for move in report.coordinator_moves)
+    before, after = report.coordinator_moves[0].split(" -> ")
+    assert before != after  # the group moved to another broker
+    assert not report.report.incidents, "\n".join(map(str, report.report.incidents))
+
+
+def test_no_answer_is_a_5xx_other_than_503_nor_a_stale_read(report: BrokerReport):
+    assert not report.report.server_errors(), report.report.server_errors()[:20]
+    assert not report.report.bad_statuses(), report.report.bad_statuses()[:20]
+    assert not report.report.stale, report.report.stale[:20]
