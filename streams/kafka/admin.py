@@ -76,16 +76,16 @@ def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout: float = 30.0)
                 f"topic {spec.name!r} has {replicas} replica(s) per partition but SESSIONS_REPLICATION_FACTOR is "
                 f"{spec.replication_factor}: add replicas (kafka-reassign-partitions.sh) or lower the setting"
             )
-    _check_min_insync(admin, bootstrap, [s for s in present if s.min_insync > 1], timeout)
-    asked = max((spec.replication_factor for spec in specs), default=1)
-    if asked > 1:
-        _check_internal_topics(admin, metadata, asked, timeout)
     short = [spec for spec in missing if spec.replication_factor > len(metadata.brokers)]
     if short:
         raise TopicMismatch(
             f"topic {short[0].name!r} needs {short[0].replication_factor} replicas (SESSIONS_REPLICATION_FACTOR) "
             f"but {bootstrap} lists {len(metadata.brokers)} live broker(s)"
         )
+    _check_min_insync(admin, bootstrap, [s for s in present if s.min_insync > 1], timeout)
+    asked = max((spec.replication_factor for spec in specs), default=1)
+    if asked > 1:
+        _check_internal_topics(admin, metadata, asked, timeout)
     if not missing:
         return
     new = [NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication_factor, config=s.config)

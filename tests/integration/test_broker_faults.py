@@ -7,12 +7,17 @@ Retry-After but keeps every folded session readable, and everything catches up."
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.kafka import broker
+from streams.kafka.admin import MIN_INSYNC, TopicMismatch, TopicSpec, ensure_topics
 from streams.testing.paths import SAMPLE_RULES_FILE, sample_rules
+from streams.testing.workers import make_worker
 from tests.support.broker_faults import BrokerFaultSuite, BrokerReport
 from tests.support.cluster import make_cluster
 from tests.support.workers import TEST_WORKER_ENV
@@ -32,10 +37,47 @@ SUITE_ENV = {
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerReport]:
-    base = tmp_path_factory.mktemp("broker-faults")
-    kafka_dir = base / "kafka"
-    bootstrap = broker.start_cluster(kafka_dir, nodes=3, quiet=True)
+def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """A three-node cluster of this module's own (the suite kills its brokers): folder, bootstrap."""
+    kafka_dir = tmp_path_factory.mktemp("broker-faults") / "kafka"
+    try:
+        yield kafka_dir, broker.start_cluster(kafka_dir, nodes=3, quiet=True)
+    finally:
+        broker.stop(kafka_dir, quiet=True)
+
+
+def test_a_worker_refuses_topics_replicated_less_than_asked(local_cluster: tuple[Path, str], tmp_path: Path):
+    _, bootstrap = local_cluster
+    run = uuid.uuid4().hex[:8]
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    thin, loose = f"thin-{run}", f"loose-{run}"
+    futures = admin.create_topics(
+        [NewTopic(thin, 2, replication_factor=1), NewTopic(loose, 2, replication_factor=3, config={MIN_INSYNC: "1"})]
+    )
+    for future in futures.values():
+        future.result(30)
+    with pytest.raises(TopicMismatch, match=rf"topic '{thin}' has 1 replica.* SESSIONS_REPLICATION_FACTOR is 3"):
+        ensure_topics(bootstrap, [TopicSpec(thin, 2, 3, {MIN_INSYNC: "2"})])
+    with pytest.raises(TopicMismatch, match=rf"topic '{loose}' has min\.insync\.replicas=1 .* asks 2"):
+        ensure_topics(bootstrap, [TopicSpec(loose, 2, 3, {MIN_INSYNC: "2"})])
+    with pytest.raises(TopicMismatch, match=r"needs 4 replicas .* lists 3 live broker"):
+        ensure_topics(bootstrap, [TopicSpec(f"wide-{run}", 2, 4)])
+    # The worker itself: one line naming the topic and what to do, exit code 2, before faust starts.
+    worker = make_worker(
+        bootstrap, f"app-thin-{run}", thin, tmp_path / "w", tmp_path / "w.log", 2, SESSIONS_REPLICATION_FACTOR="3"
+    )
+    worker.spawn()
+    assert worker.process is not None and worker.process.wait(60) == 2, worker.log_tail()
+    assert (
+        f"error: topic '{thin}' has 1 replica(s) per partition but SESSIONS_REPLICATION_FACTOR is 3"
+        in worker.log_tail()
+    )
+
+
+@pytest.fixture(scope="module")
+def report(local_cluster: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerReport]:
+    kafka_dir, bootstrap = local_cluster
+    base = tmp_path_factory.mktemp("broker-fault-workers")
     cluster = make_cluster(bootstrap, base, workers=3, partitions=6, name="brokers", **SUITE_ENV)
     try:
         cluster.start()
@@ -46,7 +88,6 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerReport]:
         assert cluster.stop() == [0, 0, 0], [w.log_tail() for w in cluster.workers]
     finally:
         cluster.kill()
-        broker.stop(kafka_dir, quiet=True)
 
 
 def test_every_topic_the_workers_use_is_on_three_brokers_with_two_in_sync_required(report: BrokerReport):
