@@ -220,8 +220,8 @@ class ClusterRole:
 # controller fences it: after BROKER_SESSION_TIMEOUT_MS without its heartbeat. That timeout is most
 # of the time a partition goes without a leader, and it must stay well below the producers' message
 # timeout (SESSIONS_PRODUCE_TIMEOUT_S) for a write to ride through instead of answering 503. Kafka's
-# defaults are 9 s and 2 s; 3 s with a heartbeat every 0.5 s still lets a broker miss five beats (a
-# long GC pause, a starved 2-core test machine) before it is fenced by mistake.
+# defaults are 9 s and 2 s; 3 s with a heartbeat every 0.5 s fences a live broker by mistake only
+# after six missed heartbeats (a long GC pause, a starved 2-core test machine).
 BROKER_SESSION_TIMEOUT_MS = 3000
 BROKER_HEARTBEAT_INTERVAL_MS = 500
 # When the dead node was the active controller, the other voters notice after the quorum's fetch
