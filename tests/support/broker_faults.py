@@ -195,11 +195,11 @@ class BrokerFaultSuite(FaultSuite):
         self.faults.append(fault)
         return fault
 
-    def settle(self, fault: BrokerFault, started_at: float | None = None) -> None:
-        """After a fault (and the restart at ``started_at``, when there was one): every replica in sync
+    def settle(self, fault: BrokerFault, restarted: bool = False) -> None:
+        """After a fault (and a restart of the brokers, when ``restarted``): every replica in sync
         again, the workers settled with the lag at 0 (the suite's ``recover``); then the 503s answered
         since the fault."""
-        if started_at is not None:
+        if restarted:
             fault.in_sync_s = self.wait(f"{fault.name}: every replica in sync", self.out_of_sync) - fault.at
         self.recover(fault.name, fault.at)
         with self.lock:
@@ -297,12 +297,13 @@ class BrokerFaultSuite(FaultSuite):
         second = max((n for n in everyone if n not in self.down), key=lambda n: self.leaders()[n])
         self.below = self.below_min_insync(self.kill_broker(second))
         at = self.start_brokers([first, second])
-        self.settle(self.figures(f"start brokers {first} and {second}", at), started_at=at)
+        self.settle(self.figures(f"start brokers {first} and {second}", at), restarted=True)
 
         for node in everyone:  # a rolling restart, as an upgrade does: one at a time, back in sync first
             self.steady(steady_s)
             fault = self.figures(f"rolling restart: SIGTERM broker {node}", self.stop_broker(node))
-            self.settle(fault, started_at=self.start_brokers([node]))
+            self.start_brokers([node])
+            self.settle(fault, restarted=True)
 
         self.steady(steady_s)
         coordinator = self.coordinator()
@@ -310,7 +311,7 @@ class BrokerFaultSuite(FaultSuite):
         self.settle(self.figures(f"SIGKILL broker {coordinator} (group coordinator)", at))
         self.coordinator_moves.append(f"{coordinator} -> {self.coordinator()}")
         at = self.start_brokers([coordinator])
-        self.settle(self.figures(f"start broker {coordinator}", at), started_at=at)
+        self.settle(self.figures(f"start broker {coordinator}", at), restarted=True)
 
     def run_broker_faults(self, rounds: int = 1, minutes: float = 0.0, steady_s: float = 0.0) -> BrokerReport:
         report = self.run(rounds=rounds, minutes=minutes, steady_s=steady_s)
