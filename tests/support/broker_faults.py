@@ -126,8 +126,13 @@ class BrokerFaultSuite(FaultSuite):
         return Counter(p.leader for p in self.partitions() if p.topic == self.cluster.topic)
 
     def leaderless(self) -> list[str]:
-        """Partitions whose leader is none or a broker that is down."""
-        return [f"{p.topic}[{p.partition}]" for p in self.partitions() if p.leader < 0 or p.leader in self.down]
+        """Partitions whose leader is none or a broker that is down (of those with a live replica: a
+        partition only on dead brokers cannot be led)."""
+        return [
+            f"{p.topic}[{p.partition}]"
+            for p in self.partitions()
+            if (p.leader < 0 or p.leader in self.down) and set(p.replicas) - self.down
+        ]
 
     def out_of_sync(self) -> list[str]:
         """Partitions with a replica out of their in-sync set (or a dead leader)."""
