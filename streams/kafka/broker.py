@@ -338,21 +338,28 @@ def port_is_free(port: int) -> bool:
 # parallel test processes each own one (tests/conftest.py), below the kernel's ephemeral ports. A
 # port the kernel draws for one process can be drawn again for another before the first binds it;
 # a range of one's own only races with itself, and the cursor never repeats a port until it wraps.
-_own_range: list[int] = []  # [low, high, cursor]
+_own_range: list[int] = []  # [low, high, cursor, top cursor]
 
 
 def own_port_range(low: int, high: int) -> None:
     """Hand out this process's ports from ``low..high`` (inclusive) from now on."""
-    _own_range[:] = [low, high, low]
+    _own_range[:] = [low, high, low, high]
 
 
-def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on (from this process's own range when it has one)."""
+def free_port(from_top: bool = False) -> int:
+    """A port on 127.0.0.1 that nothing listens on (from this process's own range when it has one).
+
+    ``from_top``: from the top of the range downwards, for a port that will be released and bound
+    again later (a local cluster's node, restarted on its own port, which every other node's
+    configuration names): every process's ordinary cursor starts at the bottom of its range, and a
+    run of any engineer on the same machine with the same range would otherwise take it meanwhile."""
     if _own_range:
-        low, high, cursor = _own_range
+        low, high = _own_range[0], _own_range[1]
+        index, step, wrap = (3, -1, high) if from_top else (2, 1, low)
         for _ in range(high - low + 1):
-            port, cursor = cursor, low if cursor >= high else cursor + 1
-            _own_range[2] = cursor
+            port = _own_range[index]
+            following = port + step
+            _own_range[index] = following if low <= following <= high else wrap
             if port_is_free(port):
                 return port
         raise BrokerError(f"no free port left in {low}-{high}")
@@ -692,9 +699,9 @@ def _new_cluster(data_dir: Path, nodes: int, port: int) -> LocalCluster:
     taken: set[int] = set()
 
     def pick(wanted: int) -> int:
-        chosen = wanted or free_port()
+        chosen = wanted or free_port(from_top=True)
         while not wanted and chosen in taken:  # the kernel may hand out a port twice before it is bound
-            chosen = free_port()
+            chosen = free_port(from_top=True)
         if chosen in taken or not port_is_free(chosen):
             raise BrokerError(f"port 127.0.0.1:{chosen} is taken; pick another with --port (or stop what holds it)")
         taken.add(chosen)

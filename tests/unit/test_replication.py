@@ -95,7 +95,10 @@ def test_a_cluster_keeps_its_ports_and_id_across_restarts(tmp_path: Path, monkey
     broker.own_port_range(31_800, 31_899)
     made = broker._new_cluster(tmp_path, 3, 0)
     ports = [port for node in made.nodes for port in (node.port, node.controller_port)]
-    assert len(set(ports)) == 6  # every listener of every node its own port
+    # Every listener of every node its own port, from the top of the range: nodes are restarted on
+    # them, and everybody's ordinary cursor starts at the bottom.
+    assert ports == list(range(31_899, 31_893, -1))
+    assert broker.free_port() == 31_800
     assert broker.LocalCluster.load(tmp_path) == made
     assert made.bootstrap == ",".join(f"127.0.0.1:{node.port}" for node in made.nodes)
     with pytest.raises(broker.BrokerError, match="not 7"):
