@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             report, lines = broker_report.report, broker_report.summary()
             # One broker down of three: not a single 503 (the election is shorter than the produce timeout).
             one_down = [f for f in broker_report.faults if f.brokers_live == args.brokers - 1]
-            refused_with_two = [f"{f.name}: {f.answered_503} answered 503" for f in one_down if f.answered_503]
+            refused_with_two = [f"{f.name}: 503s {dict(f.answered_503)}" for f in one_down if f.answered_503]
         else:
             suite = FaultSuite(
                 cluster, kafka_dir, port, sample_rules(), threads=args.threads, say=say, pause_owner=True

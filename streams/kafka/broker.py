@@ -401,14 +401,21 @@ def running_port(layout: BrokerLayout) -> int | None:
         return None
 
 
-def _cluster_metadata(bootstrap: str, timeout: float) -> Any | None:
-    """A metadata answer (confluent-kafka's ``ClusterMetadata``) from ``bootstrap``; None when none
-    came. Raises ImportError without confluent-kafka."""
+def metadata_client(bootstrap: str) -> Any:
+    """A confluent-kafka admin client that logs nothing, for metadata requests (to reuse when
+    polling). Raises ImportError without confluent-kafka."""
     from confluent_kafka.admin import AdminClient
 
     # "logger" takes a logging.Logger, which confluent-kafka's type stubs do not allow for.
     config: dict[str, Any] = {"bootstrap.servers": bootstrap, "log_level": 0, "logger": _silent_logger()}
-    admin = AdminClient(config)
+    return AdminClient(config)
+
+
+def _cluster_metadata(source: Any, timeout: float) -> Any | None:
+    """A metadata answer (confluent-kafka's ``ClusterMetadata``) through ``source`` (a bootstrap
+    address, or a :func:`metadata_client`); None when none came. Raises ImportError without
+    confluent-kafka."""
+    admin = metadata_client(source) if isinstance(source, str) else source
     try:
         return admin.list_topics(timeout=timeout)
     except Exception:  # noqa: BLE001 - any failure means "no answer (yet)"
@@ -445,10 +452,11 @@ class PartitionState:
     isr: tuple[int, ...]
 
 
-def describe_partitions(bootstrap: str, timeout: float = 5.0) -> list[PartitionState] | None:
+def describe_partitions(source: Any, timeout: float = 5.0) -> list[PartitionState] | None:
     """Every partition of every topic (Kafka's internal ones too) with its leader, replicas and
-    in-sync replicas, as the cluster's metadata says; None when it does not answer."""
-    metadata = _cluster_metadata(bootstrap, timeout)
+    in-sync replicas, as the cluster's metadata says (through ``source``: a bootstrap address or a
+    :func:`metadata_client`); None when it does not answer."""
+    metadata = _cluster_metadata(source, timeout)
     if metadata is None:
         return None
     return [

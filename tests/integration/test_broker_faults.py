@@ -2,7 +2,7 @@
 under the fault suite's steady load while brokers die (tests/support/broker_faults.py): the broker
 leading most event partitions SIGKILLed, then a second one, both started again, a rolling restart
 of all three, the group coordinator's broker SIGKILLed. Nothing acknowledged is lost or applied
-twice, no write answers 503 while two brokers live, one broker alone refuses writes with 503 and
+twice, nothing answers 503 while two brokers live, one broker alone refuses writes with 503 and
 Retry-After but keeps every folded session readable, and everything catches up."""
 
 from __future__ import annotations
@@ -25,13 +25,11 @@ from tests.support.workers import TEST_WORKER_ENV
 # The suite runs in the setup of whichever test comes first.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-PRODUCE_TIMEOUT_S = 10.0  # the default: what a deployment gets
-
 SUITE_ENV = {
     **TEST_WORKER_ENV,
     "SESSIONS_RULES_FILE": str(SAMPLE_RULES_FILE),
     "SESSIONS_REPLICATION_FACTOR": "3",  # and min.insync.replicas 2, the default for 3
-    "SESSIONS_PRODUCE_TIMEOUT_S": str(PRODUCE_TIMEOUT_S),
+    # The default produce timeout (10 s): longer than an election takes (docs/cluster.md).
     "SESSIONS_LOG_LEVEL": "info",
 }
 
@@ -114,19 +112,21 @@ def test_nothing_acknowledged_is_lost_or_applied_twice(report: BrokerReport):
     assert not r.mismatched, r.mismatched[:20]  # each session == the pure fold of its distinct events
 
 
-def test_no_write_answers_503_while_two_brokers_live(report: BrokerReport):
+def test_nothing_answers_503_while_two_brokers_live(report: BrokerReport):
     two_live = [f for f in report.faults if f.brokers_live == 2]
     assert len(two_live) == 5, [f.name for f in report.faults]  # first kill, three restarts, coordinator
-    assert {f.name: f.answered_503 for f in two_live} == {f.name: 0 for f in two_live}
+    assert {f.name: dict(f.answered_503) for f in two_live} == {f.name: {} for f in two_live}
 
 
-def test_a_dead_leaders_partitions_are_led_and_written_again_within_the_produce_timeout(report: BrokerReport):
+def test_a_dead_leaders_partitions_are_led_and_written_again_without_a_503(report: BrokerReport):
     killed = report.faults[0]
     assert killed.name.startswith("SIGKILL broker") and killed.brokers_live == 2
-    # The election (the controller fences the dead broker after broker.session.timeout.ms, then
-    # every client's metadata follows) is shorter than the time a write waits for Kafka.
-    assert killed.led_s < PRODUCE_TIMEOUT_S, killed.line()
-    assert killed.served_s < PRODUCE_TIMEOUT_S, killed.line()
+    assert killed.led_before >= 2  # the broker leading the most of 6 event partitions over 3
+    # Every partition got a live leader and a write to each, sent right after the SIGKILL, was
+    # acknowledged (else the suite fails): the election is shorter than the produce timeout, so
+    # the writes waited instead of failing. The figures are docs/cluster.md's.
+    assert killed.led_s > 0 and killed.served_s > 0
+    assert not killed.answered_503, killed.line()
 
 
 def test_one_broker_alone_refuses_writes_with_503_and_retry_after_and_serves_every_read(report: BrokerReport):
@@ -142,8 +142,12 @@ def test_one_broker_alone_refuses_writes_with_503_and_retry_after_and_serves_eve
 
 
 def test_everything_catches_up_after_the_brokers_return(report: BrokerReport):
-    restarts = [f for f in report.faults if f.in_sync_s is not None]
-    assert restarts and all(f.in_sync_s is not None for f in restarts)
+    # Each restart waited until every replica was in sync again, then every fault until the
+    # workers served every partition with the lag back to 0.
+    restarts = [f.name for f in report.faults if f.in_sync_s is not None]
+    assert len(restarts) == 4 and restarts[0].startswith("start brokers"), restarts
+    assert all(name.startswith("rolling restart: SIGTERM broker") for name in restarts[1:]), restarts
+    assert [fault for fault, _ in report.report.lag_after_fault] == [f.name for f in report.faults]
     assert all(reason is None for _, reason in report.report.lag_after_fault), report.report.lag_after_fault
     assert not report.report.metric_errors
 
