@@ -44,6 +44,7 @@ from streams.kafka.admin import INTERNAL_TOPICS, MIN_INSYNC
 from streams.kafka.topics import worker_topics
 from streams.settings import Settings
 from streams.testing.events import page_view
+from streams.testing.workers import WorkerProcess
 from tests.support.cluster import Cluster, session_in
 from tests.support.fault_suite import FaultSuite, Report, Tracked, seconds_now
 
@@ -60,6 +61,7 @@ class BrokerFault:
     in_sync_s: float | None = None  # after a restart: until every replica was in sync again
     answered_503: Counter[str] = field(default_factory=Counter)  # by kind of request, from the fault until settled
     led_before: int = 0  # event partitions the broker led (a SIGKILL or SIGTERM)
+    refusals: Counter[str] = field(default_factory=Counter)  # the 503s' messages, by kind of request
 
     def line(self) -> str:
         sync = f", in sync after {self.in_sync_s:.1f} s" if self.in_sync_s is not None else ""
@@ -67,6 +69,7 @@ class BrokerFault:
             f"{self.name:<44} led after {self.led_s:4.1f} s, served after {self.served_s:4.1f} s{sync}, "
             f"503s {sum(self.answered_503.values())}{f' {dict(self.answered_503)}' if self.answered_503 else ''}"
             f"{f' (it led {self.led_before} event partitions)' if self.led_before else ''}"
+            + "".join(f"\n    503 {why} x{n}" for why, n in self.refusals.items())
         )
 
 
@@ -113,6 +116,7 @@ class BrokerFaultSuite(FaultSuite):
         # One client for every metadata request of the suite (polled while brokers come and go: it
         # asks whichever broker answers).
         self.admin = local_broker.metadata_client(self.local.bootstrap)
+        self.refusals: list[tuple[float, str, str]] = []  # every 503: when, kind of request, its message
 
     # -- the cluster, as its metadata says ------------------------------------------------------------
 
@@ -145,10 +149,16 @@ class BrokerFaultSuite(FaultSuite):
         ]
 
     def coordinator(self) -> int:
-        """The broker coordinating the workers' consumer group (faust's, the app id)."""
-        description = self.admin.describe_consumer_groups([self.cluster.app_id])[self.cluster.app_id].result(10)
-        node: int = description.coordinator.id
-        return node
+        """The broker coordinating the workers' consumer group (faust's, the app id), asked until a
+        live broker answers (the group moves when its coordinator dies)."""
+        deadline = time.monotonic() + 60
+        while True:
+            asked = self.admin.describe_consumer_groups([self.cluster.app_id], request_timeout=5)
+            try:
+                node: int = asked[self.cluster.app_id].result(10).coordinator.id
+                return node
+            except Exception as exc:  # noqa: BLE001 - the coordinator moving, or a broker not answering
+                assert time.monotonic() < deadline, f"the group's coordinator is not found: {exc!r}"
 
     def wait(self, what: str, check: Callable[[], Any], timeout: float = 120.0) -> float:
         """Poll ``check`` until it returns something falsy (nothing left to wait for); the suite's
@@ -158,6 +168,18 @@ class BrokerFaultSuite(FaultSuite):
             assert time.monotonic() < deadline, f"{what} not within {timeout:.0f}s: {left}"
             time.sleep(0.1)  # polling the cluster's metadata
         return self.now()
+
+    def call(
+        self, http: dict[str, httpx.Client], worker: WorkerProcess, kind: str, sid: str, method: str, path: str,
+        **kwargs: Any,
+    ) -> httpx.Response | None:  # fmt: skip
+        """The suite's request, and why, when it answered 503 (which limit ran out)."""
+        response = super().call(http, worker, kind, sid, method, path, **kwargs)
+        if response is not None and response.status_code == 503:
+            why = response.json().get("error", {}).get("message", response.text)[:120]
+            with self.lock:
+                self.refusals.append((self.now(), kind, why))
+        return response
 
     # -- faults ---------------------------------------------------------------------------------------
 
@@ -210,6 +232,7 @@ class BrokerFaultSuite(FaultSuite):
         self.recover(fault.name, fault.at)
         with self.lock:
             fault.answered_503 = Counter(e.kind for e in self.exchanges if e.at >= fault.at and e.status == 503)
+            fault.refusals = Counter(f"{kind}: {why}" for at, kind, why in self.refusals if at >= fault.at)
         self.note(fault.line())
 
     def write(self, partition: int, acked_at: dict[int, float]) -> None:
