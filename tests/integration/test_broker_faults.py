@@ -23,7 +23,7 @@ from tests.support.cluster import make_cluster
 from tests.support.workers import TEST_WORKER_ENV
 
 # The suite runs in the setup of whichever test comes first.
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 SUITE_ENV = {
     **TEST_WORKER_ENV,
