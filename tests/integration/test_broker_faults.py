@@ -29,11 +29,12 @@ SUITE_ENV = {
     **TEST_WORKER_ENV,
     "SESSIONS_RULES_FILE": str(SAMPLE_RULES_FILE),
     "SESSIONS_REPLICATION_FACTOR": "3",  # and min.insync.replicas 2, the default for 3
-    # The default produce timeout (10 s): longer than an election takes (docs/cluster.md). A write
-    # forwarded to its session's owner waits for the append and the fold there: the forward's own
-    # limit must cover both, else a write that rides through an election is answered 503 by the
-    # worker that forwarded it (the default, 5 s, is shorter than the produce timeout).
-    "SESSIONS_FORWARD_TIMEOUT_S": "15",
+    # Every limit a write meets outlasts an election (docs/cluster.md): the append waits for the new
+    # leader (the default produce timeout, 10 s); the fold loop waits out the same election (its
+    # changelog's leaders and transaction coordinator move too), so a write waits as long for its
+    # fold; a write forwarded to its session's owner waits for both there.
+    "SESSIONS_WRITE_WAIT_S": "10",
+    "SESSIONS_FORWARD_TIMEOUT_S": "20",
     "SESSIONS_LOG_LEVEL": "info",
 }
 

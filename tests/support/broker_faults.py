@@ -59,7 +59,8 @@ class BrokerFault:
     led_s: float = 0.0  # until every partition had a live leader
     served_s: float = 0.0  # until a write to every event partition was acknowledged
     in_sync_s: float | None = None  # after a restart: until every replica was in sync again
-    answered_503: Counter[str] = field(default_factory=Counter)  # by kind of request, from the fault until settled
+    # By kind of request, answered from the fault until the workers settled with the lag at 0.
+    answered_503: Counter[str] = field(default_factory=Counter)
     led_before: int = 0  # event partitions the broker led (a SIGKILL or SIGTERM)
     refusals: Counter[str] = field(default_factory=Counter)  # the 503s' messages, by kind of request
 
@@ -116,7 +117,7 @@ class BrokerFaultSuite(FaultSuite):
         # One client for every metadata request of the suite (polled while brokers come and go: it
         # asks whichever broker answers).
         self.admin = local_broker.metadata_client(self.local.bootstrap)
-        self.refusals: list[tuple[float, str, str]] = []  # every 503: when, kind of request, its message
+        self.refusals: list[tuple[float, str, str]] = []  # every 503: when answered, kind of request, why
 
     # -- the cluster, as its metadata says ------------------------------------------------------------
 
@@ -231,7 +232,8 @@ class BrokerFaultSuite(FaultSuite):
             fault.in_sync_s = self.wait(f"{fault.name}: every replica in sync", self.out_of_sync) - fault.at
         self.recover(fault.name, fault.at)
         with self.lock:
-            fault.answered_503 = Counter(e.kind for e in self.exchanges if e.at >= fault.at and e.status == 503)
+            # By the time they were answered: a request in flight when the broker died counts.
+            fault.answered_503 = Counter(kind for at, kind, _ in self.refusals if at >= fault.at)
             fault.refusals = Counter(f"{kind}: {why}" for at, kind, why in self.refusals if at >= fault.at)
         self.note(fault.line())
 
