@@ -154,9 +154,8 @@ class BrokerFaultSuite(FaultSuite):
         live broker answers (the group moves when its coordinator dies)."""
         deadline = time.monotonic() + 60
         while True:
-            # A client of the live brokers only, made now: the suite's long-lived one went on asking
-            # the dead coordinator for a minute (librdkafka's admin client keeps a group's
-            # coordinator once found).
+            # A client of the live brokers only, made for the question: asked through the suite's
+            # long-lived client, it timed out for a whole minute after the coordinator's broker died.
             live = ",".join(f"127.0.0.1:{n.port}" for n in self.local.nodes if n.node_id not in self.down)
             admin = local_broker.metadata_client(live)
             asked = admin.describe_consumer_groups([self.cluster.app_id], request_timeout=5)
