@@ -68,9 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.brokers > 1:
         bootstrap = broker.start_cluster(kafka_dir, nodes=args.brokers, quiet=True)
-        # The default produce timeout: longer than a dead leader's partitions take to be led again
-        # (docs/cluster.md); one broker's faults must cost no 503.
-        replicated = {"SESSIONS_REPLICATION_FACTOR": "3", "SESSIONS_PRODUCE_TIMEOUT_S": "10"}
+        # Every limit a write meets outlasts an election (docs/cluster.md, as the broker fault test):
+        # one broker's faults must cost no 503.
+        replicated = {
+            "SESSIONS_REPLICATION_FACTOR": "3",
+            "SESSIONS_PRODUCE_TIMEOUT_S": "10",
+            "SESSIONS_WRITE_WAIT_S": "10",
+            "SESSIONS_FORWARD_TIMEOUT_S": "20",
+        }
     else:
         bootstrap = broker.start(kafka_dir, port, quiet=True)
         replicated = {"SESSIONS_PRODUCE_TIMEOUT_S": "3"}
