@@ -559,7 +559,7 @@ def start(
     (the plaintext listener's; ``sasl`` adds a SASL_PLAINTEXT one on its own port). A data folder
     that holds a local cluster starts the cluster (:func:`start_cluster`)."""
     if LocalCluster.load(data_dir.resolve()) is not None:
-        return start_cluster(data_dir, timeout=timeout, quiet=quiet)
+        return start_cluster(data_dir, timeout=max(timeout, 120.0), quiet=quiet)
     layout = BrokerLayout(data_dir.resolve())
     layout.data_dir.mkdir(parents=True, exist_ok=True)
 
