@@ -73,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         replicated = {
             "SESSIONS_REPLICATION_FACTOR": "3",
             "SESSIONS_PRODUCE_TIMEOUT_S": "10",
-            "SESSIONS_WRITE_WAIT_S": "10",
-            "SESSIONS_FORWARD_TIMEOUT_S": "20",
+            "SESSIONS_WRITE_WAIT_S": "20",
+            "SESSIONS_FORWARD_TIMEOUT_S": "30",
         }
     else:
         bootstrap = broker.start(kafka_dir, port, quiet=True)

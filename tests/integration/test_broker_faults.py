@@ -30,11 +30,11 @@ SUITE_ENV = {
     "SESSIONS_RULES_FILE": str(SAMPLE_RULES_FILE),
     "SESSIONS_REPLICATION_FACTOR": "3",  # and min.insync.replicas 2, the default for 3
     # Every limit a write meets outlasts an election (docs/cluster.md): the append waits for the new
-    # leader (the default produce timeout, 10 s); the fold loop waits out the same election (its
-    # changelog's leaders and transaction coordinator move too), so a write waits as long for its
-    # fold; a write forwarded to its session's owner waits for both there.
-    "SESSIONS_WRITE_WAIT_S": "10",
-    "SESSIONS_FORWARD_TIMEOUT_S": "20",
+    # leader (the default produce timeout, 10 s); the fold loop waits out the same election and then
+    # for its changelog transaction's coordinator (seen to take 10 s after a SIGKILL under load), so
+    # a write waits longer for its fold; a write forwarded to its session's owner waits for both.
+    "SESSIONS_WRITE_WAIT_S": "20",
+    "SESSIONS_FORWARD_TIMEOUT_S": "30",
     "SESSIONS_LOG_LEVEL": "info",
 }
 
