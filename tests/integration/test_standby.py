@@ -54,7 +54,9 @@ def wait_settled(workers, timeout: float = 90.0) -> None:
         known = [len(lag) for lag in lags]
         if sum(owned) == PARTITIONS and all(owned) and standby == owned[::-1] == known and not any(behind):
             return
-        assert time.monotonic() < deadline, f"not settled: owned {owned}, standby {standby} ({known} with a lag), lag {behind}"
+        assert time.monotonic() < deadline, (
+            f"not settled: owned {owned}, standby {standby}, lags known {known}: {behind}"
+        )
         time.sleep(0.2)
 
 
