@@ -33,8 +33,8 @@ KAFKA_IMAGE = "apache/kafka:4.1.1"
 # files on each process, the one running and the next: the longest start at once (one a process),
 # as many short files wait behind them, and the next longest go to whichever process frees up first.
 LONGEST_FIRST = [
-    # 3:23 and 4:48 alone (twice in a row on the shared 2-core machine, load average 7 to 41), most
-    # of it its brokers starting (20 to 50 s each under that load): one round of broker faults
+    # 3:23 to 4:48 alone in four runs on the shared 2-core machine (load average 7 to 41), most of
+    # it its brokers starting (20 to 50 s each under that load): one round of broker faults
     "tests/integration/test_broker_faults.py",
     "tests/integration/test_fault_suite.py",  # about 4-5 min: one suite of faults, two checks
     "tests/integration/test_openapi_fuzz.py",  # about 3-4 min
