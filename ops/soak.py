@@ -11,7 +11,14 @@ acknowledged and folded, requests answered 2xx / 503 / other, the longest window
 could not be read, the time from each fault to all partitions served (and lag 0), and the lost and
 duplicated events (0 and 0, or the exit code is 1).
 
-    .venv/bin/python ops/soak.py [--minutes 3] [--partitions 6] [--standby-replicas 0] [--threads 4] [--keep]
+With ``--brokers 3`` the broker is a local three-node cluster (replication factor 3,
+``min.insync.replicas`` 2) and each round of worker faults is followed by a round of broker faults
+(``tests/support/broker_faults.py``): SIGKILL the broker leading most event partitions, SIGKILL a
+second, start both, a rolling restart of all three, SIGKILL the group coordinator's broker; per
+fault it prints the seconds until every partition was led and written again and the 503s answered.
+
+    .venv/bin/python ops/soak.py [--minutes 3] [--brokers 1|3] [--partitions 6] [--standby-replicas 0]
+                                 [--threads 4] [--keep]
 """
 
 from __future__ import annotations
@@ -28,8 +35,9 @@ sys.path.insert(0, str(REPO))  # tests.support: the suite's code is the test's c
 
 from streams.kafka import broker  # noqa: E402
 from streams.testing.paths import SAMPLE_RULES_FILE, sample_rules  # noqa: E402
+from tests.support.broker_faults import BrokerFaultSuite  # noqa: E402
 from tests.support.cluster import make_cluster  # noqa: E402
-from tests.support.fault_suite import FaultSuite  # noqa: E402
+from tests.support.fault_suite import FaultSuite, Report  # noqa: E402
 
 
 def say(line: str) -> None:
@@ -46,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--standby-replicas", type=int, default=1, help="SESSIONS_STANDBY_REPLICAS of the workers (the default: 1)"
     )
+    parser.add_argument(
+        "--brokers", type=int, default=1, choices=[1, 3], help="1: one broker; 3: a local cluster, and broker faults"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (worker and broker logs)")
     args = parser.parse_args(argv)
 
@@ -53,34 +64,59 @@ def main(argv: list[str] | None = None) -> int:
     kafka_dir, port = scratch / "kafka", broker.free_port()
     say(
         f"soak: {args.minutes:g} min of faults, 3 workers, {args.partitions} partitions, "
-        f"{args.standby_replicas} standby replicas, scratch {scratch}"
+        f"{args.standby_replicas} standby replicas, {args.brokers} broker(s), scratch {scratch}"
     )
-    bootstrap = broker.start(kafka_dir, port, quiet=True)
+    if args.brokers > 1:
+        bootstrap = broker.start_cluster(kafka_dir, nodes=args.brokers, quiet=True)
+        # Every limit a write meets outlasts an election (docs/cluster.md, as the broker fault test):
+        # one broker's faults must cost no 503.
+        replicated = {
+            "SESSIONS_REPLICATION_FACTOR": "3",
+            "SESSIONS_PRODUCE_TIMEOUT_S": "10",
+            "SESSIONS_WRITE_WAIT_S": "20",
+            "SESSIONS_FORWARD_TIMEOUT_S": "30",
+        }
+    else:
+        bootstrap = broker.start(kafka_dir, port, quiet=True)
+        replicated = {"SESSIONS_PRODUCE_TIMEOUT_S": "3"}
     cluster = make_cluster(
         bootstrap, scratch, workers=3, partitions=args.partitions, name="soak",
         SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE), SESSIONS_KAFKA_SESSION_TIMEOUT_S="6",
-        SESSIONS_PRODUCE_TIMEOUT_S="3", SESSIONS_LOG_LEVEL="info",
-        SESSIONS_STANDBY_REPLICAS=str(args.standby_replicas),
+        SESSIONS_LOG_LEVEL="info", SESSIONS_STANDBY_REPLICAS=str(args.standby_replicas), **replicated,
     )  # fmt: skip
     failed = True
     try:
         started = time.monotonic()
         cluster.start()
         say(f"3 workers ready and settled in {time.monotonic() - started:.1f} s")
-        suite = FaultSuite(cluster, kafka_dir, port, sample_rules(), threads=args.threads, say=say, pause_owner=True)
-        report = suite.run(minutes=args.minutes, steady_s=args.steady, down_s=args.outage)
+        report: Report
+        if args.brokers > 1:
+            brokers = BrokerFaultSuite(
+                cluster, kafka_dir, sample_rules(), worker_faults=True, threads=args.threads, say=say, pause_owner=True
+            )
+            broker_report = brokers.run_broker_faults(minutes=args.minutes, steady_s=args.steady)
+            report, lines = broker_report.report, broker_report.summary()
+            # One broker down of three: not a single 503 (the election is shorter than the produce timeout).
+            one_down = [f for f in broker_report.faults if f.brokers_live == args.brokers - 1]
+            refused_with_two = [f"{f.name}: 503s {dict(f.answered_503)}" for f in one_down if f.answered_503]
+        else:
+            suite = FaultSuite(
+                cluster, kafka_dir, port, sample_rules(), threads=args.threads, say=say, pause_owner=True
+            )
+            report = suite.run(minutes=args.minutes, steady_s=args.steady, down_s=args.outage)
+            lines, refused_with_two = report.summary(), []
         say("")
-        for line in report.summary():
+        for line in lines:
             say(line)
         for problem in [*report.lost, *report.mismatched, *report.foreign, *map(str, report.incidents),
                         *report.stale, *map(str, report.server_errors()), *report.never_acked,
                         *report.metric_errors, *report.unclean_exits, *report.duplicated,
-                        *report.failovers]:  # fmt: skip
+                        *report.failovers, *refused_with_two]:  # fmt: skip
             say(f"  ! {problem}")
         failed = bool(
             report.lost or report.mismatched or report.foreign or report.incidents or report.stale
             or report.server_errors() or report.bad_statuses() or report.never_acked or report.metric_errors
-            or report.unclean_exits or report.duplicated or report.failovers
+            or report.unclean_exits or report.duplicated or report.failovers or refused_with_two
         )  # fmt: skip
         say("result: " + ("FAILED (see above)" if failed else "0 lost, 0 duplicated, every check passed"))
         cluster.stop()

@@ -29,7 +29,7 @@ from streams.fold.loop import FoldLoop
 from streams.fold.store import StoreMemory
 from streams.fold_waiters import FoldWaiters
 from streams.history.timeline import LogReader, SessionHistory
-from streams.kafka.clients import faust_credentials
+from streams.kafka.clients import FAUST_METADATA_MAX_AGE_MS, faust_credentials
 from streams.kafka.faust_private import broker_url, group_generation, hold, request_rejoin, standby_partitions
 from streams.kafka.producer import EventProducer
 from streams.metrics import Metrics
@@ -212,6 +212,7 @@ def create_engine(settings: Settings, current: Generation | None = None) -> Engi
         settings.app_id,
         broker=broker_url(settings.kafka_bootstrap, frozenset({settings.events_topic})),
         broker_credentials=faust_credentials(settings),
+        consumer_metadata_max_age_ms=FAUST_METADATA_MAX_AGE_MS,
         store="memory://",
         datadir=str(settings.data_dir / "faust"),
         autodiscover=False,

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from streams.privacy.cipher import MasterKeys
 
 cli = typer.Typer(help="Session engine: an event-sourced Session Manager on Apache Kafka.", no_args_is_help=True)
-broker_cli = typer.Typer(help="The local single-node Kafka broker (streams/kafka/broker.py).", no_args_is_help=True)
+broker_cli = typer.Typer(
+    help="The local Kafka broker, or a local cluster of several (streams/kafka/broker.py).", no_args_is_help=True
+)
 cli.add_typer(broker_cli, name="broker")
 dlq_cli = typer.Typer(help="The dead-letter topic: records the worker could not fold.", no_args_is_help=True)
 cli.add_typer(dlq_cli, name="dlq")
@@ -43,7 +45,8 @@ def worker() -> None:
     from streams.app import create_engine
     from streams.fold.data_dir import DataDirError, claim
     from streams.fold.generations import CURRENT, control_topic, read_records
-    from streams.kafka.admin import TopicMismatch, TopicSpec, ensure_topics
+    from streams.kafka.admin import TopicMismatch, ensure_topics
+    from streams.kafka.topics import worker_topics
     from streams.rules_file import read_rules_file
     from streams.worker import QuietWorker, tune_process
 
@@ -53,30 +56,8 @@ def worker() -> None:
     except DataDirError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    forever = {"retention.ms": "-1", "retention.bytes": "-1"}
     try:
-        ensure_topics(
-            settings.kafka_bootstrap,
-            [
-                TopicSpec(settings.events_topic, settings.partitions, settings.replication_factor, forever),
-                TopicSpec(settings.dlq_topic, settings.partitions, settings.replication_factor, forever),
-                # Partition for partition with the event topic: the fold loop writes partition p of
-                # both. Compacted: only each session's latest state (and the latest marker) matter.
-                TopicSpec(
-                    settings.changelog_topic,
-                    settings.partitions,
-                    settings.replication_factor,
-                    {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
-                ),
-                # The sessions' data keys and the people index (streams.privacy.keyring): one
-                # partition, compacted; a tombstone is an erasure, kept a day for lagging readers.
-                TopicSpec(settings.keys_topic, 1, settings.replication_factor, {"cleanup.policy": "compact"}),
-                # Which table generation the workers serve (sessionctl rebuild --switch writes it).
-                TopicSpec(
-                    control_topic(settings.app_id), 1, settings.replication_factor, {"cleanup.policy": "compact"}
-                ),
-            ],
-        )
+        ensure_topics(settings.kafka_bootstrap, worker_topics(settings))
         # Read before the first assignment, so the worker serves the current generation from the start.
         current = read_records(settings.kafka_bootstrap, control_topic(settings.app_id)).get(CURRENT)
     except TopicMismatch as exc:
@@ -486,30 +467,60 @@ def _broker() -> ModuleType:
 
 
 @broker_cli.command("start")
-def broker_start(data_dir: Path = Path("var/kafka"), port: int = 9092) -> None:
-    """Start the local broker (a no-op when it already runs) and print its bootstrap address."""
+def broker_start(
+    data_dir: Path = Path("var/kafka"),
+    port: Annotated[int, typer.Option(help="the (first) node's port; 0 picks free ports")] = 9092,
+    nodes: Annotated[
+        int | None, typer.Option(help="a local cluster of this many nodes (default: one broker; docs/cluster.md)")
+    ] = None,
+    node: Annotated[int | None, typer.Option(help="start only this node of the local cluster")] = None,
+) -> None:
+    """Start the local broker or cluster (a no-op for what already runs) and print its bootstrap address."""
     broker = _broker()
     try:
-        typer.echo(broker.start(data_dir, port or broker.free_port()))
+        typer.echo(broker.run_start(data_dir, port, nodes, node, 90.0))
     except broker.BrokerError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 
 
 @broker_cli.command("stop")
-def broker_stop(data_dir: Path = Path("var/kafka")) -> None:
-    """Stop the local broker of DATA_DIR."""
-    _broker().stop(data_dir)
+def broker_stop(
+    data_dir: Path = Path("var/kafka"),
+    node: Annotated[int | None, typer.Option(help="stop only this node of the local cluster (SIGTERM)")] = None,
+) -> None:
+    """Stop the local broker of DATA_DIR (every node of a cluster)."""
+    broker = _broker()
+    try:
+        if node is None:
+            broker.stop(data_dir)
+        else:
+            broker.stop_node(data_dir, node)
+    except broker.BrokerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@broker_cli.command("kill")
+def broker_kill(
+    node: Annotated[int, typer.Option(help="the node of the local cluster to SIGKILL")],
+    data_dir: Path = Path("var/kafka"),
+) -> None:
+    """SIGKILL one node of the local cluster, as a machine dies (start it again with --node)."""
+    broker = _broker()
+    try:
+        pid = broker.kill_node(data_dir, node)
+    except broker.BrokerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"node {node} " + (f"killed (pid {pid})" if pid else "was not running"), err=True)
 
 
 @broker_cli.command("status")
 def broker_status(data_dir: Path = Path("var/kafka")) -> None:
-    """Print the bootstrap address of the running broker; exit 1 when none runs."""
-    bootstrap = _broker().status(data_dir)
-    if bootstrap is None:
-        typer.echo("Kafka is not running", err=True)
-        raise typer.Exit(1)
-    typer.echo(bootstrap)
+    """Print the bootstrap address of the running broker (of a cluster: its answering nodes, and
+    each node's state on stderr); exit 1 when none runs."""
+    raise typer.Exit(_broker().print_status(data_dir))
 
 
 def _history_key(settings: Settings, key: str | None) -> str:

@@ -40,8 +40,9 @@ from streams.fold.generations import (
 from streams.fold.loop import FoldLoop
 from streams.fold.store import SESSIONS_START, SOURCE_OFFSET, unpack_offset
 from streams.fold_waiters import FoldWaiters
-from streams.kafka.admin import TopicSpec, ensure_topics
+from streams.kafka.admin import ensure_topics
 from streams.kafka.clients import client_config, watermarks
+from streams.kafka.topics import generation_topics
 from streams.privacy.cipher import master_keys
 from streams.privacy.keyring import KeyRing
 from streams.rules_file import read_rules_file
@@ -52,7 +53,6 @@ log = logging.getLogger(__name__)
 # (records folded or skipped so far, events folded, records to fold in all): the export's shape,
 # so its progress displays serve both.
 Progress = Callable[[int, int, int], None]
-CHANGELOG_CONFIG = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
 # A rebuild has nobody waiting on its folds: bigger batches (each touched session decoded and
 # encoded once per batch, one flush per batch) fold faster; 200,000 events / 20,000 sessions on the
 # bench's machine: 30,700 events/s at 5,000 a batch, 35,000 to 37,800 at 20,000.
@@ -156,19 +156,7 @@ def prepare(settings: Settings, chosen: Plan) -> None:
     """Create the generation's topics (changelog compacted, partition for partition with the event
     topic) and record the rebuild in progress."""
     n = chosen.target.number
-    ensure_topics(
-        settings.kafka_bootstrap,
-        [
-            TopicSpec(control_topic(settings.app_id), 1, settings.replication_factor, {"cleanup.policy": "compact"}),
-            TopicSpec(
-                changelog_topic(settings.changelog_topic, n),
-                settings.partitions,
-                settings.replication_factor,
-                CHANGELOG_CONFIG,
-            ),
-            TopicSpec(f"{settings.dlq_topic}.rebuild-g{n}", settings.partitions, settings.replication_factor),
-        ],
-    )
+    ensure_topics(settings.kafka_bootstrap, generation_topics(settings, n))
     # A topic created a moment ago may have no leader yet: wait for them before folding.
     consumer = Consumer({**client_config(settings.kafka_bootstrap), "group.id": f"{settings.app_id}-rebuild"})
     try:

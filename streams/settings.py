@@ -46,7 +46,13 @@ class Settings:
     # Names that tests vary to get a fresh topic, consumer group and changelog per test.
     app_id: str = "session-engine"
     events_topic: str = "session-events"
+    # Replicas of every topic the worker owns (streams/kafka/topics.py): 3 on a production cluster.
+    # An existing topic with fewer stops the start (docs/cluster.md).
     replication_factor: int = 1
+    # Replicas that must hold a record before an acks=all write is acknowledged, on every topic the
+    # worker owns. 0: 2 when the replication factor is 3 or more (one broker may die and writes go
+    # on; a second death refuses them rather than keep them on one disk), else 1.
+    min_insync_replicas: int = 0
     # Warm copies of each partition on other workers (their changelog tailed into a store), so a
     # dead owner's partitions are served again without a full restore. 0: none.
     standby_replicas: int = 1
@@ -154,6 +160,13 @@ class Settings:
     # rotate. Empty: one is generated once under the data folder (``<data dir>/master.key``);
     # every worker of a deployment needs the same. A secret: out of repr.
     master_key: str = field(default="", repr=False)
+
+    @property
+    def min_insync(self) -> int:
+        """``min_insync_replicas``, its default (0) resolved."""
+        if self.min_insync_replicas:
+            return self.min_insync_replicas
+        return 2 if self.replication_factor >= 3 else 1
 
     @property
     def keys_topic(self) -> str:
@@ -278,6 +291,13 @@ class Settings:
             raise SettingsError(f"{PREFIX}APP_ID must match {_APP_ID.pattern}, got {self.app_id!r}")
         if not _APP_ID.match(self.events_topic):
             raise SettingsError(f"{PREFIX}EVENTS_TOPIC must match {_APP_ID.pattern}, got {self.events_topic!r}")
+        if self.replication_factor < 1:
+            raise SettingsError(f"{PREFIX}REPLICATION_FACTOR must be at least 1, got {self.replication_factor}")
+        if not 0 <= self.min_insync_replicas <= self.replication_factor:
+            raise SettingsError(
+                f"{PREFIX}MIN_INSYNC_REPLICAS must be between 1 and {PREFIX}REPLICATION_FACTOR "
+                f"({self.replication_factor}), or 0 for the default, got {self.min_insync_replicas}"
+            )
         if self.produce_timeout_s <= 0:
             raise SettingsError(f"{PREFIX}PRODUCE_TIMEOUT_S must be positive")
         if self.write_wait_s <= 0:

@@ -31,9 +31,12 @@ KAFKA_IMAGE = "apache/kafka:4.1.1"
 # --- parallel runs (pytest-xdist, ``--dist loadfile``) ----------------------------------------------
 
 # The order files start in (figures from ``--durations`` of a full parallel run). xdist keeps two
-# files on each process, the one running and the next: the three longest start at once, three
-# short files wait behind them, and the next longest go to whichever process frees up first.
+# files on each process, the one running and the next: the longest start at once (one a process),
+# as many short files wait behind them, and the next longest go to whichever process frees up first.
 LONGEST_FIRST = [
+    # 3:23 to 4:48 alone in four runs on the shared 2-core machine (load average 7 to 41), most of
+    # it its brokers starting (20 to 50 s each under that load): one round of broker faults
+    "tests/integration/test_broker_faults.py",
     "tests/integration/test_fault_suite.py",  # about 4-5 min: one suite of faults, two checks
     "tests/integration/test_openapi_fuzz.py",  # about 3-4 min
     "tests/integration/test_openapi_fuzz_trusted.py",  # about 2-3 min

@@ -1,4 +1,5 @@
-"""Topic setup: the app creates its topics with explicit partition counts and retention."""
+"""Topic setup: the app creates its topics with explicit partition counts, replication and
+retention, and refuses to run on topics that disagree with what it needs."""
 
 from __future__ import annotations
 
@@ -6,15 +7,31 @@ import logging
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    ClusterMetadata,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 
 from streams.kafka.clients import client_config
 
 log = logging.getLogger(__name__)
 
+MIN_INSYNC = "min.insync.replicas"
+# Kafka's own topics the worker depends on, and the broker setting each is created with: the
+# consumer group's membership and offsets (faust's group, the fold loop's lag commits), and the
+# changelog's transactions. Replicated less than the worker's own topics, a broker's death loses
+# the group or the fence all the same.
+INTERNAL_TOPICS = {
+    "__consumer_offsets": "offsets.topic.replication.factor",
+    "__transaction_state": "transaction.state.log.replication.factor",
+}
+
 
 class TopicMismatch(RuntimeError):
-    """An existing topic disagrees with what the app needs (partition count)."""
+    """An existing topic disagrees with what the app needs (partitions, replicas, min.insync.replicas)."""
 
 
 @dataclass(frozen=True)
@@ -24,38 +41,102 @@ class TopicSpec:
     replication_factor: int = 1
     config: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def min_insync(self) -> int:
+        return int(self.config.get(MIN_INSYNC, "1"))
+
 
 def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout: float = 30.0) -> None:
-    """Create missing topics; refuse to go on if an existing one has another partition count.
+    """Create missing topics; refuse to go on (:class:`TopicMismatch`) when an existing one has
+    another partition count, fewer replicas or a lower ``min.insync.replicas`` than asked, or when
+    Kafka's own topics are replicated less than the most asked of ours.
 
     Keys are routed to partitions by hash, so a session folded on partition 3 of a 12-partition
-    topic would be looked for elsewhere after a silent change of count.
+    topic would be looked for elsewhere after a silent change of count. A topic with fewer replicas
+    than asked would silently keep acknowledged events on fewer disks than the operator believes.
     """
     admin = AdminClient(client_config(bootstrap))
-    existing = admin.list_topics(timeout=timeout).topics
-    missing = []
+    metadata = admin.list_topics(timeout=timeout)
+    existing = metadata.topics
+    missing, present = [], []
     for spec in specs:
         topic = existing.get(spec.name)
         if topic is None:
-            missing.append(
-                NewTopic(
-                    spec.name,
-                    num_partitions=spec.partitions,
-                    replication_factor=spec.replication_factor,
-                    config=spec.config,
-                )
-            )
-        elif len(topic.partitions) != spec.partitions:
+            missing.append(spec)
+            continue
+        present.append(spec)
+        if len(topic.partitions) != spec.partitions:
             raise TopicMismatch(
                 f"topic {spec.name!r} has {len(topic.partitions)} partitions but SESSIONS_PARTITIONS is "
                 f"{spec.partitions}; keep them equal (a key's partition depends on the count)"
             )
+        replicas = min(len(partition.replicas) for partition in topic.partitions.values())
+        if replicas < spec.replication_factor:
+            raise TopicMismatch(
+                f"topic {spec.name!r} has {replicas} replica(s) per partition but SESSIONS_REPLICATION_FACTOR is "
+                f"{spec.replication_factor}: add replicas (kafka-reassign-partitions.sh) or lower the setting"
+            )
+    short = [spec for spec in missing if spec.replication_factor > len(metadata.brokers)]
+    if short:
+        raise TopicMismatch(
+            f"topic {short[0].name!r} needs {short[0].replication_factor} replicas (SESSIONS_REPLICATION_FACTOR) "
+            f"but {bootstrap} lists {len(metadata.brokers)} live broker(s)"
+        )
+    _check_min_insync(admin, bootstrap, [s for s in present if s.min_insync > 1], timeout)
+    asked = max((spec.replication_factor for spec in specs), default=1)
+    if asked > 1:
+        _check_internal_topics(admin, metadata, asked, timeout)
     if not missing:
         return
-    for name, future in admin.create_topics(missing, operation_timeout=timeout).items():
+    new = [NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication_factor, config=s.config)
+           for s in missing]  # fmt: skip
+    for name, future in admin.create_topics(new, operation_timeout=timeout).items():
         try:
             future.result(timeout=timeout)
             log.info("created topic %s", name)
         except KafkaException as exc:
             if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":  # another worker won the race
                 raise
+
+
+def _check_min_insync(admin: AdminClient, bootstrap: str, specs: list[TopicSpec], timeout: float) -> None:
+    """Existing topics must ask at least as many in-sync replicas as the settings do."""
+    if not specs:
+        return
+    asked = {spec.name: spec.min_insync for spec in specs}
+    resources = [ConfigResource(ResourceType.TOPIC, name) for name in asked]
+    for resource, future in admin.describe_configs(resources, request_timeout=timeout).items():
+        entry = future.result(timeout=timeout).get(MIN_INSYNC)
+        effective = int(entry.value) if entry is not None and entry.value is not None else 1
+        name = resource.name
+        if effective < asked[name]:
+            raise TopicMismatch(
+                f"topic {name!r} has {MIN_INSYNC}={effective} but SESSIONS_MIN_INSYNC_REPLICAS asks "
+                f"{asked[name]}: raise it (kafka-configs.sh --bootstrap-server {bootstrap} --alter --entity-type "
+                f"topics --entity-name {name} --add-config {MIN_INSYNC}={asked[name]}) or lower the setting"
+            )
+
+
+def _check_internal_topics(admin: AdminClient, metadata: ClusterMetadata, asked: int, timeout: float) -> None:
+    """Kafka's own topics the worker depends on hold at least ``asked`` replicas: counted when they
+    exist, else what the brokers will create them with (Kafka makes them on first use)."""
+    topics, brokers = metadata.topics, sorted(metadata.brokers)
+    configured: dict[str, str] | None = None
+    for name, setting in INTERNAL_TOPICS.items():
+        topic = topics.get(name)
+        if topic is not None and topic.partitions:
+            replicas = min(len(partition.replicas) for partition in topic.partitions.values())
+            where = f"Kafka's topic {name!r} has {replicas} replica(s) per partition"
+        else:
+            if configured is None:
+                resource = ConfigResource(ResourceType.BROKER, str(brokers[0]))
+                entries = admin.describe_configs([resource], request_timeout=timeout)[resource].result(timeout=timeout)
+                configured = {key: entry.value for key, entry in entries.items()}
+            replicas = int(configured.get(setting) or 1)
+            where = f"the brokers create Kafka's topic {name!r} with {setting}={replicas}"
+        if replicas < asked:
+            raise TopicMismatch(
+                f"{where} but SESSIONS_REPLICATION_FACTOR is {asked}: the consumer group and the changelog's "
+                f"transactions would not survive a broker the worker's own topics survive; set {setting} to "
+                f"{asked} on the brokers (an existing topic needs kafka-reassign-partitions.sh), or lower the setting"
+            )

@@ -51,6 +51,15 @@ def faust_credentials(settings: Settings) -> Any:
     return None
 
 
+# How often faust's consumer (aiokafka) asks for metadata even when nothing failed (aiokafka's
+# default: 5 min). aiokafka asks only the brokers its last metadata listed and never goes back to the
+# bootstrap list: a member whose last metadata came while one broker was up (two of three down, or
+# restarting one by one) is left with that broker alone, and when it goes down next the member
+# cannot find the group's coordinator, misses its session timeout and the group rebalances
+# (partitions move, reads answer 503 meanwhile). Asked every 10 s, it knows every broker again soon
+# after they are back. (librdkafka, the other clients', goes back to the bootstrap list by itself.)
+FAUST_METADATA_MAX_AGE_MS = 10_000
+
 # A partition answers so while its leader is elected, or before the client's metadata knows a topic
 # created a moment ago: ask again rather than fail.
 WAITING_FOR_A_LEADER = frozenset(

@@ -38,6 +38,13 @@ def broker_url(bootstrap: str, held_topics: frozenset[str]) -> str:
     return f"{SCHEME}://{bootstrap}"
 
 
+def leader_topic(app_id: str) -> str:
+    """The topic faust's leader assignor creates and subscribes (``LeaderAssignor._leader_topic_name``):
+    created by the worker first (streams/kafka/topics.py), with the replication and
+    ``min.insync.replicas`` of every topic it owns; faust then finds it and creates nothing."""
+    return f"{app_id}-__assignor-__leader"
+
+
 def hold(app: faust.App, tps: Any) -> None:
     """Keep faust's consumer off the given partitions (called on every assignment)."""
     app.consumer.pause_partitions({tp for tp in tps if tp.topic in _Consumer.held_topics})
