@@ -37,7 +37,7 @@ from streams.kafka import broker  # noqa: E402
 from streams.testing.paths import SAMPLE_RULES_FILE, sample_rules  # noqa: E402
 from tests.support.broker_faults import BrokerFaultSuite  # noqa: E402
 from tests.support.cluster import make_cluster  # noqa: E402
-from tests.support.fault_suite import FaultSuite, Report  # noqa: E402
+from tests.support.fault_suite import FaultSuite, Report, give_time_to_restart_at_once  # noqa: E402
 
 
 def say(line: str) -> None:
@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE), SESSIONS_KAFKA_SESSION_TIMEOUT_S="6",
         SESSIONS_LOG_LEVEL="info", SESSIONS_STANDBY_REPLICAS=str(args.standby_replicas), **replicated,
     )  # fmt: skip
+    give_time_to_restart_at_once(cluster)
     failed = True
     try:
         started = time.monotonic()

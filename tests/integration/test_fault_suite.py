@@ -12,7 +12,7 @@ import pytest
 from streams.kafka import broker
 from streams.testing.paths import SAMPLE_RULES_FILE, sample_rules
 from tests.support.cluster import make_cluster
-from tests.support.fault_suite import FaultSuite, Report
+from tests.support.fault_suite import FaultSuite, Report, give_time_to_restart_at_once
 
 # The suite runs in the setup of whichever test comes first: about 2 minutes, well under this.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -25,9 +25,6 @@ SUITE_ENV = {
 }
 
 
-RESTART_AT_ONCE_SESSION_TIMEOUT_S = "45"
-
-
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Report]:
     # A broker of its own: the suite stops it.
@@ -35,10 +32,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Report]:
     kafka_dir, port = base / "kafka", broker.free_port()
     bootstrap = broker.start(kafka_dir, port, quiet=True)
     cluster = make_cluster(bootstrap, base, workers=3, partitions=6, name="faults", **SUITE_ENV)
-    # The worker that is SIGKILLed and restarted at once (w3 in round 0) must be back before the group
-    # notices; a worker's start on a loaded 2-core machine can take far longer than the 6 s that let
-    # the others' SIGKILLs be noticed quickly, so its own session timeout is longer (a member's own).
-    cluster.workers[2].env["SESSIONS_KAFKA_SESSION_TIMEOUT_S"] = RESTART_AT_ONCE_SESSION_TIMEOUT_S
+    give_time_to_restart_at_once(cluster)
     try:
         cluster.start()
         suite = FaultSuite(cluster, kafka_dir, port, sample_rules(), say=print)
