@@ -11,7 +11,6 @@ a fixed key) besides any keys the caller configures; :data:`SERVICE_HEADERS` sen
 
 from __future__ import annotations
 
-import ctypes
 import os
 import secrets
 import signal
@@ -52,16 +51,7 @@ def spawn(cmd: list[str], log_path: Path, env: Mapping[str, str] | None = None) 
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
         )
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGKILL when the process that spawned it dies (Linux). A test
-    process killed without its teardown (xdist stopping its processes, a CI timeout) leaves no
-    worker running; SIGKILL because a worker whose broker is gone may take long to stop on SIGTERM."""
-    if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def terminate(proc: subprocess.Popen[bytes], grace: float = 30.0, sig: int = signal.SIGTERM) -> int | None:
