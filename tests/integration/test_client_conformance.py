@@ -30,7 +30,7 @@ from confluent_kafka import Consumer, TopicPartition
 from projections.segment import encode_segment_token
 from streams.testing.events import logged_in
 from tests.support.service_worker import NEW_SIGNING_KEY, OUTLET_HOST, TRUSTED_KEY
-from tests.support.vtex_clients import RENDER_SESSION_ITEMS, decode_segment
+from tests.support.vtex_clients import FASTSTORE_ITEMS, RENDER_SESSION_ITEMS, decode_segment
 from tests.support.workers import worker_client
 
 pytestmark = pytest.mark.integration
@@ -39,14 +39,6 @@ FIVE_DAYS = 5 * 24 * 3600
 
 # node-vtex-api Segment.ts: ALLOWED_QUERY_PREFIXES, the query keys rawSegment keeps (sorted).
 SEGMENT_QUERY_PREFIXES = ("utm", "cultureInfo", "supportedLocales", "__bindingId")
-# FastStore commerce/index.ts `session`: the items it asks for (v3.100.3; 4.x adds one shopper key).
-FASTSTORE_ITEMS = (
-    "profile.id,profile.email,profile.firstName,profile.lastName,profile.phone,shopper.firstName,"
-    "shopper.lastName,shopper.organizationManager,store.channel,store.countryCode,store.cultureInfo,"
-    "store.currencyCode,store.currencySymbol,authentication.customerId,authentication.storeUserId,"
-    "authentication.storeUserEmail,authentication.unitId,authentication.unitName,checkout.regionId,"
-    "public.postalCode"
-)
 # FastStore v3.50.0 sent the list with a trailing comma.
 FASTSTORE_3_50_ITEMS = (
     "profile.id,profile.email,profile.firstName,profile.lastName,store.channel,store.countryCode,"

@@ -22,20 +22,12 @@ import pytest
 from streams.testing.events import logged_in
 from tests.support.service_worker import TRUSTED_KEY
 from tests.support.sessions import wait_for_session
-from tests.support.vtex_clients import RENDER_SESSION_ITEMS, decode_segment
+from tests.support.vtex_clients import FASTSTORE_ITEMS, RENDER_SESSION_ITEMS, decode_segment
 from tests.support.workers import worker_client
 
 pytestmark = pytest.mark.integration
 
 SAO_PAULO = "v2.5A0C3D7E2F1B4A6C8D9E0F1A2B3C4D5E"  # the sample's [[regions]] area
-# FastStore v3.100.3 commerce/index.ts ``session``: the items it asks for.
-FASTSTORE_ITEMS = (
-    "profile.id,profile.email,profile.firstName,profile.lastName,profile.phone,shopper.firstName,"
-    "shopper.lastName,shopper.organizationManager,store.channel,store.countryCode,store.cultureInfo,"
-    "store.currencyCode,store.currencySymbol,authentication.customerId,authentication.storeUserId,"
-    "authentication.storeUserEmail,authentication.unitId,authentication.unitName,checkout.regionId,"
-    "public.postalCode"
-)
 
 
 @pytest.fixture(scope="module")
