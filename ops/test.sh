@@ -16,6 +16,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Every broker of the run (this one, the clusters tests start) with the light JIT: the run starts
+# dozens of them (streams/kafka/broker.py, JVM_MODES).
+export SESSIONS_BROKER_JVM=light
 export SESSIONS_TEST_BOOTSTRAP
 SESSIONS_TEST_BOOTSTRAP=$(broker start --data-dir "$scratch/kafka" --port 0)
 # The files run in parallel processes (pytest-xdist), a file's tests on one process in their order

@@ -126,7 +126,7 @@ class Report:
     notes: list[tuple[float, str]]  # the faults and recoveries, in order
     recoveries: list[tuple[str, float, float]]  # fault, seconds to all partitions served, to lag 0
     metric_errors: list[str]  # scrapes that did not parse
-    lag_after_fault: list[tuple[str, str | None]]  # fault, why the lag did not fall to 0 (None: it did)
+    lag_after_fault: list[tuple[str, str | None]]  # fault, why the lag did not fall to 0 and the logs (None: it did)
     unclean_exits: list[str]  # workers that did not exit 0 on SIGTERM
     # "SIGKILL, restart at once": seconds from the SIGKILL until the new process held its partitions
     # again, per such fault; and why one was not the same member coming back unnoticed (it took
@@ -555,11 +555,11 @@ class FaultSuite:
             self.cluster.wait_settled(120, also=self.cluster.lag_behind)
             reason = None
         except AssertionError as exc:
-            reason = str(exc).splitlines()[0]
+            reason = str(exc)  # the lag, then each worker's last log lines: what the loops were doing
         lag_zero = self.now() - since
         self.lag_after_fault.append((fault, reason))
         self.recoveries.append((fault, served, lag_zero))
-        self.note(f"after {fault}: lag {'0' if reason is None else 'NOT 0'} ({lag_zero:.1f}s)")
+        self.note(f"after {fault}: lag {'0' if reason is None else reason.splitlines()[0]} ({lag_zero:.1f}s)")
 
     def kill(self, worker: WorkerProcess) -> float:
         with self.lock:
