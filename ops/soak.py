@@ -72,9 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         # one broker's faults must cost no 503.
         replicated = {
             "SESSIONS_REPLICATION_FACTOR": "3",
-            "SESSIONS_PRODUCE_TIMEOUT_S": "10",
+            "SESSIONS_PRODUCE_TIMEOUT_S": "15",
             "SESSIONS_WRITE_WAIT_S": "20",
-            "SESSIONS_FORWARD_TIMEOUT_S": "30",
+            "SESSIONS_FORWARD_TIMEOUT_S": "35",
         }
     else:
         bootstrap = broker.start(kafka_dir, port, quiet=True)

@@ -30,11 +30,12 @@ SUITE_ENV = {
     "SESSIONS_RULES_FILE": str(SAMPLE_RULES_FILE),
     "SESSIONS_REPLICATION_FACTOR": "3",  # and min.insync.replicas 2, the default for 3
     # Every limit a write meets outlasts an election (docs/cluster.md): the append waits for the new
-    # leader (the default produce timeout, 10 s); the fold loop waits out the same election and then
-    # for its changelog transaction's coordinator (seen to take 10 s after a SIGKILL under load), so
-    # a write waits longer for its fold; a write forwarded to its session's owner waits for both.
+    # leader (an election took 8.4 s on a loaded CI machine); the fold loop waits out the same
+    # election and then for its changelog transaction's coordinator (seen to take 10 s after a
+    # SIGKILL under load), so a write waits longer for its fold; a forwarded write waits for both.
+    "SESSIONS_PRODUCE_TIMEOUT_S": "15",
     "SESSIONS_WRITE_WAIT_S": "20",
-    "SESSIONS_FORWARD_TIMEOUT_S": "30",
+    "SESSIONS_FORWARD_TIMEOUT_S": "35",
     "SESSIONS_LOG_LEVEL": "info",
 }
 
