@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=3.0, help="how long the rounds of faults go on (default 3)")
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--threads", type=int, default=4, help="load threads (each paced, one request at a time)")
+    parser.add_argument("--pace", type=float, default=0.05, help="seconds between a load thread's requests")
+    parser.add_argument("--probe-every", type=float, default=0.05, help="seconds between the probe's rounds of reads")
     parser.add_argument("--steady", type=float, default=8.0, help="seconds of steady load before each fault")
     parser.add_argument("--outage", type=float, default=5.0, help="seconds the broker stays down")
     parser.add_argument(
@@ -91,9 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         cluster.start()
         say(f"3 workers ready and settled in {time.monotonic() - started:.1f} s")
         report: Report
+        load = {"threads": args.threads, "pace_s": args.pace, "probe_every_s": args.probe_every}
         if args.brokers > 1:
             brokers = BrokerFaultSuite(
-                cluster, kafka_dir, sample_rules(), worker_faults=True, threads=args.threads, say=say, pause_owner=True
+                cluster, kafka_dir, sample_rules(), worker_faults=True, say=say, pause_owner=True, **load
             )
             broker_report = brokers.run_broker_faults(minutes=args.minutes, steady_s=args.steady)
             report, lines = broker_report.report, broker_report.summary()
@@ -101,9 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             one_down = [f for f in broker_report.faults if f.brokers_live == args.brokers - 1]
             refused_with_two = [f"{f.name}: 503s {dict(f.answered_503)}" for f in one_down if f.answered_503]
         else:
-            suite = FaultSuite(
-                cluster, kafka_dir, port, sample_rules(), threads=args.threads, say=say, pause_owner=True
-            )
+            suite = FaultSuite(cluster, kafka_dir, port, sample_rules(), say=say, pause_owner=True, **load)
             report = suite.run(minutes=args.minutes, steady_s=args.steady, down_s=args.outage)
             lines, refused_with_two = report.summary(), []
         say("")

@@ -230,7 +230,11 @@ class FaultSuite:
         storefront_sessions: int = 16,
         service_sessions: int = 16,
         threads: int = 4,
-        pace_s: float = 0.05,
+        # The load's pace: a request per thread every ``pace_s``, a read of each partition every
+        # ``probe_every_s``. The tests' defaults keep the suite's CPU (workers and this process) to
+        # about a third of a core; ``make soak`` paces it denser.
+        pace_s: float = 0.1,
+        probe_every_s: float = 0.25,
         seed: int = 10,
         say: Callable[[str], None] = lambda line: None,
         pause_owner: bool = False,
@@ -243,7 +247,7 @@ class FaultSuite:
         self.broker_dir, self.broker_port = broker_dir, broker_port
         self.rules = rules
         self.rng = random.Random(seed)
-        self.threads, self.pace_s = threads, pace_s
+        self.threads, self.pace_s, self.probe_every_s = threads, pace_s, probe_every_s
         self.n_storefront, self.n_service = storefront_sessions, service_sessions
         self.say = say
         self.started = time.monotonic()
@@ -453,7 +457,7 @@ class FaultSuite:
                     )
                     if answer is not None and answer.status_code == 404:
                         self.incident(worker, "probe", s.sid, f"404 {answer.text[:200]}")
-                time.sleep(0.05)
+                time.sleep(self.probe_every_s)  # pacing the probe, not waiting for anything
         finally:
             for client in http.values():
                 client.close()
