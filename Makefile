@@ -40,17 +40,17 @@ bench: install ## issue 8's figures (py-spy comes with the lock): one worker vs 
 soak: install ## the fault suite for longer: 3 workers, SIGKILLs, restarts, a broker restart, under load (ARGS="--minutes 3"); figures, 0 lost / 0 duplicated
 	@$(PY) ops/soak.py $(ARGS)
 
-kafka-fetch: install ## fetch the pinned Kafka jars with Maven into ops/kafka/.cache (streams/kafka/broker.py)
-	@$(PY) -m streams.kafka.broker fetch
+kafka-fetch: install ## fetch the pinned Kafka jars with Maven into ops/kafka/.cache (streams/devkit/broker.py)
+	@$(PY) -m streams.devkit.broker fetch
 
 kafka-start: install ## start the local broker (KAFKA_PORT, KAFKA_DATA); a no-op when it runs
-	@$(PY) -m streams.kafka.broker start --data-dir $(KAFKA_DATA) --port $(KAFKA_PORT)
+	@$(PY) -m streams.devkit.broker start --data-dir $(KAFKA_DATA) --port $(KAFKA_PORT)
 
 kafka-stop: ## stop the local broker of KAFKA_DATA
-	@$(PY) -m streams.kafka.broker stop --data-dir $(KAFKA_DATA)
+	@$(PY) -m streams.devkit.broker stop --data-dir $(KAFKA_DATA)
 
 kafka-status: ## print the local broker's bootstrap address (exit 1 when not running)
-	@$(PY) -m streams.kafka.broker status --data-dir $(KAFKA_DATA)
+	@$(PY) -m streams.devkit.broker status --data-dir $(KAFKA_DATA)
 
 clean: ## remove ./var (local broker data and worker state); stop the broker first
 	rm -rf var

@@ -27,12 +27,12 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from projections.rules import Rules
+from streams.control.generations import watermarks
+from streams.devkit.events import new_session_id, page_view
 from streams.fold.config import FoldConfig
-from streams.fold.generations import watermarks
 from streams.fold.loop import FoldLoop
-from streams.fold_waiters import FoldWaiters
+from streams.fold.waiters import FoldWaiters
 from streams.kafka.admin import TopicSpec, ensure_topics
-from streams.testing.events import new_session_id, page_view
 
 PARTITIONS = 6
 
@@ -60,7 +60,7 @@ def ends(bootstrap: str, topic: str) -> dict[int, int]:
 
 
 def wait_for_leaders(bootstrap: str, topic: str) -> None:
-    """A topic created a moment ago may have no leader yet (as ``streams.rebuild.prepare`` waits)."""
+    """A topic created a moment ago may have no leader yet (as ``streams.tools.rebuild.prepare`` waits)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "fence-cost"})
     try:
         for partition in range(PARTITIONS):

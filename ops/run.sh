@@ -16,7 +16,7 @@ if [ -z "${SESSIONS_SERVICE_KEYS:-}" ]; then
     if [ ! -s "$key_file" ]; then
         mkdir -p "$SESSIONS_DATA_DIR"
         key=$(.venv/bin/python -c 'import secrets; print("sk-" + secrets.token_urlsafe(32))')
-        scopes=$(.venv/bin/python -c 'from streams.settings import SCOPES; print(" ".join(sorted(SCOPES)))')
+        scopes=$(.venv/bin/python -c 'from streams.config.settings import SCOPES; print(" ".join(sorted(SCOPES)))')
         (umask 077 && printf '%s=%s\n' "$key" "$scopes" >"$key_file.tmp" && mv "$key_file.tmp" "$key_file")
         {
             echo "generated a service key with every scope ($scopes), kept in $key_file (shown only now):"
@@ -29,7 +29,7 @@ if [ -z "${SESSIONS_SERVICE_KEYS:-}" ]; then
     export SESSIONS_SERVICE_KEYS
 fi
 
-broker() { .venv/bin/python -m streams.kafka.broker "$@"; }
+broker() { .venv/bin/python -m streams.devkit.broker "$@"; }
 
 started_broker=0
 if [ -z "${SESSIONS_KAFKA_BOOTSTRAP:-}" ]; then

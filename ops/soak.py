@@ -33,8 +33,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests.support: the suite's code is the test's code
 
-from streams.kafka import broker  # noqa: E402
-from streams.testing.paths import SAMPLE_RULES_FILE, sample_rules  # noqa: E402
+from streams.devkit import broker  # noqa: E402
+from streams.devkit.paths import SAMPLE_RULES_FILE, sample_rules  # noqa: E402
 from tests.support.broker_faults import BrokerFaultSuite  # noqa: E402
 from tests.support.cluster import make_cluster  # noqa: E402
 from tests.support.fault_suite import FaultSuite, Report, give_time_to_restart_at_once  # noqa: E402

@@ -1,10 +1,10 @@
 """Shared fixtures: the Kafka broker, unique names per test, worker processes on free ports.
 
 Helpers that tests import live in ``tests/support/`` and, those the bench shares (worker processes,
-event builders, the sample rules), in ``streams/testing/``.
+event builders, the sample rules), in ``streams/devkit/``.
 
 The broker comes from ``SESSIONS_TEST_BOOTSTRAP`` when set (``make test`` starts one), else from a
-testcontainers Kafka container when a Docker engine answers, else from ``streams.kafka.broker`` (real Apache
+testcontainers Kafka container when a Docker engine answers, else from ``streams.devkit.broker`` (real Apache
 Kafka started from its jars). Integration tests never skip for want of a broker.
 """
 
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.kafka import broker as local_broker
-from streams.testing.workers import MASTER_KEYS, SPAWNED_LOGS, WorkerProcess, make_worker
+from streams.devkit import broker as local_broker
+from streams.devkit.workers import MASTER_KEYS, SPAWNED_LOGS, WorkerProcess, make_worker
 from tests.support import service_worker as service
 from tests.support.workers import TEST_WORKER_ENV, shared_worker
 

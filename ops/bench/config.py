@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streams.testing.paths import REPO
+from streams.devkit.paths import REPO
 
 HERE = Path(__file__).resolve().parent
 VAR = REPO / "var"

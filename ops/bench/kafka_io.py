@@ -17,9 +17,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from workload import Record
 
+from streams.config.settings import Settings
 from streams.fold.locator import CHUNK_PREFIX
 from streams.fold.store import CHANGELOG_OFFSET, SOURCE_OFFSET, unpack_session
-from streams.settings import Settings
 
 # The fold loop's changelog holds, besides one record per changed session, batch markers whose key
 # starts with a NUL byte (streams/fold/store.py): no session id does.

@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from streams.testing.paths import REPO
+from streams.devkit.paths import REPO
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -75,14 +75,14 @@ from workload import LongSessions, Record, Workload, interleave, long_sessions, 
 from projections.session import apply
 from schemas.events import decode_event
 from schemas.session import SessionState, decode_state, encode_state, encode_view
+from streams.control.worker import GC_THRESHOLDS
+from streams.devkit import broker as local_broker
+from streams.devkit.fold import make_fold
+from streams.devkit.paths import REPO, SAMPLE_RULES_FILE, sample_rules
+from streams.devkit.workers import WorkerProcess, make_worker
 from streams.fold.batch import Stored, fold_batch
 from streams.fold.store import pack_session, unpack_session, unpack_stored
-from streams.history.export import RecordFilter, export_to_file
-from streams.kafka import broker as local_broker
-from streams.testing.fold import make_fold
-from streams.testing.paths import REPO, SAMPLE_RULES_FILE, sample_rules
-from streams.testing.workers import WorkerProcess, make_worker
-from streams.worker import GC_THRESHOLDS
+from streams.tools.export.events import RecordFilter, export_to_file
 
 # streams/fold/loop.py, at info level, once per partition caught up from the changelog.
 RESTORED = re.compile(r"partition (\d+): (\d+) changelog records restored in ([\d.]+)s")
@@ -296,7 +296,7 @@ class Bench:
         caches: dict[int, dict[bytes, bytes]] = {p: {} for p in by_partition}
         batches = dead = writes = 0
         thresholds = gc.get_threshold()
-        gc.set_threshold(*GC_THRESHOLDS)  # as the worker runs (streams/worker.py)
+        gc.set_threshold(*GC_THRESHOLDS)  # as the worker runs (streams/control/worker.py)
         began = time.perf_counter()
         for partition, records in by_partition.items():
             cache = caches[partition]
@@ -682,7 +682,7 @@ class Bench:
         rows = pq.ParquetFile(path).metadata.num_rows
         self.results["export"] = {
             "format": "parquet",
-            "how": "streams.history.export.export_to_file, in the bench's process",
+            "how": "streams.tools.export.events.export_to_file, in the bench's process",
             "from": start.isoformat(),
             "to": end.isoformat(),
             "events": len(self.fold_records),

@@ -1,6 +1,6 @@
 """Processes the bench starts: workers, peers, the read load, py-spy. It stops only those.
 
-Workers are the tests' wrapper (``streams.testing.workers``). Every process started here is
+Workers are the tests' wrapper (``streams.devkit.workers``). Every process started here is
 registered (workers through ``on_spawn=register``); :func:`stop_all` (called on any exit of the harness)
 ends whichever of them still run, by their pid, SIGTERM first and SIGKILL after a grace period.
 """
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streams.testing import workers
-from streams.testing.workers import tail, terminate
+from streams.devkit import workers
+from streams.devkit.workers import tail, terminate
 
 __all__ = ["tail", "terminate"]
 # A service key the bench's workers accept (SESSIONS_SERVICE_KEYS, scope sessions:read), sent with

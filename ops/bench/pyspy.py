@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from streams.testing.paths import REPO
+from streams.devkit.paths import REPO
 
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>.*?)(?::(?P<line>\d+))?\)$")
 
@@ -78,8 +78,11 @@ _AREAS = (
     ("Kafka commit (fold loop)", ("._commit (",)),
     ("faust control plane (aiokafka, faust)", ("aiokafka/", "faust/")),
     ("the API appender's poll thread (streams/kafka/producer.py)", ("streams/kafka/producer.py",)),
-    # Not streams/cli.py: it is the root of every main-thread stack.
-    ("the fold loop's own code, views (fold/loop.py, web/, app.py)", ("(loop.py", "streams/app.py", "streams/web/")),
+    # Not streams/tools/cli.py: it is the root of every main-thread stack.
+    (
+        "the fold loop's own code, views (fold/loop.py, web/, app.py)",
+        ("(loop.py", "streams/control/app.py", "streams/web/"),
+    ),
 )
 
 

@@ -31,7 +31,7 @@ from procs import stop_all
 from report import notes, render, rows_json, sections
 from scaleout import scale_out
 
-from streams.kafka import broker as local_broker
+from streams.devkit import broker as local_broker
 
 
 def run(bench: Bench) -> int:

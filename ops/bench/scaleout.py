@@ -20,8 +20,8 @@ from aiokafka.partitioner import murmur2
 from load import summarize_ms
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.testing.paths import SAMPLE_RULES_FILE
-from streams.testing.workers import WorkerProcess, make_worker
+from streams.devkit.paths import SAMPLE_RULES_FILE
+from streams.devkit.workers import WorkerProcess, make_worker
 
 if TYPE_CHECKING:
     from phases import Bench

@@ -3,7 +3,7 @@
 Mostly ``navigation.page_viewed`` (urls with and without query parameters, some carrying utm
 values the sample rules turn into a campaign), some ``navigation.campaign_clicked`` and some
 ``session.public_set`` (locale, country + postal code, an identified e-mail, free keys). Objects
-are built with the tests' builders (``streams.testing.events``), then go through the contract
+are built with the tests' builders (``streams.devkit.events``), then go through the contract
 (``schemas.events.event_from_object`` + ``encode_event``), so the bytes are what the API appends.
 The same seed gives the same bytes, run after run; a workload remembers how many events each
 session got, so a reader knows which ``eventCount`` means "this event is folded". A record carries
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.events import encode_event, event_from_object
-from streams.testing.events import BASE_TIME, at, envelope, public_values
+from streams.devkit.events import BASE_TIME, at, envelope, public_values
 
 SOURCE = "/bench"
 

@@ -1,6 +1,6 @@
 """What one fold loop folds and how: its topics, stores, batch sizes and policies, and the settings
-of the Kafka consumers it reads with. Built by the worker (``streams.app.fold_config``) and by the
-rebuild (``streams.rebuild.generation_config``) from the settings; no I/O."""
+of the Kafka consumers it reads with. Built by the worker (``streams.control.app.fold_config``) and by the
+rebuild (``streams.tools.rebuild.generation_config``) from the settings; no I/O."""
 
 from __future__ import annotations
 

@@ -48,8 +48,8 @@ from streams.fold.outgoing import Outgoing, batch_records
 from streams.fold.ownership import Ownership
 from streams.fold.reads import Reads, now_ms
 from streams.fold.store import DataFolderFull
-from streams.fold_waiters import FoldWaiters
-from streams.memory import trim
+from streams.fold.waiters import FoldWaiters
+from streams.observability.memory import trim
 from streams.privacy.keyring import KeyRing, KeysUnavailable
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ IDLE_BEFORE_TRIM_S = 0.5  # how long without records before freed memory goes ba
 # records in the batch, records skipped as redeliveries, seconds to fold, flush and write). The metrics.
 BatchObserver = Callable[[dict[str, int], dict[str, int], int, int, float], None]
 # Called per partition of a written batch with the keys of the sessions it wrote (the explorer's
-# recently active sessions, ``streams.activity``); it must be quick and must not raise.
+# recently active sessions, ``streams.observability.activity``); it must be quick and must not raise.
 WrittenObserver = Callable[[int, Collection[bytes]], None]
 
 
@@ -150,7 +150,7 @@ class FoldLoop:
         return self._command("revoke", partitions, None)
 
     def switch(self, changelog_topic: str, stores_dir: Path, rules: Rules) -> concurrent.futures.Future[None]:
-        """Serve another table generation (``streams.fold.generations``): between two batches, let
+        """Serve another table generation (``streams.control.generations``): between two batches, let
         go of every partition, then restore the assigned ones from ``changelog_topic`` into stores
         under ``stores_dir`` and fold on from their source offsets with ``rules``. Not ready meanwhile."""
         return self._command("switch", (), None, switch_to=_Switch(changelog_topic, stores_dir, rules))

@@ -3,7 +3,7 @@ connect (TLS, SASL) from the settings, so no client is left on plaintext by mist
 
 confluent-kafka clients take :func:`client_config`; faust's own (aiokafka) client takes
 :func:`faust_credentials`. The security settings are read once per process from the environment
-(``SESSIONS_KAFKA_SECURITY_PROTOCOL`` and the rest, ``streams.settings``).
+(``SESSIONS_KAFKA_SECURITY_PROTOCOL`` and the rest, ``streams.config.settings``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from streams.settings import Settings
+from streams.config.settings import Settings
 
 
 @cache

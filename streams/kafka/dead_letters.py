@@ -122,7 +122,7 @@ def redrive(
 ) -> list[DeadLetter]:
     """Append every not yet re-driven letter to ``events_topic``; returns the letters re-driven.
     ``progress(read, appended, planned)`` is called as letters are read and appended (a
-    ``streams.history.export`` progress reporter)."""
+    ``streams.tools.export.events`` progress reporter)."""
     report = progress or (lambda read, written, planned: None)
     consumer = Consumer(
         {

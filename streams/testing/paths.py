@@ -1,16 +1,10 @@
-"""Places in the checkout the tests and the bench use (the project is installed editable)."""
+"""Old path of ``streams.devkit.paths``, for files being edited elsewhere that still import it (remove after).
 
-from __future__ import annotations
+The module object is the new one (``sys.modules``), so attributes and monkeypatches reach it.
+"""
 
-from pathlib import Path
+import sys
 
-from projections.rules import Rules
-from streams.rules_file import load_rules
+import streams.devkit.paths as _moved
 
-REPO = Path(__file__).resolve().parents[2]
-SAMPLE_RULES_FILE = REPO / "ops" / "rules.sample.toml"
-
-
-def sample_rules() -> Rules:
-    """The sample rules file (the rules ``make run`` uses), loaded as the worker loads it."""
-    return load_rules(str(SAMPLE_RULES_FILE))
+sys.modules[__name__] = _moved

@@ -2,7 +2,7 @@
 
 A write appends its events and, when it answers with their effect, waits (bounded by
 ``SESSIONS_WRITE_WAIT_S``) until the owning fold loop has folded the last of them. The waiter is
-registered *before* the append, so a fast fold cannot slip past it (``streams.fold_waiters``).
+registered *before* the append, so a fast fold cannot slip past it (``streams.fold.waiters``).
 An append Kafka does not acknowledge is a 503 the caller may retry; the storefront writes, the
 erasures and ``POST /api/events`` all answer it the same way.
 """
@@ -13,12 +13,12 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from streams.fold_waiters import FoldWaiters
+from streams.fold.waiters import FoldWaiters
 from streams.kafka.producer import Delivered, ProduceFailed, Record
 from streams.web.errors import unavailable
 
 if TYPE_CHECKING:
-    from streams.engine import Engine
+    from streams.control.engine import Engine
 
 
 class Sender(Protocol):

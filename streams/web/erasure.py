@@ -25,7 +25,7 @@ from streams.web.service_auth import SESSIONS_ERASE, page, requires
 from streams.web.storefront import new_event
 
 if TYPE_CHECKING:
-    from streams.engine import Engine
+    from streams.control.engine import Engine
 
 SOURCE = "/api/v1/sessions"
 IDENTIFIER_KINDS = ("email", "userId")

@@ -5,7 +5,7 @@
   service key, keeps it in the browser's session storage and sends it as a bearer key; it shows the
   documents exactly as the API serves them to that key.
 - ``GET /api/v1/sessions`` (``sessions:read``): recently active sessions, gathered from every
-  worker of the group (each keeps its last few hundred in memory, ``streams.activity``).
+  worker of the group (each keeps its last few hundred in memory, ``streams.observability.activity``).
 - ``GET /api/v1/sessions/{id}/segment`` (``sessions:read``): the segment the session maps to.
 - ``GET /api/v1/operations`` (``operations:read``): events folded and dead letters per second,
   lag per partition, and the workers with the partitions each owns, gathered from every worker.
@@ -34,7 +34,7 @@ from streams.web.routing import FORWARDED, forward_if_not_owner, read_owned
 from streams.web.service_auth import OPERATIONS_READ, SESSIONS_READ, page, public, requires
 
 if TYPE_CHECKING:
-    from streams.engine import Engine
+    from streams.control.engine import Engine
 
 STATIC = Path(__file__).with_name("explorer")
 FILES = {"/": "index.html", "/explorer/app.js": "app.js", "/explorer/app.css": "app.css"}

@@ -24,7 +24,7 @@ from streams.web.routing import forward_if_not_owner
 from streams.web.service_auth import SESSIONS_HISTORY, page, requires
 
 if TYPE_CHECKING:
-    from streams.engine import Engine
+    from streams.control.engine import Engine
 
 PAST_PARAMETERS = ("at", "after")
 

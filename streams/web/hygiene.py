@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from streams.settings import Limit
+from streams.config.settings import Limit
 from streams.web.errors import HttpError
 from streams.web.routing import FORWARDED
 
 if TYPE_CHECKING:
-    from streams.engine import Engine
+    from streams.control.engine import Engine
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STOREFRONT_PREFIXES = ("/api/sessions", "/api/segments", "/api/events")

@@ -19,7 +19,7 @@ from typing import Any, Final
 import jwt
 import orjson
 
-from streams.settings import SettingsError
+from streams.config.settings import SettingsError
 
 COOKIE_PREFIX: Final = "VtexIdclientAutCookie_"
 _EMAIL: Final = re.compile(r"^[^@\s]+@[^@\s]+$")

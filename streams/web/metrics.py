@@ -12,12 +12,12 @@ from aiohttp.typedefs import Middleware
 from faust.web import View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from streams.metrics import UNMATCHED, Metrics
+from streams.observability.metrics import UNMATCHED, Metrics
 from streams.web.errors import Handler
 from streams.web.service_auth import page, public
 
 if TYPE_CHECKING:
-    from streams.engine import Engine
+    from streams.control.engine import Engine
 
 
 def route_of(request: web.Request) -> str:

@@ -21,7 +21,7 @@ from aiohttp import ClientError, ClientTimeout
 from projections.regions import RegionInputs
 
 if TYPE_CHECKING:
-    from streams.engine import Engine
+    from streams.control.engine import Engine
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from streams.web.errors import HttpError, unavailable
 from streams.web.metrics import route_of
 
 if TYPE_CHECKING:
-    from streams.engine import Engine
+    from streams.control.engine import Engine
 
 FORWARDED = "X-Session-Engine-Forwarded"
 _HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}

@@ -37,10 +37,10 @@ from aiohttp import ClientError, ClientTimeout
 
 from projections.transformers import BUILT_IN
 from schemas.session import SessionState
-from streams.settings import SettingsError
+from streams.config.settings import SettingsError
 
 if TYPE_CHECKING:
-    from streams.engine import Engine
+    from streams.control.engine import Engine
 
 log = logging.getLogger(__name__)
 

@@ -32,9 +32,9 @@ from projections.session import apply, rfc3339
 from projections.transformers import CHECKOUT_COOKIE, IMPERSONATED_KEY, read_value
 from schemas.events import Event, EventDecodeError, event_from_object
 from schemas.session import SessionState, decode_state, encode_state
+from streams.config.settings import SettingsError
 from streams.fold.store import StoreClosed
 from streams.kafka.producer import Record, event_record
-from streams.settings import SettingsError
 from streams.web.appending import EventLog
 from streams.web.bodies import parse_json_body, read_body
 from streams.web.errors import HttpError, json_response, unavailable
@@ -45,7 +45,7 @@ from streams.web.service_auth import page, public
 from streams.web.session_apps import MAX_ROUNDS, SessionApps, load_manifest
 
 if TYPE_CHECKING:
-    from streams.engine import Engine
+    from streams.control.engine import Engine
 
 log = logging.getLogger(__name__)
 

@@ -46,7 +46,7 @@ from streams.web.service_auth import (
 )
 
 if TYPE_CHECKING:
-    from streams.engine import Engine
+    from streams.control.engine import Engine
 
 DEFAULT_SOURCE = "/api/events"
 

@@ -1,4 +1,4 @@
-"""The faust internals the control plane relies on (streams/kafka/faust_private.py) are still there.
+"""The faust internals the control plane relies on (streams/control/faust_private.py) are still there.
 
 Built on a real faust app (create_engine, no broker): a faust upgrade that renames or removes one
 of them fails here, not in production during a rebalance.
@@ -14,9 +14,9 @@ from aiokafka.consumer.group_coordinator import GroupCoordinator
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 
-from streams.app import create_engine
-from streams.kafka import faust_private
-from streams.settings import Settings
+from streams.config.settings import Settings
+from streams.control import faust_private
+from streams.control.app import create_engine
 
 pytestmark = pytest.mark.agent
 

@@ -6,6 +6,8 @@ import orjson
 import pytest
 
 from schemas.session import decode_state
+from streams.devkit.events import new_session_id, page_view
+from streams.devkit.paths import sample_rules
 from streams.fold.batch import Stored, fold_batch
 from streams.fold.store import (
     CHANGELOG_OFFSET,
@@ -17,8 +19,6 @@ from streams.fold.store import (
     pack_session,
     unpack_session,
 )
-from streams.testing.events import new_session_id, page_view
-from streams.testing.paths import sample_rules
 
 pytestmark = pytest.mark.agent
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from streams.testing.paths import REPO
+from streams.devkit.paths import REPO
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from streams.testing.events import campaign_click, cart_item_added, logged_in, new_session_id, page_view
-from streams.testing.paths import SAMPLE_RULES_FILE
-from streams.testing.workers import SERVICE_HEADERS
+from streams.devkit.events import campaign_click, cart_item_added, logged_in, new_session_id, page_view
+from streams.devkit.paths import SAMPLE_RULES_FILE
+from streams.devkit.workers import SERVICE_HEADERS
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.workers import module_worker
 

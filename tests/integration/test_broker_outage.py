@@ -8,9 +8,9 @@ import uuid
 import httpx
 import pytest
 
-from streams.kafka import broker
-from streams.testing.events import new_session_id, page_view
-from streams.testing.workers import make_worker
+from streams.devkit import broker
+from streams.devkit.events import new_session_id, page_view
+from streams.devkit.workers import make_worker
 from tests.support.sessions import public_has, wait_for_session
 
 pytestmark = pytest.mark.integration

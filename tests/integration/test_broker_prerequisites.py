@@ -1,4 +1,4 @@
-"""streams/kafka/broker.py fails early with a message a person can act on.
+"""streams/devkit/broker.py fails early with a message a person can act on.
 
 Integration tier: these run the broker, which looks for Java and may run Maven.
 """
@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from streams.kafka import broker
+from streams.devkit import broker
 
 pytestmark = pytest.mark.integration
 

@@ -28,7 +28,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from projections.segment import encode_segment_token
-from streams.testing.events import logged_in
+from streams.devkit.events import logged_in
 from tests.support.service_worker import NEW_SIGNING_KEY, OUTLET_HOST, TRUSTED_KEY
 from tests.support.vtex_clients import FASTSTORE_ITEMS, RENDER_SESSION_ITEMS, decode_segment
 from tests.support.workers import worker_client

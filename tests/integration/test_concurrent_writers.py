@@ -16,7 +16,7 @@ import pytest
 from projections.session import fold
 from schemas.events import PublicSet, decode_event
 from schemas.session import encode_view
-from streams.testing.events import page_view
+from streams.devkit.events import page_view
 from tests.support.cluster import make_cluster
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.topics import read_topic

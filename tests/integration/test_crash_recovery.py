@@ -9,8 +9,8 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from streams.testing.events import new_session_id, page_view
-from streams.testing.paths import SAMPLE_RULES_FILE, sample_rules
+from streams.devkit.events import new_session_id, page_view
+from streams.devkit.paths import SAMPLE_RULES_FILE, sample_rules
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.streams import expected_views, served_views, stream_of_events
 from tests.support.workers import wipe

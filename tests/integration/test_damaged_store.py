@@ -9,7 +9,7 @@ import httpx
 import pytest
 from rocksdict import Options, Rdict
 
-from streams.testing.events import page_view
+from streams.devkit.events import page_view
 from tests.support.cluster import parse_metrics, session_in
 from tests.support.sessions import public_has, wait_for_session
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.testing.workers import make_worker
+from streams.devkit.workers import make_worker
 from tests.support.filesystems import tmpfs
 
 pytestmark = pytest.mark.integration

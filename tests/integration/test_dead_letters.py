@@ -11,9 +11,9 @@ import pytest
 from confluent_kafka import Producer
 
 from projections.session import rfc3339
+from streams.devkit.events import new_session_id, page_view
+from streams.devkit.workers import SERVICE_HEADERS
 from streams.kafka.dead_letters import redrive
-from streams.testing.events import new_session_id, page_view
-from streams.testing.workers import SERVICE_HEADERS
 from tests.support.cli import sessionctl
 from tests.support.dead_letters import headers, read_dead_letters, reason
 from tests.support.sessions import public_has, wait_for_session

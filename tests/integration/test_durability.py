@@ -11,10 +11,10 @@ from confluent_kafka import Producer
 from rocksdict import Options, Rdict
 
 from schemas.session import decode_state, encode_state, encode_view
+from streams.devkit.events import new_session_id, page_view
+from streams.devkit.workers import SERVICE_HEADERS
 from streams.fold.store import pack_session, unpack_session
 from streams.kafka.admin import TopicSpec, ensure_topics
-from streams.testing.events import new_session_id, page_view
-from streams.testing.workers import SERVICE_HEADERS
 from tests.support.sessions import wait_for_session
 from tests.support.workers import wipe
 
@@ -105,7 +105,7 @@ def test_state_is_rebuilt_from_the_changelog_when_the_data_folder_is_lost(worker
 
 def test_a_worker_restarted_at_another_address_with_the_same_data_comes_back(worker_factory):
     # A pod that returns with a new IP and the same volume: static membership must not lock it out.
-    from streams.kafka import broker
+    from streams.devkit import broker
 
     worker = worker_factory(partitions=PARTITIONS).start()
     before = seed(worker, sessions=5)

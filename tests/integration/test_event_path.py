@@ -11,9 +11,9 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from projections.session import rfc3339
-from streams.settings import Settings
-from streams.testing.events import at, cart_item_added, new_session_id, page_view
-from streams.testing.workers import SERVICE_HEADERS
+from streams.config.settings import Settings
+from streams.devkit.events import at, cart_item_added, new_session_id, page_view
+from streams.devkit.workers import SERVICE_HEADERS
 from tests.support.dead_letters import headers, read_dead_letters, reason
 from tests.support.sessions import public_has, wait_for_session
 

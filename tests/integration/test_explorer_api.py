@@ -16,8 +16,8 @@ import os
 import httpx
 import pytest
 
-from streams.testing.events import new_session_id, page_view
-from streams.testing.paths import SAMPLE_RULES_FILE
+from streams.devkit.events import new_session_id, page_view
+from streams.devkit.paths import SAMPLE_RULES_FILE
 from tests.support.cli import sessionctl
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.waiting import wait_for

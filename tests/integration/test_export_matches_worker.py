@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from projections.session import rfc3339
-from streams.testing.events import new_session_id, page_view
+from streams.devkit.events import new_session_id, page_view
 from tests.support.cli import sessionctl
 from tests.support.sessions import public_has, wait_for_session
 

@@ -18,9 +18,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from projections.session import fold
 from schemas.events import EventDecodeError, decode_event
 from schemas.session import SessionState, encode_view
-from streams.kafka.producer import time_ms
-from streams.rules_file import load_rules
-from streams.testing.events import (
+from streams.config.rules_file import load_rules
+from streams.devkit.events import (
     BASE_TIME,
     at,
     campaign_click,
@@ -30,6 +29,7 @@ from streams.testing.events import (
     page_view,
     public_set,
 )
+from streams.kafka.producer import time_ms
 from tests.support.cli import sessionctl
 from tests.support.cli_runner import sessionctl_in_process
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.kafka import broker
-from streams.testing.paths import SAMPLE_RULES_FILE, sample_rules
+from streams.devkit import broker
+from streams.devkit.paths import SAMPLE_RULES_FILE, sample_rules
 from tests.support.cluster import make_cluster
 from tests.support.fault_suite import FaultSuite, Report, give_time_to_restart_at_once
 

@@ -13,9 +13,9 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
+from streams.devkit.events import new_session_id, page_view
+from streams.devkit.paths import SAMPLE_RULES_FILE, sample_rules
 from streams.fold.store import SOURCE_OFFSET
-from streams.testing.events import new_session_id, page_view
-from streams.testing.paths import SAMPLE_RULES_FILE, sample_rules
 from tests.support.streams import expected_views, served_views, stream_of_events
 from tests.support.waiting import wait_for
 from tests.support.workers import wipe

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from projections.session import fold
 from schemas.events import event_from_object
 from schemas.session import encode_view
-from streams.testing.events import page_view
-from streams.testing.paths import sample_rules
+from streams.devkit.events import page_view
+from streams.devkit.paths import sample_rules
 from tests.support.service_worker import TRUSTED_KEY as KEY
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.strategies import event_sequences

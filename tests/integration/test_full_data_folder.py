@@ -11,7 +11,7 @@ import httpx
 import jwt
 import pytest
 
-from streams.testing.events import new_session_id, page_view
+from streams.devkit.events import new_session_id, page_view
 from tests.support.cluster import parse_metrics
 from tests.support.filesystems import fill, tmpfs
 from tests.support.sessions import public_has, wait_for_session

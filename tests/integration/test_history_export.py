@@ -16,15 +16,15 @@ from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, Message, Producer, 
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from schemas.events import decode_event
+from streams.devkit.events import BASE_TIME, at, campaign_click, logged_in, new_session_id, page_view
 from streams.kafka.producer import time_ms
-from streams.testing.events import BASE_TIME, at, campaign_click, logged_in, new_session_id, page_view
 from tests.support.cli import sessionctl
 from tests.support.cli_runner import sessionctl_in_process
 from tests.support.workers import shared_worker
 
 pytestmark = pytest.mark.integration
 
-# The times, as seconds from streams.testing.events.BASE_TIME: an old day, then an hour around the range.
+# The times, as seconds from streams.devkit.events.BASE_TIME: an old day, then an hour around the range.
 OLD = -3 * 86400
 T1, T2 = 600, 2400  # [BASE+10 min, BASE+40 min)
 OLD_EVENTS = 600

@@ -15,7 +15,7 @@ from projections.history import replay
 from projections.session import fold
 from schemas.events import event_from_object
 from schemas.session import encode_view
-from streams.testing.events import (
+from streams.devkit.events import (
     BASE_TIME,
     at,
     campaign_click,
@@ -24,7 +24,7 @@ from streams.testing.events import (
     page_view,
     public_set,
 )
-from streams.testing.paths import SAMPLE_RULES_FILE, sample_rules
+from streams.devkit.paths import SAMPLE_RULES_FILE, sample_rules
 from tests.support.cli import sessionctl
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.workers import module_worker

@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from streams.testing.events import new_session_id, page_view
+from streams.devkit.events import new_session_id, page_view
 from tests.support.cluster import make_cluster, partition_of, scrape, served_partitions, session_in
 from tests.support.sessions import public_has, wait_for_session
 

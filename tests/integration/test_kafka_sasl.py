@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from streams.kafka import broker as local_broker
-from streams.testing.events import at, new_session_id, page_view
-from streams.testing.workers import WorkerProcess, make_worker
+from streams.devkit import broker as local_broker
+from streams.devkit.events import at, new_session_id, page_view
+from streams.devkit.workers import WorkerProcess, make_worker
 from tests.support.cli import sessionctl
 from tests.support.sessions import public_has, wait_for_session
 

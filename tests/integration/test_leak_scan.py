@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.testing.paths import REPO
+from streams.devkit.paths import REPO
 
 pytestmark = pytest.mark.integration
 

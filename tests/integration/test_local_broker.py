@@ -1,4 +1,4 @@
-"""streams.kafka.broker runs an ordinary Apache Kafka broker that any Kafka client can use."""
+"""streams.devkit.broker runs an ordinary Apache Kafka broker that any Kafka client can use."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.kafka import broker
+from streams.devkit import broker
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.testing.events import new_session_id, page_view, public_set
+from streams.devkit.events import new_session_id, page_view, public_set
 from tests.support.sessions import wait_for_session
 from tests.support.workers import shared_worker
 

@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from projections.session import rfc3339
-from streams.testing.events import BASE_TIME, new_session_id, page_view
+from streams.devkit.events import BASE_TIME, new_session_id, page_view
 from tests.support.cli import sessionctl
 from tests.support.cluster import parse_metrics, partition_of
 from tests.support.sessions import public_has, wait_for_session

@@ -20,8 +20,8 @@ import yaml
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.testing.events import new_session_id, page_view
-from streams.testing.workers import SERVICE_HEADERS
+from streams.devkit.events import new_session_id, page_view
+from streams.devkit.workers import SERVICE_HEADERS
 from tests.support.sessions import wait_for_session
 from tests.support.waiting import wait_for
 

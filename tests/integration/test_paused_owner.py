@@ -26,9 +26,9 @@ import pytest
 
 from projections.session import fold
 from schemas.session import encode_view
-from streams.testing.events import new_session_id, page_view
-from streams.testing.paths import SAMPLE_RULES_FILE, sample_rules
-from streams.testing.workers import WorkerProcess
+from streams.devkit.events import new_session_id, page_view
+from streams.devkit.paths import SAMPLE_RULES_FILE, sample_rules
+from streams.devkit.workers import WorkerProcess
 from tests.support.cli import sessionctl
 from tests.support.cluster import lags, scrape, served_partitions
 from tests.support.fault_suite import read_log

@@ -22,10 +22,10 @@ from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
 from prometheus_client.parser import text_string_to_metric_families
 from rocksdict import AccessType, Options, Rdict
 
+from streams.devkit.events import logged_in, page_view
+from streams.devkit.paths import SAMPLE_RULES_FILE
+from streams.devkit.workers import MASTER_KEYS, WorkerProcess, make_worker
 from streams.privacy.cipher import MasterKeys
-from streams.testing.events import logged_in, page_view
-from streams.testing.paths import SAMPLE_RULES_FILE
-from streams.testing.workers import MASTER_KEYS, WorkerProcess, make_worker
 from tests.support.cli import sessionctl
 from tests.support.cluster import Cluster, make_cluster, session_in
 from tests.support.sessions import wait_for_session

@@ -16,13 +16,13 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from streams.fold import generations
+from streams.config.rules_file import parse_rules_text
+from streams.config.settings import Settings
+from streams.control import generations
+from streams.devkit.events import campaign_click, logged_in, new_session_id, page_view
+from streams.devkit.paths import SAMPLE_RULES_FILE, sample_rules
+from streams.devkit.workers import SERVICE_HEADERS
 from streams.kafka.admin import TopicSpec, ensure_topics
-from streams.rules_file import parse_rules_text
-from streams.settings import Settings
-from streams.testing.events import campaign_click, logged_in, new_session_id, page_view
-from streams.testing.paths import SAMPLE_RULES_FILE, sample_rules
-from streams.testing.workers import SERVICE_HEADERS
 from tests.integration.test_fold_engine_faults import produce
 from tests.support.cli import sessionctl, spawn_sessionctl
 from tests.support.streams import expected_views, served_views, stream_of_events

@@ -9,8 +9,8 @@ from http.cookiejar import CookieJar, DefaultCookiePolicy
 import httpx
 import pytest
 
-from streams.testing.events import new_session_id, page_view, public_set
-from streams.testing.paths import SAMPLE_RULES_FILE
+from streams.devkit.events import new_session_id, page_view, public_set
+from streams.devkit.paths import SAMPLE_RULES_FILE
 from streams.web.tokens import SessionTokens
 from tests.support.cluster import Cluster, make_cluster, session_in
 from tests.support.sessions import public_has, wait_for_session

@@ -20,11 +20,11 @@ import jwt
 import orjson
 import pytest
 
-from streams.app import create_engine
-from streams.settings import Settings
-from streams.testing.events import logged_in, page_view
-from streams.testing.paths import SAMPLE_RULES_FILE
-from streams.testing.workers import SERVICE_HEADERS
+from streams.config.settings import Settings
+from streams.control.app import create_engine
+from streams.devkit.events import logged_in, page_view
+from streams.devkit.paths import SAMPLE_RULES_FILE
+from streams.devkit.workers import SERVICE_HEADERS
 from streams.web.tokens import SessionTokens
 from tests.support.service_worker import ALL_BUT, NEW_SIGNING_KEY, OLD_SIGNING_KEY, ONLY
 from tests.support.sessions import public_has, wait_for_session

@@ -14,8 +14,8 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from projections.history import replay
 from projections.session import rfc3339
 from schemas.events import event_from_object
+from streams.devkit.events import at, new_session_id, page_view
 from streams.fold.locator import chunk_prefix
-from streams.testing.events import at, new_session_id, page_view
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.workers import module_worker
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.kafka import broker as local_broker
-from streams.testing.paths import REPO
-from streams.testing.workers import SPAWNED_LOGS
+from streams.devkit import broker as local_broker
+from streams.devkit.paths import REPO
+from streams.devkit.workers import SPAWNED_LOGS
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import pytest
 from aiokafka.partitioner import murmur2
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.testing.events import new_session_id, page_view
+from streams.devkit.events import new_session_id, page_view
 from tests.support.sessions import public_has, wait_for_session
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ import jwt
 import orjson
 import pytest
 
-from streams.testing.events import cart_item_added, logged_in, logged_out, page_view, public_set
+from streams.devkit.events import cart_item_added, logged_in, logged_out, page_view, public_set
 from tests.support.dead_letters import read_dead_letters, reason
 from tests.support.service_worker import NEW_SIGNING_KEY, TRUSTED_KEY
 from tests.support.sessions import public_has, wait_for_session

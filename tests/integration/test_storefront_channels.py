@@ -19,7 +19,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from streams.testing.events import logged_in
+from streams.devkit.events import logged_in
 from tests.support.service_worker import TRUSTED_KEY
 from tests.support.sessions import wait_for_session
 from tests.support.vtex_clients import FASTSTORE_ITEMS, RENDER_SESSION_ITEMS, decode_segment

@@ -6,7 +6,7 @@ state, the timeline, ``sessionctl rebuild``) never call out.
 The regions service is a small HTTP server in the test, in the shape of VTEX's
 ``GET /api/checkout/pub/regions?country=&postalCode=|geoCoordinates=<lon>;<lat>&sc=``; the identity cookie a
 token signed with a key of the JWKS file the worker reads, as VTEX ID signs
-``VtexIdclientAutCookie_<account>``; the session app the example of ``streams.testing.session_app``,
+``VtexIdclientAutCookie_<account>``; the session app the example of ``streams.devkit.session_app``,
 with the ``vtex.session/configuration.json`` of vtex-apps/storefront-permissions."""
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from streams.testing.paths import SAMPLE_RULES_FILE
-from streams.testing.session_app import NAME, SessionApp
-from streams.testing.workers import SERVICE_HEADERS
+from streams.devkit.paths import SAMPLE_RULES_FILE
+from streams.devkit.session_app import NAME, SessionApp
+from streams.devkit.workers import SERVICE_HEADERS
 from tests.support.cli import sessionctl
 from tests.support.topics import read_topic
 from tests.support.workers import shared_worker

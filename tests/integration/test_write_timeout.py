@@ -8,8 +8,8 @@ import httpx
 import jwt
 import pytest
 
-from streams.testing.events import new_session_id, page_view
-from streams.testing.workers import SERVICE_HEADERS
+from streams.devkit.events import new_session_id, page_view
+from streams.devkit.workers import SERVICE_HEADERS
 from tests.support.sessions import wait_for_session
 
 pytestmark = pytest.mark.integration

@@ -16,8 +16,8 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from streams.testing.paths import REPO
-from streams.testing.workers import SPAWNED_LOGS
+from streams.devkit.paths import REPO
+from streams.devkit.workers import SPAWNED_LOGS
 
 _OUTPUTS = Path(tempfile.mkdtemp(prefix=f"sessionctl-{os.getpid()}-"))
 _numbers = itertools.count()

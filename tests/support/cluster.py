@@ -23,7 +23,7 @@ import httpx
 from aiokafka.partitioner import murmur2
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.testing.workers import WorkerProcess, make_worker
+from streams.devkit.workers import WorkerProcess, make_worker
 
 Families = dict[str, list[tuple[str, dict[str, str], float]]]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import uuid
 
-from streams.settings import SCOPES
-from streams.testing.paths import SAMPLE_RULES_FILE
+from streams.config.settings import SCOPES
+from streams.devkit.paths import SAMPLE_RULES_FILE
 
 PARTITIONS = 6
 

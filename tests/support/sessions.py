@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from streams.testing.workers import SERVICE_HEADERS
+from streams.devkit.workers import SERVICE_HEADERS
 
 Document = dict[str, Any]
 

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from hypothesis import strategies as st
 
 from projections.regions import lookup_key, region_inputs
-from streams.testing.events import (
+from streams.devkit.events import (
     campaign_click,
     cart_item_added,
     cookies_recorded,

@@ -16,7 +16,7 @@ from projections.rules import Rules
 from projections.session import fold
 from schemas.events import event_from_object
 from schemas.session import encode_view
-from streams.testing.events import campaign_click, new_session_id, page_view
+from streams.devkit.events import campaign_click, new_session_id, page_view
 from tests.support.sessions import public_has, wait_for_session
 
 

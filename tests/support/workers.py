@@ -1,4 +1,4 @@
-"""Worker processes in pytest: the shared wrapper (``streams.testing.workers``, the bench uses it
+"""Worker processes in pytest: the shared wrapper (``streams.devkit.workers``, the bench uses it
 too) plus what only pytest needs: a module-scoped worker (and fixtures for it and its HTTP
 clients) and wiping a data folder."""
 
@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from streams.testing.workers import WorkerProcess, make_worker
+from streams.devkit.workers import WorkerProcess, make_worker
 
 # Every test worker's defaults. A 3 s group session timeout (the test broker allows it: see
-# ``group.min.session.timeout.ms`` in streams/kafka/broker.py) instead of 10 s: a worker a test
+# ``group.min.session.timeout.ms`` in streams/devkit/broker.py) instead of 10 s: a worker a test
 # kills or stops (static members do not leave the group) gives its partitions up 7 s sooner.
 # Heartbeats go every second, so a member is evicted only after three missed ones.
 TEST_WORKER_ENV = {"SESSIONS_KAFKA_SESSION_TIMEOUT_S": "3"}

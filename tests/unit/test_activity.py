@@ -1,11 +1,11 @@
-"""The explorer's in-memory activity record (``streams.activity``) and how the operations answers of
+"""The explorer's in-memory activity record (``streams.observability.activity``) and how the operations answers of
 several workers are merged (``streams.web.explorer``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from streams.activity import Activity
+from streams.observability.activity import Activity
 from streams.web.explorer import _merge_operations
 
 pytestmark = pytest.mark.unit

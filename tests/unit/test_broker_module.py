@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.kafka import broker
+from streams.devkit import broker
 
 pytestmark = pytest.mark.unit
 
@@ -16,7 +16,7 @@ def test_the_broker_files_ship_with_the_package():
     assert broker.POM.is_file() and broker.LOG4J.is_file()
     assert broker.POM.parent == Path(broker.__file__).resolve().parent / "broker_config"
     pyproject = (REPO / "pyproject.toml").read_text()
-    assert '"kafka/broker_config/*"' in pyproject  # package data: a wheel carries them too
+    assert '"devkit/broker_config/*"' in pyproject  # package data: a wheel carries them too
     assert broker.kafka_version()
 
 

@@ -1,4 +1,4 @@
-"""docker-compose.yml stays valid, on the same Kafka version as streams/kafka/broker_config/pom.xml,
+"""docker-compose.yml stays valid, on the same Kafka version as streams/devkit/broker_config/pom.xml,
 and runs three workers behind an nginx round-robin (ops/nginx/nginx.conf) that can reach each other."""
 
 import os
@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from streams.kafka import broker
+from streams.config.settings import Settings, SettingsError
+from streams.devkit import broker
 from streams.privacy.cipher import MasterKeys
-from streams.settings import Settings, SettingsError
 
 pytestmark = pytest.mark.unit
 
@@ -87,7 +87,7 @@ def test_the_advertised_url_is_a_base_url_with_a_port():
 
 
 def test_faust_publishes_the_advertised_url(tmp_path):
-    from streams.app import create_engine  # a faust app, no broker
+    from streams.control.app import create_engine  # a faust app, no broker
 
     settings = Settings(
         data_dir=tmp_path, partitions=1, web_host="0.0.0.0", web_port=8081, advertised_url="http://worker-1:8081"

@@ -8,7 +8,7 @@ from jsonschema import Draft202012Validator
 
 from schemas.events import EventDecodeError, current_version, decode_event, event_from_object
 from schemas.jsonschema import FOLDER, documents, render
-from streams.testing.events import EXAMPLES, new_session_id, page_view
+from streams.devkit.events import EXAMPLES, new_session_id, page_view
 
 pytestmark = pytest.mark.unit
 

@@ -2,7 +2,7 @@ import orjson
 import pytest
 
 from schemas.events import EventDecodeError, PageViewed, decode_event, encode_event, event_from_object
-from streams.testing.events import new_session_id, page_view
+from streams.devkit.events import new_session_id, page_view
 
 pytestmark = pytest.mark.unit
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from projections import session as fold_module
 from schemas.events import EVENT_CLASSES, EVENT_TYPES, STOREFRONT_EVENT_TYPES, event_from_object, type_name
-from streams.testing.events import EXAMPLES, new_session_id
+from streams.devkit.events import EXAMPLES, new_session_id
 from tests.support.strategies import EVENT_STRATEGIES
 
 pytestmark = pytest.mark.unit
@@ -29,7 +29,7 @@ def test_every_event_type_has_a_fold_handler(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_every_event_type_has_an_example_of_that_type(name):
-    assert name in EXAMPLES, f"no example for {name} in streams/testing/events.py"
+    assert name in EXAMPLES, f"no example for {name} in streams/devkit/events.py"
     assert type(event_from_object(EXAMPLES[name](new_session_id()))) is EVENT_CLASSES[name]
 
 

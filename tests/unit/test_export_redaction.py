@@ -11,12 +11,12 @@ import pytest
 from projections.rules import EMPTY_RULES
 from schemas.events import EventDecodeError, decode_event
 from schemas.session import encode_view
-from streams.history.export import RecordFilter, opener, remembering_misses
-from streams.history.sessions import MemoryStates, SessionFolder
-from streams.history.writers import JsonlWriter, parquet_row
+from streams.devkit.events import BASE_TIME, logged_in, new_session_id, page_view
 from streams.privacy.cipher import DataKey, new_data_key
 from streams.privacy.sealing import is_sealed, seal_event
-from streams.testing.events import BASE_TIME, logged_in, new_session_id, page_view
+from streams.tools.export.events import RecordFilter, opener, remembering_misses
+from streams.tools.export.sessions import MemoryStates, SessionFolder
+from streams.tools.export.writers import JsonlWriter, parquet_row
 
 pytestmark = pytest.mark.unit
 

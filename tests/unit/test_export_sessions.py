@@ -12,7 +12,15 @@ from projections.rules import EMPTY_RULES
 from projections.session import fold
 from schemas.events import decode_event
 from schemas.session import decode_state, encode_state, encode_view
-from streams.history.sessions import (
+from streams.devkit.events import (
+    BASE_TIME,
+    campaign_click,
+    cart_item_added,
+    new_session_id,
+    page_view,
+    public_set,
+)
+from streams.tools.export.sessions import (
     SESSION_COLUMNS,
     FoldCounts,
     JsonlSessionWriter,
@@ -22,14 +30,6 @@ from streams.history.sessions import (
     pack,
     session_row,
     unpack,
-)
-from streams.testing.events import (
-    BASE_TIME,
-    campaign_click,
-    cart_item_added,
-    new_session_id,
-    page_view,
-    public_set,
 )
 
 pytestmark = pytest.mark.unit
@@ -175,7 +175,7 @@ def test_rows_and_files(tmp_path):
 
 @pytest.mark.agent
 def test_the_temporary_store_folds_the_same_and_leaves_nothing_behind(tmp_path):
-    from streams.history.sessions import DiskStates
+    from streams.tools.export.sessions import DiskStates
 
     sids = [new_session_id() for _ in range(5)]
     records = [record(page_view(sids[i % 5], f"https://s/?i={i}", 500 + i * 10)) for i in range(40)]

@@ -4,7 +4,7 @@ from projections.errors import EventRejected
 from projections.session import apply, fold, query_parameters
 from schemas.events import event_from_object
 from schemas.session import decode_state, encode_state
-from streams.testing.events import at, campaign_click, cart_item_added, new_session_id, page_view, public_set
+from streams.devkit.events import at, campaign_click, cart_item_added, new_session_id, page_view, public_set
 
 pytestmark = pytest.mark.unit
 

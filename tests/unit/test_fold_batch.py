@@ -15,9 +15,9 @@ from projections.errors import EventRejected
 from projections.session import apply, ends_session, fold, rfc3339
 from schemas.events import decode_event, event_from_object
 from schemas.session import decode_state, encode_state
+from streams.devkit.events import new_session_id, page_view, public_set
+from streams.devkit.paths import sample_rules
 from streams.fold.batch import Stored, fold_batch
-from streams.testing.events import new_session_id, page_view, public_set
-from streams.testing.paths import sample_rules
 from tests.support.strategies import event_sequences
 
 pytestmark = pytest.mark.unit

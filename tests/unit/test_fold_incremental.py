@@ -12,7 +12,7 @@ from projections.session import fold
 from projections.transformers import BUILT_IN, run_transformers
 from schemas.events import event_from_object
 from schemas.session import SessionMeta, SessionState
-from streams.testing.paths import sample_rules
+from streams.devkit.paths import sample_rules
 from tests.support.strategies import event_sequences
 
 pytestmark = pytest.mark.unit

@@ -18,9 +18,7 @@ from projections.rules import EMPTY_RULES
 from projections.step import ENDED, FOLDED, NO_SESSION, continues, fold_session, step
 from schemas.events import Event, event_from_object
 from schemas.session import SessionState, decode_state, encode_state
-from streams.fold.batch import Stored, fold_batch
-from streams.history.sessions import MemoryStates, SessionFolder
-from streams.testing.events import (
+from streams.devkit.events import (
     BASE_TIME,
     at,
     cart_item_added,
@@ -29,7 +27,9 @@ from streams.testing.events import (
     public_set,
     session_erased,
 )
-from streams.testing.paths import sample_rules
+from streams.devkit.paths import sample_rules
+from streams.fold.batch import Stored, fold_batch
+from streams.tools.export.sessions import MemoryStates, SessionFolder
 from tests.support.strategies import event_sequences
 
 pytestmark = pytest.mark.unit

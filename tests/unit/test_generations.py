@@ -10,9 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from projections.rules import EMPTY_RULES, RulesError
-from streams.app import fold_config
-from streams.cli import cli
-from streams.fold.generations import (
+from streams.config.rules_file import parse_rules_text, read_rules_file
+from streams.config.settings import Settings
+from streams.control.app import fold_config
+from streams.control.generations import (
     Generation,
     GenerationRecordError,
     changelog_topic,
@@ -22,9 +23,8 @@ from streams.fold.generations import (
     scratch_dir,
     stores_dir,
 )
-from streams.rules_file import parse_rules_text, read_rules_file
-from streams.settings import Settings
-from streams.testing.paths import SAMPLE_RULES_FILE
+from streams.devkit.paths import SAMPLE_RULES_FILE
+from streams.tools.cli import cli
 
 pytestmark = pytest.mark.unit
 

@@ -8,12 +8,12 @@ import orjson
 import pytest
 
 from schemas.events import decode_event
-from streams.history.export import RecordFilter, check_types
+from streams.devkit.events import BASE_TIME, EXAMPLES, at, campaign_click, logged_in, new_session_id, page_view
 from streams.history.window import ExportError, check_range, parse_duration, parse_instant, to_ms
-from streams.history.writers import COLUMNS, ParquetWriter, jsonl_line, parquet_row
 from streams.kafka.dead_letters import DeadLetter
 from streams.kafka.producer import MAX_FUTURE_MS, kafka_timestamp, time_ms
-from streams.testing.events import BASE_TIME, EXAMPLES, at, campaign_click, logged_in, new_session_id, page_view
+from streams.tools.export.events import RecordFilter, check_types
+from streams.tools.export.writers import COLUMNS, ParquetWriter, jsonl_line, parquet_row
 
 pytestmark = pytest.mark.unit
 

@@ -13,8 +13,8 @@ from projections.errors import EventRejected
 from projections.history import UnknownEvent, changed_paths, replay, state_after, state_at
 from projections.session import apply, ends_session, fold
 from schemas.events import event_from_object
-from streams.testing.events import at, page_view, public_set
-from streams.testing.paths import sample_rules
+from streams.devkit.events import at, page_view, public_set
+from streams.devkit.paths import sample_rules
 from tests.support.strategies import event_sequences
 
 pytestmark = pytest.mark.unit

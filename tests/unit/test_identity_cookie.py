@@ -12,9 +12,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from projections.session import fold
 from schemas.events import event_from_object
-from streams.settings import SettingsError
-from streams.testing.events import logged_in, new_session_id, session_created
-from streams.testing.paths import sample_rules
+from streams.config.settings import SettingsError
+from streams.devkit.events import logged_in, new_session_id, session_created
+from streams.devkit.paths import sample_rules
 from streams.web.identity import IdentityKeys
 
 pytestmark = pytest.mark.unit

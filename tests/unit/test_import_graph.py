@@ -1,8 +1,8 @@
-"""No import cycles in ``streams/``: ``streams.app`` wires, the web package depends on the engine's
-state (``streams.engine``), and nothing below imports back up.
+"""No import cycles in ``streams/``: ``streams.control.app`` wires, the web package depends on the engine's
+state (``streams.control.engine``), and nothing below imports back up.
 
 The graph is read from the source with ``ast`` (nothing is imported). It counts every import in a
-module: top-level ones, those inside functions (``cli`` imports ``streams.app`` lazily) and those
+module: top-level ones, those inside functions (``cli`` imports ``streams.control.app`` lazily) and those
 under ``if TYPE_CHECKING:``. A cycle through type-only imports is still two modules that each know
 the other, so it counts too; only the check that the engine imports no web code at run time leaves
 TYPE_CHECKING imports out.
@@ -125,9 +125,9 @@ def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
 def test_the_graph_is_read():
     # Guards the parser: an empty graph has no cycle either.
     graph = _graph()
-    assert "streams.web.views" in graph["streams.app"]
-    assert "streams.engine" in graph["streams.web.views"]
-    assert "streams.app" in graph["streams.cli"]  # an import inside a function counts
+    assert "streams.web.views" in graph["streams.control.app"]
+    assert "streams.control.engine" in graph["streams.web.views"]
+    assert "streams.control.app" in graph["streams.tools.cli"]  # an import inside a function counts
 
 
 def test_streams_has_no_import_cycle():
@@ -143,9 +143,11 @@ def test_the_cycle_finder_finds_one():
 def test_the_web_layer_never_reaches_the_wiring():
     graph = _graph()
     for module in (m for m in graph if m.startswith("streams.web.")):
-        assert "streams.app" not in _reachable(graph, module) | {module}, f"{module} reaches streams.app"
+        assert "streams.control.app" not in _reachable(graph, module) | {module}, (
+            f"{module} reaches streams.control.app"
+        )
 
 
 def test_the_engine_imports_no_web_code_at_run_time():
     runtime = _graph(type_checking=False)
-    assert not {m for m in _reachable(runtime, "streams.engine") if m.startswith("streams.web")}
+    assert not {m for m in _reachable(runtime, "streams.control.engine") if m.startswith("streams.web")}

@@ -1,6 +1,6 @@
 """ops/k8s: every overlay renders (kustomize, as `kubectl apply -k` runs it), every object is valid
 against the Kubernetes API schemas (offline, `kubernetes-validate`), and the environment the pods
-get is what streams/settings.py reads: an unknown or misspelt SESSIONS_ variable fails here, where
+get is what streams/config/settings.py reads: an unknown or misspelt SESSIONS_ variable fails here, where
 the worker would silently ignore it."""
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from streams.config.rules_file import parse_rules_text
+from streams.config.settings import PREFIX, Settings, SettingsError
 from streams.fold.loop import FoldLoop
 from streams.privacy.cipher import MasterKeys
-from streams.rules_file import parse_rules_text
-from streams.settings import PREFIX, Settings, SettingsError
 
 pytestmark = pytest.mark.unit
 
@@ -154,7 +154,7 @@ def test_every_variable_set_is_a_setting_the_worker_reads(overlay):
             continue
         close = difflib.get_close_matches(name, sorted(SETTINGS), n=1)
         unknown[name] = f"set by {where}" + (f"; did you mean {close[0]}?" if close else "")
-    assert not unknown, f"not read by streams/settings.py (the worker would ignore them): {unknown}"
+    assert not unknown, f"not read by streams/config/settings.py (the worker would ignore them): {unknown}"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -10,11 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.session import decode_state
+from streams.devkit.events import new_session_id, page_view
+from streams.devkit.paths import sample_rules
 from streams.fold import locator
 from streams.fold.batch import Stored, fold_batch
 from streams.fold.store import pack_offset, pack_session, stored_activity, stored_state, unpack_stored
-from streams.testing.events import new_session_id, page_view
-from streams.testing.paths import sample_rules
 
 pytestmark = pytest.mark.unit
 

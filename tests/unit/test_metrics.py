@@ -15,12 +15,12 @@ from aiohttp.test_utils import make_mocked_request
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from streams.config.settings import Settings, SettingsError
+from streams.devkit.events import new_session_id, page_view, public_set
+from streams.devkit.paths import sample_rules
 from streams.fold.batch import fold_batch
-from streams.logs import MASK, JsonFormatter
-from streams.metrics import UNDECODED, UNMATCHED, Metrics
-from streams.settings import Settings, SettingsError
-from streams.testing.events import new_session_id, page_view, public_set
-from streams.testing.paths import sample_rules
+from streams.observability.logs import MASK, JsonFormatter
+from streams.observability.metrics import UNDECODED, UNMATCHED, Metrics
 from streams.web.metrics import route_of
 
 pytestmark = pytest.mark.unit

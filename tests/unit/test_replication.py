@@ -9,10 +9,10 @@ import faust
 import pytest
 from faust.assignor.leader_assignor import LeaderAssignor
 
-from streams.kafka import broker
-from streams.kafka.faust_private import leader_topic
-from streams.kafka.topics import generation_topics, worker_topics
-from streams.settings import Settings, SettingsError
+from streams.config.settings import Settings, SettingsError
+from streams.config.topics import generation_topics, worker_topics
+from streams.control.faust_private import leader_topic
+from streams.devkit import broker
 
 pytestmark = pytest.mark.unit
 

@@ -9,9 +9,9 @@ from projections.session import fold
 from schemas.events import decode_event
 from schemas.personal import is_personal_state, public_keys
 from schemas.session import decode_state, encode_state
+from streams.devkit.events import logged_in, new_session_id, page_view, public_set
 from streams.privacy.cipher import MasterKeyError, MasterKeys, new_data_key
 from streams.privacy.sealing import open_json, redact_json, seal_event, seal_state
-from streams.testing.events import logged_in, new_session_id, page_view, public_set
 
 pytestmark = pytest.mark.unit
 

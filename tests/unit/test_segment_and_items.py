@@ -13,8 +13,8 @@ from projections.segment import (
 )
 from projections.session import fold
 from schemas.events import event_from_object
-from streams.testing.events import new_session_id, page_view, public_set, session_created
-from streams.testing.paths import sample_rules
+from streams.devkit.events import new_session_id, page_view, public_set, session_created
+from streams.devkit.paths import sample_rules
 
 pytestmark = pytest.mark.unit
 

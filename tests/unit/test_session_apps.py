@@ -9,12 +9,12 @@ import pytest
 from projections.session import fold
 from schemas.events import event_from_object
 from schemas.personal import is_personal_state, public_keys
+from streams.config.settings import SettingsError
+from streams.devkit.events import logged_in, new_session_id, public_set, session_created, session_transformed
+from streams.devkit.paths import sample_rules
+from streams.devkit.session_app import CONFIGURATION, NAME
 from streams.privacy.cipher import new_data_key
 from streams.privacy.sealing import open_json, seal_event, seal_state
-from streams.settings import SettingsError
-from streams.testing.events import logged_in, new_session_id, public_set, session_created, session_transformed
-from streams.testing.paths import sample_rules
-from streams.testing.session_app import CONFIGURATION, NAME
 from streams.web.session_apps import NOTHING_ASKED, digest, due, inputs_of, parse_manifest
 
 pytestmark = pytest.mark.unit

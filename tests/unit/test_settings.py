@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.settings import Settings, SettingsError
+from streams.config.settings import Settings, SettingsError
 
 pytestmark = pytest.mark.unit
 

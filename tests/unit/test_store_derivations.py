@@ -14,8 +14,8 @@ from projections.session import fold
 from schemas.events import event_from_object
 from schemas.personal import event_places, public_keys, state_places
 from schemas.session import encode_state
-from streams.rules_file import parse_rules_text
-from streams.testing.events import (
+from streams.config.rules_file import parse_rules_text
+from streams.devkit.events import (
     cookies_recorded,
     logged_in,
     logged_out,
@@ -25,7 +25,7 @@ from streams.testing.events import (
     region_resolved,
     session_created,
 )
-from streams.testing.paths import sample_rules
+from streams.devkit.paths import sample_rules
 
 pytestmark = pytest.mark.unit
 

@@ -11,7 +11,7 @@ import jwt
 import pytest
 from faust.web import View
 
-from streams.settings import Settings, SettingsError
+from streams.config.settings import Settings, SettingsError
 from streams.web.service_auth import Access, ServiceKeys, page, public, requires
 from streams.web.tokens import SessionTokens, key_id
 

@@ -9,7 +9,7 @@ from projections.transformers import (
     run_transformers,
 )
 from schemas.events import event_from_object
-from streams.testing.events import (
+from streams.devkit.events import (
     campaign_click,
     logged_in,
     logged_out,
@@ -18,7 +18,7 @@ from streams.testing.events import (
     public_set,
     session_created,
 )
-from streams.testing.paths import sample_rules
+from streams.devkit.paths import sample_rules
 
 pytestmark = pytest.mark.unit
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from streams.fold_waiters import FoldWaiters
+from streams.fold.waiters import FoldWaiters
 from streams.kafka.producer import Delivered, ProduceFailed, Record
 from streams.web.appending import EventLog
 from streams.web.errors import HttpError

@@ -1,4 +1,4 @@
-"""What every peer shares: how it starts, the fold step (``streams.testing.fold``, the bench's micro
+"""What every peer shares: how it starts, the fold step (``streams.devkit.fold``, the bench's micro
 phase times the same one), the worker's rules loading, and how a peer reports.
 
 A peer is one process that folds the bench topic from its beginning, then writes a result file
@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from streams.rules_file import load_rules
-from streams.testing.fold import FoldStep, make_fold
+from streams.config.rules_file import load_rules
+from streams.devkit.fold import FoldStep, make_fold
 
 PROCESS_START_NS = time.time_ns()
 

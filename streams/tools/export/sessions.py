@@ -6,7 +6,7 @@ log order, by the worker's own per-session step (``projections.step``, with the 
 lifetime): a ``session.erased`` leaves no document (unless later events start a new session), and
 an event more than the lifetime after the session's latest one starts it afresh, as the worker
 serves it. So every partition is read from its beginning, not from ``T1``: up to the first record
-stamped at or after ``T2 + slack`` (the slack rule of ``streams.history.export``), folding as it
+stamped at or after ``T2 + slack`` (the slack rule of ``streams.tools.export.events``), folding as it
 goes. A session is *active in the range* when at least one of its events has its ``time`` in
 ``[T1, T2)``; only those are written, each as its last document before ``T2``, even when it expired
 after its last event (the export describes the sessions active in the range, not only those still
@@ -20,7 +20,7 @@ event's subject, an event the session refuses (``EventRejected``, or a failing r
 would grow the session over ``max_session_bytes``.
 
 Sealed personal values are redacted, or opened with the master key, before an event is decoded
-(``streams.history.export``, the ``unseal`` of :class:`SessionFolder`): the fold sees the stand-ins
+(``streams.tools.export.events``, the ``unseal`` of :class:`SessionFolder`): the fold sees the stand-ins
 (``[redacted]``, ``[erased]``) or the clear values, and logins are folded either way.
 """
 
@@ -43,12 +43,12 @@ from projections.step import NO_SESSION, Session, fold_session
 from schemas.events import Event, EventDecodeError, decode_event
 from schemas.session import SessionState, decode_state, encode_view
 from streams.fold.batch import record_refusal
-from streams.history.export import Unseal
 from streams.history.window import DEFAULT_SLACK, ProgressCallback, Summary, read_window, to_ms
-from streams.history.writers import RowGroups
 from streams.kafka.partitioner import misplaced
 from streams.kafka.records import record_timestamp
 from streams.privacy.sealing import is_sealed, redact_json
+from streams.tools.export.events import Unseal
+from streams.tools.export.writers import RowGroups
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,11 @@ from pathlib import Path
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from rocksdict import Options, Rdict
 
-from streams.app import fold_config
-from streams.fold.config import FoldConfig
-from streams.fold.generations import (
+from streams.config.rules_file import read_rules_file
+from streams.config.settings import Settings
+from streams.config.topics import generation_topics
+from streams.control.app import fold_config
+from streams.control.generations import (
     CURRENT,
     NEXT,
     Generation,
@@ -37,16 +39,14 @@ from streams.fold.generations import (
     scratch_dir,
     write_record,
 )
+from streams.fold.config import FoldConfig
 from streams.fold.loop import FoldLoop
 from streams.fold.store import SESSIONS_START, SOURCE_OFFSET, unpack_offset
-from streams.fold_waiters import FoldWaiters
+from streams.fold.waiters import FoldWaiters
 from streams.kafka.admin import ensure_topics
 from streams.kafka.clients import client_config, watermarks
-from streams.kafka.topics import generation_topics
 from streams.privacy.cipher import master_keys
 from streams.privacy.keyring import KeyRing
-from streams.rules_file import read_rules_file
-from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ def rebuild_new_generation(
 ) -> RebuildSummary:
     """What ``make bench`` calls: plan, create the topics and fold the whole log into the next
     generation (no switch); ``summary.events`` and ``summary.seconds`` are the figure. Call
-    ``streams.worker.tune_process()`` first for the worker's GC settings, as the CLI does."""
+    ``streams.control.worker.tune_process()`` first for the worker's GC settings, as the CLI does."""
     chosen = plan(settings, rules_text, generation)
     prepare(settings, chosen)
     return rebuild(settings, chosen.target, progress)

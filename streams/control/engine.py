@@ -1,5 +1,5 @@
 """What the web layer needs of a running worker: settings, the appender, the fold's store and
-waiters, tokens, keys. Built by ``streams.app``; imports no web code (the views import this)."""
+waiters, tokens, keys. Built by ``streams.control.app``; imports no web code (the views import this)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING
 import faust
 
 from projections.rules import Rules
-from streams.activity import Activity
+from streams.config.settings import Settings
 from streams.fold.loop import FoldLoop
-from streams.fold_waiters import FoldWaiters
+from streams.fold.waiters import FoldWaiters
 from streams.history.timeline import SessionHistory
-from streams.metrics import Metrics
+from streams.observability.activity import Activity
+from streams.observability.metrics import Metrics
 from streams.privacy.appender import SealingAppender
 from streams.privacy.keyring import KeyRing
-from streams.settings import Settings
 
 if TYPE_CHECKING:
     from streams.web.service_auth import Access, ServiceKeys
@@ -39,7 +39,7 @@ class Engine:
     keys: KeyRing | None = None  # the sessions' data keys and the people index (erasure)
     # (METHOD, path) -> the access the route declares (filled as the views register).
     access: dict[tuple[str, str], Access] = field(default_factory=dict)
-    # Recently active sessions and events folded per second, for the explorer (streams.activity).
+    # Recently active sessions and events folded per second, for the explorer (streams.observability.activity).
     activity: Activity = field(default_factory=Activity)
 
     def read_session(self, session_id: str) -> bytes | None:

@@ -40,7 +40,7 @@ def broker_url(bootstrap: str, held_topics: frozenset[str]) -> str:
 
 def leader_topic(app_id: str) -> str:
     """The topic faust's leader assignor creates and subscribes (``LeaderAssignor._leader_topic_name``):
-    created by the worker first (streams/kafka/topics.py), with the replication and
+    created by the worker first (streams/config/topics.py), with the replication and
     ``min.insync.replicas`` of every topic it owns; faust then finds it and creates nothing."""
     return f"{app_id}-__assignor-__leader"
 

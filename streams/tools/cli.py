@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from streams.settings import Settings, SettingsError
+from streams.config.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
-    from streams.history.export import RecordFilter
-    from streams.history.progress import LogProgress, RichProgress
     from streams.privacy.cipher import MasterKeys
+    from streams.tools.export.events import RecordFilter
+    from streams.tools.progress import LogProgress, RichProgress
 
 cli = typer.Typer(help="Session engine: an event-sourced Session Manager on Apache Kafka.", no_args_is_help=True)
 broker_cli = typer.Typer(
-    help="The local Kafka broker, or a local cluster of several (streams/kafka/broker.py).", no_args_is_help=True
+    help="The local Kafka broker, or a local cluster of several (streams/devkit/broker.py).", no_args_is_help=True
 )
 cli.add_typer(broker_cli, name="broker")
 dlq_cli = typer.Typer(help="The dead-letter topic: records the worker could not fold.", no_args_is_help=True)
@@ -42,13 +42,13 @@ def _settings() -> Settings:
 def worker() -> None:
     """Create the topics, then fold events and serve HTTP until SIGTERM/Ctrl-C."""
     from projections.rules import RulesError
-    from streams.app import create_engine
+    from streams.config.rules_file import read_rules_file
+    from streams.config.topics import worker_topics
+    from streams.control.app import create_engine
+    from streams.control.generations import CURRENT, control_topic, read_records
+    from streams.control.worker import QuietWorker, tune_process
     from streams.fold.data_dir import DataDirError, claim
-    from streams.fold.generations import CURRENT, control_topic, read_records
     from streams.kafka.admin import TopicMismatch, ensure_topics
-    from streams.kafka.topics import worker_topics
-    from streams.rules_file import read_rules_file
-    from streams.worker import QuietWorker, tune_process
 
     settings = _settings()
     try:
@@ -112,8 +112,8 @@ def dlq_redrive(dry_run: bool = False) -> None:
     lines otherwise."""
     import sys
 
-    from streams.history.progress import LogProgress, RichProgress
     from streams.kafka.dead_letters import redrive
+    from streams.tools.progress import LogProgress, RichProgress
 
     settings = _settings()
     label = "dlq redrive"
@@ -210,10 +210,10 @@ def export(
     of an erased session then reads as an "erased" stand-in)."""
     import sys
 
-    from streams.history.export import RecordFilter, check_types, export_to_file, personal_fields
-    from streams.history.progress import LogProgress, RichProgress
     from streams.history.window import ExportError, check_range, parse_duration, parse_instant
-    from streams.history.writers import FORMATS
+    from streams.tools.export.events import RecordFilter, check_types, export_to_file, personal_fields
+    from streams.tools.export.writers import FORMATS
+    from streams.tools.progress import LogProgress, RichProgress
 
     try:
         start, end = parse_instant(from_, "--from"), parse_instant(to, "--to")
@@ -272,9 +272,9 @@ def _export_sessions(
     master: MasterKeys | None,
 ) -> None:
     from projections.rules import RulesError
-    from streams.history.export import personal_fields
-    from streams.history.sessions import export_sessions_to_file
-    from streams.rules_file import load_rules
+    from streams.config.rules_file import load_rules
+    from streams.tools.export.events import personal_fields
+    from streams.tools.export.sessions import export_sessions_to_file
 
     try:
         rules = load_rules(str(rules_file) if rules_file is not None else settings.rules_file)
@@ -296,7 +296,7 @@ def _export_sessions(
                 settings.max_session_bytes,
                 reporter,
                 unseal,
-                # The worker's lifetime (``streams.app.fold_config``): the export restarts the
+                # The worker's lifetime (``streams.control.app.fold_config``): the export restarts the
                 # sessions it restarted.
                 lifetime_ms=settings.session_ttl_s * 1000,
                 max_skew_ms=int(settings.max_clock_skew_s * 1000),
@@ -356,11 +356,11 @@ def rebuild(
     import threading
 
     from projections.rules import RulesError
-    from streams import rebuild as rebuilding
-    from streams.fold.generations import changelog_topic
-    from streams.history.progress import LogProgress, RichProgress
-    from streams.rules_file import read_rules_file
-    from streams.worker import tune_process
+    from streams.config.rules_file import read_rules_file
+    from streams.control.generations import changelog_topic
+    from streams.control.worker import tune_process
+    from streams.tools import rebuild as rebuilding
+    from streams.tools.progress import LogProgress, RichProgress
 
     # Every option is checked before anything touches Kafka: a bad one creates no topic.
     try:
@@ -441,7 +441,7 @@ def simulate(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as one JSON object")] = False,
 ) -> None:
-    """Storefront traffic through the public HTTP API, as browsers send it (docs: streams/simulate.py).
+    """Storefront traffic through the public HTTP API, as browsers send it (docs: streams/tools/simulate.py).
 
     Visitors arrive at --rate per second for --duration seconds, each with its own cookie jar:
     they land (POST /api/sessions, some through a campaign link), view pages and follow campaigns
@@ -450,7 +450,7 @@ def simulate(
     percentiles), plain lines otherwise; a summary at the end. Exit 1 when any request failed."""
     import json
 
-    from streams.simulate import SimulationConfig, run, summary_text
+    from streams.tools.simulate import SimulationConfig, run, summary_text
 
     config = SimulationConfig(url=url.rstrip("/"), rate=rate, duration=duration, seed=seed, service_key=service_key)
     summary = run(config, as_json)
@@ -461,7 +461,7 @@ def simulate(
 
 def _broker() -> ModuleType:
     # Imported on use: the worker commands do not need it.
-    from streams.kafka import broker
+    from streams.devkit import broker
 
     return broker
 
@@ -528,7 +528,7 @@ def _history_key(settings: Settings, key: str | None) -> str:
     under the data folder) that has sessions:history."""
     if key:
         return key
-    from streams.settings import parse_service_keys
+    from streams.config.settings import parse_service_keys
 
     configured: Mapping[str, frozenset[str]] = settings.service_key_scopes
     generated = settings.data_dir / "service-keys"
@@ -566,8 +566,8 @@ def history(
     import orjson
 
     from projections.rules import RulesError
-    from streams.history.printing import document_lines, redact_document, redact_events, timeline_lines
-    from streams.rules_file import load_rules
+    from streams.config.rules_file import load_rules
+    from streams.tools.printing import document_lines, redact_document, redact_events, timeline_lines
 
     settings = _settings()
     try:

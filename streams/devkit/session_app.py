@@ -5,7 +5,7 @@ Its manifest entry is the ``vtex.session/configuration.json`` of vtex-apps/store
 (commit 09eb551) plus its URL (:func:`manifest`). It answers VTEX's transform call,
 ``POST /_v/storefront-permissions/session/transform``: the body holds every declared input in
 session shape, the answer the outputs (``""`` clears one). The integration tests run it in a
-thread; ``python -m streams.testing.session_app --port 9000`` runs it alone, and
+thread; ``python -m streams.devkit.session_app --port 9000`` runs it alone, and
 ``SESSIONS_SESSION_APPS_FILE`` pointing at the manifest it prints plugs it into a worker.
 """
 

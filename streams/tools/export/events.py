@@ -51,7 +51,7 @@ from streams.history.window import (
     read_window,
     to_ms,
 )
-from streams.history.writers import Writer, event_type, open_writer
+from streams.tools.export.writers import Writer, event_type, open_writer
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 
 from projections.rules import Rules
+from streams.config.rules_file import parse_rules_text
 from streams.kafka.clients import client_config, watermarks
-from streams.rules_file import parse_rules_text
 
 log = logging.getLogger(__name__)
 

@@ -10,15 +10,15 @@ from typing import Any
 
 import faust
 
-from streams.logs import use_json_lines
-from streams.memory import limit_malloc
+from streams.observability.logs import use_json_lines
+from streams.observability.memory import limit_malloc
 
 
 class QuietWorker(faust.Worker):
     """faust's Worker without its terminal spinner handler: that handler sets the root logger to
     DEBUG, and every debug call of faust and aiokafka then builds a record only to drop it (about
     5% of the fold's CPU in the benchmark profile). With ``json_logs`` every record is a JSON line
-    (``streams/logs.py``), with ``secrets`` masked."""
+    (``streams/observability/logs.py``), with ``secrets`` masked."""
 
     def __init__(self, *args: Any, json_logs: bool = False, secrets: Iterable[str] = (), **kwargs: Any) -> None:
         self.json_logs = json_logs
@@ -46,7 +46,7 @@ GIL_SWITCH_INTERVAL_S = 0.001
 
 def tune_process() -> None:
     """The worker process's runtime: collect the young generation less often, leave what start-up
-    built out of every pass, hand the GIL over sooner, bound the C heap (streams/memory.py)."""
+    built out of every pass, hand the GIL over sooner, bound the C heap (streams/observability/memory.py)."""
     gc.set_threshold(*GC_THRESHOLDS)
     gc.freeze()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)

@@ -1,0 +1,1 @@
+"""Configuration: settings from the environment, the rules file, the topic layout."""

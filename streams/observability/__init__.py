@@ -1,0 +1,1 @@
+"""Observability: metrics, live activity, log records, the process's memory."""
