@@ -1,3 +1,3 @@
-from streams.tools.cli import main
+from streams.tools.sessionctl import main
 
 main()

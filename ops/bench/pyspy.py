@@ -78,7 +78,7 @@ _AREAS = (
     ("Kafka commit (fold loop)", ("._commit (",)),
     ("faust control plane (aiokafka, faust)", ("aiokafka/", "faust/")),
     ("the API appender's poll thread (streams/kafka/producer.py)", ("streams/kafka/producer.py",)),
-    # Not streams/tools/cli.py: it is the root of every main-thread stack.
+    # Not streams/tools/sessionctl.py: it is the root of every main-thread stack.
     (
         "the fold loop's own code, views (fold/loop.py, web/, app.py)",
         ("(loop.py", "streams/control/app.py", "streams/web/"),

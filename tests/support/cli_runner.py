@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from click.testing import Result
 from typer.testing import CliRunner
 
-from streams.tools.cli import cli
+from streams.tools.sessionctl import cli
 from tests.support.cli import log_file, shown
 
 

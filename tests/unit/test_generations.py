@@ -24,7 +24,7 @@ from streams.control.generations import (
     stores_dir,
 )
 from streams.devkit.paths import SAMPLE_RULES_FILE
-from streams.tools.cli import cli
+from streams.tools.sessionctl import cli
 
 pytestmark = pytest.mark.unit
 
