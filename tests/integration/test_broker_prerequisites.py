@@ -8,21 +8,22 @@ import socket
 import pytest
 
 from streams.devkit import broker
+from streams.devkit.kafka import jars
 
 pytestmark = pytest.mark.integration
 
 
 def test_missing_java_is_named(monkeypatch, tmp_path):
     monkeypatch.delenv("JAVA_HOME", raising=False)
-    monkeypatch.setattr(broker.shutil, "which", lambda name: None)
+    monkeypatch.setattr(jars.shutil, "which", lambda name: None)
     with pytest.raises(broker.BrokerError, match="Java not found"):
         broker.start(tmp_path, broker.free_port(), quiet=True)
 
 
 def test_unfetched_jars_without_maven_are_named(monkeypatch, tmp_path):
-    real_which = broker.shutil.which
-    monkeypatch.setattr(broker, "CACHE", tmp_path / "empty-cache")
-    monkeypatch.setattr(broker.shutil, "which", lambda name: None if name == "mvn" else real_which(name))
+    real_which = jars.shutil.which
+    monkeypatch.setattr(jars, "CACHE", tmp_path / "empty-cache")
+    monkeypatch.setattr(jars.shutil, "which", lambda name: None if name == "mvn" else real_which(name))
     with pytest.raises(broker.BrokerError, match="jars not fetched"):
         broker.start(tmp_path / "data", broker.free_port(), quiet=True)
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from streams.devkit import broker
+from streams.devkit.kafka import jars, layout
 
 pytestmark = pytest.mark.unit
 
@@ -22,25 +23,25 @@ def test_the_broker_files_ship_with_the_package():
 
 def test_the_cache_is_in_the_checkout_when_there_is_one(monkeypatch):
     monkeypatch.delenv("SESSIONS_KAFKA_CACHE", raising=False)
-    assert broker._cache_dir() == REPO / "ops" / "kafka" / ".cache"
+    assert jars._cache_dir() == REPO / "ops" / "kafka" / ".cache"
 
 
 def test_the_cache_outside_a_checkout_is_the_users(monkeypatch, tmp_path):
     monkeypatch.delenv("SESSIONS_KAFKA_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(broker, "__file__", str(tmp_path / "site-packages" / "streams" / "kafka" / "broker.py"))
-    assert broker._cache_dir() == tmp_path / "xdg" / "session-engine" / "kafka"
+    monkeypatch.setattr(jars, "__file__", str(tmp_path / "site-packages" / "streams" / "devkit" / "kafka" / "jars.py"))
+    assert jars._cache_dir() == tmp_path / "xdg" / "session-engine" / "kafka"
 
 
 def test_the_cache_can_be_named(monkeypatch, tmp_path):
     monkeypatch.setenv("SESSIONS_KAFKA_CACHE", str(tmp_path / "jars"))
-    assert broker._cache_dir() == tmp_path / "jars"
+    assert jars._cache_dir() == tmp_path / "jars"
 
 
 def test_a_process_with_a_port_range_hands_out_its_ports_in_turn_and_skips_taken_ones(monkeypatch):
     import socket
 
-    monkeypatch.setattr(broker, "_own_range", [])
+    monkeypatch.setattr(layout, "_own_range", [])
     broker.own_port_range(31_900, 31_909)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
         taken.bind(("127.0.0.1", 31_901))

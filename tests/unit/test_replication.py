@@ -13,6 +13,8 @@ from streams.config.settings import Settings, SettingsError
 from streams.config.topics import generation_topics, worker_topics
 from streams.control.faust_private import leader_topic
 from streams.devkit import broker
+from streams.devkit.kafka import cluster as local_cluster
+from streams.devkit.kafka import layout
 
 pytestmark = pytest.mark.unit
 
@@ -91,9 +93,9 @@ def test_a_cluster_node_is_configured_for_production_replication_and_quick_failo
 
 
 def test_a_cluster_keeps_its_ports_and_id_across_restarts(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(broker, "_own_range", [])
+    monkeypatch.setattr(layout, "_own_range", [])
     broker.own_port_range(31_800, 31_899)
-    made = broker._new_cluster(tmp_path, 3, 0)
+    made = local_cluster._new_cluster(tmp_path, 3, 0)
     ports = [port for node in made.nodes for port in (node.port, node.controller_port)]
     # Every listener of every node its own port, from the top of the range: nodes are restarted on
     # them, and everybody's ordinary cursor starts at the bottom.
@@ -104,5 +106,5 @@ def test_a_cluster_keeps_its_ports_and_id_across_restarts(tmp_path: Path, monkey
     with pytest.raises(broker.BrokerError, match="not 7"):
         made.node(7)
     (tmp_path / "given").mkdir()
-    given = broker._new_cluster(tmp_path / "given", 3, 31_850)
+    given = local_cluster._new_cluster(tmp_path / "given", 3, 31_850)
     assert [node.port for node in given.nodes] == [31_850, 31_851, 31_852]
