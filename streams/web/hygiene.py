@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from streams.config.settings import Limit
+from streams.config.values import Limit
 from streams.web.errors import HttpError
 from streams.web.routing import FORWARDED
 

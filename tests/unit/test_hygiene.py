@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from streams.config.settings import Limit, Settings, SettingsError
+from streams.config.settings import Settings, SettingsError
+from streams.config.values import Limit
 from streams.web.hygiene import Buckets, client_address
 from streams.web.tokens import SessionTokens
 

@@ -16,7 +16,7 @@ def _history_key(settings: Settings, key: str | None) -> str:
     under the data folder) that has sessions:history."""
     if key:
         return key
-    from streams.config.settings import parse_service_keys
+    from streams.config.values import parse_service_keys
 
     configured: Mapping[str, frozenset[str]] = settings.service_key_scopes
     generated = settings.data_dir / "service-keys"
