@@ -22,7 +22,7 @@ from streams.privacy.keyring import KeyRing, KeysUnavailable
 from streams.web.appending import EventLog
 from streams.web.errors import HttpError, json_response, unavailable
 from streams.web.service_auth import SESSIONS_ERASE, page, requires
-from streams.web.storefront import new_event
+from streams.web.session_changes import new_event
 
 if TYPE_CHECKING:
     from streams.control.engine import Engine
