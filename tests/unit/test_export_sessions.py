@@ -20,17 +20,8 @@ from streams.devkit.events import (
     page_view,
     public_set,
 )
-from streams.tools.export.sessions import (
-    SESSION_COLUMNS,
-    FoldCounts,
-    JsonlSessionWriter,
-    MemoryStates,
-    ParquetSessionWriter,
-    SessionFolder,
-    pack,
-    session_row,
-    unpack,
-)
+from streams.tools.export.session_files import SESSION_COLUMNS, JsonlSessionWriter, ParquetSessionWriter, session_row
+from streams.tools.export.sessions import FoldCounts, MemoryStates, SessionFolder, pack, unpack
 
 pytestmark = pytest.mark.unit
 

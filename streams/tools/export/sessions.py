@@ -34,45 +34,23 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, Final, NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 from projections.rules import Rules
 from projections.step import NO_SESSION, Session, fold_session
 from schemas.events import Event, EventDecodeError, decode_event
-from schemas.session import SessionState, decode_state, encode_view
+from schemas.session import SessionState, decode_state
 from streams.fold.batch import record_refusal
 from streams.history.window import DEFAULT_SLACK, ProgressCallback, Summary, read_window, to_ms
 from streams.kafka.partitioner import misplaced
 from streams.kafka.records import record_timestamp
 from streams.privacy.sealing import is_sealed, redact_json
 from streams.tools.export.events import Unseal
-from streams.tools.export.writers import RowGroups
+from streams.tools.export.session_files import SessionWriter, open_session_writer
 
 log = logging.getLogger(__name__)
-
-# Typed (nullable string) columns of the Parquet file: (column, namespace, key). The commercial
-# context the segment is made of, no personal field; the whole document is in ``document``.
-SESSION_FIELDS: Final = (
-    ("utm_source", "public", "utm_source"),
-    ("utm_medium", "public", "utm_medium"),
-    ("utm_campaign", "public", "utm_campaign"),
-    ("channel", "store", "channel"),
-    ("countryCode", "store", "countryCode"),
-    ("currencyCode", "store", "currencyCode"),
-    ("cultureInfo", "store", "cultureInfo"),
-    ("regionId", "checkout", "regionId"),
-    ("isAuthenticated", "authentication", "isAuthenticated"),
-)
-SESSION_COLUMNS: Final = (
-    "id",
-    "first_event_time",
-    "last_event_time",
-    "event_count",
-    *(name for name, _, _ in SESSION_FIELDS),
-    "document",
-)
 
 ACTIVE: Final = b"\x01"
 INACTIVE: Final = b"\x00"
@@ -223,76 +201,6 @@ class SessionFolder:
             active, encoded, _ = unpack(stored)
             if active and encoded:  # no state: erased (and nothing after it)
                 yield decode_state(encoded)
-
-
-def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)
-
-
-def session_row(state: SessionState) -> dict[str, Any]:
-    """One row of the Parquet file: the meta, the common values (strings, None where absent), the
-    document as the service API serves it."""
-    row: dict[str, Any] = {
-        "id": state.id,
-        "first_event_time": parse_time(state.meta.first_event_time),
-        "last_event_time": parse_time(state.meta.last_event_time),
-        "event_count": state.meta.event_count,
-    }
-    for name, namespace, key in SESSION_FIELDS:
-        entry = state.namespaces.get(namespace, {}).get(key)
-        value = None if entry is None else entry.get("value")
-        row[name] = None if value is None else str(value)
-    row["document"] = encode_view(state).decode()
-    return row
-
-
-# --- writers ------------------------------------------------------------------------------------
-
-
-class SessionWriter(Protocol):
-    def write(self, state: SessionState) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class JsonlSessionWriter:
-    def __init__(self, path: Path) -> None:
-        self._file: IO[bytes] = open(path, "wb")
-
-    def write(self, state: SessionState) -> None:
-        self._file.write(encode_view(state) + b"\n")
-
-    def close(self) -> None:
-        self._file.close()
-
-
-class ParquetSessionWriter:
-    def __init__(self, path: Path, batch_rows: int = 50_000) -> None:
-        import pyarrow as pa
-
-        string = pa.string()
-        stamp = pa.timestamp("us", tz="UTC")
-        self.schema = pa.schema(
-            [
-                pa.field("id", string, nullable=False),
-                pa.field("first_event_time", stamp, nullable=False),
-                pa.field("last_event_time", stamp, nullable=False),
-                pa.field("event_count", pa.int64(), nullable=False),
-                *(pa.field(name, string) for name, _, _ in SESSION_FIELDS),
-                pa.field("document", string, nullable=False),
-            ]
-        )
-        self._groups = RowGroups(path, self.schema, [name for name, _, _ in SESSION_FIELDS], batch_rows)
-
-    def write(self, state: SessionState) -> None:
-        self._groups.append(tuple(session_row(state).values()))
-
-    def close(self) -> None:
-        self._groups.close()
-
-
-def open_session_writer(fmt: str, path: Path) -> SessionWriter:
-    return ParquetSessionWriter(path) if fmt == "parquet" else JsonlSessionWriter(path)
 
 
 # --- the temporary store and the read -----------------------------------------------------------
