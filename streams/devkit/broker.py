@@ -39,124 +39,103 @@ import sys
 from pathlib import Path
 
 from streams.devkit.kafka.cluster import (
-    CLUSTER_FILE as CLUSTER_FILE,
-)
-from streams.devkit.kafka.cluster import (
-    VOTERS as VOTERS,
-)
-from streams.devkit.kafka.cluster import (
-    LocalCluster as LocalCluster,
-)
-from streams.devkit.kafka.cluster import (
-    Node as Node,
-)
-from streams.devkit.kafka.cluster import (
-    cluster_status as cluster_status,
-)
-from streams.devkit.kafka.cluster import (
-    kill_node as kill_node,
-)
-from streams.devkit.kafka.cluster import (
-    start_cluster as start_cluster,
-)
-from streams.devkit.kafka.cluster import (
-    start_node as start_node,
-)
-from streams.devkit.kafka.cluster import (
-    stop_node as stop_node,
+    CLUSTER_FILE,
+    VOTERS,
+    LocalCluster,
+    Node,
+    cluster_status,
+    kill_node,
+    start_cluster,
+    start_node,
+    stop_node,
 )
 from streams.devkit.kafka.jars import (
-    CACHE as CACHE,
-)
-from streams.devkit.kafka.jars import (
-    CONFIG as CONFIG,
-)
-from streams.devkit.kafka.jars import (
-    LOG4J as LOG4J,
-)
-from streams.devkit.kafka.jars import (
-    MIN_JAVA as MIN_JAVA,
-)
-from streams.devkit.kafka.jars import (
-    POM as POM,
-)
-from streams.devkit.kafka.jars import (
-    fetch_jars as fetch_jars,
-)
-from streams.devkit.kafka.jars import (
-    java_binary as java_binary,
-)
-from streams.devkit.kafka.jars import (
-    kafka_version as kafka_version,
-)
-from streams.devkit.kafka.jars import (
-    lib_dir as lib_dir,
+    CACHE,
+    CONFIG,
+    LOG4J,
+    MIN_JAVA,
+    POM,
+    fetch_jars,
+    java_binary,
+    kafka_version,
+    lib_dir,
 )
 from streams.devkit.kafka.layout import (
-    BROKER_HEARTBEAT_INTERVAL_MS as BROKER_HEARTBEAT_INTERVAL_MS,
+    BROKER_HEARTBEAT_INTERVAL_MS,
+    BROKER_SESSION_TIMEOUT_MS,
+    CONTROLLER_QUORUM_ELECTION_TIMEOUT_MS,
+    CONTROLLER_QUORUM_FETCH_TIMEOUT_MS,
+    BrokerError,
+    BrokerLayout,
+    ClusterRole,
+    SaslListener,
+    free_port,
+    new_cluster_id,
+    own_port_range,
+    port_is_free,
+    render_properties,
 )
-from streams.devkit.kafka.layout import (
-    BROKER_SESSION_TIMEOUT_MS as BROKER_SESSION_TIMEOUT_MS,
-)
-from streams.devkit.kafka.layout import (
-    CONTROLLER_QUORUM_ELECTION_TIMEOUT_MS as CONTROLLER_QUORUM_ELECTION_TIMEOUT_MS,
-)
-from streams.devkit.kafka.layout import (
-    CONTROLLER_QUORUM_FETCH_TIMEOUT_MS as CONTROLLER_QUORUM_FETCH_TIMEOUT_MS,
-)
-from streams.devkit.kafka.layout import (
-    BrokerError as BrokerError,
-)
-from streams.devkit.kafka.layout import (
-    BrokerLayout as BrokerLayout,
-)
-from streams.devkit.kafka.layout import (
-    ClusterRole as ClusterRole,
-)
-from streams.devkit.kafka.layout import (
-    SaslListener as SaslListener,
-)
-from streams.devkit.kafka.layout import (
-    free_port as free_port,
-)
-from streams.devkit.kafka.layout import (
-    new_cluster_id as new_cluster_id,
-)
-from streams.devkit.kafka.layout import (
-    own_port_range as own_port_range,
-)
-from streams.devkit.kafka.layout import (
-    port_is_free as port_is_free,
-)
-from streams.devkit.kafka.layout import (
-    render_properties as render_properties,
-)
-from streams.devkit.kafka.node import start as start
-from streams.devkit.kafka.node import status as status
-from streams.devkit.kafka.node import stop as stop
+from streams.devkit.kafka.node import start, status, stop
 from streams.devkit.kafka.probes import (
-    PartitionState as PartitionState,
+    PartitionState,
+    answers_metadata,
+    describe_partitions,
+    live_brokers,
+    metadata_client,
+    running_pid,
+    running_port,
 )
-from streams.devkit.kafka.probes import (
-    answers_metadata as answers_metadata,
-)
-from streams.devkit.kafka.probes import (
-    describe_partitions as describe_partitions,
-)
-from streams.devkit.kafka.probes import (
-    live_brokers as live_brokers,
-)
-from streams.devkit.kafka.probes import (
-    metadata_client as metadata_client,
-)
-from streams.devkit.kafka.probes import (
-    running_pid as running_pid,
-)
-from streams.devkit.kafka.probes import (
-    running_port as running_port,
-)
-from streams.devkit.kafka.process import DEFAULT_HEAP as DEFAULT_HEAP
-from streams.devkit.kafka.process import JVM_MODES as JVM_MODES
+from streams.devkit.kafka.process import DEFAULT_HEAP, JVM_MODES
+
+# What callers use (the tests, ops/, sessionctl broker): the parts' names, from one module.
+__all__ = [
+    "BROKER_HEARTBEAT_INTERVAL_MS",
+    "BROKER_SESSION_TIMEOUT_MS",
+    "CACHE",
+    "CLUSTER_FILE",
+    "CONFIG",
+    "CONTROLLER_QUORUM_ELECTION_TIMEOUT_MS",
+    "CONTROLLER_QUORUM_FETCH_TIMEOUT_MS",
+    "DEFAULT_HEAP",
+    "JVM_MODES",
+    "LOG4J",
+    "MIN_JAVA",
+    "POM",
+    "VOTERS",
+    "BrokerError",
+    "BrokerLayout",
+    "ClusterRole",
+    "LocalCluster",
+    "Node",
+    "PartitionState",
+    "SaslListener",
+    "answers_metadata",
+    "cluster_status",
+    "describe_partitions",
+    "fetch_jars",
+    "free_port",
+    "java_binary",
+    "kafka_version",
+    "kill_node",
+    "lib_dir",
+    "live_brokers",
+    "main",
+    "metadata_client",
+    "new_cluster_id",
+    "own_port_range",
+    "port_is_free",
+    "print_status",
+    "render_properties",
+    "run_start",
+    "running_pid",
+    "running_port",
+    "start",
+    "start_cluster",
+    "start_node",
+    "status",
+    "stop",
+    "stop_node",
+]
 
 
 def main(argv: list[str] | None = None) -> int:
