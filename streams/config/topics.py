@@ -11,7 +11,6 @@ from collections.abc import Mapping
 
 from streams.config.settings import Settings
 from streams.control.faust_private import leader_topic
-from streams.control.generations import changelog_topic, control_topic
 from streams.kafka.admin import TopicSpec
 
 # The event log and its dead letters are kept forever (history is the log itself).
@@ -20,6 +19,18 @@ FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
 # drop a record, so a restore that started reading does not miss the newer one.
 CHANGELOG_CONFIG = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
 COMPACTED = {"cleanup.policy": "compact"}
+
+
+# The topics of the table generations (streams.control.generations): which generation the workers
+# serve, and each generation's changelog.
+def control_topic(app_id: str) -> str:
+    """Which table generation the workers serve: one compacted partition."""
+    return f"{app_id}-generations"
+
+
+def changelog_topic(base: str, generation: int) -> str:
+    """Generation 1 keeps today's changelog name (``settings.changelog_topic``); N >= 2 gets ``-g<N>``."""
+    return base if generation <= 1 else f"{base}-g{generation}"
 
 
 def owned(settings: Settings, name: str, partitions: int, config: Mapping[str, str] | None = None) -> TopicSpec:

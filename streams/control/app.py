@@ -22,6 +22,7 @@ from mode import Service
 from projections.rules import RulesError
 from streams.config.rules_file import parse_rules_text, read_rules_file
 from streams.config.settings import Settings
+from streams.config.topics import changelog_topic, control_topic
 from streams.control import generations
 from streams.control.engine import Engine
 from streams.control.faust_private import broker_url, group_generation, hold, request_rejoin, standby_partitions
@@ -115,7 +116,7 @@ class GenerationService(Service):
         self.serving = serving.number
         self.local_rules = local_rules
         settings = engine.settings
-        self.watcher = GenerationWatcher(settings.kafka_bootstrap, generations.control_topic(settings.app_id))
+        self.watcher = GenerationWatcher(settings.kafka_bootstrap, control_topic(settings.app_id))
         self._polling = threading.Lock()  # the watcher's consumer is closed only between polls
         super().__init__(**kwargs)
 
@@ -153,7 +154,7 @@ class GenerationService(Service):
         fold = self.engine.fold
         await asyncio.wrap_future(
             fold.switch(
-                generations.changelog_topic(settings.changelog_topic, to.number),
+                changelog_topic(settings.changelog_topic, to.number),
                 generations.stores_dir(stores_dir(settings.data_dir), to.number),
                 rules,
             )
@@ -170,7 +171,7 @@ def fold_config(settings: Settings, generation: int = 1) -> FoldConfig:
     return FoldConfig(
         bootstrap=settings.kafka_bootstrap,
         events_topic=settings.events_topic,
-        changelog_topic=generations.changelog_topic(settings.changelog_topic, generation),
+        changelog_topic=changelog_topic(settings.changelog_topic, generation),
         dlq_topic=settings.dlq_topic,
         partitions=settings.partitions,
         stores_dir=generations.stores_dir(stores_dir(settings.data_dir), generation),

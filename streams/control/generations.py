@@ -12,7 +12,8 @@ and when it was recorded. No ``current`` record means generation 1 with the work
 ``SESSIONS_RULES_FILE``. The rules in the record win over a worker's local file, so every worker
 switches rules at once.
 
-The pure part (names, the record codec) is above the I/O part (reading and writing the topic).
+The pure part (folder names, the record codec) is above the I/O part (reading and writing the topic);
+the topics' names are with every other topic's, in ``streams.config.topics``.
 """
 
 from __future__ import annotations
@@ -41,15 +42,6 @@ class GenerationRecordError(ValueError):
 
 
 # --- pure part ----------------------------------------------------------------------------------
-
-
-def control_topic(app_id: str) -> str:
-    return f"{app_id}-generations"
-
-
-def changelog_topic(base: str, generation: int) -> str:
-    """Generation 1 keeps today's changelog name (``settings.changelog_topic``); N >= 2 gets ``-g<N>``."""
-    return base if generation <= 1 else f"{base}-g{generation}"
 
 
 def stores_dir(base: Path, generation: int) -> Path:

@@ -26,14 +26,12 @@ from rocksdict import Options, Rdict
 
 from streams.config.rules_file import read_rules_file
 from streams.config.settings import Settings
-from streams.config.topics import generation_topics
+from streams.config.topics import changelog_topic, control_topic, generation_topics
 from streams.control.app import fold_config
 from streams.control.generations import (
     CURRENT,
     NEXT,
     Generation,
-    changelog_topic,
-    control_topic,
     now_rfc3339,
     read_records,
     scratch_dir,

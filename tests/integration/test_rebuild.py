@@ -18,7 +18,7 @@ from confluent_kafka import Producer
 
 from streams.config.rules_file import parse_rules_text
 from streams.config.settings import Settings
-from streams.control import generations
+from streams.config.topics import changelog_topic
 from streams.devkit.events import campaign_click, logged_in, new_session_id, page_view
 from streams.devkit.paths import SAMPLE_RULES_FILE, sample_rules
 from streams.devkit.workers import SERVICE_HEADERS
@@ -97,7 +97,7 @@ def test_a_rebuild_with_new_rules_then_a_switch_gives_old_sessions_the_new_deriv
     assert "switched: the workers serve generation 2" in switched.stdout
     assert served_as(worker.url, as_b) == as_b
     assert as_b[shopper]["namespaces"]["profile"]["email"]["value"] == SHOPPER_EMAIL
-    changelog = generations.changelog_topic(Settings.from_env(worker.env).changelog_topic, 2)
+    changelog = changelog_topic(Settings.from_env(worker.env).changelog_topic, 2)
     records = [record.value or b"" for record in read_topic(kafka_bootstrap, changelog)]
     assert any(b'"enc:v1:' in value for value in records)
     assert not any(SHOPPER_EMAIL.encode() in value for value in records)

@@ -12,12 +12,11 @@ from typer.testing import CliRunner
 from projections.rules import EMPTY_RULES, RulesError
 from streams.config.rules_file import parse_rules_text, read_rules_file
 from streams.config.settings import Settings
+from streams.config.topics import changelog_topic, control_topic
 from streams.control.app import fold_config
 from streams.control.generations import (
     Generation,
     GenerationRecordError,
-    changelog_topic,
-    control_topic,
     decode_generation,
     encode_generation,
     scratch_dir,

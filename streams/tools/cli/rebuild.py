@@ -36,7 +36,7 @@ def rebuild(
 
     from projections.rules import RulesError
     from streams.config.rules_file import read_rules_file
-    from streams.control.generations import changelog_topic
+    from streams.config.topics import changelog_topic
     from streams.control.worker import tune_process
     from streams.tools import rebuild as rebuilding
     from streams.tools.progress import LogProgress, RichProgress

@@ -12,9 +12,9 @@ def worker() -> None:
     """Create the topics, then fold events and serve HTTP until SIGTERM/Ctrl-C."""
     from projections.rules import RulesError
     from streams.config.rules_file import read_rules_file
-    from streams.config.topics import worker_topics
+    from streams.config.topics import control_topic, worker_topics
     from streams.control.app import create_engine
-    from streams.control.generations import CURRENT, control_topic, read_records
+    from streams.control.generations import CURRENT, read_records
     from streams.control.worker import QuietWorker, tune_process
     from streams.fold.data_dir import DataDirError, claim
     from streams.kafka.admin import TopicMismatch, ensure_topics
