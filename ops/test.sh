@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 ops/install.sh
 
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/session-engine-test.XXXXXX")
-broker() { .venv/bin/python -m streams.kafka.broker "$@"; }
+broker() { .venv/bin/python -m streams.devkit.broker "$@"; }
 cleanup() {
     broker stop --data-dir "$scratch/kafka" >/dev/null 2>&1 || true
     # The broker's log outlives the run (group rebalances and evictions are read there).
@@ -17,7 +17,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # Every broker of the run (this one, the clusters tests start) with the light JIT: the run starts
-# dozens of them (streams/kafka/broker.py, JVM_MODES).
+# dozens of them (streams/devkit/kafka/process.py, JVM_MODES).
 export SESSIONS_BROKER_JVM=light
 export SESSIONS_TEST_BOOTSTRAP
 SESSIONS_TEST_BOOTSTRAP=$(broker start --data-dir "$scratch/kafka" --port 0)

@@ -106,6 +106,20 @@ class FoldService(Service):
     async def on_stop(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.fold.stop)
 
+    @Service.task
+    async def _exit_when_the_loop_stops(self) -> None:
+        # A worker whose loop stopped (a bug, a fatal Kafka error) would stay in the group with its
+        # partitions assigned and never fold them again: the lag grows and writes wait out their
+        # timeouts until somebody restarts it. It crashes instead (exit code 1, the log says why):
+        # the group moves its partitions to the others, and a supervisor starts it again.
+        while not self.should_stop:
+            failure = self.fold.failure
+            if failure is not None:
+                self.log.error("the fold loop stopped (%r): the worker exits", failure)
+                await self.crash(failure)
+                return
+            await self.sleep(1.0)  # polling a flag the loop's thread sets
+
 
 class GenerationService(Service):
     """Watches the control topic (``streams.control.generations``): when another table generation

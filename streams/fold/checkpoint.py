@@ -40,7 +40,7 @@ from streams.fold.changelog import marker
 from streams.fold.outgoing import Outgoing, Published, Target
 from streams.fold.partition import OpenPartition
 from streams.fold.store import history_key
-from streams.kafka.clients import client_config
+from streams.kafka.clients import BROKER_GOING_OR_COMING, client_config
 from streams.kafka.producer import KAFKA_CLIENT_LOG
 from streams.kafka.producer_calls import attempt, flushed, send
 
@@ -166,7 +166,8 @@ class Checkpoint:
                 break
             except KafkaException as exc:
                 error = exc.args[0]
-                if error.fatal() or not error.retriable() or should_stop():
+                waiting = error.retriable() or error.code() in BROKER_GOING_OR_COMING  # a broker's death
+                if error.fatal() or not waiting or should_stop():
                     log.warning("partition %d: the changelog's producer did not start: %s", partition, error.str())
                     return None
                 log.info("partition %d: waiting for the transaction coordinator: %s", partition, error.str())

@@ -5,7 +5,9 @@
 - ``slow:<seconds>`` makes every batch wait that long before producing its changelog (a fold slower
   than any write's wait; said in the log first, so a test can pause the process in the wait);
 - ``hold:<seconds>`` makes the first batch wait before producing until the group rebalances (at
-  most that long): a batch certainly in flight when its partitions are taken away.
+  most that long): a batch certainly in flight when its partitions are taken away;
+- ``bug:<n>`` raises an unexpected error in the n-th batch before producing, as a bug in the loop
+  would: the loop stops, and the worker must exit rather than keep its partitions unfolded.
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ class FaultPoints:
             if point == "before_produce":
                 log.warning("fault point %s: batch %d waits before producing", spec, batch)
                 time.sleep(float(spec.split(":")[1]))
+            return
+        if spec.startswith("bug:"):
+            if point == "before_produce" and batch >= int(spec.split(":")[1]):
+                raise RuntimeError(f"fault point {spec}: an unexpected error in batch {batch}")
             return
         if spec.split(":")[0] == point and batch >= int(spec.split(":")[1]):
             log.warning("fault point %s reached: SIGKILL", spec)

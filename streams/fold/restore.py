@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from streams.fold.changelog import record_value
 from streams.fold.partition import OpenPartition
 from streams.fold.store import PartitionStore
-from streams.kafka.clients import watermarks
+from streams.kafka.clients import watermarks_once_kafka_answers
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,10 @@ def catch_up(
     """
     started = time.monotonic()
     tp = TopicPartition(topic, partition)
-    low, high = watermarks(consumer, tp, timeout_s=10.0)  # a leader being elected is asked again
+    ends = watermarks_once_kafka_answers(consumer, tp, should_stop)  # through a broker's death
+    if ends is None:
+        return Restored(complete=False, seconds=time.monotonic() - started)
+    low, high = ends
     start = store.changelog_offset
     if start is not None and start > high:
         log.warning(
@@ -81,7 +84,11 @@ def catch_up(
                         # returns): the restore is complete even though no record sits there.
                         position = max(position, min(high, message.offset() or 0))
                         continue
-                    raise RuntimeError(f"reading {topic}[{partition}]: {error.str()}")
+                    if error.fatal():
+                        raise RuntimeError(f"reading {topic}[{partition}]: {error.str()}")
+                    # A broker going or coming (the client reconnects and fetches on by itself).
+                    log.warning("reading %s[%d]: %s", topic, partition, error.str())
+                    continue
                 offset = message.offset() or 0
                 if offset >= high:
                     continue

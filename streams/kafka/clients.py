@@ -8,15 +8,18 @@ confluent-kafka clients take :func:`client_config`; faust's own (aiokafka) clien
 
 from __future__ import annotations
 
+import logging
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from streams.config.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @cache
@@ -73,6 +76,21 @@ WAITING_FOR_A_LEADER = frozenset(
 )
 
 
+# What a client says while a broker dies or restarts (its connection reset, its handle torn down,
+# no answer within the call's timeout): Kafka is still there, ask again.
+BROKER_GOING_OR_COMING = frozenset(
+    {
+        KafkaError._DESTROY_BROKER,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._TIMED_OUT,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+    }
+)
+
+
 def watermarks(consumer: Consumer, tp: TopicPartition, timeout_s: float) -> tuple[int, int]:
     """The partition's watermarks, polled until its leader answers (a topic created a moment ago
     has none yet) or ``timeout_s`` passed."""
@@ -87,3 +105,27 @@ def watermarks(consumer: Consumer, tp: TopicPartition, timeout_s: float) -> tupl
             if not waiting or time.monotonic() > deadline:
                 raise
         time.sleep(0.1)  # the interval of polling for the leader
+
+
+def watermarks_once_kafka_answers(
+    consumer: Consumer, tp: TopicPartition, interrupted: Callable[[], bool], ask_s: float = 10.0
+) -> tuple[int, int] | None:
+    """The partition's watermarks, asked again (each ask waits ``ask_s``) through anything a dying,
+    restarting or electing broker makes a client say, however long that lasts; None once
+    ``interrupted()`` says to stop waiting. The fold loop's restore: a worker rides through a
+    broker's death, it never gives up on Kafka (a fatal or unexpected error is still raised)."""
+    said_at = time.monotonic()
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=ask_s, cached=False)
+            return int(low), int(high)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            if error is None or error.fatal() or error.code() not in WAITING_FOR_A_LEADER | BROKER_GOING_OR_COMING:
+                raise
+            if time.monotonic() - said_at >= 10.0:
+                said_at = time.monotonic()
+                log.warning("%s[%d]: waiting for Kafka to tell its end: %s", tp.topic, tp.partition, error.str())
+        if interrupted():
+            return None
+        time.sleep(0.1)  # the interval of asking again

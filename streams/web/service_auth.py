@@ -38,7 +38,10 @@ F = TypeVar("F", bound=Callable[..., Awaitable[web.StreamResponse]])
 
 
 def _digest(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
+    # A header's bytes that are not UTF-8 reach us as lone surrogates (aiohttp decodes with
+    # surrogateescape): hashed as the bytes they were, such a key is simply not one of ours (a 401),
+    # where a strict encode raised and answered 500.
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
 
 
 class ServiceKeys:

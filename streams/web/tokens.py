@@ -86,15 +86,17 @@ class SessionTokens:
 
     def proves(self, message: str, proof: str) -> bool:
         """``proof`` is :meth:`proof` of ``message`` under one of the keys (rotation), in constant time."""
+        if not proof.isascii():  # a client's header (compare_digest refuses non-ASCII text): no proof
+            return False
         found = False
         for key in self.keys:
-            expected = hmac.new(key.encode(), message.encode(), hashlib.sha256).hexdigest()
+            expected = hmac.new(key.encode(), message.encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()
             found |= hmac.compare_digest(expected, proof)
         return found
 
     def session_id(self, token: str | None) -> str | None:
         """The id a valid token references, else None (missing, expired, tampered, malformed)."""
-        if not token:
+        if not token or not token.isascii():  # a JWT is ASCII; other header bytes are no token
             return None
         try:
             header = jwt.get_unverified_header(token)

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.kafka import broker
+from streams.devkit import broker
+from streams.devkit.paths import SAMPLE_RULES_FILE, sample_rules
+from streams.devkit.workers import make_worker
 from streams.kafka.admin import MIN_INSYNC, TopicMismatch, TopicSpec, ensure_topics
-from streams.testing.paths import SAMPLE_RULES_FILE, sample_rules
-from streams.testing.workers import make_worker
 from tests.support.broker_faults import BrokerFaultSuite, BrokerReport
 from tests.support.cluster import make_cluster
 from tests.support.workers import TEST_WORKER_ENV
@@ -103,7 +103,7 @@ def report(local_cluster: tuple[Path, str], tmp_path_factory: pytest.TempPathFac
 
 
 def test_every_topic_the_workers_use_is_on_three_brokers_with_two_in_sync_required(report: BrokerReport):
-    # Created so by the first worker (streams/kafka/topics.py); Kafka's own by the local cluster.
+    # Created so by the first worker (streams/config/topics.py); Kafka's own by the local cluster.
     assert len(report.replication) == 8, report.replication  # six of the workers', two of Kafka's
     assert set(report.replication.values()) == {(3, 2)}, report.replication
 

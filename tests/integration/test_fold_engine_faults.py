@@ -71,6 +71,20 @@ def test_sigkill_at_each_step_of_a_batch_loses_nothing_and_applies_nothing_twice
     assert worker.stop() == 0
 
 
+def test_a_worker_whose_fold_loop_stops_exits_instead_of_keeping_its_partitions(worker_factory, kafka_bootstrap):
+    # A bug in the loop (the fault point raises in the first batch): left running, the worker would
+    # stay in the group with its partitions and never fold them; it must crash, saying why.
+    worker = worker_factory(partitions=2, SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE), SESSIONS_FAULT_POINT="bug:1")
+    worker.start()
+    stream, _ = stream_of_events(seed=7, sessions=3, events=20)
+    produce(kafka_bootstrap, worker.env["SESSIONS_EVENTS_TOPIC"], stream)
+    assert worker.process is not None
+    assert wait_for_exit(worker.process, 60) == 1, worker.log_tail()
+    log = worker.log_tail(200)
+    assert "fault point bug:1: an unexpected error in batch 1" in log
+    assert "the fold loop stopped" in log and "the worker exits" in log
+
+
 def changelog_markers(bootstrap: str, topic: str, partitions: int) -> dict[int, list[tuple[int, str, int]]]:
     """Per changelog partition, its batch markers in order: (offset, writer, generation)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "marker-reader", "enable.auto.commit": False,

@@ -22,9 +22,9 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
-from streams.app import create_engine
-from streams.settings import Settings
-from streams.testing.paths import SAMPLE_RULES_FILE
+from streams.config.settings import Settings
+from streams.control.app import create_engine
+from streams.devkit.paths import SAMPLE_RULES_FILE
 from tests.support.openapi_fuzz import CHECKS, FUZZ, _node_id_for_schemathesis  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration

@@ -221,6 +221,30 @@ def test_bad_tokens_never_read_or_edit_a_session(worker, client):
         assert document["namespaces"]["public"]["owner"]["value"] == "the-owner"
 
 
+def test_header_bytes_that_are_not_utf8_are_refused_with_a_4xx_never_a_500(worker):
+    # Headers are bytes; aiohttp hands bytes that are not UTF-8 on as lone surrogates. A key, a
+    # cookie or a forwarded request's proof made of them (the OpenAPI fuzz sent such a key) is
+    # simply not valid: 401 for the key, no session for the cookie, no proof for the header.
+    odd = b"\xff\xfe\x80"
+    sid = str(uuid.uuid4())
+    with httpx.Client(base_url=worker.url, timeout=15.0) as http:
+        read = http.get(f"/api/v1/sessions/{sid}", headers={"Authorization": b"Bearer " + odd})
+        assert read.status_code == 401 and read.json()["error"]["code"] == "unauthorized", read.text
+        past = http.get(f"/api/v1/sessions/{sid}", params={"after": "x"}, headers={"Authorization": b"Bearer " + odd})
+        assert past.status_code == 401, past.text
+        event = http.post("/api/events", json=page_view(sid, "https://s/"), headers={"Authorization": b"Bearer " + odd})
+        assert event.status_code == 401, event.text
+        made = http.post("/api/sessions", json={}, headers={"Cookie": b"vtex_session=" + odd})
+        assert made.status_code == 201, made.text  # the cookie is no session: a new one is made
+        proof = http.get(
+            "/api/sessions",
+            params={"items": "*"},
+            headers={"X-Session-Engine-Forwarded": odd, "Cookie": b"vtex_session=" + odd},
+        )
+        assert proof.status_code == 200 and proof.json()["id"] != sid, proof.text  # a fresh session, as VTEX
+    assert "UnicodeEncodeError" not in worker.log_tail(400) and "surrogates" not in worker.log_tail(400)
+
+
 def test_a_token_of_the_older_signing_key_stays_valid_and_new_ones_use_the_newest(worker):
     owner, sid = new_session(worker, "rotated")
     with closing(owner):

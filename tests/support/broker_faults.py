@@ -1,5 +1,5 @@
 """The broker fault suite: the fault suite's load and checks (``tests/support/fault_suite.py``) over
-three workers on a local three-node Kafka cluster (``streams.kafka.broker``, replication factor 3,
+three workers on a local three-node Kafka cluster (``streams.devkit.broker``, replication factor 3,
 ``min.insync.replicas`` 2), while brokers die and restart.
 
 A round of broker faults, each measured (:class:`BrokerFault`):
@@ -39,12 +39,12 @@ import httpx
 from confluent_kafka.admin import ConfigResource, ResourceType  # type: ignore[attr-defined]
 
 from projections.rules import Rules
-from streams.kafka import broker as local_broker
+from streams.config.settings import Settings
+from streams.config.topics import worker_topics
+from streams.devkit import broker as local_broker
+from streams.devkit.events import page_view
+from streams.devkit.workers import WorkerProcess
 from streams.kafka.admin import INTERNAL_TOPICS, MIN_INSYNC
-from streams.kafka.topics import worker_topics
-from streams.settings import Settings
-from streams.testing.events import page_view
-from streams.testing.workers import WorkerProcess
 from tests.support.cluster import Cluster, session_in
 from tests.support.fault_suite import FaultSuite, Report, Tracked, seconds_now
 

@@ -54,9 +54,9 @@ from projections.rules import Rules
 from projections.session import fold
 from schemas.events import decode_event, type_name
 from schemas.session import encode_view
-from streams.kafka import broker as local_broker
-from streams.testing.events import BASE_TIME, new_session_id, page_view, public_set
-from streams.testing.workers import WorkerProcess, http_status
+from streams.devkit import broker as local_broker
+from streams.devkit.events import BASE_TIME, new_session_id, page_view, public_set
+from streams.devkit.workers import WorkerProcess, http_status
 from streams.web.tokens import SessionTokens
 from tests.support.cluster import Cluster, Families, parse_metrics, partition_of, scrape, served_partitions
 

@@ -30,18 +30,6 @@ def _module_name(path: Path) -> str:
 
 MODULES = {_module_name(path): path for path in sorted((ROOT / PACKAGE).rglob("*.py"))}
 
-# Old paths of moved modules, kept (as ``sys.modules`` aliases) for files being edited on another
-# branch; each is the module it names, not a module of its room. Delete them and this set together.
-ALIASES = {
-    "streams.app",
-    "streams.settings",
-    "streams.kafka.broker",
-    "streams.kafka.topics",
-    "streams.testing.events",
-    "streams.testing.paths",
-    "streams.testing.workers",
-}
-
 # The rooms a running worker is made of, and the two it never needs.
 WORKER_ROOMS = ("control", "config", "fold", "web", "kafka", "privacy", "observability", "history")
 TOOLS = "streams.tools"
@@ -176,13 +164,13 @@ def _in(module: str, room: str) -> bool:
 
 def _worker_modules(graph: dict[str, set[str]]) -> list[str]:
     rooms = [f"{PACKAGE}.{room}" for room in WORKER_ROOMS]
-    return [m for m in graph if m not in ALIASES and any(_in(m, room) for room in rooms)]
+    return [m for m in graph if any(_in(m, room) for room in rooms)]
 
 
 def test_every_module_sits_in_a_room():
     # A module at the root of streams/ (or in a new folder) belongs to no rule below.
     rooms = [f"{PACKAGE}.{room}" for room in (*WORKER_ROOMS, "tools", "devkit", "testing")]
-    roots = ALIASES | {PACKAGE, f"{PACKAGE}.__main__"}
+    roots = {PACKAGE, f"{PACKAGE}.__main__"}
     homeless = [m for m in MODULES if m not in roots and not any(_in(m, r) for r in rooms)]
     assert not homeless, f"modules outside the rooms: {homeless}"
 
@@ -200,6 +188,6 @@ def test_only_the_tools_and_the_devkit_import_the_devkit():
     graph = _graph()
     assert any(_in(m, DEVKIT) for m in graph["streams.tools.cli.broker"])  # the parser sees the kit's users
     for module, imported in graph.items():
-        if module in ALIASES or _in(module, TOOLS) or _in(module, DEVKIT):
+        if _in(module, TOOLS) or _in(module, DEVKIT):
             continue
         assert not {m for m in imported if _in(m, DEVKIT)}, f"{module} imports the devkit"
