@@ -29,7 +29,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Pro
 
 from projections.rules import Rules
 from streams.config.rules_file import parse_rules_text
-from streams.kafka.clients import client_config, watermarks
+from streams.kafka.clients import client_config, close_within, watermarks
 
 log = logging.getLogger(__name__)
 
@@ -193,5 +193,4 @@ class GenerationWatcher:
 
     def close(self) -> None:
         consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            consumer.close()
+        close_within([consumer], "the generation watcher")

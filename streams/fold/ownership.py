@@ -26,6 +26,7 @@ from streams.fold.partition import OpenPartition
 from streams.fold.restore import restore_partition
 from streams.fold.standby import Standbys
 from streams.fold.store import PartitionStore
+from streams.kafka.clients import close_within
 from streams.privacy.keyring import KeyRing, KeysUnavailable
 
 log = logging.getLogger(__name__)
@@ -237,9 +238,7 @@ class Ownership:
             log.debug("final commit failed", exc_info=True)
         self.serving = frozenset()
         self.checkpoint.close_all()
-        for consumer in (self.consumer, self._restorer, self.standbys.consumer):
-            if consumer is not None:
-                consumer.close()
+        close_within((self.consumer, self._restorer, self.standbys.consumer), "the fold loop")
         for state in self.partitions.values():
             state.close()
         self.partitions.clear()

@@ -27,7 +27,7 @@ from projections.rules import Rules
 from schemas.events import Event, EventDecodeError, decode_event
 from streams.fold.loop import FoldLoop
 from streams.history.window import ExportError, parse_instant
-from streams.kafka.clients import client_config
+from streams.kafka.clients import client_config, close_within
 from streams.kafka.producer import KAFKA_CLIENT_LOG
 from streams.privacy.keyring import KeyRing
 from streams.privacy.sealing import open_json
@@ -124,8 +124,7 @@ class LogReader:
     def close(self) -> None:
         with self._lock:
             consumer, self._consumer = self._consumer, None
-            if consumer is not None:
-                consumer.close()
+            close_within([consumer], "the timeline reader")
 
 
 @dataclass

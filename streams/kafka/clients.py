@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import ssl
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from typing import Any
 
@@ -129,3 +130,37 @@ def watermarks_once_kafka_answers(
         if interrupted():
             return None
         time.sleep(0.1)  # the interval of asking again
+
+
+# How long a worker's shutdown waits for its Kafka clients to close.
+CLOSE_WITHIN_S = 5.0
+
+
+def close_within(clients: Iterable[Any], what: str, seconds: float = CLOSE_WITHIN_S) -> None:
+    """``close()`` each client (None ones skipped), all at once, waiting at most ``seconds``.
+
+    librdkafka's close of a consumer with a group id waits for the group's coordinator; with that
+    broker dead (a make soak run SIGKILLed it just before the workers' SIGTERM) a worker's shutdown
+    was seen to wait past the 30 s a supervisor grants it, and got SIGKILLed. The worker is leaving:
+    a close that does not finish is left to the process's exit, and said."""
+    pending = []
+    for client in clients:
+        if client is None:
+            continue
+        done = threading.Event()
+
+        def close(client: Any = client, done: threading.Event = done) -> None:
+            try:
+                client.close()
+            except Exception:
+                log.debug("closing a Kafka client of %s", what, exc_info=True)
+            finally:
+                done.set()
+
+        threading.Thread(target=close, name=f"close-{what}", daemon=True).start()
+        pending.append(done)
+    deadline = time.monotonic() + seconds
+    for done in pending:
+        if not done.wait(max(0.0, deadline - time.monotonic())):
+            log.warning("%s: a Kafka client did not close within %.1fs (its broker is down?); left open", what, seconds)
+            return

@@ -24,7 +24,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from streams.kafka.clients import client_config
+from streams.kafka.clients import client_config, close_within
 from streams.kafka.producer import KAFKA_CLIENT_LOG
 from streams.privacy.cipher import DataKey, MasterKeys, Unreadable, new_data_key
 
@@ -83,9 +83,7 @@ class KeyRing:
         self._stopping = True
         if self._thread is not None:
             self._thread.join(10)
-        for client in (self._tail, self._marks):
-            if client is not None:
-                client.close()
+        close_within((self._tail, self._marks), "the key ring")
         if self._producer is not None:
             self._producer.flush(5)
         self._tail = self._marks = self._producer = None
