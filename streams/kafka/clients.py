@@ -28,9 +28,22 @@ def _security() -> dict[str, str]:
     return Settings.from_env().kafka_security
 
 
+# How often a confluent-kafka client asks for metadata when nothing made it ask (librdkafka's
+# default: 5 min). A client that asks a partition's leader directly (the restore's watermarks) and
+# gets no answer from a dead one does not always ask who leads now: a broker fault run's restore
+# consumers asked the dead leader of two changelog partitions for four minutes. Every 10 s, as
+# faust's consumer (FAUST_METADATA_MAX_AGE_MS below).
+METADATA_REFRESH_MS = 10_000
+
+
 def client_config(bootstrap: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """``{"bootstrap.servers": bootstrap, <security>, **options}`` for a confluent-kafka client."""
-    return {"bootstrap.servers": bootstrap, **_security(), **(options or {})}
+    return {
+        "bootstrap.servers": bootstrap,
+        "topic.metadata.refresh.interval.ms": METADATA_REFRESH_MS,
+        **_security(),
+        **(options or {}),
+    }
 
 
 def faust_credentials(settings: Settings) -> Any:
@@ -127,9 +140,19 @@ def watermarks_once_kafka_answers(
             if time.monotonic() - said_at >= 10.0:
                 said_at = time.monotonic()
                 log.warning("%s[%d]: waiting for Kafka to tell its end: %s", tp.topic, tp.partition, error.str())
+            _ask_who_leads(consumer, tp.topic)
         if interrupted():
             return None
         time.sleep(0.1)  # the interval of asking again
+
+
+def _ask_who_leads(consumer: Consumer, topic: str) -> None:
+    """A metadata request for ``topic``: its answer updates the client's idea of the partitions'
+    leaders (the one it asked may be dead)."""
+    try:
+        consumer.list_topics(topic, timeout=5.0)
+    except KafkaException as exc:
+        log.debug("metadata of %s: %s", topic, exc)
 
 
 # How long a worker's shutdown waits for its Kafka clients to close.
