@@ -4,6 +4,7 @@ retention, and refuses to run on topics that disagree with what it needs."""
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaException
@@ -57,14 +58,55 @@ def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout: float = 30.0)
     """
     admin = AdminClient(client_config(bootstrap))
     metadata = admin.list_topics(timeout=timeout)
-    existing = metadata.topics
-    missing, present = [], []
+    missing = [spec for spec in specs if spec.name not in metadata.topics]
+    _check_existing(admin, bootstrap, metadata, [spec for spec in specs if spec.name in metadata.topics], timeout)
+    short = [spec for spec in missing if spec.replication_factor > len(metadata.brokers)]
+    if short:
+        raise TopicMismatch(
+            f"topic {short[0].name!r} needs {short[0].replication_factor} replicas (SESSIONS_REPLICATION_FACTOR) "
+            f"but {bootstrap} lists {len(metadata.brokers)} live broker(s)"
+        )
+    asked = max((spec.replication_factor for spec in specs), default=1)
+    if asked > 1:
+        _check_internal_topics(admin, metadata, asked, timeout)
+    if not missing:
+        return
+    new = [NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication_factor, config=s.config)
+           for s in missing]  # fmt: skip
+    raced = []
+    for name, future in admin.create_topics(new, operation_timeout=timeout).items():
+        try:
+            future.result(timeout=timeout)
+            log.info("created topic %s", name)
+        except KafkaException as exc:
+            if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                raise
+            # Someone else made it between our metadata and our request (another worker, or an
+            # operator by hand: a broker's metadata lags a creation on another broker by a moment),
+            # so it was made with their settings: checked like any topic found existing.
+            raced.append(next(spec for spec in missing if spec.name == name))
+    if raced:
+        _check_existing(admin, bootstrap, _metadata_naming(admin, raced, timeout), raced, timeout)
+
+
+def _metadata_naming(admin: AdminClient, specs: list[TopicSpec], timeout: float) -> ClusterMetadata:
+    """Metadata once it lists every one of ``specs`` with its partitions (a broker learns of a topic
+    made elsewhere a moment later)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        metadata = admin.list_topics(timeout=timeout)
+        if all(spec.name in metadata.topics and metadata.topics[spec.name].partitions for spec in specs):
+            return metadata
+        if time.monotonic() > deadline:
+            raise TopicMismatch(f"topic {specs[0].name!r} exists, the broker says, but its metadata never came")
+        time.sleep(0.2)  # the brokers' metadata propagation has no event to wait on from a client
+
+
+def _check_existing(
+    admin: AdminClient, bootstrap: str, metadata: ClusterMetadata, specs: list[TopicSpec], timeout: float
+) -> None:
     for spec in specs:
-        topic = existing.get(spec.name)
-        if topic is None:
-            missing.append(spec)
-            continue
-        present.append(spec)
+        topic = metadata.topics[spec.name]
         if len(topic.partitions) != spec.partitions:
             raise TopicMismatch(
                 f"topic {spec.name!r} has {len(topic.partitions)} partitions but SESSIONS_PARTITIONS is "
@@ -76,27 +118,7 @@ def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout: float = 30.0)
                 f"topic {spec.name!r} has {replicas} replica(s) per partition but SESSIONS_REPLICATION_FACTOR is "
                 f"{spec.replication_factor}: add replicas (kafka-reassign-partitions.sh) or lower the setting"
             )
-    short = [spec for spec in missing if spec.replication_factor > len(metadata.brokers)]
-    if short:
-        raise TopicMismatch(
-            f"topic {short[0].name!r} needs {short[0].replication_factor} replicas (SESSIONS_REPLICATION_FACTOR) "
-            f"but {bootstrap} lists {len(metadata.brokers)} live broker(s)"
-        )
-    _check_min_insync(admin, bootstrap, [s for s in present if s.min_insync > 1], timeout)
-    asked = max((spec.replication_factor for spec in specs), default=1)
-    if asked > 1:
-        _check_internal_topics(admin, metadata, asked, timeout)
-    if not missing:
-        return
-    new = [NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication_factor, config=s.config)
-           for s in missing]  # fmt: skip
-    for name, future in admin.create_topics(new, operation_timeout=timeout).items():
-        try:
-            future.result(timeout=timeout)
-            log.info("created topic %s", name)
-        except KafkaException as exc:
-            if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":  # another worker won the race
-                raise
+    _check_min_insync(admin, bootstrap, [s for s in specs if s.min_insync > 1], timeout)
 
 
 def _check_min_insync(admin: AdminClient, bootstrap: str, specs: list[TopicSpec], timeout: float) -> None:
