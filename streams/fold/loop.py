@@ -50,12 +50,17 @@ from streams.fold.reads import Reads, now_ms
 from streams.fold.store import DataFolderFull
 from streams.fold.waiters import FoldWaiters
 from streams.observability.memory import trim
+from streams.observability.stalls import StallWatch
 from streams.privacy.keyring import KeyRing, KeysUnavailable
 
 log = logging.getLogger(__name__)
 
 SPACE_RETRY_S = 2.0  # how often a full data folder is tried again
 IDLE_BEFORE_TRIM_S = 0.5  # how long without records before freed memory goes back to the system
+# A turn of the loop that takes longer logs where the loop is (streams.observability.stalls). A turn
+# is a batch (well under a second) or a rebalance; writes waiting for their fold answer 503 after
+# SESSIONS_WRITE_WAIT_S (5 s; 20 s on a cluster, docs/cluster.md), so a stall this long is a fault.
+STALL_AFTER_S = 20.0
 # Called once per written batch: (events folded by type, dead letters by type ("" = did not decode),
 # records in the batch, records skipped as redeliveries, seconds to fold, flush and write). The metrics.
 BatchObserver = Callable[[dict[str, int], dict[str, int], int, int, float], None]
@@ -122,6 +127,7 @@ class FoldLoop:
         )  # fmt: skip
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
+        self.stall = StallWatch("fold loop", STALL_AFTER_S)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failed: Exception | None = None
         self._batches_seen = 0
@@ -139,6 +145,7 @@ class FoldLoop:
         self._own.start()
         self._thread = threading.Thread(target=self._run, name="fold-loop", daemon=True)
         self._thread.start()
+        self.stall.watch(self._thread)
 
     def assign(
         self, partitions: Iterable[int], generation: int | None, standbys: Iterable[int] = ()
@@ -235,6 +242,7 @@ class FoldLoop:
         own = self._own
         try:
             while not self._stopping:
+                self.stall.beat()
                 try:
                     if self._full_since is not None:
                         self._wait_for_space()
@@ -259,6 +267,8 @@ class FoldLoop:
                 command = self._commands.get(timeout=0.2) if block else self._commands.get_nowait()
             except queue.Empty:
                 return
+            finally:
+                self.stall.beat()  # waiting for a command is the loop's idle turn
             try:
                 if command.kind == "assign":
                     own.assign(command.partitions, command.generation, command.standbys)
@@ -433,6 +443,7 @@ class FoldLoop:
 
     def _shutdown(self) -> None:
         self._ready.clear()
+        self.stall.stop()
         self._own.close()
         while True:  # nobody waits forever on a command the loop will not run
             try:
