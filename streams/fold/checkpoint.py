@@ -43,6 +43,7 @@ from streams.fold.store import history_key
 from streams.kafka.clients import BROKER_GOING_OR_COMING, client_config
 from streams.kafka.producer import KAFKA_CLIENT_LOG
 from streams.kafka.producer_calls import attempt, flushed, send
+from streams.kafka.reaper import discard
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,7 @@ class Checkpoint:
                 waiting = error.retriable() or error.code() in BROKER_GOING_OR_COMING  # a broker's death
                 if error.fatal() or not waiting or should_stop():
                     log.warning("partition %d: the changelog's producer did not start: %s", partition, error.str())
+                    discard(producer, f"the changelog producer of partition {partition}")
                     return None
                 log.info("partition %d: waiting for the transaction coordinator: %s", partition, error.str())
         log.info("partition %d: %s taken over in %.2fs", partition, transactional_id, time.monotonic() - started)
@@ -179,12 +181,14 @@ class Checkpoint:
         producer = self._producers.pop(partition, None)
         if producer is not None:
             _quietly(lambda: producer.flush(1.0))
+            discard(producer, f"the changelog producer of partition {partition}")
 
     def close_all(self) -> None:
         for partition in list(self._producers):
             self.close(partition)
         if self._shared is not None:
             _quietly(lambda: self._shared.flush(5.0) if self._shared is not None else 0)
+            discard(self._shared, "the shared changelog producer")
             self._shared = None
         if self._pool is not None:
             self._pool.shutdown(wait=False)
@@ -361,7 +365,8 @@ class Checkpoint:
                 partition, error.name(),
             )  # fmt: skip
             result.fenced.add(partition)
-            self._producers.pop(partition, None)  # a fenced producer is of no use any more
+            # A fenced producer is of no use any more.
+            discard(self._producers.pop(partition, None), f"the fenced changelog producer of partition {partition}")
             self._in_transaction.discard(partition)
             return
         if error.fatal():

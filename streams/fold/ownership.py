@@ -164,6 +164,8 @@ class Ownership:
         """Called between batches: everything folded so far is flushed and written already."""
         leaving = partitions & self.serving
         if leaving:
+            # Not waited for: a commit waits for the group's coordinator, which a broker fault may
+            # have taken away, and the rebalance waits for this revocation.
             self.commit(force=True)
             self._let_go(leaving)
 
@@ -223,17 +225,18 @@ class Ownership:
                 offset = self.partitions[partition].next_offset
                 self.consumer.seek(TopicPartition(self.config.events_topic, partition, offset))
 
-    def commit(self, force: bool) -> None:
-        """The served partitions' positions under the fold's group id, now and then (lag tools)."""
+    def commit(self, force: bool, wait: bool = False) -> None:
+        """The served partitions' positions under the fold's group id, now and then (lag tools);
+        ``force``: now; ``wait``: until the coordinator answered (at shutdown only)."""
         now = time.monotonic()
         if self.consumer is None or (not force and now - self._last_commit < self.config.commit_every_s):
             return
         self._last_commit = now
-        commit_positions(self.consumer, self.config.events_topic, self.partitions, self.serving, force)
+        commit_positions(self.consumer, self.config.events_topic, self.partitions, self.serving, wait)
 
     def close(self) -> None:
         try:
-            self.commit(force=True)
+            self.commit(force=True, wait=True)
         except Exception:
             log.debug("final commit failed", exc_info=True)
         self.serving = frozenset()
@@ -245,7 +248,7 @@ class Ownership:
 
 
 def commit_positions(
-    consumer: Consumer, topic: str, partitions: Mapping[int, OpenPartition], serving: Iterable[int], force: bool
+    consumer: Consumer, topic: str, partitions: Mapping[int, OpenPartition], serving: Iterable[int], wait: bool
 ) -> None:
     """Commit the served partitions' next offsets under the fold's group id: for lag tools only
     (the store, not this, says where a partition's fold stands)."""
@@ -257,7 +260,7 @@ def commit_positions(
     if not offsets:
         return
     try:
-        if force:
+        if wait:
             consumer.commit(offsets=offsets, asynchronous=False)
         else:
             consumer.commit(offsets=offsets, asynchronous=True)
