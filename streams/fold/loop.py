@@ -29,11 +29,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from projections.rules import Rules
@@ -41,6 +39,7 @@ from streams.fold import expiry
 from streams.fold.batch import BatchOutcome, batch_figures, fold_batch
 from streams.fold.checkpoint import Fence, write_store
 from streams.fold.codec import SessionCodec
+from streams.fold.commands import Commands, Switch
 from streams.fold.config import FoldConfig
 from streams.fold.faults import FaultPoints
 from streams.fold.intake import Intake, moves, split
@@ -69,23 +68,6 @@ BatchObserver = Callable[[dict[str, int], dict[str, int], int, int, float], None
 WrittenObserver = Callable[[int, Collection[bytes]], None]
 
 
-@dataclass
-class _Command:
-    kind: str  # "assign", "revoke", "switch", "stop"
-    partitions: frozenset[int]
-    generation: int | None
-    done: concurrent.futures.Future[None]
-    standbys: frozenset[int] = frozenset()  # with "assign": the partitions to keep warm
-    switch_to: _Switch | None = None
-
-
-@dataclass(frozen=True)
-class _Switch:
-    changelog_topic: str
-    stores_dir: Path
-    rules: Rules
-
-
 class FoldLoop:
     """No network or disk I/O until :meth:`start`."""
 
@@ -105,12 +87,10 @@ class FoldLoop:
         self.fence = fence
         self.on_batch = on_batch
         self.on_written = on_written
-        self._commands: queue.SimpleQueue[_Command] = queue.SimpleQueue()
+        self._commands = Commands()
         self._stopping = False
         self._faults = FaultPoints(config.fault_point, fence)
-        self._own = Ownership(
-            config, fence, self._fault, lambda: self._stopping, lambda: not self._commands.empty(), keys, on_lost
-        )
+        self._own = Ownership(config, fence, self._fault, lambda: self._stopping, self._commands.waiting, keys, on_lost)
         # Personal values are sealed in the store and the changelog under the sessions' data keys,
         # opened for the fold and for reads (streams.privacy). None: no key ring (kept in clear).
         self._codec = SessionCodec(keys)
@@ -160,7 +140,7 @@ class FoldLoop:
         """Serve another table generation (``streams.control.generations``): between two batches, let
         go of every partition, then restore the assigned ones from ``changelog_topic`` into stores
         under ``stores_dir`` and fold on from their source offsets with ``rules``. Not ready meanwhile."""
-        return self._command("switch", (), None, switch_to=_Switch(changelog_topic, stores_dir, rules))
+        return self._command("switch", (), None, switch_to=Switch(changelog_topic, stores_dir, rules))
 
     def stop(self, timeout_s: float = 30.0) -> None:
         if self._thread is None:
@@ -175,13 +155,11 @@ class FoldLoop:
         partitions: Iterable[int],
         generation: int | None,
         standbys: frozenset[int] = frozenset(),
-        switch_to: _Switch | None = None,
+        switch_to: Switch | None = None,
     ) -> concurrent.futures.Future[None]:
-        done: concurrent.futures.Future[None] = concurrent.futures.Future()
         if kind != "stop":
             self._ready.clear()
-        self._commands.put(_Command(kind, frozenset(partitions), generation, done, standbys, switch_to))
-        return done
+        return self._commands.put(kind, partitions, generation, standbys, switch_to)
 
     @property
     def config(self) -> FoldConfig:
@@ -263,12 +241,10 @@ class FoldLoop:
     def _run_commands(self, block: bool) -> None:
         own = self._own
         while True:
-            try:
-                command = self._commands.get(timeout=0.2) if block else self._commands.get_nowait()
-            except queue.Empty:
+            command = self._commands.take(block)
+            self.stall.beat()  # waiting for a command is the loop's idle turn
+            if command is None:
                 return
-            finally:
-                self.stall.beat()  # waiting for a command is the loop's idle turn
             try:
                 if command.kind == "assign":
                     own.assign(command.partitions, command.generation, command.standbys)
@@ -287,7 +263,7 @@ class FoldLoop:
             if self._stopping:
                 return
             block = False
-            if self._commands.empty() and command.kind in ("assign", "switch") and self._full_since is None:
+            if not self._commands.waiting() and command.kind in ("assign", "switch") and self._full_since is None:
                 self._ready.set()
 
     def _fold_once(self) -> None:
@@ -438,16 +414,11 @@ class FoldLoop:
         assert self._full_since is not None
         log.warning("the data folder has room again: folding resumed after %.0fs", time.monotonic() - self._full_since)
         self._full_since = None
-        if self._commands.empty() and own.serving == own.assigned:
+        if not self._commands.waiting() and own.serving == own.assigned:
             self._ready.set()
 
     def _shutdown(self) -> None:
         self._ready.clear()
         self.stall.stop()
         self._own.close()
-        while True:  # nobody waits forever on a command the loop will not run
-            try:
-                command = self._commands.get_nowait()
-            except queue.Empty:
-                break
-            command.done.set_result(None)
+        self._commands.settle_all()
