@@ -327,6 +327,10 @@ class Checkpoint:
             if code.code() in FENCED_CODES or code.fatal() or code.txn_requires_abort():
                 self._classify(partition, error, result)
                 if partition in result.failed:
+                    log.warning(
+                        "partition %d: the changelog transaction cannot commit (%s): aborting, folding the batch again",
+                        partition, code.str(),
+                    )  # fmt: skip
                     self._abort(partition, result)
                 return
             waited += 5.0

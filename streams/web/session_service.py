@@ -158,6 +158,11 @@ class SessionService:
         """The session right after the change folded (read-your-writes), or the answer why not."""
         folded = await self.log.append_and_wait(records, last_event_id)
         if folded is None:
+            # The person on call's thread to pull: which event, on which partition, waited how long.
+            log.warning(
+                "event %s (partition %d) not folded within %.0fs of its append: answered 503",
+                last_event_id, self.engine.fold.partition_of(records[-1].key), self.log.wait_s,
+            )  # fmt: skip
             raise unavailable(
                 "the change is accepted but not yet applied; it will be, once: retry the read shortly",
                 retry_after_s=1,
