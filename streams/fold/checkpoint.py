@@ -59,6 +59,12 @@ FENCED_CODES = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaE
 # aborts it, which happens at once on every takeover.
 TRANSACTION_TIMEOUT_MS = 300_000
 INIT_TIMEOUT_S = 10.0
+# A partition's producer whose batch Kafka has not acknowledged, or whose commit has not gone
+# through, for this long is replaced by a new one of the same transactional id (which aborts what the
+# old one left open), and the batch is folded again. A soak saw two workers' producers stay so for
+# minutes after a broker restart, every broker up again: a flush that never ended on one, commits
+# timing out every 5 s on another. The loop folded nothing meanwhile.
+STUCK_AFTER_S = 30.0
 
 
 def write_store(
@@ -99,6 +105,7 @@ class Checkpoint:
         self._producers: dict[int, Producer] = {}  # transactional: one per served partition
         self._shared: Producer | None = None  # not transactional: one for all
         self._in_transaction: set[int] = set()  # begun, neither committed nor aborted yet
+        self._stuck: set[int] = set()  # partitions whose producer this batch found stuck: replaced after it
         self._pool: ThreadPoolExecutor | None = None  # for the partitions' blocking calls at once
 
     def _config(self, client_id: str) -> dict[str, object]:
@@ -217,6 +224,8 @@ class Checkpoint:
         open_: list[int] = []
         for partition, out in outgoing.items():
             producer = self._producers.get(partition)
+            if producer is None and self._reopen(partition, generation):  # its replacement did not start
+                producer = self._producers[partition]
             if producer is None:
                 result.failed.add(partition)
                 continue
@@ -236,7 +245,7 @@ class Checkpoint:
             if partition in result.fenced or partition in result.failed:
                 continue
             try:
-                if not self._flush(self._producers[partition]):
+                if not self._flush(self._producers[partition], partition):
                     result.failed.add(partition)
             except KafkaException as exc:
                 self._classify(partition, exc, result)
@@ -253,14 +262,31 @@ class Checkpoint:
             result.moved = True
             result.failed.update(open_)
         for partition in open_:
-            if partition in result.failed:
+            if partition in result.failed and partition not in self._stuck:
                 self._abort(partition, result)
         committing = [p for p in open_ if p not in result.failed]
         # All at once: each commit is a round trip to the coordinator and its markers' writes.
         first_tries = self._on_each(committing, lambda p: attempt(lambda: self._producers[p].commit_transaction(5.0)))
         for partition, error in zip(committing, first_tries, strict=True):
             self._commit(partition, result, markers.get(partition), error)
+        for partition in sorted(self._stuck):
+            self._replace(partition, generation)
+        self._stuck.clear()
         return result
+
+    def _replace(self, partition: int, generation: int | None) -> None:
+        """A new producer for a partition whose producer is stuck: its ``init_transactions`` aborts
+        what the old one left open (the batch is folded again). Not while the group has moved on:
+        a new epoch from this worker would fence the partition's next owner."""
+        self._in_transaction.discard(partition)
+        discard(self._producers.pop(partition, None), f"the stuck changelog producer of partition {partition}")
+        self._reopen(partition, generation)
+
+    def _reopen(self, partition: int, generation: int | None) -> bool:
+        """Take the partition's transactional id over again, if the fence still holds."""
+        if not self.fence_holds(generation):
+            return False
+        return self.open(partition, lambda: self._give_up(float("inf")))
 
     def _on_each(self, partitions: list[int], call: Callable[[int], T]) -> list[T]:
         """``call`` for each partition, on the pool when there are several (blocking calls into
@@ -303,13 +329,21 @@ class Checkpoint:
             headers = [("writer", target.writer_id.encode()), ("generation", str(generation).encode())]
             send(producer, target.changelog_topic, key, value, partition, headers, on_marker)
 
-    def _flush(self, producer: Producer) -> bool:
-        """Wait until Kafka acknowledged everything produced; False when giving up."""
+    def _flush(self, producer: Producer, partition: int | None = None) -> bool:
+        """Wait until Kafka acknowledged everything produced; False when giving up (or, with a
+        ``partition``, when its producer is stuck: replaced after the batch)."""
         waited = 0.0
         while flushed(producer) > 0:
             waited += 1.0
             if self._give_up(waited):
                 log.warning("the changelog is not acknowledged after %.0fs: not writing the store", waited)
+                return False
+            if partition is not None and waited >= STUCK_AFTER_S:
+                log.warning(
+                    "partition %d: the changelog is not acknowledged after %.0fs: a new producer, the batch again",
+                    partition, waited,
+                )  # fmt: skip
+                self._stuck.add(partition)
                 return False
             if waited % 10 == 0:
                 log.warning("waiting %.0fs for Kafka to acknowledge the changelog", waited)
@@ -337,6 +371,14 @@ class Checkpoint:
             if self._give_up(waited):
                 result.failed.add(partition)
                 self._abort(partition, result)
+                return
+            if waited >= STUCK_AFTER_S:
+                log.warning(
+                    "partition %d: the changelog commit has not gone through in %.0fs (%s): a new producer, "
+                    "the batch again", partition, waited, code.str(),
+                )  # fmt: skip
+                result.failed.add(partition)
+                self._stuck.add(partition)
                 return
             log.warning("partition %d: committing the changelog: %s; retrying", partition, code.str())
             error = attempt(lambda: producer.commit_transaction(5.0))

@@ -167,3 +167,70 @@ def test_without_transactions_only_the_local_fence_speaks():
     result = worker.publish({0: batch(b"s1")}, 3)
     assert result.moved and not result.committed
     assert produced == [b"s1", b"\x00source-offset"]  # flushed before the fence spoke: the hole
+
+
+def stuck_worker(broker: FakeBroker, stuck: type[FakeProducer]) -> tuple[Checkpoint, list[FakeProducer]]:
+    """A checkpoint whose first producer is ``stuck`` and later ones are not; the loop never asks it
+    to give up (no command waiting)."""
+    made: list[FakeProducer] = []
+
+    def make(config: dict[str, Any]) -> FakeProducer:
+        made.append((stuck if not made else FakeProducer)(broker, config))
+        return made[-1]
+
+    worker = Checkpoint(
+        TARGET, fence=lambda: 3, give_up=lambda waited: False, fault=lambda point: None,
+        make_producer=make,  # type: ignore[arg-type]
+    )  # fmt: skip
+    assert worker.open(0, lambda: False)
+    return worker, made
+
+
+class NeverAcknowledged(FakeProducer):
+    def flush(self, timeout: float) -> int:
+        return len(self.pending)  # a broker restart later, still nothing acknowledged
+
+
+class CommitTimesOut(FakeProducer):
+    def commit_transaction(self, timeout: float) -> None:
+        raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "Timed out waiting for operation to finish"))
+
+
+@pytest.mark.parametrize("stuck", [NeverAcknowledged, CommitTimesOut])
+def test_a_stuck_producer_is_replaced_and_the_batch_goes_through_with_the_new_one(stuck: type[FakeProducer]):
+    broker = FakeBroker()
+    worker, made = stuck_worker(broker, stuck)
+    first = worker.publish({0: batch(b"s1")}, 3)
+    assert first.failed == {0} and not first.committed and not first.fenced  # folded again by the loop
+    # A new producer of the same transactional id: its epoch fences the stuck one, whose records never
+    # reach a reader (the broker aborts its open transaction).
+    assert len(made) == 2 and made[1].id == made[0].id and made[1].epoch == made[0].epoch + 1
+    assert broker.committed == []
+    again = worker.publish({0: batch(b"s1")}, 3)
+    assert set(again.committed) == {0}
+    assert [key for _, _, key in broker.committed] == [b"s1", b"\x00source-offset"]
+
+
+def test_a_stuck_producer_is_not_replaced_once_the_group_moved_on():
+    broker = FakeBroker()
+    generation: list[int | None] = [3]
+    made: list[FakeProducer] = []
+
+    class StuckAsTheGroupMovesOn(NeverAcknowledged):
+        def flush(self, timeout: float) -> int:
+            generation[0] = None  # the consumer noticed a rebalance while the batch waited
+            return super().flush(timeout)
+
+    def make(config: dict[str, Any]) -> FakeProducer:
+        made.append(StuckAsTheGroupMovesOn(broker, config))
+        return made[-1]
+
+    worker = Checkpoint(
+        TARGET, fence=lambda: generation[0], give_up=lambda waited: False, fault=lambda point: None,
+        make_producer=make,  # type: ignore[arg-type]
+    )  # fmt: skip
+    assert worker.open(0, lambda: False)
+    result = worker.publish({0: batch(b"s1")}, 3)
+    assert 0 in result.failed and not result.committed
+    # No new epoch from this worker: it would fence the partition's next owner.
+    assert len(made) == 1 and broker.epochs[made[0].id] == 1
