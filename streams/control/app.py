@@ -36,6 +36,7 @@ from streams.kafka.clients import FAUST_METADATA_MAX_AGE_MS, faust_credentials
 from streams.kafka.producer import EventProducer
 from streams.observability.activity import Activity
 from streams.observability.metrics import Metrics
+from streams.observability.stalls import StallWatch
 from streams.privacy.appender import SealingAppender
 from streams.privacy.cipher import master_keys
 from streams.privacy.keyring import KeyRing
@@ -50,6 +51,10 @@ from streams.web.tokens import SessionTokens, signing_keys
 from streams.web.views import register_views
 
 log = logging.getLogger(__name__)
+
+# The worker's event loop not coming round for this long is logged with its stack: well under the
+# group's session timeout, so the line comes before the group drops the member.
+EVENT_LOOP_STALL_S = 3.0
 
 
 class ProducerService(Service):
@@ -119,6 +124,29 @@ class FoldService(Service):
                 await self.crash(failure)
                 return
             await self.sleep(1.0)  # polling a flag the loop's thread sets
+
+
+class EventLoopWatch(Service):
+    """Logs the stack of the worker's event loop (HTTP, faust's consumer and its heartbeats) when it
+    stops coming round: a blocking call there stalls every request and the group's heartbeats (a soak
+    saw faust's timers wake 17 s late right after a broker's SIGKILL, the member dropped out of the
+    group, and writes waiting for their fold answered 503), and faust's own warning says only that."""
+
+    def __init__(self, after_s: float = EVENT_LOOP_STALL_S, **kwargs: Any) -> None:
+        self.stall = StallWatch("worker's event loop", after_s)
+        super().__init__(**kwargs)
+
+    async def on_start(self) -> None:
+        self.stall.watch(threading.current_thread())
+
+    async def on_stop(self) -> None:
+        self.stall.stop()
+
+    @Service.task
+    async def _beat(self) -> None:
+        while not self.should_stop:
+            self.stall.beat()
+            await self.sleep(1.0)
 
 
 class GenerationService(Service):
@@ -289,6 +317,7 @@ def create_engine(settings: Settings, current: Generation | None = None) -> Engi
         keys=keys,
     )
     app.add_dependency(FoldService(fold, settings.data_dir))
+    app.add_dependency(EventLoopWatch())
     service_keys = ServiceKeys(settings.service_key_scopes)
     reader = LogReader(settings.kafka_bootstrap, settings.events_topic, settings.group_instance_id)
     app.add_dependency(ClosingService(reader.close))
