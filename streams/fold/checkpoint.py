@@ -38,8 +38,6 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from streams.fold.changelog import marker
 from streams.fold.outgoing import Outgoing, Published, Target
-from streams.fold.partition import OpenPartition
-from streams.fold.store import history_key
 from streams.kafka.clients import BROKER_GOING_OR_COMING, client_config
 from streams.kafka.producer import KAFKA_CLIENT_LOG
 from streams.kafka.producer_calls import attempt, flushed, send
@@ -49,7 +47,6 @@ log = logging.getLogger(__name__)
 
 Fence = Callable[[], int | None]  # the control plane's group generation; None while it must rejoin
 T = TypeVar("T")
-SourceRecords = list[tuple[bytes | None, bytes | None, int]]
 # The errors that say another producer took the transactional id over: the partition moved.
 FENCED_CODES = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
 # How long an open transaction may last before the broker aborts it (and fences its producer): past
@@ -65,22 +62,6 @@ INIT_TIMEOUT_S = 10.0
 # minutes after a broker restart, every broker up again: a flush that never ended on one, commits
 # timing out every 5 s on another. The loop folded nothing meanwhile.
 STUCK_AFTER_S = 30.0
-
-
-def write_store(
-    state: OpenPartition,
-    records: SourceRecords,
-    sessions: Mapping[bytes, bytes | None],
-    next_source_offset: int,
-    next_changelog_offset: int,
-) -> None:
-    """The batch into the partition's stores, after its changelog is committed."""
-    if state.history is not None:
-        # Before the states: a crash in between leaves records no locator names yet (the replay
-        # puts them again), never a located record missing (only a slower read).
-        state.history.put_many((history_key(k, o), v) for k, v, o in records if k is not None and v is not None)
-    state.store.write_batch(sessions, next_source_offset, next_changelog_offset)  # None deletes (erased)
-    state.next_offset = next_source_offset
 
 
 class Checkpoint:

@@ -37,7 +37,7 @@ from pathlib import Path
 from projections.rules import Rules
 from streams.fold import expiry
 from streams.fold.batch import BatchOutcome, batch_figures, fold_batch
-from streams.fold.checkpoint import Fence, write_store
+from streams.fold.checkpoint import Fence
 from streams.fold.codec import SessionCodec
 from streams.fold.commands import Commands, Switch
 from streams.fold.config import FoldConfig
@@ -339,7 +339,7 @@ class FoldLoop:
             if outcome.sealed:  # rare: a session of thousands of events
                 sessions = {**outcome.sealed, **sessions}
             assert marker_offset is not None
-            write_store(state, intake.records[partition], sessions, intake.ends[partition], marker_offset + 1)
+            state.write(intake.records[partition], sessions, intake.ends[partition], marker_offset + 1)
             self._moved_records += len(outgoing[partition].moved)
             state.remember(packed[partition], bound)
             if self.on_written is not None:
