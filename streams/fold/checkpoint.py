@@ -62,6 +62,12 @@ INIT_TIMEOUT_S = 10.0
 # minutes after a broker restart, every broker up again: a flush that never ended on one, commits
 # timing out every 5 s on another. The loop folded nothing meanwhile.
 STUCK_AFTER_S = 30.0
+# A producer that raised a fatal error other than a fence (librdkafka's word: the instance is of no
+# more use) is replaced the same way, as Kafka's client documentation says to; a soak saw
+# INVALID_TXN_STATE end a commit after all three brokers restarted, and the worker exit. So many such
+# replacements in a row, with no commit between, and the error is taken as lasting: the loop stops
+# (the worker exits, its partitions move).
+FATAL_REPLACEMENTS = 3
 
 
 class Checkpoint:
@@ -87,6 +93,7 @@ class Checkpoint:
         self._shared: Producer | None = None  # not transactional: one for all
         self._in_transaction: set[int] = set()  # begun, neither committed nor aborted yet
         self._stuck: set[int] = set()  # partitions whose producer this batch found stuck: replaced after it
+        self._fatal_in_a_row: dict[int, int] = {}  # fatal errors since the partition's last commit
         self._pool: ThreadPoolExecutor | None = None  # for the partitions' blocking calls at once
 
     def _config(self, client_id: str) -> dict[str, object]:
@@ -214,6 +221,13 @@ class Checkpoint:
                 self._abort(partition, result)
                 if partition in result.fenced:
                     continue
+                if partition in self._stuck:  # the abort did not go through either
+                    self._stuck.discard(partition)
+                    self._replace(partition, generation)
+                    producer = self._producers.get(partition)
+                    if producer is None:
+                        result.failed.add(partition)
+                        continue
             try:
                 producer.begin_transaction()
                 self._in_transaction.add(partition)
@@ -341,7 +355,7 @@ class Checkpoint:
             code = error.args[0]
             if code.code() in FENCED_CODES or code.fatal() or code.txn_requires_abort():
                 self._classify(partition, error, result)
-                if partition in result.failed:
+                if partition in result.failed and partition not in self._stuck:
                     log.warning(
                         "partition %d: the changelog transaction cannot commit (%s): aborting, folding the batch again",
                         partition, code.str(),
@@ -364,11 +378,12 @@ class Checkpoint:
             log.warning("partition %d: committing the changelog: %s; retrying", partition, code.str())
             error = attempt(lambda: producer.commit_transaction(5.0))
         self._in_transaction.discard(partition)
+        self._fatal_in_a_row.pop(partition, None)
         result.committed[partition] = marker_offset
 
     def _abort(self, partition: int, result: Published) -> None:
         producer = self._producers.get(partition)
-        if producer is None:
+        if producer is None or partition in self._stuck:  # a stuck one is replaced, not asked
             return
         waited = 0.0
         while (exc := attempt(lambda: producer.abort_transaction(5.0))) is not None:
@@ -379,11 +394,19 @@ class Checkpoint:
             waited += 5.0
             if self._give_up(waited):
                 return  # the next batch aborts it first; the broker's transaction timeout bounds it
+            if waited >= STUCK_AFTER_S:
+                log.warning(
+                    "partition %d: the changelog transaction has not aborted in %.0fs (%s): a new producer",
+                    partition, waited, error.str(),
+                )  # fmt: skip
+                self._stuck.add(partition)
+                return
             log.warning("partition %d: aborting a changelog transaction: %s; retrying", partition, error.str())
         self._in_transaction.discard(partition)
 
     def _classify(self, partition: int, exc: KafkaException, result: Published) -> None:
-        """Fenced: the partition moved (drop it). Another fatal error: the loop cannot go on."""
+        """Fenced: the partition moved (drop it). Another fatal error: the producer is replaced after
+        the batch, and the batch folded again; the loop stops only when that keeps happening."""
         error = exc.args[0]
         result.failed.discard(partition)
         if error.code() in FENCED_CODES:
@@ -396,9 +419,19 @@ class Checkpoint:
             discard(self._producers.pop(partition, None), f"the fenced changelog producer of partition {partition}")
             self._in_transaction.discard(partition)
             return
-        if error.fatal():
-            raise RuntimeError(f"the changelog's producer of partition {partition} failed: {error.str()}") from exc
         result.failed.add(partition)
+        if error.fatal() and partition not in self._stuck:
+            in_a_row = self._fatal_in_a_row[partition] = self._fatal_in_a_row.get(partition, 0) + 1
+            if in_a_row > FATAL_REPLACEMENTS:
+                raise RuntimeError(
+                    f"the changelog's producer of partition {partition} failed {in_a_row} times in a row, "
+                    f"the last: {error.str()}"
+                ) from exc
+            log.warning(
+                "partition %d: the changelog's producer failed (%s): a new producer, the batch again",
+                partition, error.str(),
+            )  # fmt: skip
+            self._stuck.add(partition)
 
     # -- not transactional: one shared producer, the local fence only ------------------------------
 

@@ -234,3 +234,67 @@ def test_a_stuck_producer_is_not_replaced_once_the_group_moved_on():
     assert 0 in result.failed and not result.committed
     # No new epoch from this worker: it would fence the partition's next owner.
     assert len(made) == 1 and broker.epochs[made[0].id] == 1
+
+
+def invalid_state() -> KafkaException:
+    # What a soak's commit got after all three brokers restarted: fatal, and not a fence.
+    return KafkaException(
+        KafkaError(KafkaError.INVALID_TXN_STATE, "Failed to end transaction: invalid state", fatal=True)
+    )
+
+
+class CommitFailsFatally(FakeProducer):
+    def commit_transaction(self, timeout: float) -> None:
+        raise invalid_state()
+
+    def abort_transaction(self, timeout: float) -> None:
+        raise invalid_state()  # a producer in a fatal state refuses everything
+
+
+class RefusedThenAbortTimesOut(FakeProducer):
+    """Its records refused (an abortable error), then its abort never goes through."""
+
+    def flush(self, timeout: float) -> int:
+        for partition, _, on_delivery in self.pending:
+            if on_delivery is not None:
+                on_delivery(KafkaError(KafkaError._PURGE_QUEUE, "Purged in queue"), FakeMessage(partition, -1))
+        return 0
+
+    def abort_transaction(self, timeout: float) -> None:
+        raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "Timed out waiting for operation to finish"))
+
+
+@pytest.mark.parametrize("failing", [CommitFailsFatally, RefusedThenAbortTimesOut])
+def test_a_producer_that_failed_is_replaced_and_the_batch_goes_through_with_the_new_one(
+    failing: type[FakeProducer], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr("streams.fold.checkpoint.time.sleep", lambda s: None)  # the retry's pause
+    broker = FakeBroker()
+    worker, made = stuck_worker(broker, failing)
+    first = worker.publish({0: batch(b"s1")}, 3)
+    assert first.failed == {0} and not first.committed and not first.fenced  # folded again by the loop
+    assert len(made) == 2 and made[1].id == made[0].id and made[1].epoch == made[0].epoch + 1
+    assert made[0].aborted == 0 and broker.committed == []
+    again = worker.publish({0: batch(b"s1")}, 3)
+    assert set(again.committed) == {0}
+    assert [key for _, _, key in broker.committed] == [b"s1", b"\x00source-offset"]
+
+
+def test_a_fatal_error_that_every_new_producer_meets_stops_the_loop():
+    broker = FakeBroker()
+    made: list[FakeProducer] = []
+
+    def make(config: dict[str, Any]) -> FakeProducer:
+        made.append(CommitFailsFatally(broker, config))
+        return made[-1]
+
+    worker = Checkpoint(
+        TARGET, fence=lambda: 3, give_up=lambda waited: False, fault=lambda point: None,
+        make_producer=make,  # type: ignore[arg-type]
+    )  # fmt: skip
+    assert worker.open(0, lambda: False)
+    for _ in range(3):  # each batch: refused, a new producer
+        assert worker.publish({0: batch(b"s1")}, 3).failed == {0}
+    with pytest.raises(RuntimeError, match="failed 4 times in a row"):
+        worker.publish({0: batch(b"s1")}, 3)
+    assert len(made) == 4 and broker.committed == []
