@@ -61,6 +61,9 @@ class BrokerFault:
     in_sync_s: float | None = None  # after a restart: until every replica was in sync again
     # By kind of request, answered from the fault until the workers settled with the lag at 0.
     answered_503: Counter[str] = field(default_factory=Counter)
+    # When the faults before this one had settled (lag 0): a request sent before was in flight through
+    # an earlier fault's recovery (a worker's pause, its rebalance), and its 503 is that fault's.
+    calm_since: float = 0.0
     led_before: int = 0  # event partitions the broker led (a SIGKILL or SIGTERM)
     refusals: Counter[str] = field(default_factory=Counter)  # the 503s' messages, by kind of request
 
@@ -117,7 +120,9 @@ class BrokerFaultSuite(FaultSuite):
         # One client for every metadata request of the suite (polled while brokers come and go: it
         # asks whichever broker answers).
         self.admin = local_broker.metadata_client(self.local.bootstrap)
-        self.refusals: list[tuple[float, str, str]] = []  # every 503: when answered, kind of request, why
+        # Every 503: when answered, when sent, kind of request, why.
+        self.refusals: list[tuple[float, float, str, str]] = []
+        self.calm_since = 0.0  # when the last fault's recovery ended (the workers settled, lag 0)
 
     # -- the cluster, as its metadata says ------------------------------------------------------------
 
@@ -179,12 +184,17 @@ class BrokerFaultSuite(FaultSuite):
         **kwargs: Any,
     ) -> httpx.Response | None:  # fmt: skip
         """The suite's request, and why, when it answered 503 (which limit ran out)."""
+        sent = self.now()
         response = super().call(http, worker, kind, sid, method, path, **kwargs)
         if response is not None and response.status_code == 503:
             why = response.json().get("error", {}).get("message", response.text)[:120]
             with self.lock:
-                self.refusals.append((self.now(), kind, why))
+                self.refusals.append((self.now(), sent, kind, why))
         return response
+
+    def recover(self, fault: str, since: float) -> None:
+        super().recover(fault, since)
+        self.calm_since = self.now()
 
     # -- faults ---------------------------------------------------------------------------------------
 
@@ -213,7 +223,9 @@ class BrokerFaultSuite(FaultSuite):
     def figures(self, name: str, at: float, led_before: int = 0) -> BrokerFault:
         """Right after a fault at ``at``: the seconds until every partition is led by a live broker,
         and until a write to each event partition, sent now, is acknowledged."""
-        fault = BrokerFault(name, at, len(self.local.nodes) - len(self.down), led_before=led_before)
+        fault = BrokerFault(
+            name, at, len(self.local.nodes) - len(self.down), led_before=led_before, calm_since=self.calm_since
+        )
         acked_at: dict[int, float] = {}
         writes = [threading.Thread(target=self.write, args=(p, acked_at)) for p in self.writers]
         for thread in writes:
@@ -236,9 +248,11 @@ class BrokerFaultSuite(FaultSuite):
             fault.in_sync_s = self.wait(f"{fault.name}: every replica in sync", self.out_of_sync) - fault.at
         self.recover(fault.name, fault.at)
         with self.lock:
-            # By the time they were answered: a request in flight when the broker died counts.
-            fault.answered_503 = Counter(kind for at, kind, _ in self.refusals if at >= fault.at)
-            fault.refusals = Counter(f"{kind}: {why}" for at, kind, why in self.refusals if at >= fault.at)
+            # By the time they were answered: a request in flight when the broker died counts, unless
+            # it was sent while an earlier fault was not settled yet (``BrokerFault.calm_since``).
+            mine = [(kind, why) for at, sent, kind, why in self.refusals if at >= fault.at and sent >= fault.calm_since]
+            fault.answered_503 = Counter(kind for kind, _ in mine)
+            fault.refusals = Counter(f"{kind}: {why}" for kind, why in mine)
         self.note(fault.line())
 
     def write(self, partition: int, acked_at: dict[int, float]) -> None:
