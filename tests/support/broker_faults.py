@@ -64,6 +64,7 @@ class BrokerFault:
     # When the faults before this one had settled (lag 0): a request sent before was in flight through
     # an earlier fault's recovery (a worker's pause, its rebalance), and its 503 is that fault's.
     calm_since: float = 0.0
+    earlier_503s: int = 0  # answered after this fault, sent before the earlier faults settled
     led_before: int = 0  # event partitions the broker led (a SIGKILL or SIGTERM)
     refusals: Counter[str] = field(default_factory=Counter)  # the 503s' messages, by kind of request
 
@@ -73,6 +74,7 @@ class BrokerFault:
             f"{self.name:<44} led after {self.led_s:4.1f} s, served after {self.served_s:4.1f} s{sync}, "
             f"503s {sum(self.answered_503.values())}{f' {dict(self.answered_503)}' if self.answered_503 else ''}"
             f"{f' (it led {self.led_before} event partitions)' if self.led_before else ''}"
+            + (f" (and {self.earlier_503s} sent before the faults before it settled)" if self.earlier_503s else "")
             + "".join(f"\n    503 {why} x{n}" for why, n in self.refusals.items())
         )
 
@@ -253,6 +255,7 @@ class BrokerFaultSuite(FaultSuite):
             mine = [(kind, why) for at, sent, kind, why in self.refusals if at >= fault.at and sent >= fault.calm_since]
             fault.answered_503 = Counter(kind for kind, _ in mine)
             fault.refusals = Counter(f"{kind}: {why}" for kind, why in mine)
+            fault.earlier_503s = sum(1 for at, sent, _, _ in self.refusals if at >= fault.at > fault.calm_since > sent)
         self.note(fault.line())
 
     def write(self, partition: int, acked_at: dict[int, float]) -> None:
