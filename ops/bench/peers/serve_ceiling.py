@@ -1,0 +1,78 @@
+"""The serving ceiling: the least a Python server can do for a session read, on the worker's own store.
+
+An aiohttp server with one route, ``GET /api/v1/sessions/{id}``: one rocksdict ``get`` from the
+partition store the session's key belongs to (``streams.kafka.partitioner.partition_of``, the
+worker's rule), opened read-only on the worker's files (``<data dir>/store/sessions-<p>``, the
+worker stopped), with the worker's block cache size; then the worker's answer: the stored state
+out of its header (``stored_state``), the service view (``decode_state`` -> ``encode_view``: the
+view drops the private ``facts`` and ``recent_ids``, so the same body needs the decode), content
+type ``application/json``. A missing session is a 404 with the worker's error shape.
+
+What it leaves out is what the worker does on top: faust's web layer, the metrics middleware, the
+service key check, ownership routing, expiry, the open partition map. The bench's read load runs
+against it exactly as against the worker (same ids, connections, seconds); the worker's read rate
+is reported as a ratio to this one.
+
+    python ops/bench/peers/serve_ceiling.py --stores <data dir>/store --partitions 12 --port 8123
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+from pathlib import Path
+
+from aiohttp import web
+from rocksdict import AccessType, Rdict
+
+from schemas.session import decode_state, encode_view
+from streams.fold.store import StoreMemory, stored_state
+from streams.kafka.partitioner import partition_of
+
+JSON = "application/json"  # streams.web.errors.JSON, without importing the worker's web layer
+NOT_FOUND = b'{"error":{"code":"session_not_found","message":"no such session","details":[]}}'
+
+
+def open_stores(stores: Path, partitions: int, block_cache_bytes: int) -> list[Rdict]:
+    # The worker's options (one shared block cache, bloom filters, raw mode); read-only, so the
+    # files are neither written nor locked.
+    options = StoreMemory(block_cache_bytes, 4 << 20, 128 << 20).options()
+    return [
+        Rdict(str(stores / f"sessions-{p}"), options, access_type=AccessType.read_only()) for p in range(partitions)
+    ]
+
+
+def make_app(dbs: list[Rdict]) -> web.Application:
+    count = len(dbs)
+
+    async def read(request: web.Request) -> web.Response:
+        key = request.match_info["session_id"].encode()
+        raw = dbs[partition_of(key, count)].get(key)
+        if raw is None:
+            return web.Response(status=404, body=NOT_FOUND, content_type=JSON)
+        return web.Response(body=encode_view(decode_state(stored_state(raw))), content_type=JSON)
+
+    app = web.Application()
+    app.router.add_get("/api/v1/sessions/{session_id}", read)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stores", type=Path, required=True, help="the worker's <data dir>/store folder")
+    parser.add_argument("--partitions", type=int, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--block-cache-bytes", type=int, default=64 << 20, help="the worker's block cache")
+    parser.add_argument("--timeout", type=float, default=600.0, help="exit after this many seconds")
+    args = parser.parse_args()
+    # A safety net: the harness stops it, but never leave a server behind.
+    safety_net = threading.Timer(args.timeout, os._exit, args=(3,))
+    safety_net.daemon = True
+    safety_net.start()
+    dbs = open_stores(args.stores, args.partitions, args.block_cache_bytes)
+    web.run_app(make_app(dbs), host="127.0.0.1", port=args.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()
