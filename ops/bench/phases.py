@@ -544,11 +544,15 @@ class Bench:
             "--partitions", str(cfg.partitions),
             "--port", str(port),
             "--block-cache-bytes", str(self.settings.rocksdb_block_cache_bytes),
+            "--bootstrap", self.bootstrap,
+            "--keys-topic", self.settings.keys_topic,
             "--timeout", str(cfg.phase_timeout + 120),
         ]  # fmt: skip
+        # The worker's master key (its personal values are sealed in the store), by environment.
+        env = {**os.environ, "SESSIONS_MASTER_KEY": self.worker.env.get("SESSIONS_MASTER_KEY", "")}
         meter = self.meter()
         began = time.monotonic()
-        proc = spawn(cmd, self.logs / log_name)
+        proc = spawn(cmd, self.logs / log_name, env)
         try:
             url = f"http://127.0.0.1:{port}/api/v1/sessions/{self.sample_ids[0]}"
             while http_response(url)[0] != 200:

@@ -4,16 +4,20 @@ An aiohttp server with one route, ``GET /api/v1/sessions/{id}``: one rocksdict `
 partition store the session's key belongs to (``streams.kafka.partitioner.partition_of``, the
 worker's rule), opened read-only on the worker's files (``<data dir>/store/sessions-<p>``, the
 worker stopped), with the worker's block cache size; then the worker's answer: the stored state
-out of its header (``stored_state``), the service view (``decode_state`` -> ``encode_view``: the
-view drops the private ``facts`` and ``recent_ids``, so the same body needs the decode), content
-type ``application/json``. A missing session is a 404 with the worker's error shape.
+out of its header (``stored_state``), its personal values opened (``SessionCodec.opened``: the
+worker seals them in the store under each session's data key; the ceiling reads every data key
+from the keys topic once at start, with the worker's master key from ``SESSIONS_MASTER_KEY``, and
+keeps no consumer running), the service view (``decode_state`` -> ``encode_view``: the view drops
+the private ``facts`` and ``recent_ids``, so the same body needs the decode), content type
+``application/json``. A missing session is a 404 with the worker's error shape.
 
 What it leaves out is what the worker does on top: faust's web layer, the metrics middleware, the
 service key check, ownership routing, expiry, the open partition map. The bench's read load runs
 against it exactly as against the worker (same ids, connections, seconds); the worker's read rate
 is reported as a ratio to this one.
 
-    python ops/bench/peers/serve_ceiling.py --stores <data dir>/store --partitions 12 --port 8123
+    SESSIONS_MASTER_KEY=... python ops/bench/peers/serve_ceiling.py --stores <data dir>/store \
+        --partitions 12 --port 8123 --bootstrap 127.0.0.1:9092 --keys-topic <app id>-session-keys
 """
 
 from __future__ import annotations
@@ -27,8 +31,11 @@ from aiohttp import web
 from rocksdict import AccessType, Rdict
 
 from schemas.session import decode_state, encode_view
+from streams.fold.codec import SessionCodec
 from streams.fold.store import StoreMemory, stored_state
 from streams.kafka.partitioner import partition_of
+from streams.privacy.cipher import MasterKeys
+from streams.privacy.keyring import KeyRing
 
 JSON = "application/json"  # streams.web.errors.JSON, without importing the worker's web layer
 NOT_FOUND = b'{"error":{"code":"session_not_found","message":"no such session","details":[]}}'
@@ -43,15 +50,30 @@ def open_stores(stores: Path, partitions: int, block_cache_bytes: int) -> list[R
     ]
 
 
-def make_app(dbs: list[Rdict]) -> web.Application:
+def data_keys(bootstrap: str, topic: str, master_key: str) -> KeyRing | None:
+    """Every data key the keys topic holds now (the store is the stopped worker's: no key comes
+    later), its consumers closed again; None without a master key (nothing is sealed)."""
+    if not master_key:
+        return None
+    ring = KeyRing(bootstrap, topic, MasterKeys(master_key), "bench-serve-ceiling")
+    ring.start()
+    try:
+        ring.catch_up(60.0)
+    finally:
+        ring.stop()  # what it read stays; no thread polls Kafka while the load runs
+    return ring
+
+
+def make_app(dbs: list[Rdict], codec: SessionCodec) -> web.Application:
     count = len(dbs)
+    opened = codec.opened
 
     async def read(request: web.Request) -> web.Response:
         key = request.match_info["session_id"].encode()
         raw = dbs[partition_of(key, count)].get(key)
         if raw is None:
             return web.Response(status=404, body=NOT_FOUND, content_type=JSON)
-        return web.Response(body=encode_view(decode_state(stored_state(raw))), content_type=JSON)
+        return web.Response(body=encode_view(decode_state(opened(stored_state(raw)))), content_type=JSON)
 
     app = web.Application()
     app.router.add_get("/api/v1/sessions/{session_id}", read)
@@ -63,6 +85,8 @@ def main() -> None:
     parser.add_argument("--stores", type=Path, required=True, help="the worker's <data dir>/store folder")
     parser.add_argument("--partitions", type=int, required=True)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--bootstrap", default="", help="the broker, for the keys topic")
+    parser.add_argument("--keys-topic", default="", help="the worker's <app id>-session-keys")
     parser.add_argument("--block-cache-bytes", type=int, default=64 << 20, help="the worker's block cache")
     parser.add_argument("--timeout", type=float, default=600.0, help="exit after this many seconds")
     args = parser.parse_args()
@@ -71,7 +95,9 @@ def main() -> None:
     safety_net.daemon = True
     safety_net.start()
     dbs = open_stores(args.stores, args.partitions, args.block_cache_bytes)
-    web.run_app(make_app(dbs), host="127.0.0.1", port=args.port, access_log=None, print=None)
+    # The master key comes from the environment, as the worker's does: never on a command line.
+    codec = SessionCodec(data_keys(args.bootstrap, args.keys_topic, os.environ.get("SESSIONS_MASTER_KEY", "")))
+    web.run_app(make_app(dbs, codec), host="127.0.0.1", port=args.port, access_log=None, print=None)
 
 
 if __name__ == "__main__":
