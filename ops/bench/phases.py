@@ -33,6 +33,7 @@ import timeit
 import traceback
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ from kafka_io import (
 )
 from latency import lag_bounded, lag_by_second, visible_at_ms
 from load import VisibilityPoller, percentile, summarize_ms
-from machine import CpuMeter, process_cpu_seconds
+from machine import CpuMeter, CpuTimeline, process_cpu_seconds
 from procs import (
     AUTHORIZATION,
     BENCH_SERVICE_KEY,
@@ -602,9 +603,11 @@ class Bench:
                 "ok": answer[0] == ceiling[0] == 200 and answer[2] == ceiling[2] and worker_headers == ceiling_headers,
             }
 
-    def stream(self, records: list[Record]) -> tuple[PacedRun, VisibilityPoller, dict[int, int | None], float]:
+    def stream(self, records: list[Record]) -> Streamed:
         """``records`` produced at ``--rate`` (each one's send time recorded), every
-        ``--http-sample-every``th polled over HTTP until visible; with the worker's CPU meanwhile."""
+        ``--http-sample-every``th polled over HTTP until visible; with the worker's CPU meanwhile,
+        in all and per second (a second the worker was idle while events waited is a stall that is
+        not its CPU)."""
         cfg = self.config
         worker = self.worker
         assert worker is not None
@@ -640,27 +643,22 @@ class Bench:
 
         worker_pid = worker.process.pid if worker.process is not None else 0
         worker_cpu0, wall0 = process_cpu_seconds(worker_pid), time.monotonic()
+        timeline = CpuTimeline(worker_pid).start()
         gc.disable()
         try:
             poller = asyncio.run(drive())
         finally:
             gc.enable()
+            by_second = timeline.stop()
         worker_cpu = (process_cpu_seconds(worker_pid) - worker_cpu0) / (time.monotonic() - wall0)
         self.streamed.extend(run.records[: len(run.sent_ns)])
-        return run, poller, http_ns, worker_cpu
+        return Streamed(run, poller, http_ns, worker_cpu, by_second)
 
-    def visibility(
-        self,
-        run: PacedRun,
-        start_offsets: dict[int, int],
-        warm: int,
-        poller: VisibilityPoller,
-        http_ns: dict[int, int | None],
-        worker_cpu: float,
-    ) -> dict[str, Any]:
+    def visibility(self, streamed: Streamed, start_offsets: dict[int, int], warm: int) -> dict[str, Any]:
         """Event-to-visible of a stream phase from the worker's changelog (``latency.py``): percentiles
         of the events from index ``warm`` on, the warm-up's apart, per second, and the fold's lag."""
         cfg = self.config
+        run, poller, http_ns = streamed.run, streamed.poller, streamed.http_ns
         caught_up = wait_for_commits(self.bootstrap, self.settings.fold_group_id, self.topic, time.monotonic() + 60)
         changes = read_changelog(self.bootstrap, self.changelog, start=start_offsets)
         sent = len(run.sent_ns)
@@ -683,7 +681,8 @@ class Bench:
             "late_ticks": run.late_ticks,
             "produce_failures": run.failed,
             "worker_caught_up": caught_up,
-            "worker_cpus_busy": round(worker_cpu, 2),
+            "worker_cpus_busy": round(streamed.worker_cpu, 2),
+            "worker_cpus_busy_by_second": streamed.worker_cpus_by_second,
             "not_visible": sent - len(visible),
             "reads_concurrently": True,
             # Percentiles over the events after the warm-up; the warm-up's own below.
@@ -693,6 +692,10 @@ class Bench:
             # A backlog shows as latency growing through the phase: the worker is not keeping up.
             "changelog_p50_ms_by_second": [
                 percentile([v for i, v in by_index.items() if second <= i / cfg.rate < second + 1], 50)
+                for second in range(math.ceil(sent / cfg.rate))
+            ],
+            "changelog_p99_ms_by_second": [
+                percentile([v for i, v in by_index.items() if second <= i / cfg.rate < second + 1], 99)
                 for second in range(math.ceil(sent / cfg.rate))
             ],
             "changelog_first_tenth_p50_ms": percentile([v for i, v in measured.items() if i < warm + tenth], 50),
@@ -720,7 +723,7 @@ class Bench:
         meter = self.meter()
         reader = self.start_reads(worker.port, cfg.latency_seconds, cfg.latency_warmup, reads_out, "reads.log")
         try:
-            run, poller, http_ns, worker_cpu = self.stream(self.latency_records)
+            streamed = self.stream(self.latency_records)
         finally:
             try:
                 self.results["reads"] = self.finish_reads(reader, reads_out, 60.0, "reads.log")
@@ -728,7 +731,7 @@ class Bench:
                 self.errors["reads while streaming"] = f"{type(exc).__name__}: {exc}"
             self.metered("stream-and-reads", meter)
         warm = int(cfg.rate * cfg.latency_warmup)
-        self.results["latency"] = self.visibility(run, start_offsets, warm, poller, http_ns, worker_cpu)
+        self.results["latency"] = self.visibility(streamed, start_offsets, warm)
 
     def read_capacity(self) -> tuple[float | None, str]:
         """The worker's read capacity measured in this run: its closed-loop rate while the stream ran
@@ -788,7 +791,7 @@ class Bench:
             os.replace(partial, go)
             time.sleep(max(0.0, start_at - time.time()))
             try:
-                run, poller, http_ns, worker_cpu = self.stream(self.open_records)
+                streamed = self.stream(self.open_records)
             finally:
                 reads = self.finish_reads(reader, out, 60.0, log_name)
         finally:
@@ -803,7 +806,7 @@ class Bench:
             "reads": reads,
             # The figure is ``latency.changelog_all``: every event of the phase, the restart's first
             # seconds included; ``latency.changelog`` leaves the warm-up out, as the closed-loop phase does.
-            "latency": self.visibility(run, start_offsets, warm, poller, http_ns, worker_cpu),
+            "latency": self.visibility(streamed, start_offsets, warm),
         }
 
     def rebuild(self) -> None:
@@ -1058,6 +1061,17 @@ class Bench:
             "mismatched": bad_cold[:5],
             "ok": not bad_cold and bool(stores),
         }
+
+
+@dataclass
+class Streamed:
+    """What a stream phase recorded: the paced run (send times), the HTTP cross-check, the worker's CPU."""
+
+    run: PacedRun
+    poller: VisibilityPoller
+    http_ns: dict[int, int | None]
+    worker_cpu: float  # CPUs busy over the phase
+    worker_cpus_by_second: list[float]
 
 
 def history_client(worker: WorkerProcess) -> httpx.Client:

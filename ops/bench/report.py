@@ -574,6 +574,12 @@ def latency_notes(lat: dict[str, Any], reads: str, config: Any, restarted: bool)
         )
     if series:
         out.append(f"{where}: p50 per second of the phase, warm-up included (ms): {series}")
+    tail = ", ".join("—" if v is None else f"{v:,.0f}" for v in lat.get("changelog_p99_ms_by_second", []))
+    if tail:
+        out.append(f"{where}: p99 per second (ms): {tail}")
+    busy = ", ".join(f"{v:.2f}" for v in lat.get("worker_cpus_busy_by_second", []))
+    if busy:
+        out.append(f"{where}: the worker's CPUs busy per second (a slow second at low CPU is a wait, not work): {busy}")
     lag = lat.get("lag_events_by_second", [])
     if lag:
         out.append(

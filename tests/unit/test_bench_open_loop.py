@@ -92,6 +92,21 @@ def test_a_lag_that_grows_with_the_phase_is_not_bounded():
     assert not latency.lag_bounded([], floor=100)
 
 
+# --- the worker's CPU per second ------------------------------------------------------------------
+
+
+def test_cpu_per_second_from_samples_of_the_cpu_used_so_far():
+    machine = _bench_module("machine")
+    samples = [(10.0, 0.0), (10.5, 0.25), (11.0, 0.5), (11.5, 0.5), (12.0, 0.5), (12.5, 0.9)]
+    assert machine.busy_by_second(samples) == [0.5, 0.0]  # the unfinished third second is left out
+
+
+def test_a_gap_in_the_samples_gives_each_second_it_spans_its_average():
+    machine = _bench_module("machine")
+    assert machine.busy_by_second([(0.0, 0.0), (2.5, 1.0)]) == [0.4, 0.4]
+    assert machine.busy_by_second([(0.0, 0.0)]) == []
+
+
 # --- the report ----------------------------------------------------------------------------------
 
 
