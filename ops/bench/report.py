@@ -606,7 +606,7 @@ def latency_notes(lat: dict[str, Any], reads: str, config: Any, restarted: bool)
     return out
 
 
-def serving_notes(results: dict[str, Any], config: Any) -> list[str]:
+def serving_notes(results: dict[str, Any], cpu: dict[str, dict[str, float]], config: Any) -> list[str]:
     """How the serving ceiling and the open-loop reads were taken, and when their figures are suspect."""
     out = []
     ceiling = results.get("serving_ceiling", {})
@@ -619,6 +619,13 @@ def serving_notes(results: dict[str, Any], config: Any) -> list[str]:
             f"{ceiling.get('seconds'):g} s after {ceiling.get('warmup_seconds'):g} s): {ceiling.get('rate', 0):,.0f} "
             f"req/s, p99 {fmt(ceiling.get('p99_ms'), 'ms')}; the worker, just restarted, no stream: "
             f"{quiet.get('rate', 0):,.0f} req/s, p99 {fmt(quiet.get('p99_ms'), 'ms')}"
+        )
+    # The two are taken one after the other: other processes busy in one and not the other move the ratio.
+    apart = [cpu.get(phase, {}).get("foreign_cpus_busy") for phase in ("serving-ceiling", "worker-reads")]
+    if None not in apart and abs(apart[0] - apart[1]) > 0.25:
+        out.append(
+            f"ceiling: other processes kept {apart[0]:.2f} CPUs busy while the ceiling was read and {apart[1]:.2f} "
+            "while the worker was: the worker/ceiling ratios of this run compare unlike conditions"
         )
     for name, load in (("ceiling", ceiling), ("reads, no stream", quiet)):
         if load and load.get("client_cpu_share", 0) > 0.85:
@@ -667,7 +674,7 @@ def notes(
     lat, open_lat = results.get("latency", {}), results.get("open_loop", {}).get("latency", {})
     out.extend(latency_notes(lat, "saturating reads", config, restarted=False))
     out.extend(latency_notes(open_lat, "open-loop reads", config, restarted=True))
-    out.extend(serving_notes(results, config))
+    out.extend(serving_notes(results, cpu, config))
     fold_done = results.get("worker_fold", {})
     fold_rate = fold_done.get("rate") if fold_done.get("finished") else None
     pure = results.get("micro", {}).get("pure_batch_fold_rate")

@@ -11,10 +11,12 @@ keeps no consumer running), the service view (``decode_state`` -> ``encode_view`
 the private ``facts`` and ``recent_ids``, so the same body needs the decode), content type
 ``application/json``. A missing session is a 404 with the worker's error shape.
 
-What it leaves out is what the worker does on top: faust's web layer, the metrics middleware, the
-service key check, ownership routing, expiry, the open partition map. The bench's read load runs
-against it exactly as against the worker (same ids, connections, seconds); the worker's read rate
-is reported as a ratio to this one.
+It runs under the worker's process tuning (``streams.control.worker.tune_process``: GC thresholds,
+``gc.freeze`` after start-up, the GIL switch interval, the C heap's bounds): the runtime's
+settings are not what tells the two apart. What it leaves out is what the worker does on top: faust's web layer,
+the metrics middleware, the service key check, ownership routing, expiry, the open partition map.
+The bench's read load runs against it exactly as against the worker (same ids, connections,
+seconds); the worker's read rate is reported as a ratio to this one.
 
     SESSIONS_MASTER_KEY=... python ops/bench/peers/serve_ceiling.py --stores <data dir>/store \
         --partitions 12 --port 8123 --bootstrap 127.0.0.1:9092 --keys-topic <app id>-session-keys
@@ -31,6 +33,7 @@ from aiohttp import web
 from rocksdict import AccessType, Rdict
 
 from schemas.session import decode_state, encode_view
+from streams.control.worker import tune_process
 from streams.fold.codec import SessionCodec
 from streams.fold.store import StoreMemory, stored_state
 from streams.kafka.partitioner import partition_of
@@ -97,6 +100,7 @@ def main() -> None:
     dbs = open_stores(args.stores, args.partitions, args.block_cache_bytes)
     # The master key comes from the environment, as the worker's does: never on a command line.
     codec = SessionCodec(data_keys(args.bootstrap, args.keys_topic, os.environ.get("SESSIONS_MASTER_KEY", "")))
+    tune_process()  # as the worker does once it has started (its collector settings, start-up frozen)
     web.run_app(make_app(dbs, codec), host="127.0.0.1", port=args.port, access_log=None, print=None)
 
 
