@@ -9,6 +9,10 @@ Run as a script it is the read load of the bench (its own process, so the harnes
 threads do not disturb the timings)::
 
     python ops/bench/load.py reads --port 8080 --ids ids.txt --concurrency 32 --seconds 15 --out r.json
+    python ops/bench/load.py open --port 8080 --ids ids.txt --rate 1500 --seconds 22 --out o.json
+
+``reads`` is closed-loop (each connection sends its next request when the last one is answered: a
+capacity); ``open`` sends on a fixed schedule whatever the answers (a latency at a given load).
 """
 
 from __future__ import annotations
@@ -178,6 +182,158 @@ class ReadLoad:
         }
 
 
+# --- the open-loop read load ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenSchedule:
+    """Request i is due ``i / rate`` seconds after ``start_ns``, whatever became of the ones before
+    it: the load does not wait for answers, so a server that stalls finds the requests of the stall
+    queued up behind it, as real clients would be."""
+
+    start_ns: int
+    rate: float
+    count: int
+
+    def due_ns(self, index: int) -> int:
+        return self.start_ns + round(index * 1e9 / self.rate)
+
+    def due_by(self, now_ns: int) -> int:
+        """How many requests are due at ``now_ns`` (0 before the start, at most ``count``)."""
+        if now_ns < self.start_ns:
+            return 0
+        return min(self.count, int((now_ns - self.start_ns) * self.rate / 1e9) + 1)
+
+
+def from_schedule_ns(due_ns: list[int], done_ns: list[int]) -> list[int]:
+    """Latency of each request from when it was due (not from when it went out): the time a request
+    waited for a free connection, or behind a stalled server, is counted, so coordinated omission
+    cannot hide queueing."""
+    return [done - due for due, done in zip(due_ns, done_ns, strict=True)]
+
+
+def by_second_ms(due_ns: list[int], latencies_ns: list[int], start_ns: int, q: float) -> list[float | None]:
+    """The q-th percentile (ms) of the requests due in each second from ``start_ns``."""
+    buckets: dict[int, list[float]] = {}
+    for due, latency in zip(due_ns, latencies_ns, strict=True):
+        buckets.setdefault(max(0, (due - start_ns) // 1_000_000_000), []).append(latency / 1e6)
+    last = max(buckets, default=-1)
+    return [percentile(buckets.get(second, []), q) for second in range(last + 1)]
+
+
+@dataclass
+class OpenLoopReads:
+    """GET /api/v1/sessions/{id} at a fixed arrival rate over ``connections`` keep-alive connections.
+
+    A dispatcher hands request i to the first free connection at its due time; when every connection
+    is busy, it waits in a queue and its latency (from the due time) grows with the wait. Requests
+    still unanswered ``drain_s`` after the last one was due are counted as such, with their latency
+    up to then (a lower bound)."""
+
+    port: int
+    ids: list[str]
+    rate: float
+    seconds: float
+    connections: int
+    seed: int
+    authorization: str = ""
+    # A file the harness writes the start time into (wall clock, epoch s) once the server is ready;
+    # the process starts before that, so its start-up is not in the phase. "": start now.
+    start_file: str = ""
+    drain_s: float = 10.0
+    errors: list[str] = field(default_factory=list)
+
+    async def run(self) -> dict[str, object]:
+        if self.start_file:
+            go, deadline = Path(self.start_file), time.monotonic() + 600.0
+            while not go.exists():
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no start file {go} within 600 s")
+                await asyncio.sleep(0.005)
+            await asyncio.sleep(max(0.0, float(go.read_text()) - time.time()))
+        count = max(1, int(self.rate * self.seconds))
+        schedule = OpenSchedule(time.perf_counter_ns(), self.rate, count)
+        rng = random.Random(self.seed)
+        paths = [f"/api/v1/sessions/{self.ids[rng.randrange(len(self.ids))]}" for _ in range(count)]
+        sent_ns = [0] * count
+        done_ns = [0] * count
+        status = [0] * count
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        deepest = 0
+        cpu_before = os.times()
+
+        async def connection_worker() -> None:
+            connection = Connection(self.port, self.authorization)
+            try:
+                while True:
+                    index = await queue.get()
+                    if index < 0:
+                        return
+                    sent_ns[index] = time.perf_counter_ns()
+                    try:
+                        status[index], _ = await connection.get(paths[index])
+                    except HttpError as exc:
+                        if len(self.errors) < 20:
+                            self.errors.append(str(exc))
+                        status[index] = -1
+                    done_ns[index] = time.perf_counter_ns()
+            finally:
+                connection.close()
+
+        workers = [asyncio.create_task(connection_worker()) for _ in range(self.connections)]
+        released = 0
+        while released < count:
+            due = schedule.due_by(time.perf_counter_ns())
+            while released < due:
+                queue.put_nowait(released)
+                released += 1
+            deepest = max(deepest, queue.qsize())
+            if released < count:
+                pause_ns = schedule.due_ns(released) - time.perf_counter_ns()
+                await asyncio.sleep(max(0.0, pause_ns / 1e9))
+        for _ in workers:
+            queue.put_nowait(-1)
+        last_due = schedule.due_ns(count - 1)
+        _, pending = await asyncio.wait(workers, timeout=max(0.0, last_due / 1e9 + self.drain_s - time.perf_counter()))
+        for task in pending:
+            task.cancel()
+        ended_ns = time.perf_counter_ns()
+        cpu_after = os.times()
+        answered = [i for i in range(count) if done_ns[i]]
+        unanswered = count - len(answered)
+        due_ns = [schedule.due_ns(i) for i in range(count)]
+        # Unanswered requests count with their wait so far: the figure errs on the fast side.
+        finished = [done_ns[i] or ended_ns for i in range(count)]
+        latencies = from_schedule_ns(due_ns, finished)
+        service = [done_ns[i] - sent_ns[i] for i in answered]
+        statuses: dict[int, int] = {}
+        for i in answered:
+            statuses[status[i]] = statuses.get(status[i], 0) + 1
+        if unanswered:
+            statuses[0] = unanswered
+        wall = (ended_ns - schedule.start_ns) / 1e9
+        client_cpu = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
+        return {
+            "rate_target": self.rate,
+            "seconds": self.seconds,
+            "connections": self.connections,
+            "requests": count,
+            "ok": statuses.get(200, 0),
+            "unanswered": unanswered,
+            "rate": round(statuses.get(200, 0) / self.seconds, 1),
+            "statuses": {str(k): v for k, v in sorted(statuses.items())},
+            "errors": self.errors,
+            "deepest_queue": deepest,
+            # From the due time (the figure) and from the send (what a closed-loop client would see).
+            **summarize_ms(latencies),
+            "service": summarize_ms(service),
+            "p99_ms_by_second": by_second_ms(due_ns, latencies, schedule.start_ns, 99),
+            "start_unix_ns": time.time_ns() - (time.perf_counter_ns() - schedule.start_ns),
+            "client_cpu_seconds": client_cpu,
+            "client_cpu_share": client_cpu / wall if wall > 0 else None,
+        }
+
+
 # --- visibility pollers (the HTTP cross-check of event-to-visible) -------------------------------
 
 
@@ -251,12 +407,28 @@ def main(argv: list[str] | None = None) -> int:
     reads.add_argument("--seed", type=int, default=1)
     reads.add_argument("--authorization", default="", help="an Authorization header value to send")
     reads.add_argument("--out", type=Path, required=True)
+    opened = sub.add_parser("open", help="GET /api/v1/sessions/{id} at a fixed arrival rate (open loop)")
+    opened.add_argument("--port", type=int, required=True)
+    opened.add_argument("--ids", type=Path, required=True, help="a file of session ids, one a line")
+    opened.add_argument("--rate", type=float, required=True, help="requests per second, due on a fixed schedule")
+    opened.add_argument("--seconds", type=float, default=15.0)
+    opened.add_argument("--connections", type=int, default=32, help="keep-alive connections to send them on")
+    opened.add_argument("--start-file", default="", help="wait for this file, then start at the epoch s it holds")
+    opened.add_argument("--seed", type=int, default=1)
+    opened.add_argument("--authorization", default="", help="an Authorization header value to send")
+    opened.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     ids = [line.strip() for line in args.ids.read_text().splitlines() if line.strip()]
     if not ids:
         print("error: no session ids", file=sys.stderr)
         return 2
-    load = ReadLoad(args.port, ids, args.concurrency, args.seconds, args.warmup, args.seed, args.authorization)
+    load: ReadLoad | OpenLoopReads
+    if args.command == "open":
+        load = OpenLoopReads(
+            args.port, ids, args.rate, args.seconds, args.connections, args.seed, args.authorization, args.start_file
+        )
+    else:
+        load = ReadLoad(args.port, ids, args.concurrency, args.seconds, args.warmup, args.seed, args.authorization)
     result = asyncio.run(load.run())
     args.out.write_text(json.dumps(result, indent=2))
     return 0

@@ -7,6 +7,7 @@ import platform
 import re
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -148,3 +149,51 @@ class CpuMeter:
             "bench_cpus_busy": round(ours / CLOCK_TICKS / wall, 2),
             "foreign_cpus_busy": round(max(0.0, (busy - ours) / CLOCK_TICKS / wall), 2),
         }
+
+
+def busy_by_second(samples: list[tuple[float, float]]) -> list[float]:
+    """CPUs busy in each whole second from the first sample, from (wall s, CPU s used so far)
+    samples in time order. A second is closed by the first sample at or after its end: the CPU used
+    since the sample that closed the one before, over the wall time between them; a gap in the
+    samples gives each second it spans the gap's average. An unfinished last second is left out."""
+    if len(samples) < 2:
+        return []
+    start = samples[0][0]
+    out: list[float] = []
+    second = 0
+    first = samples[0]
+    for wall, cpu in samples[1:]:
+        if wall - start < second + 1:
+            continue
+        elapsed = wall - first[0]
+        busy = round((cpu - first[1]) / elapsed, 2) if elapsed > 0 else 0.0
+        reached = int(wall - start)  # whole seconds now behind
+        out.extend([busy] * (reached - second))
+        second, first = reached, (wall, cpu)
+    return out
+
+
+class CpuTimeline:
+    """A process's CPU, sampled from /proc every ``step_s`` on a thread of its own: what it used
+    each second of a phase (a stall that is not CPU shows as a second the process was idle)."""
+
+    def __init__(self, pid: int, step_s: float = 0.1) -> None:
+        self.pid = pid
+        self.step_s = step_s
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-cpu-timeline", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.monotonic(), process_cpu_seconds(self.pid)))
+            self._stop.wait(self.step_s)
+
+    def start(self) -> CpuTimeline:
+        self._thread.start()
+        return self
+
+    def stop(self) -> list[float]:
+        self._stop.set()
+        self._thread.join(5.0)
+        return busy_by_second(self.samples)

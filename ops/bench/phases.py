@@ -33,6 +33,7 @@ import timeit
 import traceback
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ from config import (
     HISTORY_WARMUP_REQUESTS,
     LONG_SESSION_EVENTS,
     LONG_SESSIONS,
+    OPEN_LOOP_SHARE,
     PURE_BATCH,
     VAR,
     Config,
@@ -66,9 +68,22 @@ from kafka_io import (
     wait_for_commits,
     worker_settings,
 )
+from latency import lag_bounded, lag_by_second, visible_at_ms
 from load import VisibilityPoller, percentile, summarize_ms
-from machine import CpuMeter, process_cpu_seconds
-from procs import AUTHORIZATION, BENCH_SERVICE_KEY, Peer, PySpy, http_get, pids, register, spawn, tail, terminate
+from machine import CpuMeter, CpuTimeline, process_cpu_seconds
+from procs import (
+    AUTHORIZATION,
+    BENCH_SERVICE_KEY,
+    Peer,
+    PySpy,
+    http_get,
+    http_response,
+    pids,
+    register,
+    spawn,
+    tail,
+    terminate,
+)
 from pyspy import top_functions
 from workload import LongSessions, Record, Workload, interleave, long_sessions, one_event_sessions, sample_page_view
 
@@ -160,6 +175,10 @@ class Bench:
         self.rss_worker: WorkerProcess | None = None
         self.rss_events = 0
         self.long: LongSessions | None = None
+        # The stream phases' records actually sent, in order (the rebuild's check folds them too).
+        self.streamed: list[Record] = []
+        # The serving ceiling's answer to one read: (status, headers, body), compared with the worker's.
+        self.ceiling_answer: tuple[int | None, dict[str, str], bytes] | None = None
 
     # -- plumbing --
 
@@ -233,14 +252,17 @@ class Bench:
         workload = Workload(cfg.seed, cfg.sessions)
         self.fold_records = workload.take(cfg.events)
         self.counts_a = dict(workload.touched())
-        self.latency_records = workload.take(max(1, int(cfg.rate * (cfg.latency_warmup + cfg.latency_seconds))))
+        # One stream for the closed-loop phase, one for the open-loop phase: each event's count in its
+        # session follows on from the events before it.
+        stream_events = max(1, int(cfg.rate * (cfg.latency_warmup + cfg.latency_seconds)))
+        self.latency_records = workload.take(stream_events)
+        self.open_records = workload.take(stream_events)
         self.counts_b = dict(workload.touched())
         rng = random.Random(cfg.seed)
         self.sample_ids = sorted(rng.sample(sorted(self.counts_a), min(cfg.samples, len(self.counts_a))))
         self.samples_file = self.scratch / "samples.txt"
         self.samples_file.write_text("\n".join(self.sample_ids) + "\n")
         self.expected_a = expected_states(self.fold_records, set(self.sample_ids), self.rules)
-        self.expected_b = expected_states([*self.fold_records, *self.latency_records], set(self.sample_ids), self.rules)
         create_topic(self.bootstrap, self.topic, cfg.partitions)
         produced = produce_all(self.bootstrap, self.topic, self.fold_records, timeout=cfg.phase_timeout)
         self.results["workload"] = {
@@ -251,6 +273,7 @@ class Bench:
             "max_events_per_session": max(self.counts_a.values()),
             "mean_value_bytes": round(sum(len(r.value) for r in self.fold_records) / len(self.fold_records), 1),
             "latency_events": len(self.latency_records),
+            "open_loop_events": len(self.open_records),
             "topic": self.topic,
             "partitions": cfg.partitions,
             "producer_rate": round(produced.rate),
@@ -465,57 +488,132 @@ class Bench:
         self.results["worker_warm_restart_seconds"] = round(self.worker.wait_ready(120.0), 2)
         self.metered("worker-warm-restart", meter)
 
-    def start_reads(self, seconds: float, warmup: float, out: Path) -> subprocess.Popen[bytes]:
-        assert self.worker is not None
-        ids_file = self.scratch / "read-ids.txt"
-        ids_file.write_text("\n".join(sorted(self.counts_a)) + "\n")
+    def start_reads(
+        self, port: int, seconds: float, warmup: float, out: Path, log_name: str
+    ) -> subprocess.Popen[bytes]:
+        """The closed-loop read load (``load.py reads``): ``concurrency`` connections, each sending its
+        next read when the last one is answered, in a process of its own."""
         cfg = self.config
         return spawn(
             [
-                sys.executable,
-                str(HERE / "load.py"),
-                "reads",
-                "--port",
-                str(self.worker.port),
-                "--ids",
-                str(ids_file),
-                "--concurrency",
-                str(cfg.concurrency),
-                "--seconds",
-                str(seconds),
-                "--warmup",
-                str(warmup),
-                "--seed",
-                str(cfg.seed),
-                "--authorization",
-                AUTHORIZATION,
-                "--out",
-                str(out),
+                sys.executable, str(HERE / "load.py"), "reads",
+                "--port", str(port),
+                "--ids", str(self.read_ids_file()),
+                "--concurrency", str(cfg.concurrency),
+                "--seconds", str(seconds),
+                "--warmup", str(warmup),
+                "--seed", str(cfg.seed),
+                "--authorization", AUTHORIZATION,
+                "--out", str(out),
             ],
-            self.logs / "reads.log",
-        )
+            self.logs / log_name,
+        )  # fmt: skip
 
-    def finish_reads(self, proc: subprocess.Popen[bytes], out: Path, timeout: float) -> None:
+    def read_ids_file(self) -> Path:
+        ids_file = self.scratch / "read-ids.txt"
+        if not ids_file.exists():
+            ids_file.write_text("\n".join(sorted(self.counts_a)) + "\n")
+        return ids_file
+
+    def finish_reads(self, proc: subprocess.Popen[bytes], out: Path, timeout: float, log_name: str) -> dict[str, Any]:
         try:
             code = proc.wait(timeout)
         except subprocess.TimeoutExpired:
             terminate(proc)
             raise TimeoutError("the read load did not end in time") from None
         if code != 0 or not out.exists():
-            raise RuntimeError(f"the read load failed ({code}):\n{tail(self.logs / 'reads.log')}")
-        self.results["reads"] = json.loads(out.read_text())
+            raise RuntimeError(f"the read load failed ({code}):\n{tail(self.logs / log_name)}")
+        return dict(json.loads(out.read_text()))
 
-    def stream_and_reads(self) -> None:
-        """The paced stream (event-to-visible latency) and, in a process of its own at the same time,
-        session reads at concurrency 32 over the same warm-up and measured window."""
+    def closed_loop_reads(self, port: int, name: str) -> dict[str, Any]:
+        cfg = self.config
+        out = self.scratch / f"{name}.json"
+        proc = self.start_reads(port, cfg.reads_seconds, cfg.latency_warmup, out, f"{name}.log")
+        return self.finish_reads(proc, out, cfg.reads_seconds + cfg.latency_warmup + 60.0, f"{name}.log")
+
+    def serving_ceiling(self) -> None:
+        """The serving ceiling (``peers/serve_ceiling.py``) on the worker's partition stores as the fold
+        left them (the worker stopped; opened read-only), under the same closed-loop read load as the
+        worker's reads; its answers checked against the pure fold, its rate the ceiling."""
+        cfg = self.config
+        assert self.worker is not None and (self.worker.process is None or self.worker.process.poll() is not None)
+        port = local_broker.free_port()
+        log_name = "peer-serve-ceiling.log"
+        cmd = [
+            sys.executable, str(HERE / "peers" / "serve_ceiling.py"),
+            "--stores", str(self.worker.data_dir / "store"),
+            "--partitions", str(cfg.partitions),
+            "--port", str(port),
+            "--block-cache-bytes", str(self.settings.rocksdb_block_cache_bytes),
+            "--bootstrap", self.bootstrap,
+            "--keys-topic", self.settings.keys_topic,
+            "--timeout", str(cfg.phase_timeout + 120),
+        ]  # fmt: skip
+        # The worker's master key (its personal values are sealed in the store), by environment.
+        env = {**os.environ, "SESSIONS_MASTER_KEY": self.worker.env.get("SESSIONS_MASTER_KEY", "")}
+        meter = self.meter()
+        began = time.monotonic()
+        proc = spawn(cmd, self.logs / log_name, env)
+        try:
+            url = f"http://127.0.0.1:{port}/api/v1/sessions/{self.sample_ids[0]}"
+            while http_response(url)[0] != 200:
+                if proc.poll() is not None or time.monotonic() - began > 60:
+                    raise RuntimeError(f"the serving ceiling peer did not answer:\n{tail(self.logs / log_name)}")
+                time.sleep(0.05)
+            up_s = time.monotonic() - began
+            self.ceiling_answer = http_response(url)
+            mismatched = []
+            for session, state in self.expected_a.items():
+                status, _, body = http_response(f"http://127.0.0.1:{port}/api/v1/sessions/{session}")
+                if status != 200 or orjson.loads(body) != orjson.loads(encode_view(state)):
+                    mismatched.append(session)
+            self.checks["ceiling_peer_states"] = {
+                "checked": len(self.expected_a),
+                "mismatched": mismatched[:5],
+                "ok": not mismatched,
+            }
+            reads = self.closed_loop_reads(port, "reads-ceiling")
+        finally:
+            terminate(proc)
+            self.metered("serving-ceiling", meter)
+        self.results["serving_ceiling"] = {**reads, "start_to_first_answer_seconds": round(up_s, 2)}
+
+    def worker_reads(self) -> None:
+        """The worker's reads under the same closed-loop load as the ceiling's, no stream running, right
+        after its warm restart; and its answer to one read beside the ceiling's (same body, headers)."""
+        worker = self.worker
+        assert worker is not None
+        meter = self.meter()
+        try:
+            reads = self.closed_loop_reads(worker.port, "reads-quiet")
+            answer = http_response(f"{worker.url}/api/v1/sessions/{self.sample_ids[0]}")
+        finally:
+            self.metered("worker-reads", meter)
+        self.results["reads_quiet"] = reads
+        ceiling = self.ceiling_answer
+        if ceiling is not None:
+            # Date differs by its nature; every other header and the body must be the same.
+            worker_headers = {k: v for k, v in answer[1].items() if k != "date"}
+            ceiling_headers = {k: v for k, v in ceiling[1].items() if k != "date"}
+            self.checks["ceiling_same_response"] = {
+                "status": [answer[0], ceiling[0]],
+                "body_equal": answer[2] == ceiling[2],
+                "worker_headers": worker_headers,
+                "ceiling_headers": ceiling_headers,
+                "ok": answer[0] == ceiling[0] == 200 and answer[2] == ceiling[2] and worker_headers == ceiling_headers,
+            }
+
+    def stream(self, records: list[Record]) -> Streamed:
+        """``records`` produced at ``--rate`` (each one's send time recorded), every
+        ``--http-sample-every``th polled over HTTP until visible; with the worker's CPU meanwhile,
+        in all and per second (a second the worker was idle while events waited is a stall that is
+        not its CPU)."""
         cfg = self.config
         worker = self.worker
         assert worker is not None
-        start_offsets = {p: high for p, (_, high) in end_offsets(self.bootstrap, self.changelog).items()}
-        run = PacedRun(self.latency_records, cfg.rate)
+        run = PacedRun(records, cfg.rate)
         every = cfg.http_sample_every
         http_ns: dict[int, int | None] = {}
-        reads_out = self.scratch / "reads.json"
 
         async def drive() -> VisibilityPoller:
             loop = asyncio.get_running_loop()
@@ -543,43 +641,38 @@ class Bench:
             poller.close()
             return poller
 
-        meter = self.meter()
         worker_pid = worker.process.pid if worker.process is not None else 0
-        reader = self.start_reads(cfg.latency_seconds, cfg.latency_warmup, reads_out)
         worker_cpu0, wall0 = process_cpu_seconds(worker_pid), time.monotonic()
+        timeline = CpuTimeline(worker_pid).start()
         gc.disable()
         try:
             poller = asyncio.run(drive())
         finally:
             gc.enable()
-            try:
-                self.finish_reads(reader, reads_out, 60.0)
-            except Exception as exc:  # noqa: BLE001 - the latency figures still count
-                self.errors["reads while streaming"] = f"{type(exc).__name__}: {exc}"
-            self.metered("stream-and-reads", meter)
+            by_second = timeline.stop()
         worker_cpu = (process_cpu_seconds(worker_pid) - worker_cpu0) / (time.monotonic() - wall0)
+        self.streamed.extend(run.records[: len(run.sent_ns)])
+        return Streamed(run, poller, http_ns, worker_cpu, by_second)
+
+    def visibility(self, streamed: Streamed, start_offsets: dict[int, int], warm: int) -> dict[str, Any]:
+        """Event-to-visible of a stream phase from the worker's changelog (``latency.py``): percentiles
+        of the events from index ``warm`` on, the warm-up's apart, per second, and the fold's lag."""
+        cfg = self.config
+        run, poller, http_ns = streamed.run, streamed.poller, streamed.http_ns
         caught_up = wait_for_commits(self.bootstrap, self.settings.fold_group_id, self.topic, time.monotonic() + 60)
         changes = read_changelog(self.bootstrap, self.changelog, start=start_offsets)
-        pending: dict[str, list[int]] = defaultdict(list)
-        for index, record in enumerate(run.records[: len(run.sent_ns)]):
-            pending[record.session].append(index)
-        by_index: dict[int, float] = {}
-        for change in changes:
-            if change.count is None:
-                continue
-            queue = pending.get(change.key.decode())
-            while queue and run.records[queue[0]].count <= change.count:
-                index = queue.pop(0)
-                by_index[index] = change.timestamp_ms - run.sent_ns[index] / 1e6
-        not_visible = sum(len(q) for q in pending.values())
         sent = len(run.sent_ns)
-        warm = min(sent, int(cfg.rate * cfg.latency_warmup))
+        records = [(record.session, record.count) for record in run.records[:sent]]
+        visible = visible_at_ms(records, ((c.key.decode(), c.count, c.timestamp_ms) for c in changes))
+        by_index = {i: ms - run.sent_ns[i] / 1e6 for i, ms in visible.items()}
+        warm = min(sent, warm)
         measured = {i: v for i, v in by_index.items() if i >= warm}
         tenth = max(1, (sent - warm) // 10)
         http_measured = {i: v for i, v in http_ns.items() if i >= warm}
         http_values = [v for v in http_measured.values() if v is not None]
         http_skipped = sum(1 for i in http_measured if i in poller.skipped_indices)
-        self.results["latency"] = {
+        lag = lag_by_second(run.sent_ns, visible)
+        return {
             "rate_target": cfg.rate,
             "events": sent,
             "warmup_events": warm,
@@ -588,25 +681,132 @@ class Bench:
             "late_ticks": run.late_ticks,
             "produce_failures": run.failed,
             "worker_caught_up": caught_up,
-            "worker_cpus_busy": round(worker_cpu, 2),
-            "not_visible": not_visible,
+            "worker_cpus_busy": round(streamed.worker_cpu, 2),
+            "worker_cpus_busy_by_second": streamed.worker_cpus_by_second,
+            "not_visible": sent - len(visible),
             "reads_concurrently": True,
             # Percentiles over the events after the warm-up; the warm-up's own below.
             "changelog": summarize_ms([int(v * 1e6) for v in measured.values()]),
             "changelog_warmup": summarize_ms([int(v * 1e6) for i, v in by_index.items() if i < warm]),
+            "changelog_all": summarize_ms([int(v * 1e6) for v in by_index.values()]),
             # A backlog shows as latency growing through the phase: the worker is not keeping up.
             "changelog_p50_ms_by_second": [
                 percentile([v for i, v in by_index.items() if second <= i / cfg.rate < second + 1], 50)
                 for second in range(math.ceil(sent / cfg.rate))
             ],
+            "changelog_p99_ms_by_second": [
+                percentile([v for i, v in by_index.items() if second <= i / cfg.rate < second + 1], 99)
+                for second in range(math.ceil(sent / cfg.rate))
+            ],
             "changelog_first_tenth_p50_ms": percentile([v for i, v in measured.items() if i < warm + tenth], 50),
             "changelog_last_tenth_p50_ms": percentile([v for i, v in measured.items() if i >= sent - tenth], 50),
+            # The fold's lag: events sent and not visible yet, worst of each second; bounded when the
+            # last third of the phase is no worse than before it (or than 1 s of the stream).
+            "lag_events_by_second": lag,
+            "lag_bounded": lag_bounded(lag, floor=int(cfg.rate)),
             "http_samples": len(http_measured) - http_skipped,
             "http_skipped_busy": http_skipped,
             "http_not_visible": len(http_measured) - http_skipped - len(http_values),
             "http_polls": poller.polls,
             "http_errors": poller.errors,
             "http": summarize_ms(http_values),
+        }
+
+    def stream_and_reads(self) -> None:
+        """The paced stream (event-to-visible latency) and, in a process of its own at the same time,
+        the closed-loop (saturating) reads at concurrency 32 over the same warm-up and measured window."""
+        cfg = self.config
+        worker = self.worker
+        assert worker is not None
+        start_offsets = {p: high for p, (_, high) in end_offsets(self.bootstrap, self.changelog).items()}
+        reads_out = self.scratch / "reads.json"
+        meter = self.meter()
+        reader = self.start_reads(worker.port, cfg.latency_seconds, cfg.latency_warmup, reads_out, "reads.log")
+        try:
+            streamed = self.stream(self.latency_records)
+        finally:
+            try:
+                self.results["reads"] = self.finish_reads(reader, reads_out, 60.0, "reads.log")
+            except Exception as exc:  # noqa: BLE001 - the latency figures still count
+                self.errors["reads while streaming"] = f"{type(exc).__name__}: {exc}"
+            self.metered("stream-and-reads", meter)
+        warm = int(cfg.rate * cfg.latency_warmup)
+        self.results["latency"] = self.visibility(streamed, start_offsets, warm)
+
+    def read_capacity(self) -> tuple[float | None, str]:
+        """The worker's read capacity measured in this run: its closed-loop rate while the stream ran
+        (the open-loop phase runs the same stream), else without it."""
+        for key in ("reads", "reads_quiet"):
+            rate = self.results.get(key, {}).get("rate")
+            if rate:
+                return float(rate), key
+        return None, ""
+
+    def stream_open_loop(self) -> None:
+        """The worker restarted, then from its /readyz on: the paced stream and, at the same time, reads
+        on a fixed schedule (``load.py open``) at OPEN_LOOP_SHARE of its measured read capacity, each
+        read's latency from its due time. Event-to-visible over the whole phase, restart included."""
+        cfg = self.config
+        worker = self.worker
+        assert worker is not None
+        capacity, source = self.read_capacity()
+        if not capacity:
+            raise RuntimeError("no closed-loop read rate measured: nothing to take a share of")
+        rate = capacity * OPEN_LOOP_SHARE
+        seconds = cfg.latency_warmup + cfg.latency_seconds
+        out = self.scratch / "reads-open.json"
+        log_name = "reads-open.log"
+        worker.stop()
+        start_offsets = {p: high for p, (_, high) in end_offsets(self.bootstrap, self.changelog).items()}
+        go = self.scratch / "reads-open.start"
+        go.unlink(missing_ok=True)
+        meter = self.meter()
+        try:
+            # The reader starts first and waits for the go file: its start-up is not in the phase.
+            reader = spawn(
+                [
+                    sys.executable, str(HERE / "load.py"), "open",
+                    "--port", str(worker.port),
+                    "--ids", str(self.read_ids_file()),
+                    "--rate", f"{rate:.1f}",
+                    "--seconds", str(seconds),
+                    "--connections", str(cfg.concurrency),
+                    "--start-file", str(go),
+                    "--seed", str(cfg.seed),
+                    "--authorization", AUTHORIZATION,
+                    "--out", str(out),
+                ],
+                self.logs / log_name,
+            )  # fmt: skip
+            try:
+                worker.spawn()
+                restart_s = worker.wait_ready(120.0)
+            except Exception:
+                terminate(reader)
+                raise
+            # Reads and stream begin together, as soon as /readyz answers.
+            start_at = time.time() + 0.02
+            partial = go.with_suffix(".partial")
+            partial.write_text(f"{start_at:.6f}")
+            os.replace(partial, go)
+            time.sleep(max(0.0, start_at - time.time()))
+            try:
+                streamed = self.stream(self.open_records)
+            finally:
+                reads = self.finish_reads(reader, out, 60.0, log_name)
+        finally:
+            self.metered("stream-open-loop", meter)
+        warm = int(cfg.rate * cfg.latency_warmup)
+        self.results["open_loop"] = {
+            "read_capacity": capacity,
+            "read_capacity_from": source,
+            "share": OPEN_LOOP_SHARE,
+            "read_rate": round(rate, 1),
+            "restart_to_ready_seconds": round(restart_s, 2),
+            "reads": reads,
+            # The figure is ``latency.changelog_all``: every event of the phase, the restart's first
+            # seconds included; ``latency.changelog`` leaves the warm-up out, as the closed-loop phase does.
+            "latency": self.visibility(streamed, start_offsets, warm),
         }
 
     def rebuild(self) -> None:
@@ -649,7 +849,9 @@ class Bench:
         }
         if not restored:
             raise RuntimeError(f"no 'changelog records restored' lines in the worker log:\n{tail(worker.log_path)}")
-        self.checks["worker_states_after_rebuild"] = self.check_served(worker, self.expected_b)
+        # What was folded before the data folder went: the pre-loaded topic and the streams sent.
+        expected = expected_states([*self.fold_records, *self.streamed], set(self.sample_ids), self.rules)
+        self.checks["worker_states_after_rebuild"] = self.check_served(worker, expected)
         worker.stop()
 
     def export(self) -> None:
@@ -859,6 +1061,17 @@ class Bench:
             "mismatched": bad_cold[:5],
             "ok": not bad_cold and bool(stores),
         }
+
+
+@dataclass
+class Streamed:
+    """What a stream phase recorded: the paced run (send times), the HTTP cross-check, the worker's CPU."""
+
+    run: PacedRun
+    poller: VisibilityPoller
+    http_ns: dict[int, int | None]
+    worker_cpu: float  # CPUs busy over the phase
+    worker_cpus_by_second: list[float]
 
 
 def history_client(worker: WorkerProcess) -> httpx.Client:

@@ -65,6 +65,17 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int | None, bytes]:
         return None, b""
 
 
+def http_response(url: str, timeout: float = 5.0) -> tuple[int | None, dict[str, str], bytes]:
+    """Status, headers (names in lower case) and body of a GET with the bench's service key."""
+    try:
+        with urllib.request.urlopen(_request(url), timeout=timeout) as response:
+            return int(response.status), {k.lower(): v for k, v in response.headers.items()}, response.read()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), {k.lower(): v for k, v in exc.headers.items()}, exc.read()
+    except (urllib.error.URLError, OSError, TimeoutError):
+        return None, {}, b""
+
+
 @dataclass
 class Peer:
     """A peer process that writes a JSON result file when it has processed what it expects."""

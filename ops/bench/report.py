@@ -25,11 +25,12 @@ class Row:
     peers: str = ""
     note: str = ""
     who: str = "the worker"  # whose rate a ratio's miss asks more of (not in the JSON)
+    verdict: str = ""  # the result of a row without a numeric target (e.g. "lag bounded")
     result: str = field(default="", init=False)
 
     def evaluate(self) -> None:
         if self.target is None:
-            self.result = "" if self.value is not None else "n/a"
+            self.result = self.verdict or ("" if self.value is not None else "n/a")
             return
         if self.value is None:
             self.result = "MISS: not measured" + (f" ({short_text(self.note)})" if self.note else "")
@@ -137,6 +138,7 @@ def sections(results: dict[str, Any], errors: dict[str, str], config: Any) -> li
         TARGET_FOLD_VS_QUIX,
         TARGET_FOLD_VS_RAW,
         TARGET_READS_P99_MS,
+        TARGET_READS_VS_CEILING,
         TARGET_REBUILD_VS_RAW,
         TARGET_RSS_MB,
         TARGET_TIMELINE_P99_MS,
@@ -151,12 +153,21 @@ def sections(results: dict[str, Any], errors: dict[str, str], config: Any) -> li
     peers = {"Quix": quix, "raw ceiling": raw, **({"faust-plain": plain} if plain else {})}
     lat = r.get("latency", {})
     reads = r.get("reads", {})
+    quiet = r.get("reads_quiet", {})
+    ceiling = r.get("serving_ceiling", {}).get("rate")
+    opened = r.get("open_loop", {})
+    open_lat, open_reads = opened.get("latency", {}), opened.get("reads", {})
     rebuild = r.get("rebuild", {})
     micro = r.get("micro", {})
     rss = r.get("rss", {})
     rate_text = f"{config.rate:,.0f} ev/s"
     fold_error = errors.get("worker fold", "")
     reads_error = errors.get("stream + reads", "") or errors.get("reads while streaming", "")
+    ceiling_error = errors.get("peer: serving ceiling", "")
+    open_error = errors.get("stream + open-loop reads", "")
+    lag = lat.get("lag_events_by_second", [])
+    last_third = lag[-max(1, len(lag) // 3) :] if lag else []
+    lag_verdict = "" if not lag else ("bounded" if lat.get("lag_bounded") else "GROWING: a backlog")
     rss_skipped = "skipped (--rss-sessions 0)" if not config.rss_sessions else errors.get("worker RSS", "")
     worker_rows = [
         Row(
@@ -221,26 +232,95 @@ def sections(results: dict[str, Any], errors: dict[str, str], config: Any) -> li
             peers=ratio_text(rebuild.get("net_rate"), {"raw ceiling": raw}),
         ),
         Row("rebuild_seconds", "  rebuild: start to ready", rebuild.get("start_to_ready_seconds"), "s"),
-        Row("e2v_p50", f"event-to-visible p50 @ {rate_text} + reads", lat.get("changelog", {}).get("p50_ms"), "ms"),
         Row(
-            "e2v_p99",
-            f"event-to-visible p99 @ {rate_text} + reads",
-            lat.get("changelog", {}).get("p99_ms"),
+            "e2v_open_p99",
+            f"event-to-visible p99 @ {rate_text} + open-loop reads, from the worker's restart",
+            open_lat.get("changelog_all", {}).get("p99_ms"),
             "ms",
             Target("<", TARGET_E2V_P99_MS),
+            note=open_error,
+        ),
+        Row("e2v_open_p50", "  p50, same events", open_lat.get("changelog_all", {}).get("p50_ms"), "ms"),
+        Row(
+            "e2v_open_p99_after_warmup",
+            f"  p99 without the first {config.latency_warmup:g} s",
+            open_lat.get("changelog", {}).get("p99_ms"),
+            "ms",
+        ),
+        Row(
+            "open_reads_rate",
+            f"  open-loop reads: {opened.get('share', 0.5):.0%} of the worker's read capacity, answered",
+            open_reads.get("rate"),
+            "req/s",
+            peers=f"due {opened['read_rate']:,.0f}/s, capacity {opened['read_capacity']:,.0f}/s" if opened else "",
+            note=open_error,
+        ),
+        Row(
+            "open_reads_p99",
+            "  open-loop reads p99, from their due time",
+            open_reads.get("p99_ms"),
+            "ms",
+            peers=f"service time p99 {fmt(open_reads['service']['p99_ms'], 'ms')}" if open_reads else "",
+        ),
+        Row("open_restart", "  worker restart to ready, just before", opened.get("restart_to_ready_seconds"), "s"),
+        Row(
+            "e2v_p50",
+            f"event-to-visible p50 @ {rate_text} + saturating reads",
+            lat.get("changelog", {}).get("p50_ms"),
+            "ms",
+        ),
+        Row(
+            "e2v_p99",
+            "  p99 (closed-loop reads: reported, the target is the open-loop one)",
+            lat.get("changelog", {}).get("p99_ms"),
+            "ms",
             note=errors.get("stream + reads", ""),
+        ),
+        Row(
+            "fold_lag_saturating_s",
+            "  fold lag under them, worst of the phase's last third (s of stream)",
+            max(last_third) / config.rate if last_third else None,
+            "s",
+            peers=f"worst of the phase {max(lag) / config.rate:,.2f} s" if lag else "",
+            verdict=lag_verdict,
         ),
         Row("e2v_http_p99", "  same, HTTP poll sample p99", lat.get("http", {}).get("p99_ms"), "ms"),
         Row("e2v_rate", "  stream rate achieved", lat.get("achieved_rate"), "ev/s"),
         Row(
             "reads_rate",
-            f"session reads @ concurrency {config.concurrency} + stream",
+            f"session reads @ concurrency {config.concurrency} + stream (closed loop)",
             reads.get("rate"),
             "req/s",
+            peers=ratio_text(reads.get("rate"), {"ceiling": ceiling}),
             note=reads_error,
+        ),
+        Row(
+            "reads_vs_ceiling",
+            "  / serving ceiling (same run)",
+            ratio(reads.get("rate"), ceiling),
+            "x",
+            Target(">=", TARGET_READS_VS_CEILING),
+            note=reads_error or ceiling_error,
         ),
         Row("reads_p50", "  reads p50", reads.get("p50_ms"), "ms"),
         Row("reads_p99", "  reads p99", reads.get("p99_ms"), "ms", Target("<", TARGET_READS_P99_MS), note=reads_error),
+        Row(
+            "reads_quiet_rate",
+            f"session reads @ concurrency {config.concurrency}, no stream",
+            quiet.get("rate"),
+            "req/s",
+            peers=ratio_text(quiet.get("rate"), {"ceiling": ceiling}),
+            note=errors.get("worker reads", ""),
+        ),
+        Row(
+            "reads_quiet_vs_ceiling",
+            "  / serving ceiling (same run)",
+            ratio(quiet.get("rate"), ceiling),
+            "x",
+            Target(">=", TARGET_READS_VS_CEILING),
+            note=errors.get("worker reads", "") or ceiling_error,
+        ),
+        Row("reads_quiet_p99", "  reads p99, no stream", quiet.get("p99_ms"), "ms"),
         Row(
             "rss_mb",
             f"worker RSS after folding {rss.get('sessions', config.rss_sessions):,} sessions",
@@ -264,6 +344,13 @@ def sections(results: dict[str, Any], errors: dict[str, str], config: Any) -> li
             "ev/s",
             note=errors.get("peer: raw decode ceiling", ""),
         ),
+        Row(
+            "ceiling_rate",
+            f"serving ceiling: aiohttp + one rocksdict get, reads @ concurrency {config.concurrency}",
+            ceiling,
+            "req/s",
+            note=ceiling_error,
+        ),
         Row("producer_rate", "bulk producer (loading the topic)", r.get("workload", {}).get("producer_rate"), "ev/s"),
     ]
     if "faust" in config.peers:
@@ -278,8 +365,11 @@ def sections(results: dict[str, Any], errors: dict[str, str], config: Any) -> li
             ),
         )
     for row in peer_rows:
-        if row.value is not None and row.key != "producer_rate" and fold_rate:
+        if row.value is not None and row.key not in ("producer_rate", "ceiling_rate") and fold_rate:
             row.peers = f"worker = {fold_rate / row.value:.2f}x"
+        elif row.key == "ceiling_rate" and row.value:
+            both = {"no stream": quiet.get("rate"), "with the stream": reads.get("rate")}
+            row.peers = ", ".join(f"worker {name} = {v / row.value:.2f}x" for name, v in both.items() if v)
     history_rows = history_section(r, errors, config, TARGET_TIMELINE_P99_MS, TARGET_EXPORT_VS_RAW)
     return [
         ("worker (issue 8 figures)", worker_rows),
@@ -454,6 +544,119 @@ def history_notes(results: dict[str, Any]) -> list[str]:
     return out
 
 
+def latency_notes(lat: dict[str, Any], reads: str, config: Any, restarted: bool) -> list[str]:
+    """What a stream phase's event-to-visible says: a backlog or a wait, its per-second p50, and
+    (the open-loop phase, which starts at the worker's restart) whether the slow seconds are the first."""
+    out: list[str] = []
+    if not lat:
+        return out
+    where = f"latency ({reads})"
+    if lat.get("not_visible"):
+        out.append(f"{where}: {lat['not_visible']} events never became visible in the changelog")
+    first, last = lat.get("changelog_first_tenth_p50_ms"), lat.get("changelog_last_tenth_p50_ms")
+    p50 = lat.get("changelog", {}).get("p50_ms")
+    series = ", ".join("—" if v is None else f"{v:,.0f}" for v in lat.get("changelog_p50_ms_by_second", []))
+    if first is not None and last is not None and last > max(100.0, 3 * first):
+        out.append(
+            f"{where}: the worker did not keep up with {config.rate:,.0f} ev/s: p50 grew from {first:,.0f} ms "
+            f"(first tenth of the events) to {last:,.0f} ms (last tenth): the figures measure its backlog"
+        )
+    elif p50 is not None and p50 > 100.0:
+        busy = lat.get("worker_cpus_busy", 0.0)
+        why = (
+            "it is CPU-bound at this rate (a backlog)"
+            if busy >= 0.9
+            else "it is not CPU-bound, so events wait in a buffer or a periodic stall, not for the fold"
+        )
+        out.append(
+            f"{where}: a p50 of {p50:,.0f} ms is time events wait inside the worker; it used {busy:.2f} CPU "
+            f"during the phase: {why}"
+        )
+    if series:
+        out.append(f"{where}: p50 per second of the phase, warm-up included (ms): {series}")
+    tail = ", ".join("—" if v is None else f"{v:,.0f}" for v in lat.get("changelog_p99_ms_by_second", []))
+    if tail:
+        out.append(f"{where}: p99 per second (ms): {tail}")
+    busy = ", ".join(f"{v:.2f}" for v in lat.get("worker_cpus_busy_by_second", []))
+    if busy:
+        out.append(f"{where}: the worker's CPUs busy per second (a slow second at low CPU is a wait, not work): {busy}")
+    lag = lat.get("lag_events_by_second", [])
+    if lag:
+        out.append(
+            f"{where}: fold lag, worst per second (events sent, not yet visible): "
+            f"{', '.join(f'{v:,}' for v in lag)}; "
+            + ("bounded" if lat.get("lag_bounded") else "its last third is the worst: a backlog")
+            + ("; the fold group caught up after the phase" if lat.get("worker_caught_up") else
+               "; the fold group had NOT caught up 60 s after the phase")
+        )  # fmt: skip
+    by_second = [v for v in lat.get("changelog_p50_ms_by_second", []) if v is not None]
+    if len(by_second) >= 6:
+        third = len(by_second) // 3
+        early, late = max(by_second[:third]), max(by_second[-third:])
+        if early > 3 * late:
+            cause = (
+                "the phase starts at the worker's restart (its caches cold) with the reads and the stream"
+                if restarted
+                else f"{config.concurrency} readers and the stream start at once"
+            )
+            out.append(
+                f"why ({where}): the slow seconds are the phase's first ones (worst p50 {early:,.0f} ms, against "
+                f"{late:,.0f} ms in the last third): {cause}; the tail settles, it does not grow"
+            )
+    return out
+
+
+def serving_notes(results: dict[str, Any], cpu: dict[str, dict[str, float]], config: Any) -> list[str]:
+    """How the serving ceiling and the open-loop reads were taken, and when their figures are suspect."""
+    out = []
+    ceiling = results.get("serving_ceiling", {})
+    quiet = results.get("reads_quiet", {})
+    if ceiling:
+        out.append(
+            f"ceiling: peers/serve_ceiling.py (aiohttp, one rocksdict get, the worker's body and headers) on the "
+            f"worker's {config.partitions} partition stores as its fold left them (opened read-only, the worker "
+            f"stopped), under the worker's closed-loop load ({ceiling.get('concurrency')} connections, "
+            f"{ceiling.get('seconds'):g} s after {ceiling.get('warmup_seconds'):g} s): {ceiling.get('rate', 0):,.0f} "
+            f"req/s, p99 {fmt(ceiling.get('p99_ms'), 'ms')}; the worker, just restarted, no stream: "
+            f"{quiet.get('rate', 0):,.0f} req/s, p99 {fmt(quiet.get('p99_ms'), 'ms')}"
+        )
+    # The two are taken one after the other: other processes busy in one and not the other move the ratio.
+    apart = [cpu.get(phase, {}).get("foreign_cpus_busy") for phase in ("serving-ceiling", "worker-reads")]
+    if None not in apart and abs(apart[0] - apart[1]) > 0.25:
+        out.append(
+            f"ceiling: other processes kept {apart[0]:.2f} CPUs busy while the ceiling was read and {apart[1]:.2f} "
+            "while the worker was: the worker/ceiling ratios of this run compare unlike conditions"
+        )
+    for name, load in (("ceiling", ceiling), ("reads, no stream", quiet)):
+        if load and load.get("client_cpu_share", 0) > 0.85:
+            out.append(
+                f"{name}: the load client used {load['client_cpu_share']:.0%} of a CPU: the figure may be client-bound"
+            )
+        if load and set(load.get("statuses", {})) - {"200"}:
+            out.append(f"{name}: non-200 answers {load['statuses']}")
+    opened = results.get("open_loop", {})
+    reads = opened.get("reads", {})
+    if reads:
+        source = "with the stream" if opened.get("read_capacity_from") == "reads" else "without the stream"
+        out.append(
+            f"open loop: {reads['requests']:,} reads due at {opened['read_rate']:,.0f}/s ({opened['share']:.0%} of the "
+            f"worker's closed-loop rate {source}, {opened['read_capacity']:,.0f} req/s) on {reads['connections']} "
+            f"connections, from the worker's /readyz on (restart to ready {opened['restart_to_ready_seconds']:.2f} s); "
+            f"latency from each read's due time p50 {fmt(reads.get('p50_ms'), 'ms')}, p99 "
+            f"{fmt(reads.get('p99_ms'), 'ms')}, max {fmt(reads.get('max_ms'), 'ms')}; from its send (what a "
+            f"closed-loop client reports) p99 {fmt(reads['service'].get('p99_ms'), 'ms')}; deepest client queue "
+            f"{reads.get('deepest_queue')}, unanswered {reads.get('unanswered')}"
+        )
+        by_second = ", ".join("—" if v is None else f"{v:,.0f}" for v in reads.get("p99_ms_by_second", []))
+        out.append(f"open loop: reads p99 per second from the restart (ms): {by_second}")
+        if reads.get("client_cpu_share") and reads["client_cpu_share"] > 0.85:
+            share = reads["client_cpu_share"]
+            out.append(f"open loop: the load client used {share:.0%} of a CPU: its schedule may slip")
+        if set(reads.get("statuses", {})) - {"200"}:
+            out.append(f"open loop: non-200 answers {reads['statuses']} (0: unanswered)")
+    return out
+
+
 def notes(
     results: dict[str, Any],
     checks: dict[str, Any],
@@ -468,40 +671,10 @@ def notes(
             out.append(f"CHECK FAILED {name}: {check}")
     if checks.get("dead_letters"):
         out.append(f"CHECK FAILED: {checks['dead_letters']} records went to the dead-letter topic")
-    lat = results.get("latency", {})
-    if lat.get("not_visible"):
-        out.append(f"latency: {lat['not_visible']} events never became visible in the changelog")
-    first, last = lat.get("changelog_first_tenth_p50_ms"), lat.get("changelog_last_tenth_p50_ms")
-    p50 = lat.get("changelog", {}).get("p50_ms")
-    series = ", ".join("—" if v is None else f"{v:,.0f}" for v in lat.get("changelog_p50_ms_by_second", []))
-    if first is not None and last is not None and last > max(100.0, 3 * first):
-        out.append(
-            f"latency: the worker did not keep up with {config.rate:,.0f} ev/s: p50 grew from {first:,.0f} ms "
-            f"(first tenth of the events) to {last:,.0f} ms (last tenth): the figures measure its backlog"
-        )
-    elif p50 is not None and p50 > 100.0:
-        busy = lat.get("worker_cpus_busy", 0.0)
-        why = (
-            "it is CPU-bound at this rate (a backlog)"
-            if busy >= 0.9
-            else "it is not CPU-bound, so events wait in a buffer or a periodic stall, not for the fold"
-        )
-        out.append(
-            f"latency: a p50 of {p50:,.0f} ms is time events wait inside the worker; it used {busy:.2f} CPU "
-            f"during the phase: {why}"
-        )
-    if series:
-        out.append(f"latency: p50 per second of the phase, warm-up included (ms): {series}")
-    by_second = [v for v in lat.get("changelog_p50_ms_by_second", []) if v is not None]
-    if len(by_second) >= 6:
-        third = len(by_second) // 3
-        early, late = max(by_second[:third]), max(by_second[-third:])
-        if early > 3 * late:
-            out.append(
-                f"why (latency): the slow seconds are the phase's first ones (worst p50 {early:,.0f} ms, against "
-                f"{late:,.0f} ms in the last third): the phase starts on a worker just restarted, its caches cold, "
-                f"while {config.concurrency} readers start at once; the tail settles, it does not grow"
-            )
+    lat, open_lat = results.get("latency", {}), results.get("open_loop", {}).get("latency", {})
+    out.extend(latency_notes(lat, "saturating reads", config, restarted=False))
+    out.extend(latency_notes(open_lat, "open-loop reads", config, restarted=True))
+    out.extend(serving_notes(results, cpu, config))
     fold_done = results.get("worker_fold", {})
     fold_rate = fold_done.get("rate") if fold_done.get("finished") else None
     pure = results.get("micro", {}).get("pure_batch_fold_rate")
@@ -514,8 +687,9 @@ def notes(
             f"{fold_rate / pure:.0%} of it. Targets above the fold code's own rate need a cheaper fold "
             "(decode, apply with its transformers, encode), not a faster loop"
         )
-    if lat and lat.get("achieved_rate", 0) < 0.95 * config.rate:
-        out.append(f"latency: the producer reached only {lat['achieved_rate']:,.0f} ev/s")
+    for name, phase in (("saturating reads", lat), ("open-loop reads", open_lat)):
+        if phase.get("achieved_rate") is not None and phase["achieved_rate"] < 0.95 * config.rate:
+            out.append(f"latency ({name}): the producer reached only {phase['achieved_rate']:,.0f} ev/s")
     reads = results.get("reads", {})
     if reads and reads.get("client_cpu_share", 0) > 0.85:
         out.append(

@@ -4,7 +4,9 @@ One worker process (``python -m streams worker``) against a throw-away local Kaf
 port, both on this machine, measured on issue 8's figures: the fold of a pre-loaded topic as ratios
 to Quix Streams and to the raw decode ceiling (same run), with the pure fold beside it; the rebuild
 of a lost data folder; event-to-visible latency at 2,000 events/s with session reads at
-concurrency 32 running at the same time; the worker's RSS after folding 1,000,000 sessions. And
+concurrency 32 running at the same time; (issue 24) the worker's reads as a ratio to a serving
+ceiling on the same store, and event-to-visible with open-loop reads at half the worker's read
+capacity from its restart on; the worker's RSS after folding 1,000,000 sessions. And
 issue 9's history figures: the export of the pre-loaded topic to Parquet (ratio to the raw
 ceiling), a 100-event session's timeline and ``?at=`` read on the RSS phase's 1,000,000-event
 topic, warm and with the history store deleted.
@@ -56,14 +58,18 @@ def run(bench: Bench) -> int:
     if "quix" in cfg.peers and bench.quix_python is not None:
         bench.phase("peer: Quix Streams", bench.run_peer, "quix")
     if fold_ok:
+        # The worker is stopped: the ceiling serves its stores as the fold left them.
+        bench.phase("peer: serving ceiling", bench.serving_ceiling)
         bench.phase("worker warm restart", bench.worker_restart)
         if "worker warm restart" not in bench.errors:
+            bench.phase("worker reads", bench.worker_reads)
             bench.phase("stream + reads", bench.stream_and_reads)
+            bench.phase("stream + open-loop reads", bench.stream_open_loop)
             bench.phase("rebuild from the changelog", bench.rebuild)
             bench.phase("rebuild into a new generation", bench.rebuild_generation)
             bench.phase("scale-out", scale_out, bench)
     else:
-        for name in ("stream + reads", "rebuild from the changelog"):
+        for name in ("stream + reads", "stream + open-loop reads", "rebuild from the changelog"):
             bench.errors[name] = "skipped: the worker did not fold the pre-loaded topic"
     if bench.worker is not None and bench.worker.process is not None:
         bench.worker.stop()
