@@ -331,6 +331,10 @@ def create_engine(settings: Settings, current: Generation | None = None) -> Engi
     async def _revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         # faust awaits this before the rebalance goes on: the loop lets go only after its last
         # batch of these partitions is flushed and written, so two workers never write one.
+        # Until the assignment: the routing table still names the owners before the rebalance, and
+        # a write routed by it (a new session drawn on a partition being taken away) would wait for
+        # a fold that no longer happens here.
+        engine.assignment_known.clear()
         partitions = {tp.partition for tp in revoked if tp.topic == settings.events_topic}
         if partitions:
             await asyncio.wrap_future(fold.revoke(partitions))
@@ -342,6 +346,7 @@ def create_engine(settings: Settings, current: Generation | None = None) -> Engi
         standbys = standby_partitions(app, settings.events_topic) if settings.standby_replicas > 0 else set()
         # Not awaited: restoring may take long, and /readyz says when it is done.
         fold.assign(partitions, group_generation(app), standbys)
+        engine.assignment_known.set()
 
     register_views(engine)
     register_storefront_views(engine)

@@ -3,6 +3,7 @@ waiters, tokens, keys. Built by ``streams.control.app``; imports no web code (th
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,9 @@ class Engine:
     access: dict[tuple[str, str], Access] = field(default_factory=dict)
     # Recently active sessions and events folded per second, for the explorer (streams.observability.activity).
     activity: Activity = field(default_factory=Activity)
+    # Set while the group's assignment is known, cleared from a rebalance's revocation until its
+    # assignment (streams.control.app): requests wait for it before choosing a partition's owner.
+    assignment_known: asyncio.Event = field(default_factory=asyncio.Event)
 
     def read_session(self, session_id: str) -> bytes | None:
         """The stored state of a session this worker owns (callers route to the owner first).

@@ -7,6 +7,7 @@ calls ``answer = await forward_if_not_owner(...)`` and returns ``answer`` when i
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from aiohttp import ClientError, ClientTimeout, web
@@ -45,6 +46,22 @@ def owner_of(engine: Engine, session_id: str) -> URL | None:
     raise unavailable("partitions are being assigned")
 
 
+async def assignment_known(engine: Engine) -> None:
+    """Return once the group's assignment is known (at once, outside a rebalance): the owners
+    :func:`owner_of` names are then the ones that fold. Raises a 503 when the rebalance outlasts the
+    write wait (``SESSIONS_WRITE_WAIT_S``).
+
+    A soak's worker, its partitions revoked by a rebalance, drew a new session on one of them two
+    seconds later (the routing table still named it the owner), appended the creation and waited
+    20 s for a fold that happened on another worker: a 503 for a write that was applied."""
+    if engine.assignment_known.is_set():
+        return
+    try:
+        await asyncio.wait_for(engine.assignment_known.wait(), engine.settings.write_wait_s)
+    except TimeoutError:
+        raise unavailable("partitions are being assigned") from None
+
+
 def read_owned(engine: Engine, session_id: str) -> bytes:
     """The stored state of a session this worker owns (after ``forward_if_not_owner``): 503 while
     its partition is restored or moving, 404 when there is no such session."""
@@ -63,6 +80,7 @@ async def forward_if_not_owner(
     """None when this worker owns the session (the caller serves it); else the owner's answer to
     this request, relayed as it is. Raises a 503 :class:`~streams.web.errors.HttpError` when the
     owner cannot be asked."""
+    await assignment_known(engine)
     owner = owner_of(engine, session_id)
     if owner is None:
         return None

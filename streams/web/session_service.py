@@ -24,7 +24,7 @@ from streams.web.appending import EventLog
 from streams.web.errors import HttpError, json_response, unavailable
 from streams.web.identity import COOKIE_PREFIX, IdentityKeys
 from streams.web.regions import ask_region
-from streams.web.routing import forward_if_not_owner, owner_of
+from streams.web.routing import assignment_known, forward_if_not_owner, owner_of
 from streams.web.session_apps import MAX_ROUNDS, SessionApps, load_manifest
 from streams.web.session_changes import (
     NO_ORIGIN,
@@ -126,8 +126,9 @@ class SessionService:
         created = new_event("session.created", _NO_SESSION, origin.created_data())
         return segment_of(apply(None, created, self.engine.rules).namespaces)
 
-    def new_session_id(self) -> str:
+    async def new_session_id(self) -> str:
         # A new session may take any id: draw one this worker owns, so its writes need no hop.
+        await assignment_known(self.engine)
         for _ in range(256):
             candidate = str(uuid.uuid4())
             if owner_of(self.engine, candidate) is None:
@@ -185,7 +186,7 @@ class SessionService:
         appended: a sales channel the store refuses, a regions service's answer to record."""
         events: list[Event] = []
         if current is None:
-            session_id = self.new_session_id()
+            session_id = await self.new_session_id()
             events.append(new_event("session.created", session_id, origin.created_data()))
         else:
             session_id = current.id
