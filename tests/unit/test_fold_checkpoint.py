@@ -169,13 +169,15 @@ def test_without_transactions_only_the_local_fence_speaks():
     assert produced == [b"s1", b"\x00source-offset"]  # flushed before the fence spoke: the hole
 
 
-def stuck_worker(broker: FakeBroker, stuck: type[FakeProducer]) -> tuple[Checkpoint, list[FakeProducer]]:
-    """A checkpoint whose first producer is ``stuck`` and later ones are not; the loop never asks it
-    to give up (no command waiting)."""
+def stuck_worker(
+    broker: FakeBroker, stuck: type[FakeProducer], then: type[FakeProducer] = FakeProducer
+) -> tuple[Checkpoint, list[FakeProducer]]:
+    """A checkpoint whose first producer is ``stuck`` and later ones ``then``; the loop never asks
+    it to give up (no command waiting)."""
     made: list[FakeProducer] = []
 
     def make(config: dict[str, Any]) -> FakeProducer:
-        made.append((stuck if not made else FakeProducer)(broker, config))
+        made.append((stuck if not made else then)(broker, config))
         return made[-1]
 
     worker = Checkpoint(
@@ -282,17 +284,7 @@ def test_a_producer_that_failed_is_replaced_and_the_batch_goes_through_with_the_
 
 def test_a_fatal_error_that_every_new_producer_meets_stops_the_loop():
     broker = FakeBroker()
-    made: list[FakeProducer] = []
-
-    def make(config: dict[str, Any]) -> FakeProducer:
-        made.append(CommitFailsFatally(broker, config))
-        return made[-1]
-
-    worker = Checkpoint(
-        TARGET, fence=lambda: 3, give_up=lambda waited: False, fault=lambda point: None,
-        make_producer=make,  # type: ignore[arg-type]
-    )  # fmt: skip
-    assert worker.open(0, lambda: False)
+    worker, made = stuck_worker(broker, CommitFailsFatally, then=CommitFailsFatally)
     for _ in range(3):  # each batch: refused, a new producer
         assert worker.publish({0: batch(b"s1")}, 3).failed == {0}
     with pytest.raises(RuntimeError, match="failed 4 times in a row"):
