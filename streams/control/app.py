@@ -36,7 +36,7 @@ from streams.kafka.clients import FAUST_METADATA_MAX_AGE_MS, faust_credentials
 from streams.kafka.producer import EventProducer
 from streams.observability.activity import Activity
 from streams.observability.metrics import Metrics
-from streams.observability.stalls import StallWatch
+from streams.observability.stalls import FreezeDump, StallWatch
 from streams.privacy.appender import SealingAppender
 from streams.privacy.cipher import master_keys
 from streams.privacy.keyring import KeyRing
@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 # The worker's event loop not coming round for this long is logged with its stack: well under the
 # group's session timeout, so the line comes before the group drops the member.
 EVENT_LOOP_STALL_S = 3.0
+# Every thread's stack, from faulthandler's C thread, once the event loop has not come round for this
+# long: a process frozen by a C call that holds the GIL (streams.observability.stalls.FreezeDump).
+FROZEN_PROCESS_DUMP_S = 10.0
 
 
 class ProducerService(Service):
@@ -134,18 +137,21 @@ class EventLoopWatch(Service):
 
     def __init__(self, after_s: float = EVENT_LOOP_STALL_S, **kwargs: Any) -> None:
         self.stall = StallWatch("worker's event loop", after_s)
+        self.freeze = FreezeDump(FROZEN_PROCESS_DUMP_S)  # when even the watcher above cannot run
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
         self.stall.watch(threading.current_thread())
 
     async def on_stop(self) -> None:
+        self.freeze.disarm()
         self.stall.stop()
 
     @Service.task
     async def _beat(self) -> None:
         while not self.should_stop:
             self.stall.beat()
+            self.freeze.arm()
             await self.sleep(1.0)
 
 

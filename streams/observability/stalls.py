@@ -10,6 +10,7 @@ on call needs, and what a test that finds a group unsettled prints from the work
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import sys
 import threading
@@ -78,3 +79,24 @@ def stack_of(thread: threading.Thread) -> str:
     if frame is None:
         return "  (the thread has ended)"
     return "".join(traceback.format_stack(frame)).rstrip()
+
+
+class FreezeDump:
+    """Every thread's stack written to stderr by a C thread when :meth:`arm` has not been called again
+    for ``after_s`` (``faulthandler``'s watchdog): the one stall a :class:`StallWatch` cannot report.
+
+    A C call that holds the GIL while it blocks (confluent-kafka's ``assign`` and ``unassign`` wait
+    for librdkafka's main thread without letting go of it) freezes every Python thread, the watchers
+    included: a worker then answers nothing and logs nothing (a soak's worker was silent for 17 s
+    after a broker's SIGKILL; a fault suite's, for two minutes after a broker restart). The dump needs
+    no GIL; the frame of the thread holding it names the call."""
+
+    def __init__(self, after_s: float) -> None:
+        self.after_s = after_s
+
+    def arm(self) -> None:
+        """(Re)start the countdown: called once per turn of the loop being watched."""
+        faulthandler.dump_traceback_later(self.after_s, repeat=False, file=sys.stderr, exit=False)
+
+    def disarm(self) -> None:
+        faulthandler.cancel_dump_traceback_later()

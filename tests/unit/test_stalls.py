@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 import time
 
@@ -62,3 +64,43 @@ def test_the_stack_of_an_ended_thread_says_so():
     thread.start()
     thread.join()
     assert stack_of(thread) == "  (the thread has ended)"
+
+
+# A process whose only Python thread never lets go of the GIL (one C call, as a confluent-kafka
+# ``assign`` waiting on librdkafka is): nothing in Python can report it, the C watchdog does.
+FROZEN = """
+import re, sys
+from streams.observability.stalls import FreezeDump
+
+def held_in_one_c_call():
+    re.fullmatch(r"(a+)+b", "a" * 25)  # catastrophic backtracking: seconds in C, the GIL held
+
+dump = FreezeDump(after_s=0.1)
+dump.arm()
+held_in_one_c_call()
+"""
+
+ARMED_EACH_TURN = """
+import time
+from streams.observability.stalls import FreezeDump
+
+dump = FreezeDump(after_s=1.0)
+for _ in range(10):  # a loop that comes round every 0.1 s
+    dump.arm()
+    time.sleep(0.1)
+dump.disarm()
+time.sleep(1.2)  # past the countdown, disarmed
+"""
+
+
+def test_a_process_frozen_in_a_c_call_that_holds_the_gil_gets_every_thread_dumped():
+    ran = subprocess.run([sys.executable, "-c", FROZEN], capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert "most recent call first" in ran.stderr
+    assert "held_in_one_c_call" in ran.stderr  # the frame that holds the GIL names the call
+
+
+def test_a_loop_that_keeps_coming_round_gets_no_dump():
+    ran = subprocess.run([sys.executable, "-c", ARMED_EACH_TURN], capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stderr == ""
