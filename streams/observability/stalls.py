@@ -82,7 +82,7 @@ def stack_of(thread: threading.Thread) -> str:
 
 
 class FreezeDump:
-    """Every thread's stack written to stderr by a C thread when :meth:`arm` has not been called again
+    """Every thread's stack written to the process's stderr by a C thread when :meth:`arm` has not been called again
     for ``after_s`` (``faulthandler``'s watchdog): the one stall a :class:`StallWatch` cannot report.
 
     A C call that holds the GIL while it blocks (confluent-kafka's ``assign`` and ``unassign`` wait
@@ -96,7 +96,9 @@ class FreezeDump:
 
     def arm(self) -> None:
         """(Re)start the countdown: called once per turn of the loop being watched."""
-        faulthandler.dump_traceback_later(self.after_s, repeat=False, file=sys.stderr, exit=False)
+        # The process's own stderr (fd 2), not ``sys.stderr``: faust's ``mode`` replaces that with a
+        # logging proxy that has no file descriptor for the C thread to write to.
+        faulthandler.dump_traceback_later(self.after_s, repeat=False, file=2, exit=False)
 
     def disarm(self) -> None:
         faulthandler.cancel_dump_traceback_later()

@@ -532,7 +532,9 @@ class FaultSuite:
             time.sleep(steady_s)  # a length of steady load (``make soak``'s pause), not a wait for a condition
         deadline = time.monotonic() + 120
         while (short := self.short_of_load(since, each)) is not None:
-            assert time.monotonic() < deadline, f"the load did not go on steadily: {short}"
+            if time.monotonic() >= deadline:
+                tails = "\n".join(f"--- {self.cluster.name(w)}\n{w.log_tail(30)}" for w in self.cluster.running)
+                raise AssertionError(f"the load did not go on steadily: {short}\n{tails}")
             time.sleep(0.05)  # polling the load's answers
 
     def short_of_load(self, since: float, each: int) -> str | None:
@@ -547,7 +549,17 @@ class FaultSuite:
         for worker in sorted(alive):
             for kind in ("event", "sf_write", "read"):
                 if answered[worker, kind] < each:
-                    return f"{worker}: {answered[worker, kind]} {kind} answered 2xx, {each} wanted"
+                    with self.lock:  # what it answered instead: a status, a timeout, unreachable
+                        instead = Counter(
+                            e.status
+                            for e in self.exchanges
+                            if e.at >= since and e.worker == worker and e.kind == kind
+                            and not (isinstance(e.status, int) and 200 <= e.status < 300)
+                        )  # fmt: skip
+                    return (
+                        f"{worker}: {answered[worker, kind]} {kind} answered 2xx, {each} wanted "
+                        f"(answered instead: {dict(instead) or 'nothing'})"
+                    )
         return None
 
     def recover(self, fault: str, since: float) -> None:
