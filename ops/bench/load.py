@@ -96,6 +96,12 @@ def event_count(body: bytes) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def cpu_seconds_since(before: os.times_result) -> float:
+    """This process's CPU (user and system) since ``before`` (``os.times()``): the load's own cost."""
+    now = os.times()
+    return (now.user - before.user) + (now.system - before.system)
+
+
 def percentile(values: list[float], q: float) -> float | None:
     """Nearest-rank percentile (q in 0..100) of unsorted values; None for none."""
     if not values:
@@ -163,10 +169,9 @@ class ReadLoad:
         until = measure_from + self.seconds
         cpu_before = os.times()
         await asyncio.gather(*(self._worker(i, measure_from, until) for i in range(self.concurrency)))
-        cpu_after = os.times()
+        client_cpu = cpu_seconds_since(cpu_before)
         measured = sum(n for status, n in self.statuses.items() if status >= 0)
         ok = self.statuses.get(200, 0)
-        client_cpu = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
         return {
             "concurrency": self.concurrency,
             "seconds": self.seconds,
@@ -298,7 +303,7 @@ class OpenLoopReads:
         for task in pending:
             task.cancel()
         ended_ns = time.perf_counter_ns()
-        cpu_after = os.times()
+        client_cpu = cpu_seconds_since(cpu_before)
         answered = [i for i in range(count) if done_ns[i]]
         unanswered = count - len(answered)
         due_ns = [schedule.due_ns(i) for i in range(count)]
@@ -312,7 +317,6 @@ class OpenLoopReads:
         if unanswered:
             statuses[0] = unanswered
         wall = (ended_ns - schedule.start_ns) / 1e9
-        client_cpu = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
         return {
             "rate_target": self.rate,
             "seconds": self.seconds,

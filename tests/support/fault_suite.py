@@ -220,6 +220,15 @@ class Report:
         return longest, where
 
 
+def load_kind(kind: str) -> str:
+    """The kinds the steady load counts: a storefront read is a read."""
+    return "read" if kind in ("read", "sf_read") else kind
+
+
+def is_2xx(status: int | str) -> bool:
+    return isinstance(status, int) and 200 <= status < 300
+
+
 class FaultSuite:
     def __init__(
         self,
@@ -533,34 +542,38 @@ class FaultSuite:
         deadline = time.monotonic() + 120
         while (short := self.short_of_load(since, each)) is not None:
             if time.monotonic() >= deadline:
+                worker, kind, count = short
                 tails = "\n".join(f"--- {self.cluster.name(w)}\n{w.log_tail(30)}" for w in self.cluster.running)
-                raise AssertionError(f"the load did not go on steadily: {short}\n{tails}")
+                raise AssertionError(
+                    f"the load did not go on steadily: {worker}: {count} {kind} answered 2xx, {each} wanted "
+                    f"(answered instead: {self.answered_instead(since, worker, kind) or 'nothing'})\n{tails}"
+                )
             time.sleep(0.05)  # polling the load's answers
 
-    def short_of_load(self, since: float, each: int) -> str | None:
-        """What the load has not had answered yet by some running worker since ``since``; None when nothing."""
+    def short_of_load(self, since: float, each: int) -> tuple[str, str, int] | None:
+        """A running worker and a kind of request it has answered fewer than ``each`` times with a
+        2xx since ``since`` (and how many); None when every one has."""
         with self.lock:
             alive = {self.cluster.name(w) for w in self.alive}
             answered = Counter(
-                (e.worker, "read" if e.kind in ("read", "sf_read") else e.kind)
-                for e in self.exchanges
-                if e.at >= since and isinstance(e.status, int) and 200 <= e.status < 300
+                (e.worker, load_kind(e.kind)) for e in self.exchanges if e.at >= since and is_2xx(e.status)
             )
         for worker in sorted(alive):
             for kind in ("event", "sf_write", "read"):
                 if answered[worker, kind] < each:
-                    with self.lock:  # what it answered instead: a status, a timeout, unreachable
-                        instead = Counter(
-                            e.status
-                            for e in self.exchanges
-                            if e.at >= since and e.worker == worker and e.kind == kind
-                            and not (isinstance(e.status, int) and 200 <= e.status < 300)
-                        )  # fmt: skip
-                    return (
-                        f"{worker}: {answered[worker, kind]} {kind} answered 2xx, {each} wanted "
-                        f"(answered instead: {dict(instead) or 'nothing'})"
-                    )
+                    return worker, kind, answered[worker, kind]
         return None
+
+    def answered_instead(self, since: float, worker: str, kind: str) -> dict[int | str, int]:
+        """What ``worker`` answered to ``kind`` (as :meth:`short_of_load` counts kinds) other than a
+        2xx since ``since``: statuses, timeouts, unreachable."""
+        with self.lock:
+            others = [
+                e.status
+                for e in self.exchanges
+                if e.at >= since and e.worker == worker and load_kind(e.kind) == kind and not is_2xx(e.status)
+            ]
+        return dict(Counter(others))
 
     def recover(self, fault: str, since: float) -> None:
         """Wait until the running workers have settled, then until the lag gauge is back to 0."""
