@@ -243,7 +243,7 @@ def test_a_figure_not_measured_says_which_step_failed_first():
     for name in ("fold", "restore", "rss", "history", "disk"):
         del big[name]
     big["errors"] = {"fold": "TimeoutError: not folded"}
-    rows, lines = _table({"default": _size(200_000, 20_000, fold=20_000.0, cpu=10.0), "scale": big})
+    rows, _ = _table({"default": _size(200_000, 20_000, fold=20_000.0, cpu=10.0), "scale": big})
     for key in ("scale_fold_rate_vs_default", "scale_restore_rate_vs_default", "scale_timeline_p99"):
         assert rows[key].value is None
         assert rows[key].result == "MISS: not measured (fold: TimeoutError: not folded)"
