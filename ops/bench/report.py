@@ -914,7 +914,8 @@ def scale_notes(
             out.append(
                 f"produce ({size['events']:,} events): generated from a pool of the default mix's events, stamped "
                 f"with their own session id, event id and time ({producer['spacing_ms']:g} ms apart), and produced "
-                f"as the API's appender does: {producer['records']:,} in {producer['seconds']:.1f} s"
+                f"as the API's appender does: {producer['records']:,} in {producer['seconds']:.1f} s; the bench's "
+                f"own peak RSS by then {fmt(producer.get('bench_peak_rss_mb'), 'MB')}"
             )
     if big:
         out.append(

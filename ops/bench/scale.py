@@ -23,6 +23,7 @@ scale size's by the default size's.
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,7 @@ from config import LONG_SESSION_EVENTS, LONG_SESSIONS, SCALE_OLD_RECORDS, SCALE_
 from kafka_io import broker_files, changelog_span_ms, changelog_topic, create_topic, produce_all, worker_settings
 from kafka_io import topic_bytes as topic_bytes_of
 from machine import process_cpu_seconds
-from phases import data_dir_mb, expected_states, history_reads, log, memory_at_rest
+from phases import data_dir_mb, expected_states, history_reads, log, memory_at_rest, rss_of
 from workload import LongSessions, Record, TemplatedWorkload, interleave, long_sessions
 
 from schemas.session import SessionState
@@ -169,6 +170,9 @@ def produce(bench: Bench, size: Size, out: dict[str, Any]) -> Loaded:
         "seconds": round(produced.seconds, 2),
         "rate": round(produced.rate),
         "spacing_ms": round(workload.spacing_ms, 3),
+        # The bench's own peak so far: the topic is streamed, so this stays flat as the topic grows
+        # (librdkafka's queue, bounded by queue.buffering.max.kbytes, is the most it holds).
+        "bench_peak_rss_mb": rss_of(os.getpid()).get("VmHWM"),
     }
     out["sessions_with_events"] = sessions
     # The old sessions are among the first records; how many came after them.
