@@ -34,7 +34,7 @@ lint: install ## ruff and mypy (strict on schemas/ and projections/)
 format: install ## apply ruff's fixes and formatting
 	@.venv/bin/ruff check --fix . && .venv/bin/ruff format .
 
-bench: install ## issue 8's figures (py-spy comes with the lock): one worker vs Quix Streams and the raw ceiling, <10 min (ARGS="--quick" ~1 min): table + var/bench.json
+bench: install ## issue 8's figures (py-spy comes with the lock): one worker vs Quix Streams and the raw ceiling, <10 min (ARGS="--quick" ~1 min; ARGS="--scale": the cost at 10M events, ~30 min): table + var/bench.json
 	@$(PY) ops/bench/run.py $(ARGS)
 
 soak: install ## the fault suite for longer: 3 workers, SIGKILLs, restarts, a broker restart, under load (ARGS="--minutes 3"); figures, 0 lost / 0 duplicated

@@ -41,6 +41,16 @@ LONG_SESSIONS = 50
 LONG_SESSION_EVENTS = 100
 HISTORY_WARMUP_REQUESTS = 50  # per kind of read, left out of the figures
 HISTORY_REQUESTS = 300  # per kind of read, measured (one client, keep-alive, cycling over the sessions)
+# Issue 24, "Cost at scale" (--scale): at SCALE_EVENTS events over SCALE_SESSIONS sessions, the fold,
+# restore, export and rebuild rates x the same rates at the default size (--events), same run; the
+# old sessions' timeline and ?at= p99 (TARGET_TIMELINE_P99_MS) and the worker's RSS (TARGET_RSS_MB).
+SCALE_EVENTS = 10_000_000
+SCALE_SESSIONS = 1_000_000
+TARGET_SCALE_VS_DEFAULT = 0.8
+# The long (history) sessions of a scale topic sit among its first records: old sessions.
+SCALE_OLD_RECORDS = 100_000
+# A bound on each scale phase that grows with the topic: no phase may take longer than at this rate.
+SCALE_SLOWEST_RATE = 2_000.0
 # The pure fold with the loop's batching: records per partition per batch (SESSIONS_FOLD_BATCH_MAX).
 PURE_BATCH = 5000
 
@@ -67,6 +77,9 @@ class Config:
     out: Path
     keep: bool
     quick: bool
+    scale: bool = False
+    scale_events: int = SCALE_EVENTS
+    scale_sessions: int = SCALE_SESSIONS
 
 
 def parse_args(argv: list[str] | None) -> Config:
@@ -106,6 +119,21 @@ def parse_args(argv: list[str] | None) -> Config:
         help="sessions (one event each) of the RSS and history phases (default 1,000,000; quick 20,000; 0 = both "
         "skipped)",
     )
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="issue 24's cost at scale instead of the default run: a --scale-events topic beside one of --events, "
+        "fold, restore, export and rebuild rates as ratios, old sessions' history reads, RSS, disk (~30 min)",
+    )
+    parser.add_argument(
+        "--scale-events", type=int, default=SCALE_EVENTS, help=f"events of the scale topic (default {SCALE_EVENTS:,})"
+    )
+    parser.add_argument(
+        "--scale-sessions",
+        type=int,
+        default=SCALE_SESSIONS,
+        help=f"sessions they spread over (default {SCALE_SESSIONS:,})",
+    )
     parser.add_argument("--out", type=Path, default=VAR / "bench.json")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (broker data, logs)")
     args = parser.parse_args(argv)
@@ -137,11 +165,22 @@ def parse_args(argv: list[str] | None) -> Config:
         out=args.out,
         keep=args.keep,
         quick=quick,
+        scale=args.scale,
+        scale_events=args.scale_events,
+        scale_sessions=args.scale_sessions,
     )
     if config.events < 2 or config.sessions < 1 or config.rate <= 0 or config.concurrency < 1:
         parser.error("--events >= 2, --sessions >= 1, --rate > 0 and --concurrency >= 1")
     if config.rss_sessions < 0:
         parser.error("--rss-sessions >= 0")
+    if config.scale:
+        # Each topic holds the long sessions' events besides at least as many of its own.
+        least = 2 * LONG_SESSIONS * LONG_SESSION_EVENTS
+        if (
+            min(config.events, config.scale_events) < least
+            or min(config.sessions, config.scale_sessions) <= LONG_SESSIONS
+        ):
+            parser.error(f"--scale needs --events and --scale-events >= {least:,}, sessions > {LONG_SESSIONS}")
     return config
 
 

@@ -9,8 +9,9 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -273,10 +274,14 @@ def read_changelog(
     topic: str,
     start: dict[int, int] | None = None,
     timeout: float = 120.0,
+    stop: dict[int, int] | None = None,
 ) -> list[ChangelogRecord]:
     """Every session record of ``topic`` from ``start`` (partition -> offset; default the beginning) to its
-    end now; batch markers (keys starting with NUL) are skipped."""
+    end now, or to ``stop`` (partition -> offset, excluded) where that comes first; batch markers (keys
+    starting with NUL) are skipped."""
     ends = end_offsets(bootstrap, topic)
+    if stop is not None:
+        ends = {p: (low, min(high, stop.get(p, high))) for p, (low, high) in ends.items()}
     # The changelog is written in transactions: its last offset is a commit marker that no
     # consumer returns, so the end of a partition comes as an event (read_committed, the default).
     consumer = Consumer(
@@ -326,6 +331,41 @@ def read_changelog(
     if remaining:
         raise TimeoutError(f"changelog {topic} not read to its end within {timeout:.0f}s")
     return out
+
+
+def changelog_span_ms(bootstrap: str, topic: str, edge: int = 64) -> tuple[int, int] | None:
+    """When a fold wrote its first and its last session record: the smallest producer timestamp among
+    the first ``edge`` records of each partition of its changelog, the largest among the last
+    ``edge`` (the fold writes nothing else there; markers are skipped). Reads a few hundred records,
+    whatever the changelog's size. None for an empty changelog."""
+    ends = end_offsets(bootstrap, topic)
+    head = read_changelog(bootstrap, topic, start={p: low for p, (low, _) in ends.items()},
+                          stop={p: low + edge for p, (low, _) in ends.items()})  # fmt: skip
+    last = read_changelog(bootstrap, topic, start={p: max(low, high - edge) for p, (low, high) in ends.items()})
+    if not head or not last:
+        return None
+    return min(r.timestamp_ms for r in head), max(r.timestamp_ms for r in last)
+
+
+def topic_bytes(files: Iterable[tuple[Path, int]], topic: str) -> int:
+    """The bytes of ``topic`` among a broker's files (path, size): those in its partitions' folders,
+    ``<log dir>/<topic>-<partition>/`` (segments, indexes, checkpoints); another topic whose name
+    starts with this one's is not counted."""
+    folder = re.compile(re.escape(topic) + r"-\d+")
+    return sum(size for path, size in files if folder.fullmatch(path.parent.name))
+
+
+def broker_files(root: Path) -> Iterator[tuple[Path, int]]:
+    """Every file under a broker's data folder, with the bytes it takes on disk (its allocated blocks,
+    as ``du`` counts: Kafka preallocates each segment's index files, 10 MB each, as sparse files, so
+    their apparent size says nothing). A file deleted meanwhile is left out: the broker rolls and
+    cleans segments as it runs."""
+    for path in root.rglob("*"):
+        try:
+            if path.is_file():
+                yield path, path.stat().st_blocks * 512
+        except OSError:
+            continue
 
 
 def worker_settings(app_id: str, events_topic: str) -> Settings:

@@ -33,6 +33,7 @@ import timeit
 import traceback
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,7 +108,7 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def expected_states(records: list[Record], sessions: set[str], rules: Any) -> dict[str, SessionState]:
+def expected_states(records: Iterable[Record], sessions: set[str], rules: Any) -> dict[str, SessionState]:
     states: dict[str, SessionState] = {}
     for record in records:
         if record.session in sessions:
@@ -123,6 +124,24 @@ def rss_of(pid: int) -> dict[str, float]:
         if name in ("VmRSS", "VmHWM"):
             out[name] = round(int(rest.split()[0]) * 1024 / 1e6, 1)
     return out
+
+
+# The worker at rest after the fold (streams/fold/loop.py trims its heap after 0.5 s idle).
+RSS_SETTLE_S = 2.0
+
+
+def memory_at_rest(worker: WorkerProcess) -> dict[str, float]:
+    """VmRSS and VmHWM of a worker that has just folded everything, once at rest, not mid-burst: the
+    loop hands freed memory back after 0.5 s without records."""
+    assert worker.process is not None
+    time.sleep(RSS_SETTLE_S)
+    return rss_of(worker.process.pid)
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU seconds of this process's children that have ended and been waited for."""
+    times = os.times()
+    return times.children_user + times.children_system
 
 
 def data_dir_mb(data_dir: Path) -> dict[str, float]:
@@ -145,9 +164,6 @@ def data_dir_mb(data_dir: Path) -> dict[str, float]:
 REBUILT = re.compile(
     r"generation (\d+): (\d+) sessions, (\d+) events folded \((\d+) records read\) in ([\d.]+)s, ([\d,.]+) events/s"
 )
-
-# The worker at rest after the fold (streams/fold/loop.py trims its heap after 0.5 s idle).
-RSS_SETTLE_S = 2.0
 
 
 class Bench:
@@ -231,8 +247,9 @@ class Bench:
             "ok": not (mismatched or missing),
         }
 
-    def wait_folded(self, topic: str, group: str, timeout: float) -> bool:
-        """Until the fold loop's group (``<app id>-fold``) has committed every record of ``topic``."""
+    def wait_folded(self, topic: str, group: str, timeout: float, interval: float = 0.25) -> bool:
+        """Until the fold loop's group (``<app id>-fold``) has committed every record of ``topic``
+        (asked every ``interval`` s: each asking is a consumer of its own, CPU the worker shares)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -240,15 +257,18 @@ class Bench:
                     return True
             except (KafkaException, RuntimeError):
                 pass  # the group has not committed yet
-            time.sleep(0.25)
+            time.sleep(interval)
         return False
 
     # -- phases --
 
-    def setup(self) -> None:
-        cfg = self.config
+    def start_broker(self) -> None:
         self.bootstrap = local_broker.start(self.broker_dir, local_broker.free_port(), quiet=True)
         log(f"broker {local_broker.kafka_version()} at {self.bootstrap} (data {self.broker_dir})")
+
+    def setup(self) -> None:
+        cfg = self.config
+        self.start_broker()
         workload = Workload(cfg.seed, cfg.sessions)
         self.fold_records = workload.take(cfg.events)
         self.counts_a = dict(workload.touched())
@@ -810,11 +830,28 @@ class Bench:
         }
 
     def rebuild(self) -> None:
-        cfg = self.config
+        """The worker's data folder lost: it catches up from its changelog (``restore_from_changelog``);
+        then the sample sessions served as folded before, the stream phases' events included."""
         worker = self.worker
         assert worker is not None
+        self.results["rebuild"] = restored = {"sessions": len(self.counts_b)}
+        cold = self.results.get("worker_fold", {}).get("start_to_ready_seconds")
+        self.restore_from_changelog(worker, self.changelog, cold, self.config.phase_timeout, "rebuild", restored)
+        # What was folded before the data folder went: the pre-loaded topic and the streams sent.
+        expected = expected_states([*self.fold_records, *self.streamed], set(self.sample_ids), self.rules)
+        self.checks["worker_states_after_rebuild"] = self.check_served(worker, expected)
         worker.stop()
-        changelog_records = record_count(self.bootstrap, self.changelog)
+
+    def restore_from_changelog(
+        self, worker: WorkerProcess, changelog: str, cold_start_s: float | None, timeout: float, phase: str,
+        out: dict[str, Any],
+    ) -> None:  # fmt: skip
+        """The worker stopped, its data folder deleted, started again at info level: the changelog
+        records restored and the seconds of catch-up, summed over its log lines (net of process start,
+        imports and group join), into ``out`` (before a missing log line fails the phase: the readyz
+        cross-check still counts). The worker is left running, ready."""
+        worker.stop()
+        changelog_records = record_count(self.bootstrap, changelog)
         shutil.rmtree(worker.data_dir)
         # At info level the loop logs each partition's catch-up: records and seconds, net of start.
         worker.env["SESSIONS_LOG_LEVEL"] = "info"
@@ -822,46 +859,51 @@ class Bench:
         meter = self.meter()
         worker.spawn()
         try:
-            seconds = worker.wait_ready(cfg.phase_timeout)
+            seconds = worker.wait_ready(timeout)
         finally:
             worker.env["SESSIONS_LOG_LEVEL"] = "warning"
-            self.metered("rebuild", meter)
+            self.metered(phase, meter)
         with open(worker.log_path, "rb") as handle:
             handle.seek(log_from)
             text = handle.read().decode(errors="replace")
         restored = [(int(p), int(n), float(s)) for p, n, s in RESTORED.findall(text)]
         restored_records = sum(n for _, n, _ in restored)
         restore_seconds = sum(s for _, _, s in restored)
-        cold = self.results.get("worker_fold", {}).get("start_to_ready_seconds")
-        net = seconds - cold if cold is not None and seconds > cold else None
-        self.results["rebuild"] = {
-            "changelog_records": changelog_records,
-            "sessions": len(self.counts_b),
-            "partitions_logged": len(restored),
-            "restored_records": restored_records,
-            "restore_seconds": round(restore_seconds, 3),
-            # The figure: records restored per second of catch-up, from the worker's own log lines.
-            "rate": round(restored_records / restore_seconds) if restore_seconds > 0 else None,
-            "start_to_ready_seconds": round(seconds, 2),
-            # Cross-check: readyz time minus a cold start (empty store) of the same worker.
-            "net_of_cold_start_seconds": round(net, 2) if net else None,
-            "net_rate": round(changelog_records / net) if net else None,
-        }
+        net = seconds - cold_start_s if cold_start_s is not None and seconds > cold_start_s else None
+        out.update(
+            {
+                "changelog_records": changelog_records,
+                "partitions_logged": len(restored),
+                "restored_records": restored_records,
+                "restore_seconds": round(restore_seconds, 3),
+                # The figure: records restored per second of catch-up, from the worker's own log lines.
+                "rate": round(restored_records / restore_seconds) if restore_seconds > 0 else None,
+                "start_to_ready_seconds": round(seconds, 2),
+                # Cross-check: readyz time minus a cold start (empty store) of the same worker.
+                "net_of_cold_start_seconds": round(net, 2) if net else None,
+                "net_rate": round(changelog_records / net) if net else None,
+            }
+        )
         if not restored:
             raise RuntimeError(f"no 'changelog records restored' lines in the worker log:\n{tail(worker.log_path)}")
-        # What was folded before the data folder went: the pre-loaded topic and the streams sent.
-        expected = expected_states([*self.fold_records, *self.streamed], set(self.sample_ids), self.rules)
-        self.checks["worker_states_after_rebuild"] = self.check_served(worker, expected)
-        worker.stop()
 
     def export(self) -> None:
-        """``export_to_file`` (what ``sessionctl export --format parquet`` calls), in this process, over
-        the pre-loaded topic's whole time range (its first event's time to just after its last one),
-        to a scratch file; timed around the call (consumer start, time index lookups, the file's close)."""
+        """The pre-loaded topic's whole time range to Parquet (``export_range``), after the raw peer."""
         stamps = [r.timestamp_ms for r in self.fold_records if r.timestamp_ms is not None]
-        start = datetime.fromtimestamp(min(stamps) / 1000, UTC)
-        end = datetime.fromtimestamp((max(stamps) + 1) / 1000, UTC)
-        path = self.scratch / "export.parquet"
+        result, check = self.export_range(
+            self.topic, min(stamps), max(stamps), len(self.fold_records), self.scratch / "export.parquet", "export"
+        )
+        self.results["export"], self.checks["export_rows"] = result, check
+
+    def export_range(
+        self, topic: str, first_ms: int, last_ms: int, expected: int, path: Path, phase: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``export_to_file`` (what ``sessionctl export --format parquet`` calls), in this process, over
+        ``topic``'s whole time range (its first event's time to just after its last one), to a scratch
+        file; timed around the call (consumer start, time index lookups, the file's close). The result
+        and the check of its rows (``expected`` events)."""
+        start = datetime.fromtimestamp(first_ms / 1000, UTC)
+        end = datetime.fromtimestamp((last_ms + 1) / 1000, UTC)
         first: list[tuple[float, int]] = []  # (time, events written) at the first progress call
 
         def progress(read: int, written: int, planned: int) -> None:
@@ -869,25 +911,27 @@ class Bench:
                 first.append((time.perf_counter(), written))
 
         meter = self.meter()
+        cpu0 = process_cpu_seconds(os.getpid())
         began = time.perf_counter()
         try:
             summary = export_to_file(
-                self.bootstrap, self.topic, RecordFilter(start, end), "parquet", path, progress=progress
+                self.bootstrap, topic, RecordFilter(start, end), "parquet", path, progress=progress
             )
         finally:
-            self.metered("export", meter)
+            self.metered(phase, meter)
         ended = time.perf_counter()
         seconds = ended - began
+        cpu = process_cpu_seconds(os.getpid()) - cpu0
         # Beside the figure: the rate after the first batch written (as the raw peer times itself,
         # from its first record), without the consumer's start and the time index lookups.
         steady = (summary.written - first[0][1]) / (ended - first[0][0]) if first and ended > first[0][0] else None
         rows = pq.ParquetFile(path).metadata.num_rows
-        self.results["export"] = {
+        result = {
             "format": "parquet",
             "how": "streams.tools.export.events.export_to_file, in the bench's process",
             "from": start.isoformat(),
             "to": end.isoformat(),
-            "events": len(self.fold_records),
+            "events": expected,
             "written": summary.written,
             "records_read": summary.read,
             "skipped": summary.skipped,
@@ -897,48 +941,65 @@ class Bench:
             "file_bytes": path.stat().st_size,
             "rate": round(summary.written / seconds) if seconds > 0 else None,
             "rate_after_first_batch": round(steady) if steady else None,
+            "cpu_seconds": round(cpu, 2),  # the bench's process (the export and its consumer's threads)
         }
-        self.checks["export_rows"] = {
-            "expected": len(self.fold_records),
+        check = {
+            "expected": expected,
             "written": summary.written,
             "parquet_rows": rows,
-            "ok": rows == summary.written == len(self.fold_records),
+            "ok": rows == summary.written == expected,
         }
         path.unlink(missing_ok=True)
+        return result, check
 
     def rebuild_generation(self) -> None:
-        """``sessionctl rebuild`` (a process of its own, as an operator runs it) folds the whole
-        pre-loaded topic into table generation 2; the figure is the rate it prints, its own clock."""
+        """``sessionctl rebuild`` of the pre-loaded topic into table generation 2 (``sessionctl_rebuild``)."""
+        self.results["rebuild_generation"] = self.sessionctl_rebuild(
+            self.app_id,
+            self.topic,
+            self.scratch / "rebuild-generation",
+            "rebuild-generation",
+            self.config.phase_timeout,
+        )
+
+    def sessionctl_rebuild(self, app_id: str, topic: str, data_dir: Path, name: str, timeout: float) -> dict[str, Any]:
+        """``python -m streams rebuild`` (a process of its own, as an operator runs it) folds the whole of
+        ``topic`` into the next table generation of ``app_id``; the figure is the rate it prints, its
+        own clock (from its first record to its last write)."""
         cfg = self.config
         env = {
             **os.environ,
             "SESSIONS_KAFKA_BOOTSTRAP": self.bootstrap,
-            "SESSIONS_APP_ID": self.app_id,
-            "SESSIONS_EVENTS_TOPIC": self.topic,
+            "SESSIONS_APP_ID": app_id,
+            "SESSIONS_EVENTS_TOPIC": topic,
             "SESSIONS_PARTITIONS": str(cfg.partitions),
-            "SESSIONS_DATA_DIR": str(self.scratch / "rebuild-generation"),
+            "SESSIONS_DATA_DIR": str(data_dir),
             "SESSIONS_RULES_FILE": str(SAMPLE_RULES_FILE),
             "SESSIONS_LOG_LEVEL": "warning",
         }
-        log_path = self.logs / "rebuild-generation.log"
+        log_path = self.logs / f"{name}.log"
         meter = self.meter()
+        # Its CPU: children's times grow by what a child used once it is reaped (the wait below).
+        cpu0 = children_cpu_seconds()
         try:
             proc = spawn([sys.executable, "-m", "streams", "rebuild"], log_path, env)
-            code = proc.wait(cfg.phase_timeout)
+            code = proc.wait(timeout)
         finally:
-            self.metered("rebuild-generation", meter)
+            self.metered(name, meter)
+        cpu = children_cpu_seconds() - cpu0
         text = log_path.read_text(errors="replace")
         found = REBUILT.search(text)
         if code != 0 or found is None:
             raise RuntimeError(f"sessionctl rebuild exited {code}:\n{tail(log_path)}")
         generation, sessions, events, records, seconds, rate = found.groups()
-        self.results["rebuild_generation"] = {
+        return {
             "generation": int(generation),
             "sessions": int(sessions),
             "events": int(events),
             "records": int(records),
             "seconds": float(seconds),
             "rate": float(rate.replace(",", "")),
+            "cpu_seconds": round(cpu, 2),  # the whole process: start and imports included
         }
 
     def rss(self) -> None:
@@ -962,10 +1023,7 @@ class Bench:
             began = time.monotonic()
             done = self.wait_folded(topic, settings.fold_group_id, cfg.phase_timeout)
             seconds = time.monotonic() - began
-            assert worker.process is not None
-            # At rest, not mid-burst: the loop hands freed memory back after 0.5 s without records.
-            time.sleep(RSS_SETTLE_S)
-            memory = rss_of(worker.process.pid)
+            memory = memory_at_rest(worker)
         finally:
             self.metered("rss", meter)
             worker.stop()
@@ -998,20 +1056,11 @@ class Bench:
         cfg = self.config
         worker, long = self.rss_worker, self.long
         assert worker is not None and long is not None
-        half = long.length // 2
-        timeline_paths = [f"/api/v1/sessions/{s}/events?limit={long.length}" for s in long.ids]
-        at_paths = [f"/api/v1/sessions/{s}?at={long.middle[s]}" for s in long.ids]
         meter = self.meter()
         try:
             worker.spawn()
             restart_s = worker.wait_ready(cfg.phase_timeout)
-            with history_client(worker) as client:
-                # Correctness, not timing: every timeline whole and in order, every ?at= at its half.
-                bad_timelines = [s for s, p in zip(long.ids, timeline_paths, strict=True) if
-                                 not timeline_ok(client.get(p), long.event_ids[s])]  # fmt: skip
-                bad_at = [s for s, p in zip(long.ids, at_paths, strict=True) if not count_is(client.get(p), half)]
-                timeline = timed_cycle(client, timeline_paths, HISTORY_WARMUP_REQUESTS, HISTORY_REQUESTS)
-                past = timed_cycle(client, at_paths, HISTORY_WARMUP_REQUESTS, HISTORY_REQUESTS)
+            warm = history_reads(worker, long)
             worker.stop()
             stores = sorted((worker.data_dir / "store").glob("history-*"))
             for folder in stores:
@@ -1022,7 +1071,7 @@ class Bench:
             cold_statuses: dict[str, int] = defaultdict(int)
             bad_cold = []
             with history_client(worker) as client:
-                for session, path in zip(long.ids, timeline_paths, strict=True):
+                for session, path in zip(long.ids, timeline_paths(long), strict=True):
                     began = time.perf_counter_ns()
                     response = client.get(path)
                     cold_ns.append(time.perf_counter_ns() - began)
@@ -1037,24 +1086,14 @@ class Bench:
             "long_sessions": len(long.ids),
             "events_per_session": long.length,
             "restart_to_ready_seconds": round(restart_s, 2),
-            "timeline": timeline,
-            "at": past,
+            "timeline": warm.timeline,
+            "at": warm.at,
             "cold_history_stores_deleted": len(stores),
             "cold_restart_to_ready_seconds": round(cold_restart_s, 2),
             "cold_first_timeline": {**summarize_ms(cold_ns), "requests": len(cold_ns), "statuses": dict(cold_statuses)},
         }
-        self.checks["history_timelines"] = {
-            "checked": len(long.ids),
-            "events_each": long.length,
-            "mismatched": bad_timelines[:5],
-            "ok": not bad_timelines,
-        }
-        self.checks["history_at_middle"] = {
-            "checked": len(long.ids),
-            "event_count": half,
-            "mismatched": bad_at[:5],
-            "ok": not bad_at,
-        }
+        self.checks["history_timelines"] = warm.timelines_check
+        self.checks["history_at_middle"] = warm.at_check
         self.checks["history_cold_timelines"] = {
             "checked": len(long.ids),
             "history_stores_deleted": len(stores),
@@ -1072,6 +1111,47 @@ class Streamed:
     http_ns: dict[int, int | None]
     worker_cpu: float  # CPUs busy over the phase
     worker_cpus_by_second: list[float]
+
+
+@dataclass
+class HistoryReads:
+    """Timeline and ``?at=`` reads of the long sessions: their latency, and whether each was right."""
+
+    timeline: dict[str, Any]
+    at: dict[str, Any]
+    timelines_check: dict[str, Any]
+    at_check: dict[str, Any]
+
+
+def timeline_paths(long: LongSessions) -> list[str]:
+    """Each long session's whole timeline in one page."""
+    return [f"/api/v1/sessions/{s}/events?limit={long.length}" for s in long.ids]
+
+
+def history_reads(worker: WorkerProcess, long: LongSessions) -> HistoryReads:
+    """One HTTP client (keep-alive), one request at a time. First the checks (not timed): every long
+    session's timeline (``?limit=`` its length) whole and in order, its state ``?at=`` its middle at
+    half its events; then each kind of read timed, cycling over the sessions, after a warm-up."""
+    half = long.length // 2
+    timelines = timeline_paths(long)
+    at_paths = [f"/api/v1/sessions/{s}?at={long.middle[s]}" for s in long.ids]
+    with history_client(worker) as client:
+        bad_timelines = [s for s, p in zip(long.ids, timelines, strict=True) if
+                         not timeline_ok(client.get(p), long.event_ids[s])]  # fmt: skip
+        bad_at = [s for s, p in zip(long.ids, at_paths, strict=True) if not count_is(client.get(p), half)]
+        timeline = timed_cycle(client, timelines, HISTORY_WARMUP_REQUESTS, HISTORY_REQUESTS)
+        past = timed_cycle(client, at_paths, HISTORY_WARMUP_REQUESTS, HISTORY_REQUESTS)
+    return HistoryReads(
+        timeline,
+        past,
+        {
+            "checked": len(long.ids),
+            "events_each": long.length,
+            "mismatched": bad_timelines[:5],
+            "ok": not bad_timelines,
+        },
+        {"checked": len(long.ids), "event_count": half, "mismatched": bad_at[:5], "ok": not bad_at},
+    )
 
 
 def history_client(worker: WorkerProcess) -> httpx.Client:

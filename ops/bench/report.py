@@ -665,10 +665,7 @@ def notes(
     config: Any,
     nproc: int | None,
 ) -> list[str]:
-    out = []
-    for name, check in checks.items():
-        if isinstance(check, dict) and not check.get("ok", True):
-            out.append(f"CHECK FAILED {name}: {check}")
+    out = check_notes(checks)
     if checks.get("dead_letters"):
         out.append(f"CHECK FAILED: {checks['dead_letters']} records went to the dead-letter topic")
     lat, open_lat = results.get("latency", {}), results.get("open_loop", {}).get("latency", {})
@@ -720,14 +717,246 @@ def notes(
             "(the history phase's)"
         )
     out.extend(history_notes(results))
-    for phase, used in cpu.items():
-        if used.get("foreign_cpus_busy", 0) > 0.25:
-            out.append(
-                f"noise: during {phase} other processes kept {used['foreign_cpus_busy']:.2f} CPUs busy "
-                f"(of {nproc}): figures of that phase are pessimistic"
-            )
-    for name, error in errors.items():
-        out.append(f"ERROR {name}: {short_text(error, 160)}")
+    out.extend(noise_notes(cpu, nproc))
+    out.extend(error_notes(errors))
     if config.quick:
         out.append("quick mode: sizes too small for figures to mean much; use `make bench` for them")
+    return out
+
+
+def check_notes(checks: dict[str, Any]) -> list[str]:
+    return [
+        f"CHECK FAILED {name}: {check}"
+        for name, check in checks.items()
+        if isinstance(check, dict) and not check.get("ok", True)
+    ]
+
+
+def noise_notes(cpu: dict[str, dict[str, float]], nproc: int | None) -> list[str]:
+    """Phases during which other processes than the bench's kept more than a quarter of a CPU busy."""
+    return [
+        f"noise: during {phase} other processes kept {used['foreign_cpus_busy']:.2f} CPUs busy "
+        f"(of {nproc}): figures of that phase are pessimistic"
+        for phase, used in cpu.items()
+        if used.get("foreign_cpus_busy", 0) > 0.25
+    ]
+
+
+def error_notes(errors: dict[str, str]) -> list[str]:
+    return [f"ERROR {name}: {short_text(error, 160)}" for name, error in errors.items()]
+
+
+# --- issue 24's cost at scale (run.py --scale, ops/bench/scale.py) --------------------------------
+
+# What each step of a size needs first: a figure not measured says why with the first error found.
+SCALE_NEEDS = {
+    "fold": ("produce", "fold"),
+    "reads": ("produce", "fold", "reads"),
+    "disk": ("produce", "fold", "disk"),
+    "restore": ("produce", "fold", "restore"),
+    "export": ("produce", "export"),
+    "rebuild": ("produce", "rebuild"),
+    "produce": ("produce",),
+}
+
+
+def scale_error(size: dict[str, Any], step: str) -> str:
+    errors = size.get("errors", {})
+    return next((f"{name}: {errors[name]}" for name in SCALE_NEEDS[step] if errors.get(name)), "")
+
+
+def per_million(value: float | None, count: int | None) -> float | None:
+    """``value`` for ``count`` things, per million of them."""
+    return value / count * 1e6 if value is not None and count else None
+
+
+def dig(size: dict[str, Any], *path: str) -> Any:
+    found: Any = size
+    for name in path:
+        found = found.get(name) if isinstance(found, dict) else None
+    return found
+
+
+@dataclass(frozen=True)
+class ScaleFigure:
+    """One figure measured at both sizes: ``rate`` ones get a row of their ratio (scale / default)
+    with the issue's >= TARGET_SCALE_VS_DEFAULT; the others carry their own target, if any, and the
+    ratio beside them."""
+
+    key: str
+    label: str
+    unit: str
+    step: str  # the step of scale.py that measures it (SCALE_NEEDS)
+    path: tuple[str, ...]  # where in results.scale.<size>
+    rate: bool = False
+    target: Target | None = None
+    who: str = "the worker"
+    per_million_of: str = ""  # "sessions": the value divided by the size's sessions, x 10^6
+
+    def value(self, size: dict[str, Any]) -> float | None:
+        found = dig(size, *self.path)
+        if self.per_million_of:
+            return per_million(found, dig(size, "disk", self.per_million_of))
+        return float(found) if isinstance(found, int | float) else None
+
+
+def scale_figures() -> list[ScaleFigure]:
+    from config import TARGET_RSS_MB, TARGET_TIMELINE_P99_MS
+
+    p99 = Target("<", TARGET_TIMELINE_P99_MS)
+    return [
+        ScaleFigure("producer_rate", "producer: generate + produce (lz4, acks=all)", "ev/s", "produce",
+                    ("producer", "rate")),
+        ScaleFigure("fold_rate", "fold of the pre-loaded topic by one worker", "ev/s", "fold", ("fold", "rate"),
+                    rate=True),
+        ScaleFigure("restore_rate", "restore: data folder lost, changelog records restored", "records/s", "restore",
+                    ("restore", "rate"), rate=True),
+        ScaleFigure("export_rate", "export of the whole range to Parquet", "ev/s", "export", ("export", "rate"),
+                    rate=True, who="the export"),
+        ScaleFigure("rebuild_rate", "sessionctl rebuild into a new generation", "ev/s", "rebuild",
+                    ("rebuild_generation", "rate"), rate=True, who="the rebuild"),
+        ScaleFigure("timeline_p99", "timeline ?limit=100 of an old 100-event session, p99", "ms", "reads",
+                    ("history", "timeline", "p99_ms"), target=p99),
+        ScaleFigure("at_p99", "  ?at= its middle, p99", "ms", "reads", ("history", "at", "p99_ms"), target=p99),
+        ScaleFigure("rss_mb", "worker RSS at rest after the fold", "MB", "fold", ("rss", "rss_mb"),
+                    target=Target("<", TARGET_RSS_MB)),
+        ScaleFigure("peak_rss_mb", "  peak RSS (VmHWM: the fold's)", "MB", "fold", ("rss", "peak_rss_mb")),
+        ScaleFigure("store_mb_per_m", "disk per 1M sessions: session stores", "MB", "disk",
+                    ("disk", "session_stores_mb"), per_million_of="sessions"),
+        ScaleFigure("history_mb_per_m", "  history stores", "MB", "disk", ("disk", "history_stores_mb"),
+                    per_million_of="sessions"),
+        ScaleFigure("changelog_mb_per_m", "  changelog topic on the broker", "MB", "disk", ("disk", "changelog_mb"),
+                    per_million_of="sessions"),
+    ]  # fmt: skip
+
+
+def scale_section(scale: dict[str, Any]) -> list[Row]:
+    """Each figure at the scale size, with the default size's beside it and their ratio; the rates'
+    ratios judged against the issue's >= 0.8x, the latency and RSS against their own limits."""
+    from config import TARGET_SCALE_VS_DEFAULT
+
+    small, big = scale.get("default", {}), scale.get("scale", {})
+    small_events = small.get("events", 0)
+    rows: list[Row] = []
+    for figure in scale_figures():
+        value, other = figure.value(big), figure.value(small)
+        times = ratio(value, other)
+        peers = f"{small_events:,} events: {fmt(other, figure.unit)}" if other is not None else ""
+        if peers and times is not None and not figure.rate:
+            peers += f" ({times:.2f}x)"
+        note = scale_error(big, figure.step)
+        rows.append(Row(f"scale_{figure.key}", figure.label, value, figure.unit, figure.target, peers, note))
+        if figure.rate:
+            rows.append(
+                Row(
+                    f"scale_{figure.key}_vs_default",
+                    f"  / the same at {small_events:,} events (same run)",
+                    times,
+                    "x",
+                    Target(">=", TARGET_SCALE_VS_DEFAULT),
+                    note=note or scale_error(small, figure.step),
+                    who=figure.who,
+                )
+            )
+    return rows
+
+
+def scale_title(scale: dict[str, Any], quick: bool) -> str:
+    small, big = scale.get("default", {}), scale.get("scale", {})
+    return (
+        f"--scale{' (quick)' if quick else ''}: {big.get('events', 0):,} events / {big.get('sessions', 0):,} "
+        f"sessions beside {small.get('events', 0):,} / {small.get('sessions', 0):,}"
+    )
+
+
+def scale_why(figure: ScaleFigure, small: dict[str, Any], big: dict[str, Any]) -> str:
+    """Why a rate's ratio misses, from the run's own data: the CPU the process doing the work used per
+    event at each size. More CPU per event: more work per event at that size. The same CPU per event
+    at a lower rate: the process waited (for the disk, the broker, its stores' compactions)."""
+    step = {"fold": "fold", "export": "export", "rebuild": "rebuild_generation"}.get(figure.step)
+    if step is None:
+        return ""
+    events = {"fold": "events", "export": "written", "rebuild_generation": "events"}[step]
+    rates, cpu_us, busy = [], [], []
+    for size in (small, big):
+        found = size.get(step, {})
+        rate, cpu, count = found.get("rate"), found.get("cpu_seconds"), found.get(events)
+        if not (rate and cpu and count):
+            return ""
+        rates.append(rate)
+        cpu_us.append(cpu / count * 1e6)
+        busy.append(cpu / (count / rate))
+    work = cpu_us[1] / cpu_us[0]
+    slower = rates[1] / rates[0]
+    text = (
+        f"why ({figure.label.strip()}): {cpu_us[1]:,.1f} µs of CPU per event at {big['events']:,} events against "
+        f"{cpu_us[0]:,.1f} µs at {small['events']:,} ({work:.2f}x), at {slower:.2f}x the rate: "
+    )
+    if work * slower >= 0.9:
+        return text + "the work per event grew; the same CPU went to fewer events"
+    return text + (
+        f"the CPU per event explains {1 / work:.2f}x of it, the rest is waiting: the process kept "
+        f"{busy[1]:.2f} CPUs busy against {busy[0]:.2f} (the disk, the broker, its stores' compactions)"
+    )
+
+
+def scale_notes(
+    scale: dict[str, Any], checks: dict[str, Any], errors: dict[str, str], cpu: dict[str, dict[str, float]],
+    nproc: int | None,
+) -> list[str]:  # fmt: skip
+    from config import TARGET_SCALE_VS_DEFAULT, TARGET_TIMELINE_P99_MS
+
+    small, big = scale.get("default", {}), scale.get("scale", {})
+    out = check_notes(checks)
+    for size in (small, big):
+        producer = size.get("producer")
+        if producer:
+            out.append(
+                f"produce ({size['events']:,} events): generated from a pool of the default mix's events, stamped "
+                f"with their own session id, event id and time ({producer['spacing_ms']:g} ms apart), and produced "
+                f"as the API's appender does: {producer['records']:,} in {producer['seconds']:.1f} s; the bench's "
+                f"own peak RSS by then {fmt(producer.get('bench_peak_rss_mb'), 'MB')}"
+            )
+    if big:
+        out.append(
+            f"old sessions: {scale.get('long_sessions')} sessions of 100 events spread through the first "
+            f"{scale.get('old_records', 0):,} records of each topic, {big.get('records_after_old_sessions', 0):,} "
+            "records after them at the scale size; read by one client, one request at a time, on the worker that "
+            "folded them"
+        )
+        out.append(
+            "fold: timed from its changelog at both sizes, from /readyz (or its first record, if earlier) to its "
+            "last record; RSS at rest 2 s after the fold group committed the last offset, the peak is VmHWM"
+        )
+    for figure in scale_figures():
+        if figure.rate:
+            value, other = figure.value(big), figure.value(small)
+            times = ratio(value, other)
+            if times is not None and times < TARGET_SCALE_VS_DEFAULT:
+                out.append(scale_why(figure, small, big) or f"why ({figure.label}): no CPU figure to tell")
+    for key in ("timeline", "at"):
+        found, before = dig(big, "history", key), dig(small, "history", key)
+        if found and before and found.get("p99_ms") and found["p99_ms"] >= TARGET_TIMELINE_P99_MS:
+            moved = found["p50_ms"] / before["p50_ms"] if before.get("p50_ms") else None
+            out.append(
+                f"why ({key}): p50 {fmt(found['p50_ms'], 'ms')} against {fmt(before['p50_ms'], 'ms')} at the default "
+                "size: " + ("every read got slower" if moved and moved > 1.5 else "only the tail got slower")
+            )
+    disk = big.get("disk", {})
+    if disk:
+        held = big.get("restore", {}).get("changelog_records")
+        per_session = f"; it held {held:,} offsets, {held / disk['sessions']:.2f} a session" if held else ""
+        history_per_m = per_million(disk["history_stores_mb"], disk["events"]) or 0.0
+        out.append(
+            f"disk ({big['events']:,} events, {disk['sessions']:,} sessions): data folder "
+            f"{disk['data_dir_mb']:,.1f} MB after the worker stopped (session stores "
+            f"{disk['session_stores_mb']:,.1f} MB, history stores {disk['history_stores_mb']:,.1f} MB: "
+            f"{history_per_m:,.1f} MB per 1M events); on the broker the changelog {disk['changelog_mb']:,.1f} MB "
+            f"as its cleaner left it (compaction keeps one record a session, and may not have run{per_session}), "
+            f"the event topic {disk['events_topic_mb']:,.1f} MB"
+        )
+    out.extend(noise_notes(cpu, nproc))
+    out.extend(error_notes(errors))
+    if big and big.get("events", 0) < 10_000_000:
+        out.append(f"scale size {big['events']:,} events, not the issue's 10,000,000: indicative only")
     return out

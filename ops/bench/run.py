@@ -25,12 +25,14 @@ import shutil
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from config import VAR, ensure_quix_venv, parse_args
 from machine import facts
 from phases import Bench, log
 from procs import stop_all
-from report import notes, render, rows_json, sections
+from report import notes, render, rows_json, scale_notes, scale_section, scale_title, sections
+from scale import run_scale
 from scaleout import scale_out
 
 from streams.devkit import broker as local_broker
@@ -82,16 +84,35 @@ def run(bench: Bench) -> int:
     return finish(bench)
 
 
+def run_scale_mode(bench: Bench) -> int:
+    """``--scale``: issue 24's cost at scale (scale.py) instead of the default run."""
+    cfg = bench.config
+    log(
+        f"run {bench.run_id} --scale: {cfg.scale_events:,} events over {cfg.scale_sessions:,} sessions, beside "
+        f"{cfg.events:,} over {cfg.sessions:,}, scratch {bench.scratch}"
+    )
+    bench.results["machine"] = facts(local_broker.kafka_version(), None)
+    bench.phase("scale", run_scale, bench)
+    return finish(bench)
+
+
 def finish(bench: Bench) -> int:
     cfg = bench.config
     machine = bench.results.get("machine", {})
-    table = sections(bench.results, bench.errors, cfg)
-    title = (
-        f"session-engine bench {bench.run_id}{' (quick)' if cfg.quick else ''}: "
-        f"{cfg.events:,} events / {cfg.sessions:,} sessions, "
-        f"{machine.get('nproc')} CPUs ({machine.get('cpu_model')}), commit {machine.get('git_commit', '?')}"
-    )
-    text = render(title, table, notes(bench.results, bench.checks, bench.errors, bench.cpu, cfg, os.cpu_count()))
+    where = f"{machine.get('nproc')} CPUs ({machine.get('cpu_model')}), commit {machine.get('git_commit', '?')}"
+    if cfg.scale:
+        scale = bench.results.get("scale", {})
+        table = [("cost at scale (issue 24)", scale_section(scale))]
+        title = f"session-engine bench {bench.run_id} {scale_title(scale, cfg.quick)}, {where}"
+        lines = scale_notes(scale, bench.checks, bench.errors, bench.cpu, os.cpu_count())
+    else:
+        table = sections(bench.results, bench.errors, cfg)
+        title = (
+            f"session-engine bench {bench.run_id}{' (quick)' if cfg.quick else ''}: "
+            f"{cfg.events:,} events / {cfg.sessions:,} sessions, {where}"
+        )
+        lines = notes(bench.results, bench.checks, bench.errors, bench.cpu, cfg, os.cpu_count())
+    text = render(title, table, lines)
     document = {
         "run_id": bench.run_id,
         "quick": cfg.quick,
@@ -104,7 +125,7 @@ def finish(bench: Bench) -> int:
         "errors": bench.errors,
     }
     cfg.out.parent.mkdir(parents=True, exist_ok=True)
-    cfg.out.write_text(json.dumps(document, indent=2, default=str))
+    cfg.out.write_text(json.dumps(merged(previous(cfg.out), document, cfg.scale), indent=2, default=str))
     print(text)
     if bench.profile_top and bench.profile_top.get("samples"):
         print(f"\nworker fold profile ({bench.profile_top['samples']} samples, var/bench-profile.txt), top 10 self:")
@@ -115,6 +136,25 @@ def finish(bench: Bench) -> int:
             print(f"  {item['share']:6.1%}  {item['area']}")
     print(f"\nJSON: {cfg.out}")
     return 1 if bench.errors else 0
+
+
+def previous(path: Path) -> dict[str, Any] | None:
+    """The JSON an earlier run left at ``path`` (None when there is none, or it is not a document)."""
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def merged(earlier: dict[str, Any] | None, document: dict[str, Any], scale: bool) -> dict[str, Any]:
+    """One var/bench.json for both modes, each with its own run id: a ``--scale`` run writes its
+    document under ``scale`` and keeps the default run's keys; a default run keeps the ``scale`` of
+    the last ``--scale`` run."""
+    if scale:
+        return {**{k: v for k, v in (earlier or {}).items() if k != "scale"}, "scale": document}
+    kept = (earlier or {}).get("scale")
+    return {**document, "scale": kept} if kept is not None else document
 
 
 def cleanup(bench: Bench) -> None:
@@ -137,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     bench = Bench(config)
     try:
-        return run(bench)
+        return run_scale_mode(bench) if config.scale else run(bench)
     except KeyboardInterrupt:
         log("interrupted")
         return 130

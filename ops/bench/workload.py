@@ -13,15 +13,22 @@ that ``sessionctl export`` finds a time range with Kafka's time index).
 The RSS phase's topic (:func:`one_event_sessions`) gets :class:`LongSessions` interleaved through it
 (:func:`interleave`): a few sessions of many events each, far apart in the log, whose timelines and
 past states the history phase reads.
+
+The scale mode's topics (:class:`TemplatedWorkload`, ten million events and more) have the same mix
+without going through the contract for every event: a pool of the workload's own events, encoded
+once, is stamped with each record's session id, event id and time (:func:`event_pattern`).
 """
 
 from __future__ import annotations
 
 import random
 import uuid
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from schemas.events import encode_event, event_from_object
 from streams.devkit.events import BASE_TIME, at, envelope, public_values
@@ -47,6 +54,12 @@ class Record:
     key: bytes
     value: bytes
     timestamp_ms: int | None = None
+
+
+def skewed_index(sessions: int, roll: float) -> int:
+    """The session an event goes to, from a uniform ``roll`` in [0, 1): skewed, a few long sessions and
+    many short ones (the head of the list is browsed most)."""
+    return min(sessions - 1, int(sessions * roll**1.6))
 
 
 def epoch_ms(seconds: float) -> int:
@@ -84,8 +97,7 @@ class Workload:
         return self.last_seconds
 
     def _pick_session(self) -> int:
-        # Skewed: a few long sessions, many short ones (the head of the list is browsed most).
-        return min(self.sessions - 1, int(self.sessions * self.rng.random() ** 1.6))
+        return skewed_index(self.sessions, self.rng.random())
 
     def _envelope(self, kind: str, subject: str, data: dict[str, Any]) -> dict[str, Any]:
         event_id = self._uuid()
@@ -182,6 +194,11 @@ def sample_page_view() -> bytes:
     return encode_event(event_from_object(obj))
 
 
+# Numbered ids (session index or event number, the run's tag): what the generated topics' sessions
+# and events are called; LongSessions' differ in their fourth group (a000, b000).
+NUMBERED_SESSION = b"%08x-%04x-4000-8000-000000000000"
+NUMBERED_EVENT = b"%08x-%04x-4000-9000-%012x"
+
 _SUBJECT = "5d0c7a8e-0000-4000-8000-00000000000a"
 _ID = "0b7f3a52-0000-4000-8000-00000000000b"
 
@@ -191,15 +208,25 @@ def one_event_sessions(sessions: int, run: int) -> Iterator[Record]:
     through the contract, the others are its bytes with a session id and an event id of their own."""
     data = {"url": "https://shop.example/shoes/p-12345?sc=1&color=red", "title": "Shoes | Shop Example"}
     obj = envelope("navigation.page_viewed", _SUBJECT, 0.125, data, SOURCE, _ID)
-    template = encode_event(event_from_object(obj))
-    assert template.count(_SUBJECT.encode()) == 1 and template.count(_ID.encode()) == 1
-    pattern = template.replace(b"%", b"%%").replace(_SUBJECT.encode(), b"%(s)b").replace(_ID.encode(), b"%(i)b")
+    pattern = event_pattern(encode_event(event_from_object(obj)), s=_SUBJECT, i=_ID)
     tag = run & 0xFFFF
     for i in range(sessions):
-        subject = f"{i:08x}-{tag:04x}-4000-8000-000000000000"
-        key = subject.encode()
-        event_id = f"{i:08x}-{tag:04x}-4000-9000-000000000000".encode()
-        yield Record(subject, 1, key, pattern % {b"s": key, b"i": event_id})
+        key = NUMBERED_SESSION % (i, tag)
+        event_id = NUMBERED_EVENT % (i, tag, 0)
+        yield Record(key.decode(), 1, key, pattern % {b"s": key, b"i": event_id})
+
+
+def event_pattern(value: bytes, **fields: str) -> bytes:
+    """``value`` (an encoded event) as a ``bytes %`` pattern: each of ``fields``' values (each found
+    exactly once) replaced by ``%(<name>)b``, so that ``pattern % {b"<name>": ...}`` gives the same
+    event with other values there (session ids, event ids, times: strings the contract copies as is)."""
+    pattern = value.replace(b"%", b"%%")
+    for name, text in fields.items():
+        found = text.encode()
+        if value.count(found) != 1:
+            raise ValueError(f"{name}={text!r} occurs {value.count(found)} times in the event, not once")
+        pattern = pattern.replace(found, b"%(" + name.encode() + b")b")
+    return pattern
 
 
 @dataclass(frozen=True)
@@ -254,3 +281,83 @@ def interleave(base: Iterable[Record], base_count: int, extra: list[Record]) -> 
             m += 1
         yield record
     yield from extra[m:]
+
+
+# The scale mode's pool of distinct events (of the default mix) that its records are stamped from.
+TEMPLATE_POOL = 4096
+# Event times stay in the past: the broker refuses records more than an hour ahead of its clock
+# (Kafka 4's log.message.timestamp.after.max.ms) and BASE_TIME is a day before the run.
+MAX_SPAN_S = 20 * 3600.0
+DEFAULT_SPACING_MS = 20.0  # what Workload's clock averages
+SECOND_TEXT = len("2026-12-01T12:00:07")  # at()'s text up to its whole seconds
+
+
+@dataclass
+class TemplatedWorkload:
+    """The default workload's mix at any size, streamed, fast enough for ten million events: a pool of
+    ``TEMPLATE_POOL`` events made by :class:`Workload` (through the contract), each record one of them
+    at random with its own session id (picked with the same skew, :func:`skewed_index`), event id and
+    time (``spacing_ms`` apart, whole milliseconds; the Kafka timestamp is the same time). Session
+    ids are numbered (``<index>-<tag>-4000-8000-...``, apart from :class:`LongSessions`'), so the
+    event count of each lives in an array, not in a dict of a million strings."""
+
+    seed: int
+    sessions: int
+    spacing_ms: float = DEFAULT_SPACING_MS
+    patterns: list[bytes] = field(init=False)
+    counts: array[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.sessions < 1:
+            raise ValueError("a workload needs at least one session")
+        pool = Workload(self.seed, min(self.sessions, TEMPLATE_POOL)).take(TEMPLATE_POOL)
+        self.patterns = []
+        for record in pool:
+            envelope_ = orjson.loads(record.value)
+            self.patterns.append(
+                event_pattern(record.value, s=envelope_["subject"], i=envelope_["id"], t=envelope_["time"])
+            )
+        self.counts = array("I", bytes(4 * self.sessions))
+
+    @classmethod
+    def spanning(cls, seed: int, sessions: int, events: int) -> TemplatedWorkload:
+        """Events as far apart as the default workload's, closer when ``events`` would reach past
+        ``MAX_SPAN_S`` after BASE_TIME."""
+        return cls(seed, sessions, min(DEFAULT_SPACING_MS, MAX_SPAN_S * 1000 / max(1, events)))
+
+    @property
+    def tag(self) -> int:
+        return self.seed & 0xFFFF
+
+    def session_id(self, index: int) -> str:
+        return (NUMBERED_SESSION % (index, self.tag)).decode()
+
+    def records(self, events: int) -> Iterator[Record]:
+        """``events`` records, streamed (nothing of them is kept but the counts); the same seed, the same
+        records, each call."""
+        self.counts = array("I", bytes(4 * self.sessions))
+        rng = random.Random(self.seed)
+        roll, patterns, counts, sessions = rng.random, self.patterns, self.counts, self.sessions
+        tag, pool = self.tag, len(patterns)
+        base_ms = epoch_ms(0)
+        # at() costs microseconds and the topic is millions of events: its text is cut in two, the
+        # whole second's ("2026-12-01T12:00:07") and the millisecond's (".250000Z", or "Z" on a whole
+        # second: BASE_TIME is on the hour), each made by at() once.
+        fractions = [at(ms / 1000)[SECOND_TEXT:].encode() for ms in range(1000)]
+        second, second_text = -1, b""
+        for n in range(events):
+            index = skewed_index(sessions, roll())
+            key = NUMBERED_SESSION % (index, tag)
+            event_id = NUMBERED_EVENT % (n >> 48, tag, n & 0xFFFFFFFFFFFF)
+            offset_ms = int(n * self.spacing_ms)
+            if offset_ms // 1000 != second:
+                second = offset_ms // 1000
+                second_text = at(second)[:SECOND_TEXT].encode()
+            moment = second_text + fractions[offset_ms % 1000]
+            value = patterns[int(roll() * pool)] % {b"s": key, b"i": event_id, b"t": moment}
+            counts[index] += 1
+            yield Record(key.decode(), counts[index], key, value, base_ms + offset_ms)
+
+    def touched(self) -> int:
+        """How many sessions have events so far."""
+        return self.sessions - self.counts.count(0)

@@ -3,33 +3,17 @@ and the report rows of issue 24 (the serving ceiling ratio, the open-loop event-
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 
 import pytest
 
+from tests.support.bench import bench_module
+
 pytestmark = pytest.mark.unit
 
-BENCH = Path(__file__).resolve().parents[2] / "ops" / "bench"
 
-
-def _bench_module(name: str) -> ModuleType:
-    # ops/bench is scripts that import each other by bare name (run.py runs from there): load them
-    # by path under those names.
-    if name in sys.modules and getattr(sys.modules[name], "__file__", "") == str(BENCH / f"{name}.py"):
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-load = _bench_module("load")
-latency = _bench_module("latency")
+load = bench_module("load")
+latency = bench_module("latency")
 
 SECOND = 1_000_000_000
 
@@ -96,13 +80,13 @@ def test_a_lag_that_grows_with_the_phase_is_not_bounded():
 
 
 def test_cpu_per_second_from_samples_of_the_cpu_used_so_far():
-    machine = _bench_module("machine")
+    machine = bench_module("machine")
     samples = [(10.0, 0.0), (10.5, 0.25), (11.0, 0.5), (11.5, 0.5), (12.0, 0.5), (12.5, 0.9)]
     assert machine.busy_by_second(samples) == [0.5, 0.0]  # the unfinished third second is left out
 
 
 def test_a_gap_in_the_samples_gives_each_second_it_spans_its_average():
-    machine = _bench_module("machine")
+    machine = bench_module("machine")
     assert machine.busy_by_second([(0.0, 0.0), (2.5, 1.0)]) == [0.4, 0.4]
     assert machine.busy_by_second([(0.0, 0.0)]) == []
 
@@ -123,8 +107,8 @@ def _config() -> SimpleNamespace:
 
 
 def _rows() -> dict[str, object]:
-    _bench_module("config")  # report.py reads the targets from it
-    report = _bench_module("report")
+    bench_module("config")  # report.py reads the targets from it
+    report = bench_module("report")
     results = {
         "serving_ceiling": {"rate": 4000.0, "concurrency": 32, "seconds": 10.0, "warmup_seconds": 2.0},
         "reads_quiet": {"rate": 3200.0},
