@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
@@ -23,6 +25,9 @@ def test_start_is_idempotent_and_stop_stops(tmp_path):
         assert broker.start(tmp_path, port, quiet=True) == bootstrap  # a second start is a no-op
         assert broker.running_pid(broker.BrokerLayout(tmp_path)) == pid
         assert broker.status(tmp_path) == bootstrap
+        # Its JVM maps the broker's classes shared by every broker JVM (made once per jar cache).
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        assert re.search(r"/broker-classes-\w+\.jsa$", maps, re.MULTILINE), "no shared class archive mapped"
     finally:
         assert broker.stop(tmp_path, quiet=True) is True
     assert broker.status(tmp_path) is None

@@ -23,11 +23,17 @@ from streams.devkit.kafka.process import format_storage, jvm_command, launch, st
 
 
 def start(
-    data_dir: Path, port: int = 9092, timeout: float = 90.0, quiet: bool = False, sasl: SaslListener | None = None
+    data_dir: Path,
+    port: int = 9092,
+    timeout: float = 90.0,
+    quiet: bool = False,
+    sasl: SaslListener | None = None,
+    dump_classes_to: Path | None = None,
 ) -> str:
     """Start a broker (or find the one already running in ``data_dir``); return its bootstrap
     (the plaintext listener's; ``sasl`` adds a SASL_PLAINTEXT one on its own port). A data folder
-    that holds a local cluster starts the cluster (:func:`start_cluster`)."""
+    that holds a local cluster starts the cluster (:func:`start_cluster`). ``dump_classes_to``: the
+    JVM writes the shared class archive there at its exit (``streams.devkit.kafka.class_archive``)."""
     if LocalCluster.load(data_dir.resolve()) is not None:
         return start_cluster(data_dir, timeout=max(timeout, 120.0), quiet=quiet)
     layout = BrokerLayout(data_dir.resolve())
@@ -43,7 +49,7 @@ def start(
             return bootstrap
         raise BrokerError(f"a broker process {pid} owns {layout.data_dir} but does not answer; stop it first")
 
-    jvm = jvm_command(layout, quiet)
+    jvm = jvm_command(layout, quiet, dump_classes_to)
     if not port_is_free(port):
         raise BrokerError(f"port 127.0.0.1:{port} is taken; pick another with --port (or stop what holds it)")
     # A restart keeps its controller port: the KRaft voter set recorded at format time names it.

@@ -7,11 +7,14 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+from streams.devkit.kafka import class_archive
 from streams.devkit.kafka.jars import LOG4J, fetch_jars, java_binary
-from streams.devkit.kafka.layout import BrokerError, BrokerLayout
+from streams.devkit.kafka.layout import BrokerError, BrokerLayout, free_port
 from streams.devkit.kafka.probes import pid_alive, running_pid
 
 DEFAULT_HEAP = "-Xms256m -Xmx768m"
@@ -38,20 +41,39 @@ def _jvm_mode() -> str:
     return JVM_MODES[mode]
 
 
-def jvm_command(layout: BrokerLayout, quiet: bool) -> list[str]:
-    """The java command line up to the main class, for the broker and its storage tool."""
+def jvm_command(layout: BrokerLayout, quiet: bool, dump_classes_to: Path | None = None) -> list[str]:
+    """The java command line up to the main class, for the broker and its storage tool; with
+    ``dump_classes_to``, of the JVM that writes the shared class archive there at its exit."""
     java = java_binary()
     libs = fetch_jars(quiet=quiet)
+    shared = (
+        class_archive.dump_options(dump_classes_to)
+        if dump_classes_to is not None
+        else class_archive.options(java, libs, _make_class_archive, quiet)
+    )
     return [
         java,
         *os.environ.get("KAFKA_HEAP_OPTS", DEFAULT_HEAP).split(),
         *_jvm_mode().split(),
+        *shared,
         "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={LOG4J}",
         f"-Dkafka.logs.dir={layout.data_dir}",
         "-cp",
         f"{libs}/*",
     ]
+
+
+def _make_class_archive(path: Path) -> None:
+    """A throw-away single broker, started until it answers and stopped, whose JVM writes the class
+    archive to ``path`` as it exits."""
+    from streams.devkit.kafka import node  # node starts brokers with this module: imported late
+
+    with tempfile.TemporaryDirectory(prefix="kafka-classes-") as scratch:
+        try:
+            node.start(Path(scratch), free_port(), quiet=True, dump_classes_to=path)
+        finally:
+            node.stop(Path(scratch), quiet=True)
 
 
 def format_storage(jvm: list[str], layout: BrokerLayout, cluster_id: str, standalone: bool) -> None:
