@@ -12,14 +12,10 @@ from streams.devkit.kafka.layout import (
     BrokerError,
     BrokerLayout,
     SaslListener,
-    free_port,
-    new_cluster_id,
     port_is_free,
-    previous_controller_port,
-    render_properties,
 )
 from streams.devkit.kafka.probes import answers_metadata, running_pid, running_port
-from streams.devkit.kafka.process import format_storage, jvm_command, launch, stop_layouts, wait_until
+from streams.devkit.kafka.process import jvm_command, run_single, stop_layouts
 
 
 def start(
@@ -52,14 +48,8 @@ def start(
     jvm = jvm_command(layout, quiet, dump_classes_to)
     if not port_is_free(port):
         raise BrokerError(f"port 127.0.0.1:{port} is taken; pick another with --port (or stop what holds it)")
-    # A restart keeps its controller port: the KRaft voter set recorded at format time names it.
-    controller_port = previous_controller_port(layout) or free_port()
-    layout.properties.write_text(render_properties(layout, port, controller_port, sasl))
-    format_storage(jvm, layout, new_cluster_id(), standalone=True)
-    proc = launch(jvm, layout, port)
+    proc = run_single(jvm, layout, port, timeout, sasl)
     bootstrap = f"127.0.0.1:{port}"
-    wait_until({layout: proc}, lambda: answers_metadata(bootstrap, timeout=1.0), timeout,
-                "the broker did not answer a metadata request")  # fmt: skip
     if not quiet:
         print(f"Kafka {kafka_version()} ready at {bootstrap} (pid {proc.pid}, data {layout.data_dir})", file=sys.stderr)
     return bootstrap

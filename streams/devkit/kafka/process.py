@@ -14,8 +14,16 @@ from pathlib import Path
 
 from streams.devkit.kafka import class_archive
 from streams.devkit.kafka.jars import LOG4J, fetch_jars, java_binary
-from streams.devkit.kafka.layout import BrokerError, BrokerLayout, free_port
-from streams.devkit.kafka.probes import pid_alive, running_pid
+from streams.devkit.kafka.layout import (
+    BrokerError,
+    BrokerLayout,
+    SaslListener,
+    free_port,
+    new_cluster_id,
+    previous_controller_port,
+    render_properties,
+)
+from streams.devkit.kafka.probes import answers_metadata, pid_alive, running_pid
 
 DEFAULT_HEAP = "-Xms256m -Xmx768m"
 # The JIT and GC a broker runs with (SESSIONS_BROKER_JVM). "full" is Kafka's own choice, for a
@@ -67,13 +75,27 @@ def jvm_command(layout: BrokerLayout, quiet: bool, dump_classes_to: Path | None 
 def _make_class_archive(path: Path) -> None:
     """A throw-away single broker, started until it answers and stopped, whose JVM writes the class
     archive to ``path`` as it exits."""
-    from streams.devkit.kafka import node  # node starts brokers with this module: imported late
-
     with tempfile.TemporaryDirectory(prefix="kafka-classes-") as scratch:
+        layout = BrokerLayout(Path(scratch))
         try:
-            node.start(Path(scratch), free_port(), quiet=True, dump_classes_to=path)
+            run_single(jvm_command(layout, quiet=True, dump_classes_to=path), layout, free_port(), 90.0)
         finally:
-            node.stop(Path(scratch), quiet=True)
+            stop_layouts([layout], quiet=True)
+
+
+def run_single(
+    jvm: list[str], layout: BrokerLayout, port: int, timeout: float, sasl: SaslListener | None = None
+) -> subprocess.Popen[bytes]:
+    """Configure, format (once) and launch a single-node broker on ``port``; return when it answers."""
+    # A restart keeps its controller port: the KRaft voter set recorded at format time names it.
+    controller_port = previous_controller_port(layout) or free_port()
+    layout.properties.write_text(render_properties(layout, port, controller_port, sasl))
+    format_storage(jvm, layout, new_cluster_id(), standalone=True)
+    proc = launch(jvm, layout, port)
+    bootstrap = f"127.0.0.1:{port}"
+    wait_until({layout: proc}, lambda: answers_metadata(bootstrap, timeout=1.0), timeout,
+               "the broker did not answer a metadata request")  # fmt: skip
+    return proc
 
 
 def format_storage(jvm: list[str], layout: BrokerLayout, cluster_id: str, standalone: bool) -> None:
