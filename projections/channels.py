@@ -23,7 +23,7 @@ from projections.rules import Binding, Channel, Rules, StoreDefaults
 
 # What the choice reads: the account and binding recorded at creation, the client's requests, and
 # the login (a private channel is open to logged-in customers only; the e-mail names them).
-INPUTS: Final = ("@account", "@binding", "public.sc", "public.__bindingId", "authentication.storeUserEmail")
+INPUTS: Final[tuple[str, ...]] = ("@account", "@binding", "public.sc", "public.__bindingId", "authentication.storeUserEmail")
 
 
 @dataclass(frozen=True)

@@ -16,16 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from projections import channels, regions
+from projections.errors import TransformerContractError
 from projections.rules import Channel, CoordinatesError, Rules, StoreDefaults, parse_coordinates
 from schemas.session import Namespaces
 
 log = logging.getLogger(__name__)
 
 MAX_ROUNDS: Final = 8
-
-
-class TransformerContractError(RuntimeError):
-    """A transformer read an input or wrote an output it did not declare."""
 
 
 class Inputs:

@@ -1,0 +1,216 @@
+"""What a folded event costs, in seconds of running (docs/engine.md, "A cheaper fold"): the bench's
+workload (``ops/bench/workload.py``, same seed and mix) folded two ways.
+
+- ``pure``: ``streams.fold.batch.fold_batch`` as the loop calls it (per partition, batches of 5,000,
+  each touched session read from a dict of its stored bytes kept between batches, under the worker's
+  GC thresholds), no Kafka, no RocksDB: the bench's micro phase, on a smaller topic.
+- ``loop``: the fold loop itself (``streams.fold.loop.FoldLoop``, in this process, under the worker's
+  process tuning, with its key ring, transactional changelog producers, stores and history stores)
+  folding the same events pre-loaded on a local broker, a fresh changelog and data folder per round:
+  the bench's worker fold without faust and HTTP (whose share there is a few %), so a profile
+  (``--profile``, py-spy) samples the loop long enough to rank its costs.
+
+    .venv/bin/python ops/fold_cost.py pure [--events 100000 --sessions 10000 --rounds 3 --stages]
+    .venv/bin/python ops/fold_cost.py loop [--events 100000 --sessions 10000 --rounds 3 --profile var/loop.txt]
+
+Both say whether the compiled build of the fold ran (``make compile``; ``SESSIONS_PURE_PYTHON=1``
+turns it off) and report events/s by wall clock and by CPU time (the thread's for ``pure``, the
+process's for ``loop``: on a shared machine the CPU figure is the one to compare).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "bench"))
+
+from aiokafka.partitioner import murmur2
+from kafka_io import produce_all  # ops/bench/kafka_io.py
+from workload import Record, Workload  # ops/bench/workload.py
+
+from projections import native
+from schemas.events import decode_event
+from schemas.session import decode_state, encode_state
+from streams.config.settings import Settings
+from streams.config.topics import worker_topics
+from streams.control.app import fold_config
+from streams.control.worker import GC_THRESHOLDS, tune_process
+from streams.devkit import broker
+from streams.devkit.paths import REPO, SAMPLE_RULES_FILE, sample_rules
+from streams.fold.batch import Stored, fold_batch
+from streams.fold.loop import FoldLoop
+from streams.fold.store import pack_session, unpack_stored
+from streams.fold.waiters import FoldWaiters
+from streams.kafka.admin import ensure_topics
+from streams.privacy.cipher import master_keys
+from streams.privacy.keyring import KeyRing
+
+BATCH = 5000
+PARTITIONS = 12
+Records = dict[int, list[tuple[bytes | None, bytes | None, int]]]
+
+
+def workload(events: int, sessions: int, seed: int) -> list[Record]:
+    return Workload(seed, sessions).take(events)
+
+
+def by_partition(records: list[Record]) -> Records:
+    shares: Records = defaultdict(list)
+    for record in records:
+        share = shares[(murmur2(record.key) & 0x7FFFFFFF) % PARTITIONS]
+        share.append((record.key, record.value, len(share)))
+    return shares
+
+
+def fold_all(records: Records) -> dict[int, dict[bytes, bytes]]:
+    rules = sample_rules()
+    caches: dict[int, dict[bytes, bytes]] = {}
+    for partition, share in records.items():
+        cache = caches[partition] = {}
+
+        def read(key: bytes, cache: dict[bytes, bytes] = cache) -> Stored | None:
+            raw = cache.get(key)
+            if raw is None:
+                return None
+            stored = unpack_stored(raw)
+            return Stored(stored.offset, decode_state(stored.encoded), stored.locator, stored.activity_ms)
+
+        for start in range(0, len(share), BATCH):
+            outcome = fold_batch(share[start : start + BATCH], read, rules, 1 << 20)
+            for key, written in outcome.writes.items():
+                cache[key] = pack_session(written.offset, written.encoded, written.locator, written.activity_ms)
+    return caches
+
+
+def timed(work: Callable[[], object], clock: Callable[[], float] = time.thread_time) -> tuple[float, float]:
+    gc.collect()
+    began_wall, began_cpu = time.perf_counter(), clock()
+    work()
+    return time.perf_counter() - began_wall, clock() - began_cpu
+
+
+def pure(args: argparse.Namespace) -> None:
+    records = by_partition(workload(args.events, args.sessions, args.seed))
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    print(f"fold build: {native.describe()}")
+    rates = []
+    for round_ in range(args.rounds):
+        wall, cpu = timed(lambda: fold_all(records))
+        rates.append(args.events / cpu)
+        print(f"round {round_ + 1}: fold_batch {args.events / wall:,.0f} ev/s wall, {args.events / cpu:,.0f} ev/s cpu")
+    print(f"pure fold_batch, best of {args.rounds} by cpu: {max(rates):,.0f} ev/s ({1e6 / max(rates):.1f} us/event)")
+    if args.stages:
+        values = [value for share in records.values() for _, value, _ in share if value is not None]
+        encoded = [unpack_stored(s).encoded for cache in fold_all(records).values() for s in cache.values()]
+        decoded = [decode_state(e) for e in encoded]
+        for name, work, n in (
+            ("decode_event", lambda: [decode_event(v) for v in values], len(values)),
+            ("decode_state", lambda: [decode_state(e) for e in encoded], len(encoded)),
+            ("encode_state", lambda: [encode_state(s) for s in decoded], len(decoded)),
+        ):
+            best = min(timed(work)[1] for _ in range(args.rounds))
+            print(f"  {name}: {best / n * 1e6:.2f} us each ({n:,} items)")
+
+
+def loop(args: argparse.Namespace) -> None:
+    data = Path(tempfile.mkdtemp(prefix="fold-cost-"))
+    bootstrap = args.bootstrap
+    try:
+        if not bootstrap:
+            bootstrap = broker.run_start(data / "kafka", broker.free_port(), None, None, 120.0)
+        records = workload(args.events, args.sessions, args.seed)
+        topic = f"fold-cost-{uuid.uuid4().hex[:8]}"
+        base = Settings.from_env(
+            {"SESSIONS_KAFKA_BOOTSTRAP": bootstrap, "SESSIONS_EVENTS_TOPIC": topic, "SESSIONS_PARTITIONS": str(PARTITIONS)}
+        )
+        ensure_topics(bootstrap, worker_topics(base))
+        produce_all(bootstrap, topic, records)
+        total = len(records)
+        tune_process()  # as the worker runs (GC thresholds and freeze, GIL switch interval, C heap)
+        print(f"fold build: {native.describe()}; {total:,} events over {args.sessions:,} sessions, {PARTITIONS} partitions")
+        rates = []
+        for round_ in range(args.rounds):
+            wall, cpu = fold_topic(bootstrap, topic, data / f"round-{round_}", total, args.profile if round_ == 0 else "")
+            rates.append(total / cpu)
+            print(f"round {round_ + 1}: fold loop {total / wall:,.0f} ev/s wall, {total / cpu:,.0f} ev/s process cpu")
+        print(f"fold loop, best of {args.rounds} by cpu: {max(rates):,.0f} ev/s ({1e6 / max(rates):.1f} us/event)")
+    finally:
+        if not args.bootstrap:
+            broker.stop(data / "kafka")
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def fold_topic(bootstrap: str, topic: str, data: Path, total: int, profile: str) -> tuple[float, float]:
+    """One fresh fold of ``topic`` by the loop (a new app id: its own changelog, data folder, keys);
+    (wall seconds, process CPU seconds) from the assignment to the last event folded."""
+    settings = Settings.from_env(
+        {
+            "SESSIONS_KAFKA_BOOTSTRAP": bootstrap,
+            "SESSIONS_EVENTS_TOPIC": topic,
+            "SESSIONS_PARTITIONS": str(PARTITIONS),
+            "SESSIONS_APP_ID": f"fold-cost-{uuid.uuid4().hex[:8]}",
+            "SESSIONS_DATA_DIR": str(data),
+            "SESSIONS_RULES_FILE": str(SAMPLE_RULES_FILE),
+        }
+    )
+    ensure_topics(bootstrap, worker_topics(settings))
+    keys = KeyRing(bootstrap, settings.keys_topic, master_keys("", data), settings.group_instance_id)
+    keys.start()
+    fold = FoldLoop(fold_config(settings), sample_rules(), FoldWaiters(), fence=lambda: 1, keys=keys)
+    aio = asyncio.new_event_loop()
+    fold.start(aio)
+    spy = None
+    try:
+        fold.assign(range(PARTITIONS), 1).result(120)
+        if profile:
+            spy = subprocess.Popen(
+                [str(REPO / ".venv/bin/py-spy"), "record", "--nonblocking", "-r", "200", "-f", "raw", "-o", profile,
+                 "-p", str(os.getpid())],  # fmt: skip
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(1.0)  # py-spy attaches
+        began_wall, began_cpu = time.perf_counter(), time.process_time()
+        while sum(fold.positions().values()) < total:
+            time.sleep(0.05)  # progress polling (more often takes the GIL from the loop)
+        return time.perf_counter() - began_wall, time.process_time() - began_cpu
+    finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file when interrupted
+            spy.wait(30)
+        fold.stop()
+        keys.stop()
+        aio.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("mode", choices=("pure", "loop"))
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--sessions", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=20261126)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--stages", action="store_true", help="pure: also time decode_event, decode_state, encode_state")
+    parser.add_argument("--bootstrap", default="", help="loop: a broker to use (default: a local one, started and stopped)")
+    parser.add_argument("--profile", default="", help="loop: py-spy's raw profile of the first round to this file")
+    args = parser.parse_args()
+    (pure if args.mode == "pure" else loop)(args)
+
+
+if __name__ == "__main__":
+    main()
