@@ -38,7 +38,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent / "bench"))
 
 from aiokafka.partitioner import murmur2
-from kafka_io import produce_all  # ops/bench/kafka_io.py
+from confluent_kafka import KafkaException
+from kafka_io import produce_all, record_count  # ops/bench/kafka_io.py
 from workload import Record, Workload  # ops/bench/workload.py
 
 from projections import native
@@ -133,14 +134,16 @@ def loop(args: argparse.Namespace) -> None:
     try:
         if not bootstrap:
             bootstrap = broker.run_start(data / "kafka", broker.free_port(), None, None, 120.0)
-        records = workload(args.events, args.sessions, args.seed)
-        topic = f"fold-cost-{uuid.uuid4().hex[:8]}"
+        # One topic per workload on a broker given (--bootstrap): the runs of a comparison fold the same records.
+        topic = args.topic or f"fold-cost-{args.seed}-{args.sessions}-{args.events}"
         base = Settings.from_env(
             {"SESSIONS_KAFKA_BOOTSTRAP": bootstrap, "SESSIONS_EVENTS_TOPIC": topic, "SESSIONS_PARTITIONS": str(PARTITIONS)}
         )
         ensure_topics(bootstrap, worker_topics(base))
-        produce_all(bootstrap, topic, records)
-        total = len(records)
+        total = settled_count(bootstrap, topic)
+        if total < args.events:
+            produce_all(bootstrap, topic, workload(args.events, args.sessions, args.seed)[total:])
+            total = record_count(bootstrap, topic)
         tune_process()  # as the worker runs (GC thresholds and freeze, GIL switch interval, C heap)
         print(f"fold build: {native.describe()}; {total:,} events over {args.sessions:,} sessions, {PARTITIONS} partitions")
         walls, cpus = [], []
@@ -157,6 +160,18 @@ def loop(args: argparse.Namespace) -> None:
         if not args.bootstrap:
             broker.stop(data / "kafka")
         shutil.rmtree(data, ignore_errors=True)
+
+
+def settled_count(bootstrap: str, topic: str) -> int:
+    """The records of ``topic``, once its partitions have leaders (a topic made a moment ago may not)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return record_count(bootstrap, topic)
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)  # the new topic's leaders
 
 
 def fold_topic(bootstrap: str, topic: str, data: Path, total: int, profile: str) -> tuple[float, float]:
@@ -211,6 +226,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--stages", action="store_true", help="pure: also time decode_event, decode_state, encode_state")
     parser.add_argument("--bootstrap", default="", help="loop: a broker to use (default: a local one, started and stopped)")
+    parser.add_argument("--topic", default="", help="loop: the events topic (default: named after the workload)")
     parser.add_argument("--profile", default="", help="loop: py-spy's raw profile of the first round to this file")
     args = parser.parse_args()
     (pure if args.mode == "pure" else loop)(args)
