@@ -41,6 +41,7 @@ def main() -> int:
         extensions = mypycify(
             [f"projections/{name}.py" for name in native.MODULES], group_name=GROUP, target_dir=str(work / "c")
         )
+        os.chdir(work)  # setup() would read the project's pyproject.toml from the checkout too
         setup(
             name="session-engine-fold",
             ext_modules=extensions,
@@ -54,7 +55,9 @@ def main() -> int:
         shutil.copytree(built, staging)
         shutil.rmtree(native.BUILD_DIR, ignore_errors=True)
         staging.rename(native.BUILD_DIR)
-    print(f"compile: {len(native.MODULES)} modules into {native.BUILD_DIR.relative_to(REPO)} in {time.monotonic() - began:.0f}s")
+        os.chdir(REPO)  # out of the scratch folder before it goes
+    seconds = time.monotonic() - began
+    print(f"compile: {len(native.MODULES)} modules into {native.BUILD_DIR.relative_to(REPO)} in {seconds:.0f}s")
     return 0
 
 

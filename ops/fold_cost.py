@@ -137,7 +137,11 @@ def loop(args: argparse.Namespace) -> None:
         # One topic per workload on a broker given (--bootstrap): the runs of a comparison fold the same records.
         topic = args.topic or f"fold-cost-{args.seed}-{args.sessions}-{args.events}"
         base = Settings.from_env(
-            {"SESSIONS_KAFKA_BOOTSTRAP": bootstrap, "SESSIONS_EVENTS_TOPIC": topic, "SESSIONS_PARTITIONS": str(PARTITIONS)}
+            {
+                "SESSIONS_KAFKA_BOOTSTRAP": bootstrap,
+                "SESSIONS_EVENTS_TOPIC": topic,
+                "SESSIONS_PARTITIONS": str(PARTITIONS),
+            }
         )
         ensure_topics(bootstrap, worker_topics(base))
         total = settled_count(bootstrap, topic)
@@ -145,10 +149,12 @@ def loop(args: argparse.Namespace) -> None:
             produce_all(bootstrap, topic, workload(args.events, args.sessions, args.seed)[total:])
             total = record_count(bootstrap, topic)
         tune_process()  # as the worker runs (GC thresholds and freeze, GIL switch interval, C heap)
-        print(f"fold build: {native.describe()}; {total:,} events over {args.sessions:,} sessions, {PARTITIONS} partitions")
+        print(f"fold build: {native.describe()}; {total:,} events, {args.sessions:,} sessions, {PARTITIONS} partitions")
         walls, cpus = [], []
         for round_ in range(args.rounds):
-            wall, cpu = fold_topic(bootstrap, topic, data / f"round-{round_}", total, args.profile if round_ == 0 else "")
+            wall, cpu = fold_topic(
+                bootstrap, topic, data / f"round-{round_}", total, args.profile if round_ == 0 else ""
+            )
             walls.append(total / wall)
             cpus.append(total / cpu)
             print(f"round {round_ + 1}: fold loop {total / wall:,.0f} ev/s wall, {total / cpu:,.0f} ev/s process cpu")
@@ -197,9 +203,9 @@ def fold_topic(bootstrap: str, topic: str, data: Path, total: int, profile: str)
     try:
         fold.assign(range(PARTITIONS), 1).result(120)
         if profile:
+            spy_args = ["record", "--nonblocking", "--rate", "200", "--format", "raw", "--output", profile]
             spy = subprocess.Popen(
-                [str(REPO / ".venv/bin/py-spy"), "record", "--nonblocking", "-r", "200", "-f", "raw", "-o", profile,
-                 "-p", str(os.getpid())],  # fmt: skip
+                [str(REPO / ".venv/bin/py-spy"), *spy_args, "--pid", str(os.getpid())],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -224,8 +230,12 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=20261126)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--stages", action="store_true", help="pure: also time decode_event, decode_state, encode_state")
-    parser.add_argument("--bootstrap", default="", help="loop: a broker to use (default: a local one, started and stopped)")
+    parser.add_argument(
+        "--stages", action="store_true", help="pure: also time decode_event, decode_state, encode_state"
+    )
+    parser.add_argument(
+        "--bootstrap", default="", help="loop: a broker to use (default: a local one, started and stopped)"
+    )
     parser.add_argument("--topic", default="", help="loop: the events topic (default: named after the workload)")
     parser.add_argument("--profile", default="", help="loop: py-spy's raw profile of the first round to this file")
     args = parser.parse_args()

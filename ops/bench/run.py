@@ -89,7 +89,8 @@ def finish(bench: Bench) -> int:
     title = (
         f"session-engine bench {bench.run_id}{' (quick)' if cfg.quick else ''}: "
         f"{cfg.events:,} events / {cfg.sessions:,} sessions, "
-        f"{machine.get('nproc')} CPUs ({machine.get('cpu_model')}), commit {machine.get('git_commit', '?')}"
+        f"{machine.get('nproc')} CPUs ({machine.get('cpu_model')}), commit {machine.get('git_commit', '?')}, "
+        f"the fold {machine.get('fold_build', '?')}"
     )
     text = render(title, table, notes(bench.results, bench.checks, bench.errors, bench.cpu, cfg, os.cpu_count()))
     document = {

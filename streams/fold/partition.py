@@ -36,7 +36,9 @@ class OpenPartition:
         if self.history is not None:
             self.history.put_many((history_key(k, o), v) for k, v, o in records if k is not None and v is not None)
 
-    def write(self, sessions: Mapping[bytes, bytes | None], next_source_offset: int, next_changelog_offset: int) -> None:
+    def write(
+        self, sessions: Mapping[bytes, bytes | None], next_source_offset: int, next_changelog_offset: int
+    ) -> None:
         """A batch's states into the store, after its changelog is committed (``streams.fold.checkpoint``)."""
         self.store.write_batch(sessions, next_source_offset, next_changelog_offset)  # None deletes (erased)
         self.next_offset = next_source_offset
