@@ -197,21 +197,15 @@ class Checkpoint:
         log.warning("group generation %s, assigned under %s: not writing this batch", current, generation)
         return False
 
-    def publish(
-        self, outgoing: Mapping[int, Outgoing], generation: int | None, in_flight: Callable[[], None] | None = None
-    ) -> Published:
-        """Produce each partition's records, wait for Kafka, check the fence, commit. ``in_flight``
-        runs once everything is produced, before the wait for Kafka's acknowledgements: local work
-        that needs no acknowledgement (the history store's write) overlaps the round trips."""
+    def publish(self, outgoing: Mapping[int, Outgoing], generation: int | None) -> Published:
+        """Produce each partition's records, wait for Kafka, check the fence, commit."""
         if self.target.transactional:
-            return self._publish_transactions(outgoing, generation, in_flight)
-        return self._publish_shared(outgoing, generation, in_flight)
+            return self._publish_transactions(outgoing, generation)
+        return self._publish_shared(outgoing, generation)
 
     # -- transactional: one transaction per partition ----------------------------------------------
 
-    def _publish_transactions(
-        self, outgoing: Mapping[int, Outgoing], generation: int | None, in_flight: Callable[[], None] | None
-    ) -> Published:
+    def _publish_transactions(self, outgoing: Mapping[int, Outgoing], generation: int | None) -> Published:
         result = Published()
         markers: dict[int, int] = {}
         failures: dict[int, list[str]] = {}
@@ -241,8 +235,6 @@ class Checkpoint:
                 self._send_all(producer, partition, out, generation, markers, failures.setdefault(partition, []))
             except KafkaException as exc:
                 self._classify(partition, exc, result)
-        if in_flight is not None:
-            in_flight()
         self._fault("before_flush")  # some records may be on their way, none acknowledged for sure
         for partition in open_:
             if partition in result.fenced or partition in result.failed:
@@ -443,17 +435,13 @@ class Checkpoint:
 
     # -- not transactional: one shared producer, the local fence only ------------------------------
 
-    def _publish_shared(
-        self, outgoing: Mapping[int, Outgoing], generation: int | None, in_flight: Callable[[], None] | None
-    ) -> Published:
+    def _publish_shared(self, outgoing: Mapping[int, Outgoing], generation: int | None) -> Published:
         assert self._shared is not None
         result = Published()
         markers: dict[int, int] = {}
         failures: list[str] = []
         for partition, out in outgoing.items():
             self._send_all(self._shared, partition, out, generation, markers, failures)
-        if in_flight is not None:
-            in_flight()
         self._fault("before_flush")
         with_marker = {p for p, out in outgoing.items() if out.next_source_offset is not None}
         if not self._flush(self._shared):

@@ -323,27 +323,13 @@ class FoldLoop:
         if c.move_misplaced:  # else (a rebuild) the records are skipped: their moved copies are in the log
             for partition, elsewhere in intake.elsewhere.items():
                 outgoing[partition].moved = moves(elsewhere, partition, c.partitions)
-        history_full: list[DataFolderFull] = []
-
-        def write_history() -> None:
-            # The batch's records into the history stores while its changelog is on its way: a
-            # cache of the log, it waits for no acknowledgement, and its RocksDB writes (which
-            # release the GIL) overlap the round trips. A batch folded again puts the same bytes.
-            try:
-                for partition, records in intake.records.items():
-                    own.partitions[partition].write_history(records)
-            except DataFolderFull as exc:
-                history_full.append(exc)  # raised after the commit, where the stores are written
-
-        published = own.checkpoint.publish(outgoing, generation, write_history)
+        published = own.checkpoint.publish(outgoing, generation)
         own.lose(published.fenced)
         if published.failed:
             self._rewind(published.failed, wait_for_commands=published.moved)
         if not published.committed:
             return
         self._fault("after_flush")
-        if history_full:
-            raise history_full[0]  # the batch is in the changelog: catching up writes it once there is room
         awaited: list[tuple[str, bytes]] = []
         waiting = len(self.waiters) > 0
         bound = max(1, c.cache_sessions // max(1, len(own.serving)))
@@ -353,7 +339,7 @@ class FoldLoop:
             if outcome.sealed:  # rare: a session of thousands of events
                 sessions = {**outcome.sealed, **sessions}
             assert marker_offset is not None
-            state.write(sessions, intake.ends[partition], marker_offset + 1)
+            state.write(intake.records[partition], sessions, intake.ends[partition], marker_offset + 1)
             self._moved_records += len(outgoing[partition].moved)
             state.remember(packed[partition], bound)
             if self.on_written is not None:

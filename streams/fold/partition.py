@@ -28,18 +28,18 @@ class OpenPartition:
         if self.history is not None:
             self.history.close()
 
-    def write_history(self, records: SourceRecords) -> None:
-        """A batch's records as logged into the history store (a cache of the log: docs/history.md).
-        Before the states: a crash in between leaves records no locator names yet (the replay puts
-        them again), never a located record missing (only a slower read). It needs no changelog
-        commit: the loop writes it while the batch's changelog is on its way to Kafka."""
-        if self.history is not None:
-            self.history.put_many((history_key(k, o), v) for k, v, o in records if k is not None and v is not None)
-
     def write(
-        self, sessions: Mapping[bytes, bytes | None], next_source_offset: int, next_changelog_offset: int
+        self,
+        records: SourceRecords,
+        sessions: Mapping[bytes, bytes | None],
+        next_source_offset: int,
+        next_changelog_offset: int,
     ) -> None:
-        """A batch's states into the store, after its changelog is committed (``streams.fold.checkpoint``)."""
+        """A batch into the stores, after its changelog is committed (``streams.fold.checkpoint``)."""
+        if self.history is not None:
+            # Before the states: a crash in between leaves records no locator names yet (the replay
+            # puts them again), never a located record missing (only a slower read).
+            self.history.put_many((history_key(k, o), v) for k, v, o in records if k is not None and v is not None)
         self.store.write_batch(sessions, next_source_offset, next_changelog_offset)  # None deletes (erased)
         self.next_offset = next_source_offset
 
