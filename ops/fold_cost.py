@@ -32,13 +32,14 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "bench"))
 
 from aiokafka.partitioner import murmur2
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from kafka_io import produce_all, record_count  # ops/bench/kafka_io.py
 from workload import Record, Workload  # ops/bench/workload.py
 
@@ -52,8 +53,13 @@ from streams.control.worker import GC_THRESHOLDS, tune_process
 from streams.devkit import broker
 from streams.devkit.paths import REPO, SAMPLE_RULES_FILE, sample_rules
 from streams.fold.batch import Stored, fold_batch
+from streams.fold.codec import SessionCodec
+from streams.fold.config import FoldConfig, consumer_configs
+from streams.fold.intake import split
 from streams.fold.loop import FoldLoop
-from streams.fold.store import pack_session, unpack_stored
+from streams.fold.outgoing import batch_records
+from streams.fold.partition import OpenPartition
+from streams.fold.store import PartitionStore, history_key, pack_session, unpack_stored
 from streams.fold.waiters import FoldWaiters
 from streams.kafka.admin import ensure_topics
 from streams.privacy.cipher import master_keys
@@ -168,6 +174,95 @@ def loop(args: argparse.Namespace) -> None:
         shutil.rmtree(data, ignore_errors=True)
 
 
+def parts(args: argparse.Namespace) -> None:
+    """The loop's steps between ``consume`` and Kafka, each timed alone, on the topic's real messages
+    (consumed once into memory, replayed in the loop's batches) and real stores (no key ring: the
+    sealing of the few personal sessions is left out)."""
+    data = Path(tempfile.mkdtemp(prefix="fold-cost-"))
+    try:
+        topic = args.topic or f"fold-cost-{args.seed}-{args.sessions}-{args.events}"
+        settings = Settings.from_env(
+            {
+                "SESSIONS_KAFKA_BOOTSTRAP": args.bootstrap,
+                "SESSIONS_EVENTS_TOPIC": topic,
+                "SESSIONS_PARTITIONS": str(PARTITIONS),
+                "SESSIONS_DATA_DIR": str(data),
+            }
+        )
+        config = fold_config(settings)
+        messages = consume_all(config, settings_total := settled_count(args.bootstrap, topic))
+        tune_process()
+        print(f"fold build: {native.describe()}; {settings_total:,} messages, batches of {config.batch_max:,}")
+        for round_ in range(args.rounds):
+            print(
+                f"round {round_ + 1}: "
+                + ", ".join(f"{k} {v:.2f}" for k, v in steps(config, messages, data / str(round_)).items())
+            )
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def consume_all(config: FoldConfig, total: int) -> list[Message]:
+    consumer = Consumer(consumer_configs(config)[0])
+    consumer.assign([TopicPartition(config.events_topic, p, 0) for p in range(PARTITIONS)])
+    messages: list[Message] = []
+    while len(messages) < total:
+        messages.extend(m for m in consumer.consume(config.batch_max, 1.0) if m.error() is None)
+    consumer.close()
+    return messages
+
+
+def steps(config: FoldConfig, messages: list[Message], folder: Path) -> dict[str, float]:
+    """us of CPU per record of each step, as ``FoldLoop._fold`` runs them (no Kafka, no key ring)."""
+    rules, codec, options = sample_rules(), SessionCodec(None), config.memory.options()
+    opened: dict[int, OpenPartition] = {}
+    for p in range(PARTITIONS):
+        store = PartitionStore(folder / f"sessions-{p}", options)
+        history = PartitionStore(folder / f"history-{p}", options, write_ahead_log=False)
+        store.open()
+        history.open()
+        opened[p] = OpenPartition(store, history)
+    spent: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def step(name: str) -> Iterator[None]:
+        began = time.thread_time()
+        yield
+        spent[name] += time.thread_time() - began
+
+    serving = frozenset(range(PARTITIONS))
+    for start in range(0, len(messages), config.batch_max):
+        with step("split"):
+            intake = split(messages[start : start + config.batch_max], serving, PARTITIONS)
+        outcomes = {}
+        for p, records in intake.records.items():
+            with step("open"):
+                opened_records = codec.open_records(p, records, {})
+            with step("fold_batch"):
+                outcomes[p] = fold_batch(
+                    opened_records, opened[p].reader(codec.opened), rules, config.max_session_bytes,
+                    config.lifetime_ms, intake.stamps[p], config.max_skew_ms,
+                )  # fmt: skip
+        with step("pack"):
+            packed = codec.pack(outcomes, rules)
+        with step("outgoing"):
+            target = config.target()
+            for p, o in outcomes.items():
+                batch_records(target, p, o, packed[p], intake.ends[p], {}, intake.timestamp)
+        for p in outcomes:
+            log_copy = opened[p].history
+            assert log_copy is not None
+            with step("history"):
+                log_copy.put_many((history_key(k, o), v) for k, v, o in intake.records[p] if k and v)
+            with step("store"):
+                opened[p].store.write_batch(packed[p], intake.ends[p], start)
+            with step("remember"):
+                opened[p].remember(packed[p], config.cache_sessions // PARTITIONS)
+    for partition in opened.values():
+        partition.close()
+    return {name: seconds / len(messages) * 1e6 for name, seconds in spent.items()}
+
+
 def settled_count(bootstrap: str, topic: str) -> int:
     """The records of ``topic``, once its partitions have leaders (a topic made a moment ago may not)."""
     deadline = time.monotonic() + 30
@@ -225,7 +320,7 @@ def fold_topic(bootstrap: str, topic: str, data: Path, total: int, profile: str)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", choices=("pure", "loop"))
+    parser.add_argument("mode", choices=("pure", "loop", "parts"))
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--sessions", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=20261126)
@@ -239,7 +334,7 @@ def main() -> None:
     parser.add_argument("--topic", default="", help="loop: the events topic (default: named after the workload)")
     parser.add_argument("--profile", default="", help="loop: py-spy's raw profile of the first round to this file")
     args = parser.parse_args()
-    (pure if args.mode == "pure" else loop)(args)
+    {"pure": pure, "loop": loop, "parts": parts}[args.mode](args)
 
 
 if __name__ == "__main__":
