@@ -7,7 +7,9 @@ modules import as C extensions, unless
 
 - ``SESSIONS_PURE_PYTHON`` is set (to anything but ``0`` or empty): the pure-Python modules run;
 - the stamp does not match the sources as they are now (a module edited since, a checkout of another
-  commit): the build is left out, with a warning, rather than run code that is not in the files.
+  commit): the build is left out rather than run code that is not in the files; :func:`describe`
+  says so (the worker logs it at start, the bench prints it). Not a warning at import: that would
+  come before any logging is set up, in every process, as a stray line.
 
 The pure-Python modules are the reference: without a build (a fresh clone, ``make test``) they run,
 and ``tests/unit/test_compiled_fold.py`` folds the same events through both and compares the states
@@ -20,13 +22,10 @@ standard library.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import sys
 from pathlib import Path
 from typing import Final
-
-log = logging.getLogger(__name__)
 
 # The modules a folded event spends its Python time in (apply, the transformers, the per-session
 # step and its lifetime, the channel and region rules). Not compiled: ``errors`` (mypyc makes no
@@ -60,11 +59,10 @@ def search_path(package_path: list[str]) -> list[str]:
         return package_path
     stamp = BUILD_DIR / STAMP
     if not stamp.exists():
-        _why_not.append("no compiled build (make compile)")
+        _why_not.append("no compiled build: make compile")
         return package_path
     if stamp.read_text().strip() != sources_digest():
-        _why_not.append("the compiled build is older than the sources (make compile)")
-        log.warning("projections/_compiled was built from other sources than these: ignored (run `make compile`)")
+        _why_not.append("the compiled build is of other sources: make compile")
         return package_path
     return [str(BUILD_DIR), *package_path]
 

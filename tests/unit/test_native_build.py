@@ -1,8 +1,6 @@
 """When the fold's compiled build is used (projections/native.py): only when it was compiled from the
 sources as they are, and not when SESSIONS_PURE_PYTHON says no."""
 
-import logging
-
 import pytest
 
 from projections import native
@@ -35,12 +33,11 @@ def test_a_build_of_these_sources_comes_first(build):
     assert native.search_path(["src"]) == [str(native.BUILD_DIR), "src"]
 
 
-def test_a_build_of_other_sources_is_left_out_with_a_warning(build, caplog):
+def test_a_build_of_other_sources_is_left_out_saying_why(build):
     stamp(native.sources_digest())
     (build / "step.py").write_text("x = 2\n")  # edited since the build
-    with caplog.at_level(logging.WARNING, logger=native.__name__):
-        assert native.search_path(["src"]) == ["src"]
-    assert "make compile" in caplog.text
+    assert native.search_path(["src"]) == ["src"]
+    assert native._why_not == ["the compiled build is of other sources: make compile"]
 
 
 def test_the_off_switch_leaves_the_sources(build, monkeypatch):
