@@ -1,7 +1,7 @@
 """What the fold raises: an event the rules reject (not a bug), a transformer that breaks its contract.
 
-The exceptions of the fold's modules live here, a module that is never compiled: mypyc cannot make a
-native class of a subclass of ``ValueError`` or ``RuntimeError`` (``make compile``, docs/engine.md)."""
+The compiled build (``make compile``, ``projections.native``) leaves this module out: mypyc makes no
+native class of a subclass of ``RuntimeError``, so the fold's ``TransformerContractError`` lives here."""
 
 from __future__ import annotations
 

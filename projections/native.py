@@ -29,7 +29,9 @@ from typing import Final
 
 # The modules a folded event spends its Python time in (apply, the transformers, the per-session
 # step and its lifetime, the channel and region rules). Not compiled: ``errors`` (mypyc makes no
-# native subclass of ValueError), ``rules`` (read once at start), the rest (not on the fold's path).
+# native subclass of RuntimeError), ``rules`` (read once at start; mypyc 2.4 fails on it), the rest
+# (not on the fold's path), and ``schemas/``: thin wrappers over msgspec's C, and mypyc breaks a
+# msgspec Struct that declares a ClassVar (msgspec takes it for a field: docs/engine.md).
 MODULES: Final = ("session", "transformers", "step", "lifetime", "channels", "regions")
 PACKAGE_DIR: Final = Path(__file__).resolve().parent
 BUILD_DIR: Final = PACKAGE_DIR / "_compiled"
