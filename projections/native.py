@@ -40,7 +40,7 @@ OFF_SWITCH: Final = "SESSIONS_PURE_PYTHON"
 # Whatever mypyc read to compile MODULES: this package and the event and state types it imports.
 SOURCE_DIRS: Final = (PACKAGE_DIR, PACKAGE_DIR.parent / "schemas")
 
-_why_not: list[str] = []  # why the build is not used ("" once it is): for describe()
+_why_not: list[str] = []  # why the build is not used (empty when it is): for describe()
 
 
 def sources_digest() -> str:
