@@ -191,9 +191,35 @@ def compile_lock(lock: Lock, repo: Path = REPO, upgrade: bool = False) -> None:
     print(f"lock: wrote {lock.path} ({len(read_lock(out))} pins)")
 
 
+def subset(lock_path: Path, names: list[str]) -> str:
+    """The entries of a lock (verbatim: pin, marker, hashes) for ``names`` and every package they
+    need, which the lock's ``# via`` notes name: a smaller install of the same versions (the image's
+    compile stage installs mypy this way, ``Dockerfile``), with nothing resolved again."""
+    entries: dict[str, tuple[str, set[str]]] = {}  # normalized name -> (its text, who needs it)
+    for block in re.split(r"\n(?=[A-Za-z0-9])", lock_path.read_text()):
+        match = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==", block)
+        if match is None:
+            continue
+        via = re.search(r"# via (.*)", block)
+        needed_by = {normalize(n.split(" ")[0]) for n in via[1].split(", ")} if via else set()
+        entries[normalize(match[1])] = (block.rstrip() + "\n", needed_by)
+    wanted = {normalize(name) for name in names}
+    missing = wanted - entries.keys()
+    if missing:
+        raise ValueError(f"{lock_path}: no pin of {sorted(missing)}")
+    while True:
+        more = {name for name, (_, needed_by) in entries.items() if needed_by & wanted} - wanted
+        if not more:
+            return "".join(text for name, (text, _) in entries.items() if name in wanted)
+        wanted |= more
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["unlisted"]:
         print(" ".join(unlisted(Path(argv[1]))))
+        return 0
+    if argv[:1] == ["subset"]:
+        sys.stdout.write(subset(Path(argv[1]), argv[2:]))
         return 0
     upgrade = "--upgrade" in argv
     for lock in LOCKS:

@@ -22,8 +22,15 @@ from typing import Any, Final
 from projections.rules import Binding, Channel, Rules, StoreDefaults
 
 # What the choice reads: the account and binding recorded at creation, the client's requests, and
-# the login (a private channel is open to logged-in customers only; the e-mail names them).
-INPUTS: Final = ("@account", "@binding", "public.sc", "public.__bindingId", "authentication.storeUserEmail")
+# the login (a private channel is open to logged-in customers only; the e-mail names them). Typed in
+# full: the compiled build (mypyc) checks the transformers, which use it, before it infers this.
+INPUTS: Final[tuple[str, ...]] = (
+    "@account",
+    "@binding",
+    "public.sc",
+    "public.__bindingId",
+    "authentication.storeUserEmail",
+)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from functools import lru_cache, singledispatch
+from functools import lru_cache
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
@@ -108,18 +108,11 @@ class Change:
     changed: frozenset[str]
 
 
-@singledispatch
-def _change(event: Event, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
-    raise TypeError(f"no fold rule for {type(event).__name__}")  # a contract member without a rule
-
-
-@_change.register
-def _(event: PageViewed, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
+def _page_viewed(event: PageViewed, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
     return _public_change(namespaces, facts, query_parameters(event.data.url))
 
 
-@_change.register
-def _(event: CampaignClicked, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
+def _campaign_clicked(event: CampaignClicked, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
     data = event.data
     utm = {
         "utm_source": data.utm_source,
@@ -132,20 +125,17 @@ def _(event: CampaignClicked, namespaces: Namespaces, facts: dict[str, Any]) -> 
     return _public_change(namespaces, facts, {k: v for k, v in utm.items() if v is not None})
 
 
-@_change.register
-def _(event: PublicSet, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
+def _public_set(event: PublicSet, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
     return _public_change(namespaces, facts, {k: v.value for k, v in event.data.public.items()})
 
 
-@_change.register
-def _(event: SessionCreated, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
+def _session_created(event: SessionCreated, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
     recorded = {"account": event.data.account, "binding": event.data.binding}
     recorded = {name: value for name, value in recorded.items() if value is not None}
     return Change(namespaces, {**facts, **recorded}, frozenset(f"@{name}" for name in recorded))
 
 
-@_change.register
-def _(event: CookiesRecorded, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
+def _cookies_recorded(event: CookiesRecorded, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
     cookies = dict(namespaces.get("cookie", {}))
     for name, value in event.data.cookies.items():
         if value is None:
@@ -158,8 +148,7 @@ def _(event: CookiesRecorded, namespaces: Namespaces, facts: dict[str, Any]) -> 
     return Change(updated, facts, frozenset(f"cookie.{name}" for name in event.data.cookies))
 
 
-@_change.register
-def _(event: SessionTransformed, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
+def _session_transformed(event: SessionTransformed, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
     # VTEX's merge of a transform answer: a value overwrites, "" clears, a key left out is kept.
     updated = dict(namespaces)
     changed = set()
@@ -180,31 +169,26 @@ def _(event: SessionTransformed, namespaces: Namespaces, facts: dict[str, Any]) 
     return Change(updated, {**facts, "apps": answered}, frozenset(changed))
 
 
-@_change.register
-def _(event: RegionResolved, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
+def _region_resolved(event: RegionResolved, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
     lookup = {"key": event.data.key, "regionId": event.data.regionId}
     return Change(namespaces, {**facts, "region": lookup}, frozenset({"@region"}))
 
 
-@_change.register
-def _(event: LoggedIn, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
+def _logged_in(event: LoggedIn, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
     login = {k: v for k, v in msgspec.structs.asdict(event.data).items() if v is not None and v != []}
     return Change(namespaces, {**facts, "login": login}, frozenset({"@login"}))
 
 
-@_change.register
-def _(event: SessionErased, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
+def _session_erased(event: SessionErased, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
     raise TypeError("session.erased ends the session: fold with ends_session() before apply()")
 
 
-@_change.register
-def _(event: LoggedOut, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
+def _logged_out(event: LoggedOut, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
     remaining = {k: v for k, v in facts.items() if k != "login"}
     return Change(namespaces, remaining, frozenset({"@login"}))
 
 
-@_change.register
-def _(event: CartItemAdded, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
+def _cart_item_added(event: CartItemAdded, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
     # The cart's totals; amounts are added as decimals, so 0.1 + 0.2 is 0.3 as a shopper reads it.
     item = event.data
     currency = read_value(namespaces, facts, "cart.cartCurrency")
@@ -230,9 +214,29 @@ def is_duplicate(state: SessionState, event: Event) -> bool:
     return event.id in state.recent_ids
 
 
-# The handler of each event type, looked up once: singledispatch's own call costs more per event
-# than most handlers do.
-_handlers: dict[type, Callable[[Any, Namespaces, dict[str, Any]], Change]] = {}
+# What each event type does, by its exact type (the contract's members are final structs): one
+# dict lookup per event. (Not functools.singledispatch: its call cost more per event than most rules,
+# and the compiled build, ``make compile``, has no ``dispatch()`` to look a rule up once.)
+_CHANGES: Final[dict[type, Callable[[Any, Namespaces, dict[str, Any]], Change]]] = {
+    PageViewed: _page_viewed,
+    CampaignClicked: _campaign_clicked,
+    PublicSet: _public_set,
+    SessionCreated: _session_created,
+    CookiesRecorded: _cookies_recorded,
+    SessionTransformed: _session_transformed,
+    RegionResolved: _region_resolved,
+    LoggedIn: _logged_in,
+    SessionErased: _session_erased,
+    LoggedOut: _logged_out,
+    CartItemAdded: _cart_item_added,
+}
+
+
+def _change(event: Event, namespaces: Namespaces, facts: dict[str, Any]) -> Change:
+    change_of = _CHANGES.get(type(event))
+    if change_of is None:  # a contract member without a rule
+        raise TypeError(f"no fold rule for {type(event).__name__}")
+    return change_of(event, namespaces, facts)
 
 
 def apply(state: SessionState | None, event: Event, rules: Rules = EMPTY_RULES) -> SessionState:
@@ -255,10 +259,7 @@ def apply(state: SessionState | None, event: Event, rules: Rules = EMPTY_RULES) 
             first_event_time=state.meta.first_event_time,
             last_event_time=when,
         )
-    handler = _handlers.get(type(event))
-    if handler is None:
-        handler = _handlers[type(event)] = _change.dispatch(type(event))
-    change = handler(event, namespaces, facts)
+    change = _change(event, namespaces, facts)
     derived = run_transformers(change.namespaces, change.facts, rules, change.changed, created=state is None)
     recent = [*(state.recent_ids[-(RECENT_IDS - 1) :] if state is not None else ()), event.id]
     return SessionState(id=event.subject, namespaces=derived, meta=meta, facts=change.facts, recent_ids=recent)

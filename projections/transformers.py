@@ -16,16 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from projections import channels, regions
+from projections.errors import TransformerContractError
 from projections.rules import Channel, CoordinatesError, Rules, StoreDefaults, parse_coordinates
 from schemas.session import Namespaces
 
 log = logging.getLogger(__name__)
 
 MAX_ROUNDS: Final = 8
-
-
-class TransformerContractError(RuntimeError):
-    """A transformer read an input or wrote an output it did not declare."""
 
 
 class Inputs:
@@ -110,7 +107,7 @@ def _affected(transformers: tuple[Transformer, ...], changed: frozenset[str], cr
 
 
 def _csv(values: Iterable[str]) -> str | None:
-    unique = list(dict.fromkeys(v for v in values if v))
+    unique = list(dict.fromkeys([v for v in values if v]))
     return ",".join(unique) if unique else None
 
 
@@ -164,8 +161,8 @@ def _matching_campaigns(rules: tuple[Any, ...], present: tuple[str, ...]) -> tup
         values = dict(zip(_CAMPAIGN_KEYS, present, strict=True))
         matched = [rule for rule in rules if all(values.get(key) == value for key, value in rule.when)]
         answer = (
-            _csv(rule.name for rule in matched),
-            _csv(table for rule in matched for table in rule.price_tables),
+            _csv([rule.name for rule in matched]),
+            _csv([table for rule in matched for table in rule.price_tables]),
         )
         answers[present] = answer
     return answer

@@ -14,6 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from projections import native
 from streams.devkit.paths import REPO
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -70,6 +71,9 @@ def facts(kafka_version: str, quix_python: Path | None) -> dict[str, Any]:
         "kafka": kafka_version,
         "java": java[0] if java else None,
         "git_commit": _run(["git", "rev-parse", "HEAD"]) or None,
+        # The build of the fold the worker and the micro phase run (`make compile`); the peers run
+        # the pure-Python one (phases.py: what a Quix or faust user writes).
+        "fold_build": native.describe(),
         "git_dirty_files": len(dirty.splitlines()) if dirty else 0,
         "loadavg_at_start": os.getloadavg(),
         "packages": packages,

@@ -88,6 +88,7 @@ from procs import (
 from pyspy import top_functions
 from workload import LongSessions, Record, Workload, interleave, long_sessions, one_event_sessions, sample_page_view
 
+from projections import native
 from projections.session import apply
 from schemas.events import decode_event
 from schemas.session import SessionState, decode_state, encode_state, encode_view
@@ -412,7 +413,9 @@ class Bench:
             str(cfg.phase_timeout + 60),
         ]
         # The Quix venv has no project installed: the peers import it from the checkout.
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        # The peers fold with the pure-Python modules, as a Quix or faust user's code runs (the
+        # worker runs the compiled build when there is one: `make compile`, projections/native.py).
+        env = {**os.environ, "PYTHONPATH": str(REPO), native.OFF_SWITCH: "1"}
         peer = Peer(name, cmd, result_path, self.logs / f"peer-{name}.log", env)
         meter = self.meter()
         peer.start()

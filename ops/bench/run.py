@@ -99,7 +99,10 @@ def run_scale_mode(bench: Bench) -> int:
 def finish(bench: Bench) -> int:
     cfg = bench.config
     machine = bench.results.get("machine", {})
-    where = f"{machine.get('nproc')} CPUs ({machine.get('cpu_model')}), commit {machine.get('git_commit', '?')}"
+    where = (
+        f"{machine.get('nproc')} CPUs ({machine.get('cpu_model')}), commit {machine.get('git_commit', '?')}, "
+        f"the fold {machine.get('fold_build', '?')}"
+    )
     if cfg.scale:
         scale = bench.results.get("scale", {})
         table = [("cost at scale (issue 24)", scale_section(scale))]

@@ -19,6 +19,7 @@ from typing import Any
 import faust
 from mode import Service
 
+from projections import native
 from projections.rules import RulesError
 from streams.config.rules_file import parse_rules_text, read_rules_file
 from streams.config.settings import Settings
@@ -109,6 +110,7 @@ class FoldService(Service):
 
     async def on_start(self) -> None:
         _note_upgrade(self.data_dir)  # here, not earlier: the worker's logging is set up by now
+        log.info("the fold runs %s", native.describe())  # `make compile` (docs/engine.md)
         self.fold.start(asyncio.get_running_loop())
 
     async def on_stop(self) -> None:

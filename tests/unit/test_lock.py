@@ -112,3 +112,14 @@ def test_this_venv_is_exactly_the_dev_lock():
     locked = pins("requirements/dev.lock")
     assert {name: installed.get(name) for name in locked} == locked, "run `make install`"
     assert sorted(set(installed) - set(locked)) == [], "installed but not locked: run `make install`"
+
+
+def test_the_compile_stage_installs_mypy_with_what_it_needs_from_the_dev_lock(tmp_path):
+    text = lock_tools.subset(REPO / "requirements" / "dev.lock", ["mypy", "setuptools", "msgspec"])
+    subset = tmp_path / "compile.lock"
+    subset.write_text(text)
+    pins = {pin.name: pin for pin in lock_tools.read_lock(subset)}
+    dev = {pin.name: pin for pin in lock_tools.read_lock(REPO / "requirements" / "dev.lock")}
+    assert {"mypy", "mypy-extensions", "typing-extensions", "pathspec", "setuptools", "msgspec"} <= set(pins)
+    assert "faust-streaming" not in pins  # only what mypy needs
+    assert all(pin == dev[name] and pin.hashes for name, pin in pins.items())
