@@ -3,8 +3,10 @@
 build there is of the sources as they are. ``projections.native`` says when the build is used.
 
 Needs mypy (the dev lock: ``make install``), a C compiler and Python's headers. About 15 s of CPU:
-not part of ``make install`` nor ``make test`` (the pure-Python fold is the reference they test);
-the bench and the image build it (docs/engine.md, "A cheaper fold").
+not part of ``make install``, and ``make test`` runs the pure-Python fold (the reference) except in
+``tests/unit/test_compiled_fold.py``, which compiles into a folder of its own
+(``SESSIONS_FOLD_BUILD_DIR``) and folds through both; the bench and the image build it here
+(docs/engine.md, "A cheaper fold").
 """
 
 from __future__ import annotations
@@ -25,11 +27,15 @@ from projections import native  # noqa: E402
 GROUP = "projections.fold"  # the shared library's module: projections/_compiled/fold__mypyc.*.so
 
 
+def shown(path: Path) -> Path:
+    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
+
+
 def main() -> int:
     digest = native.sources_digest()
     stamp = native.BUILD_DIR / native.STAMP
     if stamp.exists() and stamp.read_text().strip() == digest:
-        print(f"compile: {native.BUILD_DIR.relative_to(REPO)} is up to date")
+        print(f"compile: {shown(native.BUILD_DIR)} is up to date")
         return 0
     from mypyc.build import mypycify  # the dev venv's mypy
     from setuptools import setup
@@ -57,7 +63,7 @@ def main() -> int:
         staging.rename(native.BUILD_DIR)
         os.chdir(REPO)  # out of the scratch folder before it goes
     seconds = time.monotonic() - began
-    print(f"compile: {len(native.MODULES)} modules into {native.BUILD_DIR.relative_to(REPO)} in {seconds:.0f}s")
+    print(f"compile: {len(native.MODULES)} modules into {shown(native.BUILD_DIR)} in {seconds:.0f}s")
     return 0
 
 

@@ -12,8 +12,8 @@ modules import as C extensions, unless
   come before any logging is set up, in every process, as a stray line.
 
 The pure-Python modules are the reference: without a build (a fresh clone, ``make test``) they run,
-and ``tests/unit/test_compiled_fold.py`` folds the same events through both and compares the states
-when a build is present. Why this, and what it gains: docs/engine.md, "A cheaper fold".
+and ``tests/unit/test_compiled_fold.py`` compiles a build of its own and folds the same events
+through both, comparing the states. Why this, and what it gains: docs/engine.md, "A cheaper fold".
 
 This module is never compiled (it decides whether the compiled ones are used) and imports only the
 standard library.
@@ -34,7 +34,10 @@ from typing import Final
 # msgspec Struct that declares a ClassVar (msgspec takes it for a field: docs/engine.md).
 MODULES: Final = ("session", "transformers", "step", "lifetime", "channels", "regions")
 PACKAGE_DIR: Final = Path(__file__).resolve().parent
-BUILD_DIR: Final = PACKAGE_DIR / "_compiled"
+BUILD_DIR_VARIABLE: Final = "SESSIONS_FOLD_BUILD_DIR"
+# Where ``make compile`` puts the build and the package looks for it; the variable moves both (the
+# test that folds through both builds compiles into a folder of its own, so a fresh clone's run tests it).
+BUILD_DIR: Final = Path(os.environ.get(BUILD_DIR_VARIABLE) or PACKAGE_DIR / "_compiled")
 STAMP: Final = "sources.sha256"
 OFF_SWITCH: Final = "SESSIONS_PURE_PYTHON"
 # Whatever mypyc read to compile MODULES: this package and the event and state types it imports.

@@ -1,6 +1,6 @@
-"""One fold of an event sequence, as comparable data, for tests/unit/test_compiled_fold.py: run in the
-test's process (the compiled build) and, as ``python -m tests.support.fold_builds``, in a child
-process with ``SESSIONS_PURE_PYTHON=1`` (the pure-Python modules), one JSON line in, one out."""
+"""One fold of an event sequence, as comparable data, for tests/unit/test_compiled_fold.py: run as
+``python -m tests.support.fold_builds`` in a child process per build (the compiled one with
+``SESSIONS_FOLD_BUILD_DIR``, the pure one with ``SESSIONS_PURE_PYTHON=1``), one JSON line in, one out."""
 
 from __future__ import annotations
 
