@@ -7,10 +7,11 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AdminClient,
     ClusterMetadata,
+    ConfigEntry,
     ConfigResource,
     NewTopic,
     ResourceType,
@@ -123,20 +124,40 @@ def _check_existing(
 
 def _check_min_insync(admin: AdminClient, bootstrap: str, specs: list[TopicSpec], timeout: float) -> None:
     """Existing topics must ask at least as many in-sync replicas as the settings do."""
-    if not specs:
-        return
     asked = {spec.name: spec.min_insync for spec in specs}
-    resources = [ConfigResource(ResourceType.TOPIC, name) for name in asked]
-    for resource, future in admin.describe_configs(resources, request_timeout=timeout).items():
-        entry = future.result(timeout=timeout).get(MIN_INSYNC)
+    for name, entries in _topic_configs(admin, list(asked), timeout).items():
+        entry = entries.get(MIN_INSYNC)
         effective = int(entry.value) if entry is not None and entry.value is not None else 1
-        name = resource.name
         if effective < asked[name]:
             raise TopicMismatch(
                 f"topic {name!r} has {MIN_INSYNC}={effective} but SESSIONS_MIN_INSYNC_REPLICAS asks "
                 f"{asked[name]}: raise it (kafka-configs.sh --bootstrap-server {bootstrap} --alter --entity-type "
                 f"topics --entity-name {name} --add-config {MIN_INSYNC}={asked[name]}) or lower the setting"
             )
+
+
+def _topic_configs(admin: AdminClient, names: list[str], timeout: float) -> dict[str, dict[str, ConfigEntry]]:
+    """Each topic's configuration, asked again while the answering broker does not know the topic
+    yet: the metadata that listed it may have come from another broker, and a topic made a moment
+    ago (by a worker starting beside this one) reaches every broker's metadata a little later. Seen
+    with three workers starting at once on a three-node cluster."""
+    configs: dict[str, dict[str, ConfigEntry]] = {}
+    pending = list(names)
+    deadline = time.monotonic() + timeout
+    while pending:
+        resources = [ConfigResource(ResourceType.TOPIC, name) for name in pending]
+        unknown: list[str] = []
+        for resource, future in admin.describe_configs(resources, request_timeout=timeout).items():
+            try:
+                configs[resource.name] = future.result(timeout=timeout)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART or time.monotonic() > deadline:
+                    raise
+                unknown.append(resource.name)
+        pending = unknown
+        if pending:
+            time.sleep(0.2)  # the brokers' metadata propagation has no event to wait on from a client
+    return configs
 
 
 def _check_internal_topics(admin: AdminClient, metadata: ClusterMetadata, asked: int, timeout: float) -> None:
