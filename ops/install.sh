@@ -32,3 +32,8 @@ if [ ! -f "$stamp" ]; then
     rm -f .venv/.installed-*
     touch "$stamp"
 fi
+# The project's own bytecode, written where Python looks for it. A process whose environment sets
+# PYTHONDONTWRITEBYTECODE (this machine's does) never caches it and compiles every module it
+# imports from source at every start: about 0.12 s of CPU a worker or sessionctl start here, a
+# run of `make test` starts a few hundred. Only stale files are rewritten (well under a second).
+.venv/bin/python -m compileall -q -j 0 streams projections schemas tests ops >/dev/null

@@ -165,6 +165,11 @@ def render_properties(
             # topic name should fail loudly instead of creating a one-partition topic.
             "auto.create.topics.enable=false",
             "log.retention.hours=-1",
+            # The active controller appends a no-op record to the metadata log when it has written
+            # nothing for this long (Kafka's default: 500 ms), and every node reads and stores it:
+            # most of what an idle node does. An idle 3-node cluster used 0.157 CPU seconds a
+            # second with the default, 0.120 with 5 s. Nothing here waits on those records.
+            "metadata.max.idle.interval.ms=5000",
             "",
         ]
     )
