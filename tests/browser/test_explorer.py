@@ -13,12 +13,12 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from streams.devkit.events import campaign_click, cart_item_added, logged_in, new_session_id, page_view
 from streams.devkit.paths import SAMPLE_RULES_FILE
 from streams.devkit.workers import SERVICE_HEADERS
+from tests.support.http import http_client, http_get
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.workers import module_worker
 
@@ -52,7 +52,7 @@ def story(worker: Any) -> str:
         logged_in(sid, "user-42", "someone@example.com", seconds=4),
         page_view(sid, "https://shop.example/p?color=blue", seconds=5, pageType="product"),
     ]
-    with httpx.Client(base_url=worker.url, timeout=15.0, headers=SERVICE_HEADERS) as client:
+    with http_client(base_url=worker.url, timeout=15.0, headers=SERVICE_HEADERS) as client:
         assert client.post("/api/events", json=events).status_code == 202
         wait_for_session(client, sid, public_has("color", "blue"))
     return sid
@@ -125,7 +125,7 @@ def test_a_person_explores_a_session_its_past_and_its_live_events(browser, worke
     expect(page.locator("#session-when")).to_contain_text("As it was at")
 
     # Live: a new event shows up in the timeline without a reload; "now" then shows its value.
-    with httpx.Client(base_url=worker.url, timeout=15.0) as client:
+    with http_client(base_url=worker.url, timeout=15.0) as client:
         event = page_view(story, "https://shop.example/p?color=purple", seconds=6)
         assert client.post("/api/events", json=event).status_code == 202
     expect(timeline).to_have_count(STORY_EVENTS + 1)
@@ -246,14 +246,14 @@ def test_the_page_loads_nothing_from_elsewhere(browser, worker, story, pages):
     expect(color_row(page).locator("td.value")).to_be_visible()
     assert seen and all(url.startswith(worker.url + "/") for url in seen), seen
     assert not any("Bearer" in url or worker.service_key in url for url in seen)
-    policy = httpx.get(f"{worker.url}/").headers["Content-Security-Policy"]
+    policy = http_get(f"{worker.url}/").headers["Content-Security-Policy"]
     assert "default-src 'none'" in policy and "connect-src 'self'" in policy
 
 
 def test_the_files_are_served_with_their_types(worker):
     for path, kind in (("/", "text/html"), ("/explorer/app.js", "text/javascript"), ("/explorer/app.css", "text/css")):
-        answer = httpx.get(f"{worker.url}{path}")
+        answer = http_get(f"{worker.url}{path}")
         assert answer.status_code == 200 and answer.headers["content-type"].startswith(kind), path
         assert answer.headers["X-Content-Type-Options"] == "nosniff"
-    answer = httpx.get(f"{worker.url}/api/v1/sessions", headers=SERVICE_HEADERS)
+    answer = http_get(f"{worker.url}/api/v1/sessions", headers=SERVICE_HEADERS)
     assert answer.status_code == 200 and "sessions" in answer.json()

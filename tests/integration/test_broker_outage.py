@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 import uuid
 
-import httpx
 import pytest
 
 from streams.devkit import broker
 from streams.devkit.events import new_session_id, page_view
 from streams.devkit.workers import make_worker
+from tests.support.http import HttpClient, http_client
 from tests.support.sessions import public_has, wait_for_session
 
 pytestmark = pytest.mark.integration
@@ -34,7 +34,7 @@ def test_requests_fail_fast_while_kafka_is_down_and_every_2xx_is_folded_once(tmp
         accepted: dict[str, dict] = {}
         outcomes: list[tuple[int, float]] = []
 
-        def post_all(client: httpx.Client, events: list[dict]) -> list[dict]:
+        def post_all(client: HttpClient, events: list[dict]) -> list[dict]:
             """Posts each event once; returns those that were not accepted."""
             left = []
             for event in events:
@@ -50,7 +50,7 @@ def test_requests_fail_fast_while_kafka_is_down_and_every_2xx_is_folded_once(tmp
                     left.append(event)
             return left
 
-        with httpx.Client(base_url=worker.url, timeout=30) as client:
+        with http_client(base_url=worker.url, timeout=30) as client:
             pending = post_all(client, pending[:20]) + pending[20:]
             assert len(accepted) == 20
 
@@ -63,7 +63,7 @@ def test_requests_fail_fast_while_kafka_is_down_and_every_2xx_is_folded_once(tmp
 
             # The storefront API too: a session write while Kafka is down is a 503 to retry, and
             # never a session made up without its event.
-            with httpx.Client(base_url=worker.url, timeout=30) as browser:
+            with http_client(base_url=worker.url, timeout=30) as browser:
                 response = browser.post("/api/sessions", json={"public": {"during": {"value": "outage"}}})
                 assert response.status_code == 503, response.text
                 assert response.headers["Retry-After"].isdigit()

@@ -29,6 +29,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from projections.segment import encode_segment_token
 from streams.devkit.events import logged_in
+from tests.support.http import http_client
 from tests.support.service_worker import NEW_SIGNING_KEY, OUTLET_HOST, TRUSTED_KEY
 from tests.support.vtex_clients import FASTSTORE_ITEMS, RENDER_SESSION_ITEMS, decode_segment
 from tests.support.workers import worker_client
@@ -208,15 +209,15 @@ def test_an_account_this_deployment_does_not_serve_is_a_400_naming_an(janus):
 def test_the_host_picks_the_account_when_there_is_no_an(worker):
     """One deployment, several stores: a storefront on another domain (no ``an``) gets the account
     SESSIONS_HOST_ACCOUNTS maps its Host to; any other Host the rules' default account."""
-    with httpx.Client(base_url=worker.url, timeout=15.0, headers={"Host": OUTLET_HOST}) as outlet:
+    with http_client(base_url=worker.url, timeout=15.0, headers={"Host": OUTLET_HOST}) as outlet:
         document = outlet.post("/api/sessions?items=account.accountName,store.channel", json={}).json()
         assert document["namespaces"] == {
             "account": {"accountName": {"value": "outlet"}},
             "store": {"channel": {"value": "2"}},
         }
-    with httpx.Client(base_url=worker.url, timeout=15.0, headers={"Host": f"{OUTLET_HOST}:443"}) as cookieless:
+    with http_client(base_url=worker.url, timeout=15.0, headers={"Host": f"{OUTLET_HOST}:443"}) as cookieless:
         assert cookieless.get("/api/segments").json()["currencyCode"] == "USD"
-    with httpx.Client(base_url=worker.url, timeout=15.0, headers={"Host": "shop.example"}) as other:
+    with http_client(base_url=worker.url, timeout=15.0, headers={"Host": "shop.example"}) as other:
         document = other.post("/api/sessions?items=account.accountName", json={}).json()
         assert document["namespaces"] == {"account": {"accountName": {"value": "demo"}}}
 
@@ -399,7 +400,7 @@ def test_render_session_page_load_reads_is_authenticated(browser, worker):
     assert namespaces["account"]["accountName"] == {"value": "demo"}
     assert namespaces["public"]["utm_source"] == {"value": "google"}
     sid = first.json()["id"]
-    with httpx.Client(base_url=worker.url, headers={"Authorization": f"Bearer {TRUSTED_KEY}"}) as identity:
+    with http_client(base_url=worker.url, headers={"Authorization": f"Bearer {TRUSTED_KEY}"}) as identity:
         assert identity.post("/api/events", json=logged_in(sid, "u-7", "joao@example.com", 1)).status_code == 202
     # The next page load: its own change folds after the login (same session, same partition).
     second = render_session_initial_request(browser, "")

@@ -18,6 +18,7 @@ from schemas.events import PublicSet, decode_event
 from schemas.session import encode_view
 from streams.devkit.events import page_view
 from tests.support.cluster import make_cluster
+from tests.support.http import http_client, http_get, http_post
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.topics import read_topic
 
@@ -31,7 +32,7 @@ def test_one_session_written_through_three_workers_at_once(kafka_bootstrap, tmp_
     try:
         cluster.start()
         first = cluster.workers[0]
-        created = httpx.post(f"{first.url}/api/sessions", json={"public": {}}, timeout=30)
+        created = http_post(f"{first.url}/api/sessions", json={"public": {}}, timeout=30)
         assert created.status_code == 201, created.text
         cookie = created.cookies["vtex_session"]
         sid = jwt.decode(cookie, options={"verify_signature": False})["id"]
@@ -42,7 +43,7 @@ def test_one_session_written_through_three_workers_at_once(kafka_bootstrap, tmp_
 
         def storefront(index: int) -> None:
             worker = cluster.workers[index]
-            with httpx.Client(base_url=worker.url, timeout=30, cookies={"vtex_session": cookie}) as http:
+            with http_client(base_url=worker.url, timeout=30, cookies={"vtex_session": cookie}) as http:
                 start.wait()
                 for n in range(WRITES):
                     key = f"w{index}"
@@ -52,7 +53,7 @@ def test_one_session_written_through_three_workers_at_once(kafka_bootstrap, tmp_
 
         def service(index: int) -> None:
             worker = cluster.workers[index]
-            with httpx.Client(base_url=worker.url, timeout=30, headers=worker.service_headers) as http:
+            with http_client(base_url=worker.url, timeout=30, headers=worker.service_headers) as http:
                 start.wait()
                 for n in range(WRITES):
                     event = page_view(sid, f"https://shop.example/?s{index}={n}", n)
@@ -73,7 +74,7 @@ def test_one_session_written_through_three_workers_at_once(kafka_bootstrap, tmp_
 
         # A last marker through the first worker, once folded every earlier record of the session is too.
         marker = page_view(sid, "https://shop.example/?marker=end", 10_000)
-        with httpx.Client(base_url=first.url, timeout=30, headers=first.service_headers) as http:
+        with http_client(base_url=first.url, timeout=30, headers=first.service_headers) as http:
             assert http.post("/api/events", json=marker).status_code == 202
             wait_for_session(http, sid, public_has("marker"))
 
@@ -91,7 +92,7 @@ def test_one_session_written_through_three_workers_at_once(kafka_bootstrap, tmp_
         expected = orjson.loads(encode_view(fold(events)))  # the cluster's workers have no rules file
         assert expected["meta"]["eventCount"] == len(events)
         for worker in cluster.workers:
-            served = httpx.get(f"{worker.url}/api/v1/sessions/{sid}", headers=worker.service_headers, timeout=30)
+            served = http_get(f"{worker.url}/api/v1/sessions/{sid}", headers=worker.service_headers, timeout=30)
             assert served.status_code == 200 and served.json() == expected, cluster.name(worker)
     finally:
         cluster.kill()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import threading
 
-import httpx
 import orjson
 import pytest
 from confluent_kafka import Producer
 
 from streams.devkit.events import new_session_id, page_view
 from streams.devkit.paths import SAMPLE_RULES_FILE, sample_rules
+from tests.support.http import http_client
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.streams import expected_views, served_views, stream_of_events
 from tests.support.workers import wipe
@@ -26,7 +26,7 @@ def test_the_same_event_posted_three_times_is_applied_once(worker_factory):
     worker = worker_factory(SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE)).start()
     sid = new_session_id()
     event = page_view(sid, "https://s/?once=1")
-    with httpx.Client(base_url=worker.url, timeout=10) as client:
+    with http_client(base_url=worker.url, timeout=10) as client:
         for _ in range(3):
             assert client.post("/api/events", json=event).status_code == 202
         assert client.post("/api/events", json=page_view(sid, "https://s/?after=1", 1)).status_code == 202
@@ -68,7 +68,7 @@ def test_sigkill_mid_stream_loses_nothing_and_applies_nothing_twice(worker_facto
     emitter.start()
     # Kill once the worker has folded part of the first half.
     probe = stream[0]["subject"]
-    with httpx.Client(base_url=worker.url, timeout=10) as client:
+    with http_client(base_url=worker.url, timeout=10) as client:
         wait_for_session(client, probe, 1, timeout=60)
     worker.kill()
     killed.set()

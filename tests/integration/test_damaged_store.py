@@ -5,12 +5,12 @@ MANIFEST."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from rocksdict import Options, Rdict
 
 from streams.devkit.events import page_view
 from tests.support.cluster import parse_metrics, session_in
+from tests.support.http import http_client, http_get
 from tests.support.sessions import public_has, wait_for_session
 
 pytestmark = pytest.mark.integration
@@ -21,7 +21,7 @@ PARTITIONS = 2
 def test_damaged_stores_are_moved_aside_and_rebuilt_from_the_changelog(worker_factory):
     worker = worker_factory("w1", PARTITIONS).start()
     sids = [session_in(p, PARTITIONS) for p in range(PARTITIONS) for _ in range(20)]
-    with httpx.Client(base_url=worker.url, timeout=15, headers=worker.service_headers) as service:
+    with http_client(base_url=worker.url, timeout=15, headers=worker.service_headers) as service:
         for n, sid in enumerate(sids):
             assert (
                 service.post("/api/events", json=page_view(sid, f"https://shop.example/?n={n}", n)).status_code == 202
@@ -42,10 +42,10 @@ def test_damaged_stores_are_moved_aside_and_rebuilt_from_the_changelog(worker_fa
         manifest.unlink()
 
     worker.start()
-    with httpx.Client(base_url=worker.url, timeout=15, headers=worker.service_headers) as service:
+    with http_client(base_url=worker.url, timeout=15, headers=worker.service_headers) as service:
         for sid in sids:
             assert service.get(f"/api/v1/sessions/{sid}").json() == expected[sid]
-        families = parse_metrics(httpx.get(f"{worker.url}/metrics", timeout=10).text)
+        families = parse_metrics(http_get(f"{worker.url}/metrics", timeout=10).text)
     [(_, _, damaged)] = families["sessions_damaged_stores"]
     assert damaged == 2
     for partition, store in stores.items():

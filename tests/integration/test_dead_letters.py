@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import orjson
 import pytest
 from confluent_kafka import Producer
@@ -16,6 +15,7 @@ from streams.devkit.workers import SERVICE_HEADERS
 from streams.kafka.dead_letters import redrive
 from tests.support.cli import sessionctl
 from tests.support.dead_letters import headers, read_dead_letters, reason
+from tests.support.http import http_client
 from tests.support.sessions import public_has, wait_for_session
 
 pytestmark = pytest.mark.integration
@@ -40,7 +40,7 @@ def test_garbage_between_good_events_goes_to_the_dlq_and_the_good_ones_fold(work
     producer.produce(topic, key=sid.encode(), value=orjson.dumps(page_view(sid, "https://s/?second=2", 1)))
     assert producer.flush(10) == 0
 
-    with httpx.Client(base_url=worker.url, timeout=10) as client:
+    with http_client(base_url=worker.url, timeout=10) as client:
         document, _ = wait_for_session(client, sid, 2)
         assert document["meta"]["eventCount"] == 2
         assert document["namespaces"]["public"] == {"first": {"value": "1"}, "second": {"value": "2"}}
@@ -71,7 +71,7 @@ def test_garbage_between_good_events_goes_to_the_dlq_and_the_good_ones_fold(work
     producer.produce(f"{topic}.dlq", key=sid.encode(), value=orjson.dumps(late), headers=[("dlq.reason", b"old bug")])
     assert producer.flush(10) == 0
     assert "re-drove 4 dead letter(s)" in sessionctl("dlq", "redrive", env=worker.env, expect=0).stdout
-    with httpx.Client(base_url=worker.url, timeout=10) as client:
+    with http_client(base_url=worker.url, timeout=10) as client:
         document, _ = wait_for_session(client, sid, 3)
     assert document["namespaces"]["public"]["redriven"] == {"value": "1"}
     assert document["meta"]["eventCount"] == 3
@@ -112,7 +112,7 @@ def test_an_event_stamped_further_ahead_of_its_record_than_the_skew_is_dead_lett
     producer.produce(topic, key=sid.encode(), value=orjson.dumps(page_view(sid, "https://s/?last=1", 2)))
     assert producer.flush(10) == 0
 
-    with httpx.Client(base_url=worker.url, timeout=10, headers=SERVICE_HEADERS) as client:
+    with http_client(base_url=worker.url, timeout=10, headers=SERVICE_HEADERS) as client:
         document, _ = wait_for_session(client, sid, public_has("last"))
     assert document["meta"]["eventCount"] == 2  # the minute ahead (within the skew) and the last
     assert document["namespaces"]["public"]["ahead"] == {"value": "minute"}

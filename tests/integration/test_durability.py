@@ -3,7 +3,6 @@ or from the log when the folder is one of the faust-table engine."""
 
 from __future__ import annotations
 
-import httpx
 import msgspec
 import orjson
 import pytest
@@ -15,6 +14,7 @@ from streams.devkit.events import new_session_id, page_view
 from streams.devkit.workers import SERVICE_HEADERS
 from streams.fold.store import pack_session, unpack_session
 from streams.kafka.admin import TopicSpec, ensure_topics
+from tests.support.http import http_client
 from tests.support.sessions import wait_for_session
 from tests.support.workers import wipe
 
@@ -26,7 +26,7 @@ PARTITIONS = 4
 def seed(worker, sessions: int = 20) -> dict[str, bytes]:
     """Posts a few page views per session and returns every session's served document."""
     ids = [new_session_id() for _ in range(sessions)]
-    with httpx.Client(base_url=worker.url, timeout=10) as client:
+    with http_client(base_url=worker.url, timeout=10) as client:
         batch = [page_view(sid, f"https://s/?n={n}&sid={sid[:8]}", n) for sid in ids for n in range(3)]
         assert client.post("/api/events", json=batch).json()["accepted"] == len(batch)
         for sid in ids:
@@ -35,7 +35,7 @@ def seed(worker, sessions: int = 20) -> dict[str, bytes]:
 
 
 def served(worker, ids) -> dict[str, bytes]:
-    with httpx.Client(base_url=worker.url, timeout=10) as client:
+    with http_client(base_url=worker.url, timeout=10) as client:
         return {sid: client.get(f"/api/v1/sessions/{sid}", headers=SERVICE_HEADERS).content for sid in ids}
 
 
@@ -78,7 +78,7 @@ def test_state_survives_a_restart_from_local_rocksdb(worker_factory):
     assert after == {sid: doc for sid, doc in before.items() if sid != tampered}
     # A new event after the restart folds onto the kept state, not onto an empty one.
     sid = next(iter(after))
-    with httpx.Client(base_url=worker.url, timeout=10) as client:
+    with http_client(base_url=worker.url, timeout=10) as client:
         assert client.post("/api/events", json=page_view(sid, "https://s/?after=restart", 60)).status_code == 202
         document, _ = wait_for_session(client, sid, 4)
     assert document["namespaces"]["public"]["after"] == {"value": "restart"}
@@ -136,7 +136,7 @@ def test_a_data_folder_of_the_faust_table_engine_is_rebuilt_from_the_log(worker_
     db.close()
 
     worker.start()
-    with httpx.Client(base_url=worker.url, timeout=10) as client:
+    with http_client(base_url=worker.url, timeout=10) as client:
         documents = {sid: wait_for_session(client, sid, 3)[0] for sid in ids}
     assert all(doc["meta"]["eventCount"] == 3 for doc in documents.values())
     assert documents[ids[0]]["namespaces"]["public"]["n"] == {"value": "2"}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import orjson
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -15,6 +14,7 @@ from streams.config.settings import Settings
 from streams.devkit.events import at, cart_item_added, new_session_id, page_view
 from streams.devkit.workers import SERVICE_HEADERS
 from tests.support.dead_letters import headers, read_dead_letters, reason
+from tests.support.http import http_client
 from tests.support.sessions import public_has, wait_for_session
 
 pytestmark = pytest.mark.integration
@@ -27,7 +27,7 @@ def worker(service_worker):
 
 @pytest.fixture
 def client(worker):
-    with httpx.Client(base_url=worker.url, timeout=10.0) as c:
+    with http_client(base_url=worker.url, timeout=10.0) as c:
         yield c
 
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import os
 
-import httpx
 import pytest
 
 from streams.devkit.events import new_session_id, page_view
 from streams.devkit.paths import SAMPLE_RULES_FILE
 from tests.support.cli import sessionctl
+from tests.support.http import http_client, http_get
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.waiting import wait_for
 
@@ -32,7 +32,7 @@ def test_recent_sessions_and_operations_gather_every_worker(worker_factory):
     second = worker_factory("w2", PARTITIONS, SESSIONS_RULES_FILE=str(SAMPLE_RULES_FILE)).start()
 
     def operations(worker) -> dict | None:
-        answer = httpx.get(f"{worker.url}/api/v1/operations", params={"seconds": 60}, headers=worker.service_headers)
+        answer = http_get(f"{worker.url}/api/v1/operations", params={"seconds": 60}, headers=worker.service_headers)
         assert answer.status_code == 200, answer.text
         body = answer.json()
         owned = [w.get("partitions", []) for w in body["workers"] if w["reachable"]]
@@ -44,14 +44,14 @@ def test_recent_sessions_and_operations_gather_every_worker(worker_factory):
     assert len(both["folded"]) == 60 and len(both["deadLetters"]) == 60
 
     sids = [new_session_id() for _ in range(12)]
-    with httpx.Client(base_url=first.url, timeout=15, headers=first.service_headers) as service:
+    with http_client(base_url=first.url, timeout=15, headers=first.service_headers) as service:
         for sid in sids:
             assert service.post("/api/events", json=page_view(sid, "https://shop.example/?done=1")).status_code == 202
         for sid in sids:
             wait_for_session(service, sid, public_has("done"))
         # Both workers folded some of them (4 partitions, 12 sessions), yet either lists them all.
         for worker in (first, second):
-            answer = httpx.get(f"{worker.url}/api/v1/sessions", params={"limit": 200}, headers=worker.service_headers)
+            answer = http_get(f"{worker.url}/api/v1/sessions", params={"limit": 200}, headers=worker.service_headers)
             assert answer.status_code == 200, answer.text
             body = answer.json()
             assert body["unreachable"] == []
@@ -69,7 +69,7 @@ def test_recent_sessions_and_operations_gather_every_worker(worker_factory):
 
         # The segment, from the session's owner whichever worker is asked.
         for worker in (first, second):
-            answer = httpx.get(f"{worker.url}/api/v1/sessions/{sids[0]}/segment", headers=worker.service_headers)
+            answer = http_get(f"{worker.url}/api/v1/sessions/{sids[0]}/segment", headers=worker.service_headers)
             assert answer.status_code == 200, answer.text
             assert answer.json()["segment"]["currencyCode"] == "BRL"
         unknown = service.get(f"/api/v1/sessions/{new_session_id()}/segment")
@@ -100,7 +100,7 @@ def test_a_short_simulation_ends_without_errors_and_repeats_with_its_seed(worker
     other = simulate(worker.url, worker.service_key, seed=8)
     assert other["requestsByKind"] != first["requestsByKind"]
     # The sessions it made are there, logins included.
-    recent = httpx.get(f"{worker.url}/api/v1/sessions", params={"limit": 200}, headers=worker.service_headers).json()
+    recent = http_get(f"{worker.url}/api/v1/sessions", params={"limit": 200}, headers=worker.service_headers).json()
     assert len(recent["sessions"]) == 3 * 50, len(recent["sessions"])
     # Each run logs a visitor in at most once: as many sessions logged in as the runs reported.
     logins = first["logins"] + again["logins"] + other["logins"]
@@ -111,7 +111,7 @@ def test_a_short_simulation_ends_without_errors_and_repeats_with_its_seed(worker
 def logged_in(worker, sessions: list[dict]) -> int:
     """How many of ``sessions`` are authenticated now."""
     count = 0
-    with httpx.Client(base_url=worker.url, timeout=15, headers=worker.service_headers) as service:
+    with http_client(base_url=worker.url, timeout=15, headers=worker.service_headers) as service:
         for item in sessions:
             document = service.get(f"/api/v1/sessions/{item['id']}").json()
             count += document["namespaces"].get("profile", {}).get("isAuthenticated", {}).get("value") == "true"

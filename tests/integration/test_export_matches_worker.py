@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 
 from projections.session import rfc3339
 from streams.devkit.events import new_session_id, page_view
 from tests.support.cli import sessionctl
+from tests.support.http import HttpClient, http_client
 from tests.support.sessions import public_has, wait_for_session
 
 pytestmark = pytest.mark.integration
@@ -42,7 +42,7 @@ def test_export_sessions_equals_what_the_worker_serves_across_an_erasure_and_an_
         stamped(page_view(live, "https://shop.example/?utm_source=g"), now - timedelta(seconds=30)),
         stamped(page_view(live, "https://shop.example/p/2?marker=l"), now),
     ]
-    with httpx.Client(base_url=worker.url, headers=worker.service_headers, timeout=30.0) as service:
+    with http_client(base_url=worker.url, headers=worker.service_headers, timeout=30.0) as service:
         assert service.post("/api/events", json=events).status_code == 202
         wait_for_session(service, erased, public_has("marker"))
         answer = service.delete(f"/api/v1/sessions/{erased}")
@@ -70,7 +70,7 @@ def test_export_sessions_equals_what_the_worker_serves_across_an_erasure_and_an_
         assert written == served
 
 
-def document(service: httpx.Client, sid: str) -> dict | None:
+def document(service: HttpClient, sid: str) -> dict | None:
     """What the worker serves for the session (None: 404)."""
     answer = service.get(f"/api/v1/sessions/{sid}")
     assert answer.status_code in (200, 404), answer.text

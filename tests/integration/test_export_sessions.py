@@ -9,7 +9,6 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import orjson
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -32,6 +31,7 @@ from streams.devkit.events import (
 from streams.kafka.producer import time_ms
 from tests.support.cli import sessionctl
 from tests.support.cli_runner import sessionctl_in_process
+from tests.support.http import http_client
 
 pytestmark = pytest.mark.integration
 
@@ -254,7 +254,7 @@ def sealed(kafka_bootstrap, tmp_path_factory):
             campaign_click(sid, T1 + 100, utm_source="g", utm_campaign="blackfriday"),
             logged_in(sid, user, email, T1 + 200, firstName="Ana", priceTables=["t1"]),
         ]
-        with httpx.Client(base_url=worker.url, headers=worker.service_headers, timeout=30) as client:
+        with http_client(base_url=worker.url, headers=worker.service_headers, timeout=30) as client:
             response = client.post("/api/events", json=events)
             assert response.status_code == 202, response.text
         raw = b"".join(value or b"" for _, value in read_log(kafka_bootstrap, worker.env["SESSIONS_EVENTS_TOPIC"]))

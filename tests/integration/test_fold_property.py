@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,6 +11,7 @@ from schemas.events import event_from_object
 from schemas.session import encode_view
 from streams.devkit.events import page_view
 from streams.devkit.paths import sample_rules
+from tests.support.http import http_client
 from tests.support.service_worker import TRUSTED_KEY as KEY
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.strategies import event_sequences
@@ -24,7 +24,7 @@ RULES = sample_rules()
 @pytest.fixture(scope="module")
 def service(service_worker):
     headers = {"Authorization": f"Bearer {KEY}"}
-    with httpx.Client(base_url=service_worker.url, timeout=15.0, headers=headers) as client:
+    with http_client(base_url=service_worker.url, timeout=15.0, headers=headers) as client:
         yield client
 
 

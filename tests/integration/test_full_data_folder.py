@@ -14,6 +14,7 @@ import pytest
 from streams.devkit.events import new_session_id, page_view
 from tests.support.cluster import parse_metrics
 from tests.support.filesystems import fill, tmpfs
+from tests.support.http import http_client, http_get
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.waiting import wait_for
 
@@ -23,7 +24,7 @@ PARTITIONS = 2
 
 
 def metric(worker, name: str) -> float:
-    families = parse_metrics(httpx.get(f"{worker.url}/metrics", timeout=10).text)
+    families = parse_metrics(http_get(f"{worker.url}/metrics", timeout=10).text)
     [(_, _, value)] = families[name]
     return value
 
@@ -33,7 +34,7 @@ def test_a_full_data_folder_pauses_the_fold_until_there_is_room(worker_factory, 
         worker = worker_factory("w1", PARTITIONS, SESSIONS_DATA_DIR=str(folder), SESSIONS_WRITE_WAIT_S="2").start()
         before = [new_session_id() for _ in range(10)]
         during = [new_session_id() for _ in range(10)]
-        with httpx.Client(base_url=worker.url, timeout=15, headers=worker.service_headers) as service:
+        with http_client(base_url=worker.url, timeout=15, headers=worker.service_headers) as service:
             for sid in before:
                 first = page_view(sid, f"https://s/?v=1&sid={sid}", 0)
                 assert service.post("/api/events", json=first).status_code == 202
@@ -45,7 +46,7 @@ def test_a_full_data_folder_pauses_the_fold_until_there_is_room(worker_factory, 
                 assert service.post("/api/events", json=page_view(sid, "https://s/?v=2", 1)).status_code == 202
 
             def full() -> httpx.Response | None:
-                answer = httpx.get(f"{worker.url}/readyz")
+                answer = http_get(f"{worker.url}/readyz")
                 return answer if answer.status_code == 503 and "data folder is full" in answer.text else None
 
             ready = wait_for("/readyz says the folder is full", full, 60)
@@ -68,13 +69,13 @@ def test_a_full_data_folder_pauses_the_fold_until_there_is_room(worker_factory, 
             now = int(time.time())
             claims = {"id": sid, "version": 1, "sub": "session", "iat": now, "exp": now + 600, "jti": "t"}
             cookies = {"vtex_session": jwt.encode(claims, key)}
-            with httpx.Client(base_url=worker.url, timeout=15, cookies=cookies) as browser:
+            with http_client(base_url=worker.url, timeout=15, cookies=cookies) as browser:
                 patched = browser.patch("/api/sessions", json={"public": {"late": {"value": "yes"}}})
             assert patched.status_code == 503 and patched.headers["Retry-After"], patched.text
             assert worker.process.poll() is None
 
             filler.unlink()  # room again: the worker resumes by itself
-            wait_for("/readyz ready again", lambda: httpx.get(f"{worker.url}/readyz").status_code == 200, 60)
+            wait_for("/readyz ready again", lambda: http_get(f"{worker.url}/readyz").status_code == 200, 60)
             assert metric(worker, "sessions_data_folder_full") == 0
             for sid in before[1:]:
                 document, _ = wait_for_session(service, sid, public_has("v", "2"))

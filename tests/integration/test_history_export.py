@@ -9,7 +9,6 @@ import re
 import uuid
 from datetime import timedelta
 
-import httpx
 import orjson
 import pytest
 from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, Message, Producer, TopicPartition
@@ -20,6 +19,7 @@ from streams.devkit.events import BASE_TIME, at, campaign_click, logged_in, new_
 from streams.kafka.producer import time_ms
 from tests.support.cli import sessionctl
 from tests.support.cli_runner import sessionctl_in_process
+from tests.support.http import HttpClient, http_client
 from tests.support.workers import shared_worker
 
 pytestmark = pytest.mark.integration
@@ -55,7 +55,7 @@ def read_topic(bootstrap: str, topic: str) -> list[Message]:
         consumer.close()
 
 
-def post(client: httpx.Client, events: list[dict]) -> None:
+def post(client: HttpClient, events: list[dict]) -> None:
     for i in range(0, len(events), 400):
         response = client.post("/api/events", json=events[i : i + 400])
         assert response.status_code == 202, response.text
@@ -80,7 +80,7 @@ def loaded(worker, kafka_bootstrap):
     edges = [page_view(sessions[0], "https://s/edge", s) for s in (T1, T2 - 0.001, T2)]
     early = page_view(sessions[1], "https://s/early-stamp", T1 + 60)  # stamped T1 - 3 min
     late = page_view(sessions[2], "https://s/late-stamp", T1 - 60)  # stamped T1 + 1 min, time outside
-    with httpx.Client(base_url=worker.url, timeout=30) as client:
+    with http_client(base_url=worker.url, timeout=30) as client:
         post(client, old)
         first, rest = [e for e in hour if e["time"] < at(T2)], [e for e in hour if e["time"] >= at(T2)]
         post(client, first + edges)
@@ -245,7 +245,7 @@ def sealed(kafka_bootstrap, tmp_path_factory):
         }
         events = [page_view(kept, "https://s/?sealed=1", T1 + 100), page_view(gone, "https://s/?sealed=2", T1 + 110)]
         events += [logged_in(sid, user, email, T1 + 200, firstName="Ana") for sid, (user, email) in people.items()]
-        with httpx.Client(base_url=process.url, headers=process.service_headers, timeout=30) as client:
+        with http_client(base_url=process.url, headers=process.service_headers, timeout=30) as client:
             post(client, events)
             erased = client.delete("/api/v1/people", params={"email": people[gone][1]})
             assert erased.status_code == 202, erased.text

@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 from datetime import timedelta
 
-import httpx
 import orjson
 import pytest
 
@@ -26,6 +25,7 @@ from streams.devkit.events import (
 )
 from streams.devkit.paths import SAMPLE_RULES_FILE, sample_rules
 from tests.support.cli import sessionctl
+from tests.support.http import HttpClient, http_client
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.workers import module_worker
 
@@ -39,7 +39,7 @@ worker = module_worker("history", partitions=4, SESSIONS_RULES_FILE=str(SAMPLE_R
 
 @pytest.fixture(scope="module")
 def service(worker):
-    with httpx.Client(base_url=worker.url, timeout=30.0, headers=worker.service_headers) as client:
+    with http_client(base_url=worker.url, timeout=30.0, headers=worker.service_headers) as client:
         yield client
 
 
@@ -74,7 +74,7 @@ def story(service):
     return sid, mine
 
 
-def timeline(service: httpx.Client, sid: str, **params) -> list[dict]:
+def timeline(service: HttpClient, sid: str, **params) -> list[dict]:
     events, cursor = [], None
     while True:
         answer = service.get(

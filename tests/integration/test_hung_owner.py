@@ -10,11 +10,11 @@ import os
 import signal
 import time
 
-import httpx
 import pytest
 
 from streams.devkit.events import new_session_id, page_view
 from tests.support.cluster import make_cluster, partition_of, scrape, served_partitions, session_in
+from tests.support.http import http_client
 from tests.support.sessions import public_has, wait_for_session
 
 pytestmark = pytest.mark.integration
@@ -49,7 +49,7 @@ def test_a_paused_owner_gets_a_bounded_503_and_stale_reads_come_from_the_standby
         assert owned, "the owner serves no partition"
         sid = session_in(min(owned), PARTITIONS)
         assert partition_of(sid, PARTITIONS) in owned
-        with httpx.Client(base_url=other.url, timeout=30, headers=other.service_headers) as service:
+        with http_client(base_url=other.url, timeout=30, headers=other.service_headers) as service:
             assert service.post("/api/events", json=page_view(sid, "https://shop.example/?hung=1")).status_code == 202
             expected, _ = wait_for_session(service, sid, public_has("hung"))  # forwarded to the owner
             # The standby copy on the other worker has it too: a stale read answered there, not

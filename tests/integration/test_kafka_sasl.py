@@ -8,13 +8,13 @@ import re
 import secrets
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from streams.devkit import broker as local_broker
 from streams.devkit.events import at, new_session_id, page_view
 from streams.devkit.workers import WorkerProcess, make_worker
 from tests.support.cli import sessionctl
+from tests.support.http import http_client
 from tests.support.sessions import public_has, wait_for_session
 
 pytestmark = pytest.mark.integration
@@ -55,7 +55,7 @@ def test_a_worker_and_the_cli_work_over_sasl_and_a_wrong_password_gets_nothing(s
     try:
         worker.start()
         sid = new_session_id()
-        with httpx.Client(base_url=worker.url, timeout=15, headers=worker.service_headers) as service:
+        with http_client(base_url=worker.url, timeout=15, headers=worker.service_headers) as service:
             event = page_view(sid, "https://shop.example/?utm_source=sasl&marker=1", 0)
             assert service.post("/api/events", json=event).status_code == 202
             wait_for_session(service, sid, public_has("marker"))

@@ -6,13 +6,13 @@ import re
 import time
 import uuid
 
-import httpx
 import orjson
 import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.devkit.events import new_session_id, page_view, public_set
+from tests.support.http import HttpClient, http_client
 from tests.support.sessions import wait_for_session
 from tests.support.workers import shared_worker
 
@@ -36,11 +36,11 @@ def worker(kafka_bootstrap, tmp_path_factory):
 
 @pytest.fixture
 def client(worker):
-    with httpx.Client(base_url=worker.url, timeout=10.0, headers={"Authorization": f"Bearer {SERVICE_KEY}"}) as c:
+    with http_client(base_url=worker.url, timeout=10.0, headers={"Authorization": f"Bearer {SERVICE_KEY}"}) as c:
         yield c
 
 
-def scrape(client: httpx.Client) -> dict[str, list[tuple[str, dict[str, str], float]]]:
+def scrape(client: HttpClient) -> dict[str, list[tuple[str, dict[str, str], float]]]:
     """Metric family name -> its samples (sample name, labels, value)."""
     response = client.get("/metrics")
     assert response.status_code == 200
@@ -67,7 +67,7 @@ def test_metrics_count_events_requests_and_lag(client, worker, kafka_bootstrap):
         wait_for_session(client, sid, 2)
     assert client.get(f"/api/v1/sessions/{new_session_id()}").status_code == 404
     # A storefront: a new session, then a read with its cookie.
-    with httpx.Client(base_url=worker.url, timeout=10.0) as browser:
+    with http_client(base_url=worker.url, timeout=10.0) as browser:
         assert browser.post("/api/sessions", json={"public": {"a": {"value": "1"}}}).status_code < 300
         assert browser.get("/api/sessions", params={"items": "public.*"}).status_code == 200
     # A record that is not an event, straight onto the topic: a dead letter.

@@ -9,7 +9,6 @@ import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import orjson
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
@@ -18,6 +17,7 @@ from projections.session import rfc3339
 from streams.devkit.events import BASE_TIME, new_session_id, page_view
 from tests.support.cli import sessionctl
 from tests.support.cluster import parse_metrics, partition_of
+from tests.support.http import http_client, http_get
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.workers import wipe
 
@@ -89,9 +89,9 @@ def test_events_produced_with_librdkafkas_default_partitioner_and_with_murmur2_a
         assert document["meta"]["eventCount"] == 2, document
         return document
 
-    with httpx.Client(base_url=worker.url, timeout=15, headers=worker.service_headers) as service:
+    with http_client(base_url=worker.url, timeout=15, headers=worker.service_headers) as service:
         expected = {sid: served(sid) for sid in by_default + by_murmur2}
-        families = parse_metrics(httpx.get(f"{worker.url}/metrics", timeout=10).text)
+        families = parse_metrics(http_get(f"{worker.url}/metrics", timeout=10).text)
     [(_, _, moved)] = families["sessions_moved_records"]
     assert moved == 2 * len(misplaced)  # each of their two records moved once
     assert moved_copies(kafka_bootstrap, topic) == {sid: 2 for sid in misplaced}
@@ -111,7 +111,7 @@ def test_events_produced_with_librdkafkas_default_partitioner_and_with_murmur2_a
     assert worker.stop() == 0
     wipe(worker.data_dir)
     worker.start()
-    with httpx.Client(base_url=worker.url, timeout=15, headers=worker.service_headers) as service:
+    with http_client(base_url=worker.url, timeout=15, headers=worker.service_headers) as service:
         for sid, document in expected.items():
             assert service.get(f"/api/v1/sessions/{sid}").json() == document
     assert moved_copies(kafka_bootstrap, topic) == {sid: 2 for sid in misplaced}

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import promql_parser
 import pytest
 import yaml
@@ -22,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.devkit.events import new_session_id, page_view
 from streams.devkit.workers import SERVICE_HEADERS
+from tests.support.http import http_client
 from tests.support.sessions import wait_for_session
 from tests.support.waiting import wait_for
 
@@ -175,7 +175,7 @@ def exposed(text: str) -> dict[str, set[str] | None]:
 def test_every_metric_and_label_queried_is_on_a_real_workers_metrics(worker_factory, kafka_bootstrap):
     worker = worker_factory("monitoring")
     worker.start()
-    with httpx.Client(base_url=worker.url, timeout=10.0, headers=SERVICE_HEADERS) as client:
+    with http_client(base_url=worker.url, timeout=10.0, headers=SERVICE_HEADERS) as client:
         # Traffic that gives the labelled families their first series: an event folded, reads,
         # a record that is no event (a dead letter).
         sid = new_session_id()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-import httpx
 import orjson
 import pytest
 import schemathesis
@@ -25,6 +24,7 @@ from schemathesis.config import SchemathesisConfig
 from streams.config.settings import Settings
 from streams.control.app import create_engine
 from streams.devkit.paths import SAMPLE_RULES_FILE
+from tests.support.http import http_client, http_get
 from tests.support.openapi_fuzz import CHECKS, FUZZ, _node_id_for_schemathesis  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration
@@ -61,7 +61,7 @@ def operations(document: dict) -> set[tuple[str, str]]:
 
 
 def test_the_worker_serves_the_document_kept_in_the_repo(worker):
-    response = httpx.get(f"{worker.url}/openapi.json")
+    response = http_get(f"{worker.url}/openapi.json")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     assert response.json() == orjson.loads(DOCUMENT.read_bytes())
@@ -84,7 +84,7 @@ def test_every_documented_operation_is_routed_on_the_running_worker(worker):
         "session_token": "not-a-token",
         "segment_token": "e30",  # {}
     }
-    with httpx.Client(base_url=worker.url, timeout=15.0) as client:
+    with http_client(base_url=worker.url, timeout=15.0) as client:
         for method, path in sorted(operations(client.get("/openapi.json").json())):
             response = client.request(method, path.format(**sample), params={"items": "*"})
             assert response.status_code not in (404, 405) or response.json()["error"]["code"] not in (

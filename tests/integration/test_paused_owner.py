@@ -32,6 +32,7 @@ from streams.devkit.workers import WorkerProcess
 from tests.support.cli import sessionctl
 from tests.support.cluster import lags, scrape, served_partitions
 from tests.support.fault_suite import read_log
+from tests.support.http import http_client, http_get
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -73,7 +74,7 @@ class Load:
 
     def run(self) -> None:
         rng = random.Random(22)
-        with httpx.Client(base_url=self.worker.url, timeout=15, headers=self.worker.service_headers) as http:
+        with http_client(base_url=self.worker.url, timeout=15, headers=self.worker.service_headers) as http:
             while not self.stop.is_set():
                 batch = []
                 for _ in range(12):
@@ -106,7 +107,7 @@ def settled(workers: list[WorkerProcess], load_stopped: bool) -> bool:
     owned: list[int] = []
     for worker in workers:
         families = scrape(worker)
-        if families is None or httpx.get(f"{worker.url}/readyz", timeout=5).status_code != 200:
+        if families is None or http_get(f"{worker.url}/readyz", timeout=5).status_code != 200:
             return False
         served = served_partitions(families)
         owned.extend(served)
@@ -121,7 +122,7 @@ def settled(workers: list[WorkerProcess], load_stopped: bool) -> bool:
 
 def read_all(worker: WorkerProcess, sids: list[str], stale: bool = False) -> dict[str, object]:
     headers = {**worker.service_headers, **({"X-Session-Allow-Stale": "true"} if stale else {})}
-    with httpx.Client(base_url=worker.url, timeout=15, headers=headers) as http:
+    with http_client(base_url=worker.url, timeout=15, headers=headers) as http:
         found: dict[str, object] = {}
         for sid in sids:
             answer = http.get(f"/api/v1/sessions/{sid}")

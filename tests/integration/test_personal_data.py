@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
@@ -28,6 +27,7 @@ from streams.devkit.workers import MASTER_KEYS, WorkerProcess, make_worker
 from streams.privacy.cipher import MasterKeys
 from tests.support.cli import sessionctl
 from tests.support.cluster import Cluster, make_cluster, session_in
+from tests.support.http import HttpClient, http_client
 from tests.support.sessions import wait_for_session
 from tests.support.topics import read_topic
 
@@ -57,8 +57,8 @@ def cluster(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> I
         made.kill()
 
 
-def client(worker: WorkerProcess) -> httpx.Client:
-    return httpx.Client(base_url=worker.url, timeout=20.0, headers=worker.service_headers)
+def client(worker: WorkerProcess) -> HttpClient:
+    return http_client(base_url=worker.url, timeout=20.0, headers=worker.service_headers)
 
 
 def everything_in_kafka(cluster: Cluster) -> bytes:
@@ -98,7 +98,7 @@ def test_personal_fields_are_sealed_in_every_topic_and_erasure_shreds_them(clust
         assert document["namespaces"]["authentication"]["storeUserEmail"]["value"] == email(n)
     # A storefront sets public.storeUserEmail (always personal) and public.phone (personal by the
     # sample rules) on its own session.
-    browser = httpx.Client(base_url=cluster.workers[0].url, timeout=20.0)
+    browser = http_client(base_url=cluster.workers[0].url, timeout=20.0)
     created = browser.post(
         "/api/sessions",
         json={"public": {"storeUserEmail": {"value": email(90)}, "phone": {"value": PHONE}, "color": {"value": "red"}}},
@@ -155,12 +155,12 @@ def test_personal_fields_are_sealed_in_every_topic_and_erasure_shreds_them(clust
     assert second.get(f"/api/v1/sessions/{sids[2]}").json()["namespaces"]["profile"]["email"]["value"] == email(2)
 
 
-def data_keys(http: httpx.Client) -> float:
+def data_keys(http: HttpClient) -> float:
     families = {f.name: f for f in text_string_to_metric_families(http.get("/metrics").text)}
     return families["sessions_data_keys"].samples[0].value
 
 
-def wait_for_data_keys(workers: list[httpx.Client], expected: float, timeout: float = 20.0) -> float:
+def wait_for_data_keys(workers: list[HttpClient], expected: float, timeout: float = 20.0) -> float:
     deadline = time.monotonic() + timeout
     while (held := [data_keys(w) for w in workers]) != [expected] * len(workers):
         assert time.monotonic() < deadline, held
@@ -168,7 +168,7 @@ def wait_for_data_keys(workers: list[httpx.Client], expected: float, timeout: fl
     return expected
 
 
-def wait_until_gone(http: httpx.Client, sid: str, timeout: float = 20.0) -> None:
+def wait_until_gone(http: HttpClient, sid: str, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while (status := http.get(f"/api/v1/sessions/{sid}").status_code) != 404:
         assert status == 200 and time.monotonic() < deadline, status

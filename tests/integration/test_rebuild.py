@@ -11,7 +11,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx
 import orjson
 import pytest
 from confluent_kafka import Producer
@@ -25,6 +24,7 @@ from streams.devkit.workers import SERVICE_HEADERS
 from streams.kafka.admin import TopicSpec, ensure_topics
 from tests.integration.test_fold_engine_faults import produce
 from tests.support.cli import sessionctl, spawn_sessionctl
+from tests.support.http import http_client
 from tests.support.streams import expected_views, served_views, stream_of_events
 from tests.support.topics import read_topic
 
@@ -45,7 +45,7 @@ def served_as(
     """Poll until every session is served as expected (503 while the worker switches is fine)."""
     deadline = time.monotonic() + timeout
     served: dict[str, dict] = {}
-    with httpx.Client(base_url=url, timeout=10) as client:
+    with http_client(base_url=url, timeout=10) as client:
         for sid, document in expected.items():
             while True:
                 response = client.get(f"/api/v1/sessions/{sid}", headers={**SERVICE_HEADERS, **(headers or {})})
@@ -73,7 +73,7 @@ def test_a_rebuild_with_new_rules_then_a_switch_gives_old_sessions_the_new_deriv
     # state it writes again (the new generation's changelog holds no e-mail address in clear).
     shopper = next(iter(distinct))
     login = logged_in(shopper, "u-rebuild", SHOPPER_EMAIL, 1600, firstName="Rui")
-    with httpx.Client(base_url=worker.url, timeout=10, headers=SERVICE_HEADERS) as client:
+    with http_client(base_url=worker.url, timeout=10, headers=SERVICE_HEADERS) as client:
         assert client.post("/api/events", json=[login]).status_code == 202
     distinct[shopper].append(login)
     as_a, as_b = expected_views(distinct, RULES_A), expected_views(distinct, RULES_B)
@@ -111,7 +111,7 @@ def test_a_rebuild_with_new_rules_then_a_switch_gives_old_sessions_the_new_deriv
         campaign_click(fresh, 5000, utm_campaign="summer"),
         page_view(fresh, "https://s/p?marker=after", 5001),
     ]
-    with httpx.Client(base_url=worker.url, timeout=10) as client:
+    with http_client(base_url=worker.url, timeout=10) as client:
         assert client.post("/api/events", json=after).status_code == 202
     distinct[old] += after[:2]
     distinct[fresh] = after[2:]

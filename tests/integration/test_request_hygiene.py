@@ -3,9 +3,9 @@ Domain cookie attributes, and rate limits per session and per address with 429 +
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
+from tests.support.http import http_client
 from tests.support.workers import module_worker
 
 pytestmark = pytest.mark.integration
@@ -25,7 +25,7 @@ worker = module_worker(
 
 @pytest.fixture
 def browser(worker):
-    with httpx.Client(base_url=worker.url, timeout=15) as client:
+    with http_client(base_url=worker.url, timeout=15) as client:
         yield client
 
 

@@ -13,6 +13,7 @@ from streams.devkit.events import new_session_id, page_view, public_set
 from streams.devkit.paths import SAMPLE_RULES_FILE
 from streams.web.tokens import SessionTokens
 from tests.support.cluster import Cluster, make_cluster, session_in
+from tests.support.http import HttpClient, http_client
 from tests.support.sessions import public_has, wait_for_session
 
 pytestmark = pytest.mark.integration
@@ -34,10 +35,10 @@ def cluster(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> I
         made.kill()
 
 
-def clients(cluster: Cluster, service: bool = True) -> list[httpx.Client]:
+def clients(cluster: Cluster, service: bool = True) -> list[HttpClient]:
     """A client of each worker: with the service key, or a browser's (no key; cookies sent by hand)."""
     return [
-        httpx.Client(
+        http_client(
             base_url=w.url,
             timeout=15.0,
             headers=w.service_headers if service else {},
@@ -47,7 +48,7 @@ def clients(cluster: Cluster, service: bool = True) -> list[httpx.Client]:
     ]
 
 
-def storefront_read(client: httpx.Client, cookie: str) -> httpx.Response:
+def storefront_read(client: HttpClient, cookie: str) -> httpx.Response:
     # The cookie by hand, not the client's jar: one browser, its requests sent to three workers.
     return client.get("/api/sessions", params={"items": "*"}, headers={"Cookie": f"vtex_session={cookie}"})
 

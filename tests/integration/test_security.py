@@ -15,7 +15,6 @@ import uuid
 from contextlib import closing
 from pathlib import Path
 
-import httpx
 import jwt
 import orjson
 import pytest
@@ -26,6 +25,7 @@ from streams.devkit.events import logged_in, page_view
 from streams.devkit.paths import SAMPLE_RULES_FILE
 from streams.devkit.workers import SERVICE_HEADERS
 from streams.web.tokens import SessionTokens
+from tests.support.http import HttpClient, http_client
 from tests.support.service_worker import ALL_BUT, NEW_SIGNING_KEY, OLD_SIGNING_KEY, ONLY
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.tokens import tampered
@@ -133,8 +133,8 @@ def test_each_route_enforces_the_scope_it_declares(client, method, path, operati
 # --- the storefront boundary -----------------------------------------------------------------------
 
 
-def new_session(worker, marker: str) -> tuple[httpx.Client, str]:
-    browser = httpx.Client(base_url=worker.url, timeout=15.0)
+def new_session(worker, marker: str) -> tuple[HttpClient, str]:
+    browser = http_client(base_url=worker.url, timeout=15.0)
     browser.post("/api/sessions", json={"public": {"owner": {"value": marker}}})
     return browser, session_id_of(browser.cookies["vtex_session"])
 
@@ -199,7 +199,7 @@ def test_bad_tokens_never_read_or_edit_a_session(worker, client):
     owner, sid = new_session(worker, "the-owner")
     with closing(owner):
         for name, token in forged_tokens(sid).items():
-            with httpx.Client(base_url=worker.url, timeout=15.0, cookies={"vtex_session": token}) as attacker:
+            with http_client(base_url=worker.url, timeout=15.0, cookies={"vtex_session": token}) as attacker:
                 read = attacker.get("/api/sessions", params={"items": "*"}).json()
                 assert read["id"] != sid and "the-owner" not in orjson.dumps(read).decode(), name
                 by_path = attacker.get(f"/api/sessions/{token}", params={"items": "*"}).json()
@@ -213,7 +213,7 @@ def test_bad_tokens_never_read_or_edit_a_session(worker, client):
                 # An event without subject takes the cookie's session: a bad cookie is no session.
                 event = page_view(sid, "https://shop.example/?owner=attacker")
                 del event["subject"]
-                with httpx.Client(base_url=worker.url, timeout=15.0, cookies={"vtex_session": token}) as fresh:
+                with http_client(base_url=worker.url, timeout=15.0, cookies={"vtex_session": token}) as fresh:
                     assert fresh.post("/api/events", json=event).status_code == 400, name
         marker = owner.patch("/api/sessions", json={"public": {"checked": {"value": "yes"}}})
         assert marker.status_code == 200
@@ -227,7 +227,7 @@ def test_header_bytes_that_are_not_utf8_are_refused_with_a_4xx_never_a_500(worke
     # simply not valid: 401 for the key, no session for the cookie, no proof for the header.
     odd = b"\xff\xfe\x80"
     sid = str(uuid.uuid4())
-    with httpx.Client(base_url=worker.url, timeout=15.0) as http:
+    with http_client(base_url=worker.url, timeout=15.0) as http:
         read = http.get(f"/api/v1/sessions/{sid}", headers={"Authorization": b"Bearer " + odd})
         assert read.status_code == 401 and read.json()["error"]["code"] == "unauthorized", read.text
         past = http.get(f"/api/v1/sessions/{sid}", params={"after": "x"}, headers={"Authorization": b"Bearer " + odd})
@@ -252,7 +252,7 @@ def test_a_token_of_the_older_signing_key_stays_valid_and_new_ones_use_the_newes
         assert header["alg"] == "HS256"
         jwt.decode(owner.cookies["vtex_session"], NEW_SIGNING_KEY, algorithms=["HS256"])
         old = SessionTokens([OLD_SIGNING_KEY], 600).issue(sid, 1)
-        with httpx.Client(base_url=worker.url, timeout=15.0, cookies={"vtex_session": old}) as holder:
+        with http_client(base_url=worker.url, timeout=15.0, cookies={"vtex_session": old}) as holder:
             document = holder.get("/api/sessions", params={"items": "public.owner"}).json()
             assert document["id"] == sid
             assert document["namespaces"]["public"]["owner"]["value"] == "rotated"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
@@ -16,6 +15,7 @@ from projections.session import rfc3339
 from schemas.events import event_from_object
 from streams.devkit.events import at, new_session_id, page_view
 from streams.fold.locator import chunk_prefix
+from tests.support.http import HttpClient, http_client
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.workers import module_worker
 
@@ -30,7 +30,7 @@ worker = module_worker(
 
 @pytest.fixture(scope="module")
 def service(worker):
-    with httpx.Client(base_url=worker.url, timeout=30.0, headers=worker.service_headers) as client:
+    with http_client(base_url=worker.url, timeout=30.0, headers=worker.service_headers) as client:
         yield client
 
 
@@ -38,7 +38,7 @@ def recent(seconds_ago: float) -> str:
     return rfc3339(datetime.now(UTC) - timedelta(seconds=seconds_ago))
 
 
-def wait_for_timeline(service: httpx.Client, sid: str, count: int, timeout: float = 30.0) -> list[dict]:
+def wait_for_timeline(service: HttpClient, sid: str, count: int, timeout: float = 30.0) -> list[dict]:
     """The timeline is readable for an expired session too: the way to know its events are folded."""
     deadline = time.monotonic() + timeout
     while True:

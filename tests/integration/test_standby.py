@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import pytest
 from aiokafka.partitioner import murmur2
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.devkit.events import new_session_id, page_view
+from tests.support.http import http_client, http_get
 from tests.support.sessions import public_has, wait_for_session
 
 pytestmark = pytest.mark.integration
@@ -28,7 +28,7 @@ FAST_FAILOVER = {"SESSIONS_STANDBY_REPLICAS": "1"}  # with the tests' 3 s sessio
 
 
 def gauges(worker) -> dict[str, dict[tuple, float]]:
-    text = httpx.get(f"{worker.url}/metrics", timeout=10).text
+    text = http_get(f"{worker.url}/metrics", timeout=10).text
     found: dict[str, dict[tuple, float]] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
@@ -64,7 +64,7 @@ def test_a_standby_keeps_each_partition_warm_and_takes_over_when_its_owner_dies(
     first = worker_factory("w1", PARTITIONS, **FAST_FAILOVER).start()
     second = worker_factory("w2", PARTITIONS, **FAST_FAILOVER).start()
     sids = [new_session_id() for _ in range(SESSIONS)]
-    with httpx.Client(base_url=first.url, timeout=15, headers=first.service_headers) as service:
+    with http_client(base_url=first.url, timeout=15, headers=first.service_headers) as service:
         for n, sid in enumerate(sids):
             batch = [page_view(sid, f"https://shop.example/p/{n}?color=red", 0), page_view(sid, "https://s/?m=1", 1)]
             assert service.post("/api/events", json=batch).status_code == 202
@@ -76,7 +76,7 @@ def test_a_standby_keeps_each_partition_warm_and_takes_over_when_its_owner_dies(
     assert len(kept_warm) == PARTITIONS // 2
     warm_sids = [sid for sid in sids if partition_of(sid) in kept_warm]
     assert warm_sids
-    with httpx.Client(base_url=second.url, timeout=15, headers=second.service_headers) as service:
+    with http_client(base_url=second.url, timeout=15, headers=second.service_headers) as service:
         forwarded_before = total(gauges(second), "sessions_forwarded_requests_total")
         for sid in sids:
             answer = service.get(f"/api/v1/sessions/{sid}", headers={"X-Session-Allow-Stale": "true"})
@@ -95,7 +95,7 @@ def test_a_standby_keeps_each_partition_warm_and_takes_over_when_its_owner_dies(
     restored_before = gauges(second).get("sessions_changelog_restored_records_total", {})
     first.kill()  # SIGKILL: no goodbye to the group, which notices after the session timeout
     seen: dict[int, int] = {}
-    with httpx.Client(base_url=second.url, timeout=15, headers=second.service_headers) as service:
+    with http_client(base_url=second.url, timeout=15, headers=second.service_headers) as service:
         deadline = time.monotonic() + 60
         while True:
             statuses = {}

@@ -10,13 +10,13 @@ import time
 import uuid
 from urllib.parse import quote
 
-import httpx
 import jwt
 import orjson
 import pytest
 
 from streams.devkit.events import cart_item_added, logged_in, logged_out, page_view, public_set
 from tests.support.dead_letters import read_dead_letters, reason
+from tests.support.http import http_client
 from tests.support.service_worker import NEW_SIGNING_KEY, TRUSTED_KEY
 from tests.support.sessions import public_has, wait_for_session
 from tests.support.tokens import tampered
@@ -178,7 +178,7 @@ def test_a_page_view_event_with_a_campaign_changes_the_segment(browser, worker):
     sid = session_id_of(browser.cookies["vtex_session"])
     event = page_view(sid, "https://shop.example/?utm_campaign=blackfriday")
     assert browser.post("/api/events", json=event).status_code == 202
-    with httpx.Client(base_url=worker.url) as service:
+    with http_client(base_url=worker.url) as service:
         wait_for_session(service, sid, 2)
     assert browser.get("/api/segments").json()["priceTables"] == "promo-bf"
 
@@ -260,7 +260,7 @@ def test_a_tampered_token_gets_a_fresh_session_and_never_the_original_data(brows
         expired,
         wrong_key,
     ]:
-        with httpx.Client(base_url=worker.url, timeout=15.0, cookies={"vtex_session": bad}) as attacker:
+        with http_client(base_url=worker.url, timeout=15.0, cookies={"vtex_session": bad}) as attacker:
             document = attacker.get("/api/sessions", params={"items": "*"}).json()
             assert document["id"] != original_id
             assert "secret" not in public_values(document)
@@ -289,7 +289,7 @@ def test_items_on_a_write_return_the_document(browser):
 
 def test_the_token_in_the_path_edits_that_session(browser, worker):
     token = browser.post("/api/sessions", json={"public": {"x": {"value": "1"}}}).json()["sessionToken"]
-    with httpx.Client(base_url=worker.url, timeout=15.0) as server_side:  # no cookie jar
+    with http_client(base_url=worker.url, timeout=15.0) as server_side:  # no cookie jar
         edited = server_side.post(f"/api/sessions/{token}?items=public.*", json={"public": {"y": {"value": "2"}}})
         assert edited.status_code == 201
         assert edited.json()["id"] == session_id_of(token)
@@ -396,7 +396,7 @@ def test_an_event_without_subject_goes_to_the_cookies_session(browser, identity_
     assert document["id"] == sid
     assert public_values(document) == {"from_cookie": "yes"}
     # Without a cookie there is no session to take it from: the event is refused, naming the field.
-    with httpx.Client(base_url=str(browser.base_url), timeout=15.0) as stranger:
+    with http_client(base_url=str(browser.base_url), timeout=15.0) as stranger:
         response = stranger.post("/api/events", json=event)
     assert response.status_code == 400
     assert response.json()["error"]["details"][0]["path"] == "$.subject"

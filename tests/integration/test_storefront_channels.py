@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from streams.devkit.events import logged_in
+from tests.support.http import HttpClient, http_client
 from tests.support.service_worker import TRUSTED_KEY
 from tests.support.sessions import wait_for_session
 from tests.support.vtex_clients import FASTSTORE_ITEMS, RENDER_SESSION_ITEMS, decode_segment
@@ -55,7 +56,7 @@ def cookie_header(response: httpx.Response) -> str:
     return "; ".join(header.split(";", 1)[0] for header in response.headers.get_list("set-cookie"))
 
 
-def faststore_session(client: httpx.Client, search: str, cookies: str = "") -> httpx.Response:
+def faststore_session(client: HttpClient, search: str, cookies: str = "") -> httpx.Response:
     """FastStore ``commerce.session(search)``: POST without a vtex_session, else PATCH; body ``{}``."""
     method = "PATCH" if "vtex_session=" in cookies else "POST"
     headers = {"content-type": "application/json", **({"cookie": cookies} if cookies else {})}
@@ -63,7 +64,7 @@ def faststore_session(client: httpx.Client, search: str, cookies: str = "") -> h
 
 
 def event_count(worker, sid: str) -> int:
-    with httpx.Client(base_url=worker.url, timeout=15.0) as service:
+    with http_client(base_url=worker.url, timeout=15.0) as service:
         document, _ = wait_for_session(service, sid, 1)
     return document["meta"]["eventCount"]
 
@@ -75,7 +76,7 @@ def test_faststore_validate_session_sc_picks_each_channels_currency_and_price_ta
     """FastStore validateSession -> ``commerce.session(search)`` with ``sc`` set: a store with two
     sales channels answers each with its own currency, country and price table, in ``store`` and
     in the segment, and a later ``sc`` switches back."""
-    with httpx.Client(base_url=worker.url, timeout=15.0) as faststore:  # a server: no cookie jar
+    with http_client(base_url=worker.url, timeout=15.0) as faststore:  # a server: no cookie jar
         first = faststore_session(faststore, "utm_source=google&sc=2&locale=en-US")
         assert first.status_code == 201, first.text
         assert store_values(first.json()) == {
@@ -116,7 +117,7 @@ def test_a_channel_the_store_does_not_have_is_refused_naming_it_and_nothing_is_a
     document = browser.get("/api/sessions", params={"items": "store.channel,public.sc"}).json()
     assert document["namespaces"] == {"store": {"channel": {"value": "2"}}, "public": {"sc": {"value": "2"}}}
     # A new session asking for a channel the store lacks is refused too, and none is made.
-    with httpx.Client(base_url=worker.url, timeout=15.0) as stranger:
+    with http_client(base_url=worker.url, timeout=15.0) as stranger:
         refused = stranger.post("/api/sessions?sc=42", json={})
         assert refused.status_code == 401 and "vtex_session" not in refused.headers.get("set-cookie", "")
 
@@ -125,7 +126,7 @@ def test_a_private_channel_is_403_for_a_customer_it_is_not_open_to_and_granted_t
     browser, identity_service, worker
 ):
     for email, expected in (("joao@example.com", 403), ("buyer@example.com", 200)):
-        with httpx.Client(base_url=worker.url, timeout=15.0) as shopper:
+        with http_client(base_url=worker.url, timeout=15.0) as shopper:
             sid = shopper.post("/api/sessions?items=account.id", json={}).json()["id"]
             assert (
                 identity_service.post("/api/events", json=logged_in(sid, "u-" + email[:4], email, 1)).status_code == 202
@@ -147,7 +148,7 @@ def test_a_private_channel_is_403_for_a_customer_it_is_not_open_to_and_granted_t
 
 
 def test_the_host_of_a_binding_gives_new_sessions_its_channel_and_account(worker):
-    with httpx.Client(base_url=worker.url, timeout=15.0, headers={"Host": "us.shop.example"}) as us:
+    with http_client(base_url=worker.url, timeout=15.0, headers={"Host": "us.shop.example"}) as us:
         # Cookieless segment reads (IO apps on every render) get the binding's default segment.
         segment = us.get("/api/segments").json()
         assert (segment["channel"], segment["currencyCode"], segment["priceTables"]) == ("2", "USD", "usd-list")
@@ -157,7 +158,7 @@ def test_the_host_of_a_binding_gives_new_sessions_its_channel_and_account(worker
             "channel": "2", "countryCode": "USA", "cultureInfo": "en-US", "currencyCode": "USD",
             "currencySymbol": "US$", "channelPrivacy": "public", "priceTables": "usd-list",
         }  # fmt: skip
-    with httpx.Client(base_url=worker.url, timeout=15.0, headers={"Host": "br.shop.example:443"}) as br:
+    with http_client(base_url=worker.url, timeout=15.0, headers={"Host": "br.shop.example:443"}) as br:
         assert br.get("/api/segments").json()["cultureInfo"] == "pt-BR"
 
 
@@ -224,7 +225,7 @@ def test_coordinates_that_are_not_lon_lat_are_a_400_naming_the_field(browser):
 
 def test_the_order_form_id_comes_from_the_checkout_cookie_or_a_public_key(worker):
     order_form = uuid.uuid4().hex
-    with httpx.Client(
+    with http_client(
         base_url=worker.url, timeout=15.0, cookies={"checkout.vtex.com": f"__ofid={order_form}"}
     ) as shopper:
         document = shopper.post("/api/sessions?items=checkout.orderFormId,checkout.cartId,cookie.*", json={}).json()
@@ -250,7 +251,7 @@ def test_the_order_form_id_comes_from_the_checkout_cookie_or_a_public_key(worker
 
 
 def test_a_checkout_cookie_too_long_to_record_is_left_out_not_refused(worker):
-    with httpx.Client(
+    with http_client(
         base_url=worker.url, timeout=15.0, cookies={"checkout.vtex.com": "__ofid=" + "a" * 5000}
     ) as shopper:
         answer = shopper.post("/api/sessions?items=cookie.*,checkout.orderFormId", json={})
@@ -299,7 +300,7 @@ def test_a_telesales_operator_impersonates_a_customer_by_the_public_key(browser,
 
 def test_the_telesales_cookie_impersonates_too(worker, identity_service):
     """VTEX's telesales UI sets the ``vtex-impersonated-customer-email`` cookie; the session records it."""
-    with httpx.Client(base_url=worker.url, timeout=15.0) as operator:
+    with http_client(base_url=worker.url, timeout=15.0) as operator:
         sid = operator.post("/api/sessions?items=account.id", json={}).json()["id"]
         login = logged_in(sid, "u-op", "operator@example.com", 1)
         assert identity_service.post("/api/events", json=login).status_code == 202

@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-import httpx
 import jwt
 import orjson
 import pytest
@@ -29,6 +28,7 @@ from streams.devkit.paths import SAMPLE_RULES_FILE
 from streams.devkit.session_app import NAME, SessionApp
 from streams.devkit.workers import SERVICE_HEADERS
 from tests.support.cli import sessionctl
+from tests.support.http import HttpClient, http_client
 from tests.support.topics import read_topic
 from tests.support.workers import shared_worker
 
@@ -133,7 +133,7 @@ def identity_token(key, seconds: int = 600, **claims) -> str:
     return jwt.encode(body, key, algorithm="RS256", headers={"kid": "vtexid-1"})
 
 
-def region_of(client: httpx.Client) -> dict:
+def region_of(client: HttpClient) -> dict:
     return client.get("/api/sessions", params={"items": "checkout.regionId"}).json()["namespaces"]
 
 
@@ -141,17 +141,17 @@ def test_a_service_that_fails_leaves_the_table_to_answer_and_records_nothing(wor
     # Runs before the test that stops the service (pytest keeps a file's order).
     regions_service.failing = True
     try:
-        with httpx.Client(base_url=worker.url, timeout=15.0) as shopper:
+        with http_client(base_url=worker.url, timeout=15.0) as shopper:
             body = {"public": {"country": {"value": "BRA"}, "postalCode": {"value": "04561000"}}}
             answer = shopper.post("/api/sessions?items=checkout.regionId", json=body)
             assert answer.status_code == 201, answer.text
             assert answer.json()["namespaces"] == {"checkout": {"regionId": {"value": MOEMA}}}
-            with httpx.Client(base_url=worker.url, timeout=15.0, headers=SERVICE_HEADERS) as service:
+            with http_client(base_url=worker.url, timeout=15.0, headers=SERVICE_HEADERS) as service:
                 events = service.get(f"/api/v1/sessions/{answer.json()['id']}/events").json()["events"]
             assert [e["type"] for e in events] == ["session.created", "session.public_set"]
         # Working again, its "no region there" is recorded and wins over the table.
         regions_service.failing = False
-        with httpx.Client(base_url=worker.url, timeout=15.0) as shopper:
+        with http_client(base_url=worker.url, timeout=15.0) as shopper:
             answer = shopper.post("/api/sessions?items=checkout.regionId", json=body)
             assert answer.json()["namespaces"] == {}
     finally:
@@ -159,7 +159,7 @@ def test_a_service_that_fails_leaves_the_table_to_answer_and_records_nothing(wor
 
 
 def test_coordinates_are_asked_for_as_faststore_asks_and_the_services_none_wins(worker, regions_service):
-    with httpx.Client(base_url=worker.url, timeout=15.0) as shopper:
+    with http_client(base_url=worker.url, timeout=15.0) as shopper:
         asked = len(regions_service.queries)
         body = {"public": {"country": {"value": "BRA"}, "geoCoordinates": {"value": "-46.6388,-23.5489"}}}
         answer = shopper.post("/api/sessions?items=checkout.regionId,search.facets", json=body)
@@ -173,8 +173,8 @@ def test_coordinates_are_asked_for_as_faststore_asks_and_the_services_none_wins(
 
 def test_the_service_is_asked_once_and_replays_never_ask_again(worker, regions_service):
     with (
-        httpx.Client(base_url=worker.url, timeout=15.0) as shopper,
-        httpx.Client(base_url=worker.url, timeout=15.0, headers=SERVICE_HEADERS) as service,
+        http_client(base_url=worker.url, timeout=15.0) as shopper,
+        http_client(base_url=worker.url, timeout=15.0, headers=SERVICE_HEADERS) as service,
     ):
         sid = shopper.post("/api/sessions?items=account.id&sc=2", json={}).json()["id"]
         asked = len(regions_service.queries)
@@ -205,7 +205,7 @@ def test_the_service_is_asked_once_and_replays_never_ask_again(worker, regions_s
 # --- the identity cookie --------------------------------------------------------------------------
 
 
-def auth_of(client: httpx.Client) -> dict:
+def auth_of(client: HttpClient) -> dict:
     items = "authentication.*,profile.isAuthenticated,profile.email,store.channel"
     return client.get("/api/sessions", params={"items": items}).json()["namespaces"]
 
@@ -214,8 +214,8 @@ def test_the_identity_cookie_logs_in_on_a_write_and_out_when_it_is_gone(worker, 
     """FastStore and render-session forward the shopper's cookies on every session POST/PATCH;
     VTEX's authentication-session fills ``authentication`` from ``VtexIdclientAutCookie_<account>``."""
     with (
-        httpx.Client(base_url=worker.url, timeout=15.0) as shopper,
-        httpx.Client(base_url=worker.url, timeout=15.0, headers=SERVICE_HEADERS) as service,
+        http_client(base_url=worker.url, timeout=15.0) as shopper,
+        http_client(base_url=worker.url, timeout=15.0, headers=SERVICE_HEADERS) as service,
     ):
         sid = shopper.post("/api/sessions?items=account.id", json={}).json()["id"]
         assert auth_of(shopper)["profile"] == {"isAuthenticated": {"value": "false"}}
@@ -253,7 +253,7 @@ def test_faststore_session_with_only_the_identity_cookie(worker, identity_provid
         "store.cultureInfo,store.currencyCode,store.currencySymbol"
     )
     token = identity_token(identity_provider)
-    with httpx.Client(base_url=worker.url, timeout=15.0) as faststore:  # a server: no cookie jar
+    with http_client(base_url=worker.url, timeout=15.0) as faststore:  # a server: no cookie jar
         answer = faststore.post(
             f"/api/sessions?sc=2&locale=en-US&utm_source=google&items={items}",
             headers={"content-type": "application/json", "cookie": f"VtexIdclientAutCookie_demo={token}"},
@@ -270,7 +270,7 @@ def test_faststore_session_with_only_the_identity_cookie(worker, identity_provid
 
 
 def test_an_admin_token_fills_the_admin_fields_and_a_forged_one_nothing(worker, identity_provider):
-    with httpx.Client(base_url=worker.url, timeout=15.0) as admin:
+    with http_client(base_url=worker.url, timeout=15.0) as admin:
         admin.cookies.set("VtexIdclientAutCookie_demo", identity_token(identity_provider, audience="admin"))
         admin.post("/api/sessions", json={})
         assert auth_of(admin)["authentication"] == {
@@ -280,7 +280,7 @@ def test_an_admin_token_fills_the_admin_fields_and_a_forged_one_nothing(worker, 
             "adminUserEmail": {"value": "ana@example.com"},
         }
     forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    with httpx.Client(base_url=worker.url, timeout=15.0) as intruder:
+    with http_client(base_url=worker.url, timeout=15.0) as intruder:
         intruder.cookies.set("VtexIdclientAutCookie_demo", identity_token(forger))
         assert intruder.post("/api/sessions", json={}).status_code == 201
         assert "authentication" not in auth_of(intruder)
@@ -289,7 +289,7 @@ def test_an_admin_token_fills_the_admin_fields_and_a_forged_one_nothing(worker, 
 # --- session apps ---------------------------------------------------------------------------------
 
 
-def served(client: httpx.Client, sid: str) -> dict:
+def served(client: HttpClient, sid: str) -> dict:
     document = client.get(f"/api/v1/sessions/{sid}").json()
     return {"namespaces": document["namespaces"], "eventCount": document["meta"]["eventCount"]}
 
@@ -303,8 +303,8 @@ def test_a_session_app_answers_before_the_append_and_its_undeclared_outputs_are_
     session_app.extra = {"profile": {"email": {"value": "hijack@example.com"}}, NAME: {"rogue": {"value": "x"}}}
     try:
         with (
-            httpx.Client(base_url=worker.url, timeout=15.0) as shopper,
-            httpx.Client(base_url=worker.url, timeout=15.0, headers=SERVICE_HEADERS) as service,
+            http_client(base_url=worker.url, timeout=15.0) as shopper,
+            http_client(base_url=worker.url, timeout=15.0, headers=SERVICE_HEADERS) as service,
         ):
             asked = len(session_app.requests)
             sid = shopper.post("/api/sessions?items=account.id", json={}).json()["id"]
@@ -342,8 +342,8 @@ def test_a_session_app_answers_before_the_append_and_its_undeclared_outputs_are_
 
 def test_a_failing_app_keeps_its_last_outputs_and_is_asked_again_on_the_next_change(worker, session_app):
     with (
-        httpx.Client(base_url=worker.url, timeout=15.0) as shopper,
-        httpx.Client(base_url=worker.url, timeout=15.0, headers=SERVICE_HEADERS) as service,
+        http_client(base_url=worker.url, timeout=15.0) as shopper,
+        http_client(base_url=worker.url, timeout=15.0, headers=SERVICE_HEADERS) as service,
     ):
         asked = len(session_app.requests)
         body = {"public": {"impersonate": {"value": "x"}}}
@@ -368,8 +368,8 @@ def test_a_failing_app_keeps_its_last_outputs_and_is_asked_again_on_the_next_cha
 def test_replays_and_a_rebuild_give_the_same_states_with_the_app_stopped(worker, session_app, identity_provider):
     """Last in this file: it stops the app and switches the worker to a rebuilt generation."""
     with (
-        httpx.Client(base_url=worker.url, timeout=15.0) as shopper,
-        httpx.Client(base_url=worker.url, timeout=15.0, headers=SERVICE_HEADERS) as service,
+        http_client(base_url=worker.url, timeout=15.0) as shopper,
+        http_client(base_url=worker.url, timeout=15.0, headers=SERVICE_HEADERS) as service,
     ):
         shopper.cookies.set("VtexIdclientAutCookie_demo", identity_token(identity_provider, **BUYER))
         sid = shopper.post("/api/sessions?items=account.id", json={}).json()["id"]

@@ -47,6 +47,7 @@ from streams.devkit.workers import WorkerProcess
 from streams.kafka.admin import INTERNAL_TOPICS, MIN_INSYNC
 from tests.support.cluster import Cluster, session_in
 from tests.support.fault_suite import FaultSuite, Report, Tracked, seconds_now
+from tests.support.http import HttpClient, http_client
 
 ONE_LEFT = "below min.insync.replicas"
 
@@ -182,7 +183,7 @@ class BrokerFaultSuite(FaultSuite):
         return self.now()
 
     def call(
-        self, http: dict[str, httpx.Client], worker: WorkerProcess, kind: str, sid: str, method: str, path: str,
+        self, http: dict[str, HttpClient], worker: WorkerProcess, kind: str, sid: str, method: str, path: str,
         **kwargs: Any,
     ) -> httpx.Response | None:  # fmt: skip
         """The suite's request, and why, when it answered 503 (which limit ran out)."""
@@ -299,7 +300,7 @@ class BrokerFaultSuite(FaultSuite):
 
         def write(route: str, **kwargs: Any) -> None:
             worker = self.pick(random.Random(route))
-            with httpx.Client(base_url=worker.url, timeout=60.0) as http:
+            with http_client(base_url=worker.url, timeout=60.0) as http:
                 answer = http.post(route, **kwargs)
             below.writes.append((route, answer.status_code, answer.headers.get("Retry-After")))
             if answer.status_code == 202:
@@ -320,7 +321,7 @@ class BrokerFaultSuite(FaultSuite):
         with self.lock:
             folded = list(self.sessions)
         for worker in self.cluster.running:
-            with httpx.Client(base_url=worker.url, timeout=30.0) as http:
+            with http_client(base_url=worker.url, timeout=30.0) as http:
                 for tracked in folded:
                     answer = http.get(f"/api/v1/sessions/{tracked.sid}", headers=worker.service_headers)
                     below.reads[answer.status_code] += 1

@@ -24,6 +24,7 @@ from aiokafka.partitioner import murmur2
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.devkit.workers import WorkerProcess, make_worker
+from tests.support.http import http_get
 
 Families = dict[str, list[tuple[str, dict[str, str], float]]]
 
@@ -53,7 +54,7 @@ def parse_metrics(text: str) -> Families:
 def scrape(worker: WorkerProcess, timeout: float = 2.0) -> Families | None:
     """The worker's ``/metrics``, parsed; None when it does not answer 200."""
     try:
-        response = httpx.get(f"{worker.url}/metrics", timeout=timeout)
+        response = http_get(f"{worker.url}/metrics", timeout=timeout)
     except httpx.HTTPError:
         return None
     if response.status_code != 200:
@@ -117,7 +118,7 @@ class Cluster:
         for worker in running:
             name = self.name(worker)
             try:
-                ready = httpx.get(f"{worker.url}/readyz", timeout=2.0).status_code
+                ready = http_get(f"{worker.url}/readyz", timeout=2.0).status_code
             except httpx.HTTPError as exc:
                 return f"{name} /readyz: {type(exc).__name__}"
             if ready != 200:
@@ -133,7 +134,7 @@ class Cluster:
         for worker in running:
             for partition, probe in enumerate(self.probes):
                 try:
-                    status = httpx.get(
+                    status = http_get(
                         f"{worker.url}/api/v1/sessions/{probe}", headers=worker.service_headers, timeout=5.0
                     ).status_code
                 except httpx.HTTPError as exc:

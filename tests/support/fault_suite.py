@@ -59,6 +59,7 @@ from streams.devkit.events import BASE_TIME, new_session_id, page_view, public_s
 from streams.devkit.workers import WorkerProcess, http_status
 from streams.web.tokens import SessionTokens
 from tests.support.cluster import Cluster, Families, parse_metrics, partition_of, scrape, served_partitions
+from tests.support.http import HttpClient, http_client, http_get
 
 STEADY_ANSWERS = 2  # per running worker and kind of request (event, storefront write, read) between two faults
 UNREACHABLE = "unreachable"  # no HTTP answer: connection refused or reset (a killed worker)
@@ -299,7 +300,7 @@ class FaultSuite:
         return rng.choice(choices)
 
     def call(
-        self, http: dict[str, httpx.Client], worker: WorkerProcess, kind: str, sid: str, method: str, path: str,
+        self, http: dict[str, HttpClient], worker: WorkerProcess, kind: str, sid: str, method: str, path: str,
         **kwargs: Any,
     ) -> httpx.Response | None:  # fmt: skip
         at = self.now()
@@ -315,11 +316,9 @@ class FaultSuite:
             self.exchanges.append(Exchange(at, self.cluster.name(worker), kind, status, sid))
         return response
 
-    def clients(self) -> dict[str, httpx.Client]:
+    def clients(self) -> dict[str, HttpClient]:
         return {
-            w.url: httpx.Client(
-                base_url=w.url, timeout=30.0, cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[]))
-            )
+            w.url: http_client(base_url=w.url, timeout=30.0, cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])))
             for w in self.cluster.workers
         }
 
@@ -332,7 +331,7 @@ class FaultSuite:
     # -- the operations -----------------------------------------------------------------------------
 
     def post_event(
-        self, http: dict[str, httpx.Client], rng: random.Random, s: Tracked, event: dict[str, Any], kind: str
+        self, http: dict[str, HttpClient], rng: random.Random, s: Tracked, event: dict[str, Any], kind: str
     ) -> bool:
         """Post until acknowledged, the same id every time; False when the retries ran out."""
         s.sent.add(event["id"])
@@ -373,7 +372,7 @@ class FaultSuite:
                     f"acknowledged last {s.sf_acked[-1:]} (maybe applied: {sorted(s.sf_maybe)})"
                 )
 
-    def read(self, http: dict[str, httpx.Client], worker: WorkerProcess, s: Tracked, storefront: bool) -> None:
+    def read(self, http: dict[str, HttpClient], worker: WorkerProcess, s: Tracked, storefront: bool) -> None:
         if storefront and s.cookie is not None:
             answer = self.call(
                 http, worker, "sf_read", s.sid, "GET", "/api/sessions", params={"items": "*"},
@@ -386,7 +385,7 @@ class FaultSuite:
             )
             self.check_read(worker, "read", s, answer)
 
-    def storefront_write(self, http: dict[str, httpx.Client], rng: random.Random, s: Tracked) -> None:
+    def storefront_write(self, http: dict[str, HttpClient], rng: random.Random, s: Tracked) -> None:
         assert s.cookie is not None
         value = f"{s.sid[:8]}-{self.next_n()}"
         worker = self.pick(rng)
@@ -405,7 +404,7 @@ class FaultSuite:
             if s.allowed is not None:
                 s.allowed.add(value)
 
-    def create(self, http: dict[str, httpx.Client], rng: random.Random, mine: list[Tracked]) -> None:
+    def create(self, http: dict[str, HttpClient], rng: random.Random, mine: list[Tracked]) -> None:
         """A new storefront session (no cookie); once answered 201 it exists, and the load goes on with it."""
         worker = self.pick(rng)
         answer = self.call(
@@ -420,7 +419,7 @@ class FaultSuite:
             with self.lock:
                 self.sessions.append(s)
 
-    def service_event(self, http: dict[str, httpx.Client], rng: random.Random, s: Tracked) -> None:
+    def service_event(self, http: dict[str, HttpClient], rng: random.Random, s: Tracked) -> None:
         n = self.next_n()
         if rng.random() < 0.7:
             campaign = rng.choice(["blackfriday", "summer", "none"])
@@ -476,7 +475,7 @@ class FaultSuite:
         while not self.stopping.wait(1.0):
             for worker in self.cluster.running:
                 try:
-                    response = httpx.get(f"{worker.url}/metrics", timeout=5.0)
+                    response = http_get(f"{worker.url}/metrics", timeout=5.0)
                 except httpx.HTTPError:
                     continue
                 try:
@@ -514,7 +513,7 @@ class FaultSuite:
         self.rng.shuffle(self.sessions)
         self.note(f"{len(self.sessions)} sessions made; load starts")
 
-    def wait_folded(self, http: dict[str, httpx.Client], marker: str | None = None, timeout: float = 180) -> None:
+    def wait_folded(self, http: dict[str, HttpClient], marker: str | None = None, timeout: float = 180) -> None:
         """Until every running worker serves every session (with ``public.marker`` when given)."""
         deadline = time.monotonic() + timeout
         for worker in self.cluster.running:

@@ -11,9 +11,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
 from streams.devkit.workers import SERVICE_HEADERS
+from tests.support.http import HttpClient
 
 Document = dict[str, Any]
 
@@ -29,7 +28,7 @@ def public_has(key: str, value: Any = None) -> Callable[[Document], bool]:
 
 
 def wait_for_session(
-    client: httpx.Client, sid: str, until: int | Callable[[Document], bool], timeout: float = 30.0
+    client: HttpClient, sid: str, until: int | Callable[[Document], bool], timeout: float = 30.0
 ) -> tuple[Document, float]:
     """Poll ``GET /api/v1/sessions/{sid}`` (with the test service key) until ``until(document)``
     holds (an int: at least that many events folded); returns the document and the seconds waited."""

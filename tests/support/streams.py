@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 
-import httpx
 import orjson
 
 from projections.rules import Rules
@@ -17,6 +16,7 @@ from projections.session import fold
 from schemas.events import event_from_object
 from schemas.session import encode_view
 from streams.devkit.events import campaign_click, new_session_id, page_view
+from tests.support.http import http_client
 from tests.support.sessions import public_has, wait_for_session
 
 
@@ -55,5 +55,5 @@ def expected_views(distinct: dict[str, list[dict]], rules: Rules) -> dict[str, d
 
 def served_views(url: str, sids, timeout: float = 90.0) -> dict[str, dict]:
     """Each session as served once its marker (its last event) is folded."""
-    with httpx.Client(base_url=url, timeout=10) as client:
+    with http_client(base_url=url, timeout=10) as client:
         return {sid: wait_for_session(client, sid, public_has("marker"), timeout)[0] for sid in sids}

@@ -11,10 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from streams.devkit.workers import WorkerProcess, make_worker
+from tests.support.http import HttpClient, http_client
 
 # Every test worker's defaults. A 3 s group session timeout (the test broker allows it: see
 # ``group.min.session.timeout.ms`` in streams/devkit/broker.py) instead of 10 s: a worker a test
@@ -69,8 +69,8 @@ def worker_client(**headers: str) -> Any:
     each test: ``browser = worker_client()``, ``service = worker_client(Authorization=...)``."""
 
     @pytest.fixture
-    def client(worker: WorkerProcess) -> Iterator[httpx.Client]:
-        with httpx.Client(base_url=worker.url, timeout=15.0, headers=headers) as http:
+    def client(worker: WorkerProcess) -> Iterator[HttpClient]:
+        with http_client(base_url=worker.url, timeout=15.0, headers=headers) as http:
             yield http
 
     return client
